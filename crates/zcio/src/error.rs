@@ -1,0 +1,218 @@
+//! The one error type of the crate.
+
+use std::io;
+
+/// Everything that can go wrong in zcio.
+///
+/// Each variant names the failing call and, for kernel failures, keeps the
+/// `errno` (see [`Error::errno`]). [`Error::code`] gives a stable string code:
+/// the errno name (`"EBADF"`) for kernel errors, an `ERR_ZCIO_*` or Node-style
+/// `ERR_*` code otherwise. The Node binding copies both onto the JS error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// `io_uring_setup(2)` is refused on this system (disabled by sysctl,
+    /// blocked by a seccomp filter, or missing from the kernel).
+    #[error("io_uring is unavailable: {reason}")]
+    UringUnavailable {
+        /// Why, and what to do about it.
+        reason: String,
+        /// The error `io_uring_setup` returned.
+        #[source]
+        source: io::Error,
+    },
+    /// A system call or an io_uring operation failed.
+    #[error("{call} failed: {source}")]
+    Sys {
+        /// The call that failed (`"io_uring_register"`, `"read"`, ...).
+        call: &'static str,
+        /// The kernel's error, with its errno.
+        #[source]
+        source: io::Error,
+    },
+    /// Registering buffers was refused because it would exceed `RLIMIT_MEMLOCK`.
+    #[error(
+        "registering {bytes} bytes of buffers exceeds the locked-memory limit \
+         (RLIMIT_MEMLOCK {limit}); raise it with `ulimit -l`, LimitMEMLOCK= in a systemd unit, \
+         or --ulimit memlock= for a container, or use fewer/smaller buffers"
+    )]
+    Memlock {
+        /// Bytes the registration needed.
+        bytes: u64,
+        /// The soft limit in bytes, as text (`"unlimited"` or a number).
+        limit: String,
+        /// The kernel's `ENOMEM`.
+        #[source]
+        source: io::Error,
+    },
+    /// An argument has a value that can never be valid (zero size, too many buffers...).
+    #[error("invalid value for {name}: {reason}")]
+    InvalidArgument {
+        /// The argument's name.
+        name: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An index, offset or length lies outside the pool or the buffer.
+    #[error("{name} is out of range: {reason}")]
+    OutOfRange {
+        /// The argument's name.
+        name: &'static str,
+        /// The value and the accepted range.
+        reason: String,
+    },
+    /// Every buffer of the pool is acquired or in flight.
+    #[error("all {total} buffers of the pool are in use")]
+    PoolExhausted {
+        /// The pool's size.
+        total: u32,
+    },
+    /// The buffer is not acquired (never acquired, or already released).
+    #[error("buffer {index} is not acquired")]
+    NotAcquired {
+        /// The buffer index.
+        index: u32,
+    },
+    /// The buffer is in flight: the kernel (or the caller, through
+    /// `mark_in_flight`) owns it, so it can't be released, borrowed or closed.
+    #[error("buffer {index} is in flight")]
+    BufferInFlight {
+        /// The buffer index.
+        index: u32,
+    },
+    /// `complete_in_flight` on a buffer that is not in flight.
+    #[error("buffer {index} is not in flight")]
+    NotInFlight {
+        /// The buffer index.
+        index: u32,
+    },
+    /// The buffer is borrowed through a [`BufRef`](crate::BufRef) or
+    /// [`BufMut`](crate::BufMut) (Rust only).
+    #[error("buffer {index} is borrowed")]
+    Borrowed {
+        /// The buffer index.
+        index: u32,
+    },
+    /// The ring or the pool is closed.
+    #[error("the {what} is closed")]
+    Closed {
+        /// `"ring"` or `"pool"`.
+        what: &'static str,
+    },
+    /// A ring was used from a thread other than the one that created it.
+    #[error("a ring can only be used from the thread that created it")]
+    WrongThread,
+    /// The running kernel lacks a feature.
+    #[error("{feature} is not supported by this kernel ({release}); it needs Linux {needs} or later")]
+    Unsupported {
+        /// What is missing.
+        feature: &'static str,
+        /// The kernel version that introduced it.
+        needs: &'static str,
+        /// The running kernel release.
+        release: String,
+    },
+    /// The ring's registered-buffer table has no room left for the pool.
+    #[error("the ring's registered-buffer table is full ({capacity} buffers in all); close a pool or use another ring")]
+    TableFull {
+        /// The table's capacity.
+        capacity: u32,
+    },
+}
+
+/// Shorthand for `std::result::Result<T, zcio::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A kernel error from the named call.
+    pub(crate) fn sys(call: &'static str, source: io::Error) -> Self {
+        Error::Sys { call, source }
+    }
+
+    /// A kernel error from a negative CQE result (`-errno`).
+    pub(crate) fn from_cqe(call: &'static str, res: i32) -> Self {
+        Error::Sys {
+            call,
+            source: io::Error::from_raw_os_error(-res),
+        }
+    }
+
+    /// The stable code of this error: the errno name for kernel errors
+    /// (`"EBADF"`, `"ENOMEM"`), `ERR_INVALID_ARG_VALUE` / `ERR_OUT_OF_RANGE` for
+    /// bad arguments, `ERR_ZCIO_*` for the rest.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::UringUnavailable { .. } => "ERR_ZCIO_URING_UNAVAILABLE",
+            Error::Sys { source, .. } => errno_name(source.raw_os_error().unwrap_or(0)),
+            Error::Memlock { .. } => "ENOMEM",
+            Error::InvalidArgument { .. } => "ERR_INVALID_ARG_VALUE",
+            Error::OutOfRange { .. } => "ERR_OUT_OF_RANGE",
+            Error::PoolExhausted { .. } => "ERR_ZCIO_POOL_EXHAUSTED",
+            Error::NotAcquired { .. } => "ERR_ZCIO_NOT_ACQUIRED",
+            Error::BufferInFlight { .. } => "ERR_ZCIO_BUFFER_IN_FLIGHT",
+            Error::NotInFlight { .. } => "ERR_ZCIO_NOT_IN_FLIGHT",
+            Error::Borrowed { .. } => "ERR_ZCIO_BUFFER_BORROWED",
+            Error::Closed { .. } => "ERR_ZCIO_CLOSED",
+            Error::WrongThread => "ERR_ZCIO_WRONG_THREAD",
+            Error::Unsupported { .. } => "ERR_ZCIO_UNSUPPORTED",
+            Error::TableFull { .. } => "ERR_ZCIO_TABLE_FULL",
+        }
+    }
+
+    /// The errno, for errors that come from the kernel.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            Error::UringUnavailable { source, .. }
+            | Error::Sys { source, .. }
+            | Error::Memlock { source, .. } => source.raw_os_error(),
+            _ => None,
+        }
+    }
+
+    /// The failing system call or io_uring operation, for kernel errors.
+    pub fn syscall(&self) -> Option<&'static str> {
+        match self {
+            Error::UringUnavailable { .. } => Some("io_uring_setup"),
+            Error::Sys { call, .. } => Some(call),
+            Error::Memlock { .. } => Some("io_uring_register"),
+            _ => None,
+        }
+    }
+}
+
+/// The symbolic name of an errno value, as Node prints it (`"EBADF"`).
+pub fn errno_name(errno: i32) -> &'static str {
+    macro_rules! names {
+        ($($name:ident),* $(,)?) => {
+            match errno {
+                $(libc::$name => stringify!($name),)*
+                _ => "EUNKNOWN",
+            }
+        };
+    }
+    names!(
+        EPERM, ENOENT, ESRCH, EINTR, EIO, ENXIO, E2BIG, ENOEXEC, EBADF, ECHILD, EAGAIN, ENOMEM,
+        EACCES, EFAULT, EBUSY, EEXIST, EXDEV, ENODEV, ENOTDIR, EISDIR, EINVAL, ENFILE, EMFILE,
+        ENOTTY, ETXTBSY, EFBIG, ENOSPC, ESPIPE, EROFS, EMLINK, EPIPE, ERANGE, EDEADLK,
+        ENAMETOOLONG, ENOSYS, ENOTEMPTY, ELOOP, ENODATA, ETIME, EOVERFLOW, EBADFD, EOPNOTSUPP,
+        ENOBUFS, ECONNRESET, ECONNREFUSED, ECONNABORTED, ENOTCONN, ENOTSOCK, ETIMEDOUT,
+        EHOSTUNREACH, ENETUNREACH, EADDRINUSE, EADDRNOTAVAIL, EMSGSIZE, ECANCELED, EDQUOT,
+        EALREADY, EINPROGRESS, EPROTO, EBADMSG, ESTALE, ENOLCK,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_stable() {
+        let e = Error::from_cqe("read", -libc::EBADF);
+        assert_eq!(e.code(), "EBADF");
+        assert_eq!(e.errno(), Some(libc::EBADF));
+        assert_eq!(e.syscall(), Some("read"));
+        assert_eq!(Error::PoolExhausted { total: 1 }.code(), "ERR_ZCIO_POOL_EXHAUSTED");
+        assert_eq!(Error::NotAcquired { index: 0 }.errno(), None);
+        assert_eq!(errno_name(12345), "EUNKNOWN");
+    }
+}

@@ -1,0 +1,625 @@
+//! `RegisteredBufferPool`: page-aligned memory registered once as io_uring
+//! fixed buffers, lent to the kernel by READ_FIXED / WRITE_FIXED.
+
+use std::cell::{Cell, Ref, RefCell};
+use std::ops::{Deref, DerefMut};
+use std::os::fd::RawFd;
+use std::rc::Rc;
+
+use io_uring::{opcode, types};
+
+use crate::buf_table::MAX_REGISTERED_BUFFERS;
+use crate::error::{Error, Result};
+use crate::ring::{Op, OpKind, Ring, RingInner};
+use crate::slots::{Counters, Slot, Slots};
+use crate::sys::{self, Mmap};
+
+/// The largest buffer the kernel registers (1 GiB).
+pub const MAX_BUFFER_SIZE: usize = 1 << 30;
+
+/// The memory of a pool. Holding an `Rc<Region>` keeps it mapped, even after
+/// the pool is closed or dropped; bindings that lend the memory out (as
+/// JavaScript `ArrayBuffer`s) keep one until the last view is gone.
+#[derive(Debug)]
+pub struct Region {
+    map: Mmap,
+}
+
+impl Region {
+    /// Start of the memory.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.map.as_ptr()
+    }
+
+    /// Size in bytes.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether the region is empty (never).
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+/// A snapshot of a pool's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Usable bytes per buffer.
+    pub buffer_size: usize,
+    /// Buffers in the pool.
+    pub total: u32,
+    /// Buffers free to acquire.
+    pub available: u32,
+    /// Buffers acquired and not in flight.
+    pub acquired: u32,
+    /// Buffers in flight.
+    pub in_flight: u32,
+    /// Kernel operations outstanding on the pool.
+    pub kernel_ops: u64,
+    /// Cumulative counters.
+    pub counters: Counters,
+}
+
+pub(crate) struct PoolShared {
+    ring: Rc<RingInner>,
+    region: Rc<Region>,
+    buffer_size: usize,
+    stride: usize,
+    /// First index of the pool in the ring's registered-buffer table.
+    base: u32,
+    slots: RefCell<Slots>,
+    closed: Cell<bool>,
+}
+
+impl PoolShared {
+    pub(crate) fn end_op(&self, index: u32, res: i32) {
+        self.slots.borrow_mut().end_op(index, res);
+    }
+
+    fn unregister(&self) {
+        let count = self.slots.borrow().total() as usize;
+        let empty = vec![
+            libc::iovec {
+                iov_base: std::ptr::null_mut(),
+                iov_len: 0,
+            };
+            count
+        ];
+        let mut table = self.ring.table.borrow_mut();
+        if !table.registered {
+            return; // the ring is closed: the kernel dropped the table
+        }
+        let _ = self.ring.with_uring(|uring| {
+            // SAFETY: empty iovecs reference no memory; they clear the slots.
+            unsafe { uring.submitter().register_buffers_update(self.base, &empty, None) }
+        });
+        table.free(self.base);
+    }
+}
+
+impl Drop for PoolShared {
+    fn drop(&mut self) {
+        // Reached only once no operation holds the pool (ops own an Rc).
+        if !self.closed.get() {
+            self.unregister();
+        }
+    }
+}
+
+/// A pool of equally sized, page-aligned buffers registered with a ring as
+/// fixed buffers (`IORING_REGISTER_BUFFERS_UPDATE`, Linux 5.13).
+///
+/// Each buffer is either free, acquired by the user, or in flight (lent to the
+/// kernel, or marked by the user). Every transition is checked, in release
+/// builds too: a buffer in flight can't be released, borrowed or closed, and
+/// its memory stays mapped until the kernel's completion is reaped.
+///
+/// Registered memory is pinned and charged to `RLIMIT_MEMLOCK` (unless the
+/// process has `CAP_IPC_LOCK`).
+pub struct RegisteredBufferPool {
+    shared: Rc<PoolShared>,
+}
+
+impl std::fmt::Debug for RegisteredBufferPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegisteredBufferPool")
+            .field("stats", &self.stats())
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+impl RegisteredBufferPool {
+    /// Allocates `buffer_count` buffers of `buffer_size` bytes, each starting
+    /// on a page boundary (usable with `O_DIRECT`), and registers them with
+    /// `ring`.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::InvalidArgument`]: `buffer_size` is 0 or above 1 GiB, or
+    ///   `buffer_count` is 0 or above 16384.
+    /// - [`Error::Memlock`]: the registration exceeds `RLIMIT_MEMLOCK`.
+    /// - [`Error::TableFull`]: the ring's 16384-entry table has no room left.
+    /// - [`Error::Unsupported`]: the kernel predates Linux 5.13.
+    /// - [`Error::Closed`]: the ring is closed.
+    /// - [`Error::Sys`]: `mmap` or `io_uring_register` failed otherwise.
+    pub fn new(ring: &Ring, buffer_size: usize, buffer_count: usize) -> Result<Self> {
+        if buffer_size == 0 || buffer_size > MAX_BUFFER_SIZE {
+            return Err(Error::InvalidArgument {
+                name: "bufferSize",
+                reason: format!("{buffer_size} is not between 1 and {MAX_BUFFER_SIZE} (1 GiB)"),
+            });
+        }
+        if buffer_count == 0 || buffer_count > MAX_REGISTERED_BUFFERS as usize {
+            return Err(Error::InvalidArgument {
+                name: "bufferCount",
+                reason: format!(
+                    "{buffer_count} is not between 1 and {MAX_REGISTERED_BUFFERS}"
+                ),
+            });
+        }
+        let inner = ring.inner();
+        inner.check_open()?;
+        let page = sys::page_size();
+        let stride = buffer_size.div_ceil(page) * page;
+        let bytes = stride.checked_mul(buffer_count).ok_or(Error::InvalidArgument {
+            name: "bufferCount",
+            reason: "bufferSize * bufferCount overflows the address space".into(),
+        })?;
+        let map = Mmap::anonymous(bytes).map_err(|e| Error::sys("mmap", e))?;
+        let region = Rc::new(Region { map });
+        let base = register(inner, &region, buffer_size, stride, buffer_count as u32)?;
+        Ok(RegisteredBufferPool {
+            shared: Rc::new(PoolShared {
+                ring: inner.clone(),
+                region,
+                buffer_size,
+                stride,
+                base,
+                slots: RefCell::new(Slots::new(buffer_count as u32)),
+                closed: Cell::new(false),
+            }),
+        })
+    }
+
+    fn slots(&self) -> Result<std::cell::RefMut<'_, Slots>> {
+        if self.shared.closed.get() {
+            return Err(Error::Closed { what: "pool" });
+        }
+        Ok(self.shared.slots.borrow_mut())
+    }
+
+    fn view(&self) -> Ref<'_, Slots> {
+        self.shared.slots.borrow()
+    }
+
+    /// Takes a free buffer and returns its index.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PoolExhausted`] when none is free; [`Error::Closed`].
+    pub fn acquire(&self) -> Result<u32> {
+        let mut slots = self.slots()?;
+        let total = slots.total();
+        slots.try_acquire().ok_or(Error::PoolExhausted { total })
+    }
+
+    /// Takes a free buffer, or `None` when none is free.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`].
+    pub fn try_acquire(&self) -> Result<Option<u32>> {
+        Ok(self.slots()?.try_acquire())
+    }
+
+    /// Returns an acquired buffer to the pool.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotAcquired`] (double release), [`Error::BufferInFlight`],
+    /// [`Error::Borrowed`], [`Error::OutOfRange`], [`Error::Closed`].
+    pub fn release(&self, index: u32) -> Result<()> {
+        self.slots()?.release(index)
+    }
+
+    /// Marks an acquired buffer as in flight (lent to something outside the
+    /// pool); it can't be released until [`complete_in_flight`](Self::complete_in_flight).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotAcquired`], [`Error::BufferInFlight`] (already marked),
+    /// [`Error::Borrowed`], [`Error::OutOfRange`], [`Error::Closed`].
+    pub fn mark_in_flight(&self, index: u32) -> Result<()> {
+        self.slots()?.mark_in_flight(index)
+    }
+
+    /// Ends an in-flight mark (from `mark_in_flight` or a `submit_*` call).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BufferInFlight`] while a kernel operation on the buffer has not
+    /// been reaped; [`Error::NotInFlight`], [`Error::NotAcquired`],
+    /// [`Error::OutOfRange`], [`Error::Closed`].
+    pub fn complete_in_flight(&self, index: u32) -> Result<()> {
+        self.slots()?.complete_in_flight(index)
+    }
+
+    /// Borrows an acquired buffer that is not in flight.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BufferInFlight`], [`Error::NotAcquired`], [`Error::Borrowed`]
+    /// (mutably borrowed), [`Error::OutOfRange`], [`Error::Closed`].
+    pub fn get(&self, index: u32) -> Result<BufRef<'_>> {
+        self.slots()?.borrow(index, false)?;
+        Ok(BufRef { pool: self, index })
+    }
+
+    /// Borrows an acquired buffer that is not in flight, mutably.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get), and [`Error::Borrowed`] if borrowed at all.
+    pub fn get_mut(&self, index: u32) -> Result<BufMut<'_>> {
+        self.slots()?.borrow(index, true)?;
+        Ok(BufMut { pool: self, index })
+    }
+
+    /// Queues `IORING_OP_READ_FIXED`: read `len` bytes at file `offset` of
+    /// `fd` into buffer `index`, starting `buf_offset` bytes into it.
+    /// The buffer becomes in flight and stays so until the completion is
+    /// reaped **and** the caller calls [`complete_in_flight`](Self::complete_in_flight).
+    /// Returns the operation's `user_data`, found again in its
+    /// [`Completion`](crate::Completion). Submit with [`Ring::submit`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::OutOfRange`] when `buf_offset + len` exceeds the buffer;
+    /// [`Error::NotAcquired`], [`Error::Borrowed`], [`Error::Closed`] (pool or
+    /// ring), [`Error::Sys`] if the submission queue could not be flushed.
+    /// Errors of the read itself (`EBADF`...) arrive in the completion.
+    pub fn submit_read_fixed(
+        &self,
+        fd: RawFd,
+        index: u32,
+        offset: u64,
+        len: usize,
+        buf_offset: usize,
+    ) -> Result<u64> {
+        self.submit(OpKind::ReadFixed, fd, index, offset, len, buf_offset, true)
+    }
+
+    /// Queues `IORING_OP_WRITE_FIXED` from buffer `index`; as
+    /// [`submit_read_fixed`](Self::submit_read_fixed).
+    ///
+    /// # Errors
+    ///
+    /// As [`submit_read_fixed`](Self::submit_read_fixed).
+    pub fn submit_write_fixed(
+        &self,
+        fd: RawFd,
+        index: u32,
+        offset: u64,
+        len: usize,
+        buf_offset: usize,
+    ) -> Result<u64> {
+        self.submit(OpKind::WriteFixed, fd, index, offset, len, buf_offset, true)
+    }
+
+    /// As [`submit_read_fixed`](Self::submit_read_fixed), but the buffer leaves
+    /// the in-flight state by itself when the last of its operations completes.
+    ///
+    /// # Errors
+    ///
+    /// As [`submit_read_fixed`](Self::submit_read_fixed).
+    pub fn read_fixed(
+        &self,
+        fd: RawFd,
+        index: u32,
+        offset: u64,
+        len: usize,
+        buf_offset: usize,
+    ) -> Result<u64> {
+        self.submit(OpKind::ReadFixed, fd, index, offset, len, buf_offset, false)
+    }
+
+    /// As [`submit_write_fixed`](Self::submit_write_fixed), completing by itself;
+    /// see [`read_fixed`](Self::read_fixed).
+    ///
+    /// # Errors
+    ///
+    /// As [`submit_read_fixed`](Self::submit_read_fixed).
+    pub fn write_fixed(
+        &self,
+        fd: RawFd,
+        index: u32,
+        offset: u64,
+        len: usize,
+        buf_offset: usize,
+    ) -> Result<u64> {
+        self.submit(OpKind::WriteFixed, fd, index, offset, len, buf_offset, false)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn submit(
+        &self,
+        kind: OpKind,
+        fd: RawFd,
+        index: u32,
+        offset: u64,
+        len: usize,
+        buf_offset: usize,
+        manual: bool,
+    ) -> Result<u64> {
+        let s = &self.shared;
+        s.ring.check_open()?;
+        let mut slots = self.slots()?;
+        let was = slots.state(index)?;
+        if buf_offset > s.buffer_size || len > s.buffer_size - buf_offset {
+            return Err(Error::OutOfRange {
+                name: "len",
+                reason: format!(
+                    "bufferOffset {buf_offset} + len {len} exceeds the buffer size {}",
+                    s.buffer_size
+                ),
+            });
+        }
+        if offset > i64::MAX as u64 {
+            return Err(Error::OutOfRange {
+                name: "offset",
+                reason: format!("{offset} is above 2^63 - 1"),
+            });
+        }
+        slots.begin_op(index, manual)?;
+        drop(slots);
+        // In bounds: index < total and buf_offset + len <= buffer_size <= stride.
+        let addr = s.region.as_ptr().wrapping_add(index as usize * s.stride + buf_offset);
+        let buf_index = (s.base + index) as u16;
+        let entry = match kind {
+            OpKind::ReadFixed => opcode::ReadFixed::new(types::Fd(fd), addr, len as u32, buf_index)
+                .offset(offset)
+                .build(),
+            OpKind::WriteFixed => {
+                opcode::WriteFixed::new(types::Fd(fd), addr, len as u32, buf_index)
+                    .offset(offset)
+                    .build()
+            }
+        };
+        let op = Op {
+            pool: s.clone(),
+            index,
+            kind,
+        };
+        // SAFETY: `addr..addr+len` lies inside registered buffer `buf_index`,
+        // and `op` holds the pool (and so its memory and registration) until
+        // the completion is reaped.
+        match unsafe { s.ring.push(entry, op) } {
+            Ok(user_data) => Ok(user_data),
+            Err(e) => {
+                s.slots.borrow_mut().abort_op(index, was);
+                Err(e)
+            }
+        }
+    }
+
+    /// Usable bytes per buffer.
+    pub fn buffer_size(&self) -> usize {
+        self.shared.buffer_size
+    }
+
+    /// Buffers in the pool.
+    pub fn total_count(&self) -> u32 {
+        self.view().total()
+    }
+
+    /// Buffers free to acquire.
+    pub fn available_count(&self) -> u32 {
+        self.view().available()
+    }
+
+    /// Buffers acquired and not in flight.
+    pub fn acquired_count(&self) -> u32 {
+        self.view().acquired()
+    }
+
+    /// Buffers in flight.
+    pub fn in_flight_count(&self) -> u32 {
+        self.view().in_flight()
+    }
+
+    /// Whether no buffer is free.
+    pub fn is_exhausted(&self) -> bool {
+        self.view().available() == 0
+    }
+
+    /// A snapshot of the counts and counters.
+    pub fn stats(&self) -> PoolStats {
+        let v = self.view();
+        PoolStats {
+            buffer_size: self.shared.buffer_size,
+            total: v.total(),
+            available: v.available(),
+            acquired: v.acquired(),
+            in_flight: v.in_flight(),
+            kernel_ops: v.kernel_ops(),
+            counters: v.counters,
+        }
+    }
+
+    /// Whether [`close`](Self::close) succeeded.
+    pub fn is_closed(&self) -> bool {
+        self.shared.closed.get()
+    }
+
+    /// Unregisters the buffers. The memory itself is unmapped when the pool
+    /// and every [`Region`] handle are dropped. Calling it again does nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BufferInFlight`] while any buffer is in flight,
+    /// [`Error::Borrowed`] while any is borrowed; the pool stays open.
+    pub fn close(&self) -> Result<()> {
+        if self.shared.closed.get() {
+            return Ok(());
+        }
+        self.shared.slots.borrow().check_closable()?;
+        self.shared.unregister();
+        self.shared.closed.set(true);
+        Ok(())
+    }
+
+    /// The pool's memory, for bindings that lend it out; see [`Region`].
+    pub fn region(&self) -> Rc<Region> {
+        self.shared.region.clone()
+    }
+
+    /// Address of buffer `index` inside [`region`](Self::region). Reading or
+    /// writing through it while the buffer is in flight races with the kernel.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::OutOfRange`].
+    pub fn buffer_ptr(&self, index: u32) -> Result<*mut u8> {
+        self.view().state(index)?;
+        let s = &self.shared;
+        Ok(s.region.as_ptr().wrapping_add(index as usize * s.stride))
+    }
+
+    /// Whether buffer `index` is in flight.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::OutOfRange`].
+    pub fn is_in_flight(&self, index: u32) -> Result<bool> {
+        Ok(matches!(self.view().state(index)?, Slot::InFlight { .. }))
+    }
+
+    /// Whether buffer `index` is acquired (in flight or not).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::OutOfRange`].
+    pub fn is_acquired(&self, index: u32) -> Result<bool> {
+        Ok(!matches!(self.view().state(index)?, Slot::Free))
+    }
+
+    fn slice(&self, index: u32) -> *mut u8 {
+        let s = &self.shared;
+        s.region.as_ptr().wrapping_add(index as usize * s.stride)
+    }
+}
+
+fn register(
+    ring: &RingInner,
+    region: &Region,
+    buffer_size: usize,
+    stride: usize,
+    count: u32,
+) -> Result<u32> {
+    let mut table = ring.table.borrow_mut();
+    let base = table.alloc(count)?;
+    let iovecs: Vec<libc::iovec> = (0..count as usize)
+        .map(|i| libc::iovec {
+            iov_base: region.as_ptr().wrapping_add(i * stride).cast(),
+            iov_len: buffer_size,
+        })
+        .collect();
+    let registered = table.registered;
+    let res = ring.with_uring(|uring| {
+        let submitter = uring.submitter();
+        if !registered {
+            submitter
+                .register_buffers_sparse(MAX_REGISTERED_BUFFERS)
+                .map_err(|e| match e.raw_os_error() {
+                    Some(libc::EINVAL) => Error::Unsupported {
+                        feature: "a sparse registered-buffer table",
+                        needs: "5.13",
+                        release: sys::kernel_release(),
+                    },
+                    _ => Error::sys("io_uring_register", e),
+                })?;
+        }
+        // SAFETY: each iovec lies inside `region`, which the pool keeps mapped
+        // until the entries are cleared again (`PoolShared::unregister`) or
+        // the ring is closed.
+        unsafe { submitter.register_buffers_update(base, &iovecs, None) }.map_err(|e| {
+            match e.raw_os_error() {
+                Some(libc::ENOMEM) => Error::Memlock {
+                    bytes: (stride * count as usize) as u64,
+                    limit: sys::memlock_limit()
+                        .map_or_else(|| "unlimited".into(), |l| format!("{l} bytes")),
+                    source: e,
+                },
+                _ => Error::sys("io_uring_register", e),
+            }
+        })
+    });
+    match res.and_then(|r| r) {
+        Ok(()) => {
+            table.registered = true;
+            Ok(base)
+        }
+        Err(e) => {
+            if !registered && !matches!(e, Error::Unsupported { .. } | Error::Closed { .. }) {
+                // The sparse table went in even though the update failed.
+                table.registered = true;
+            }
+            table.free(base);
+            Err(e)
+        }
+    }
+}
+
+/// A shared borrow of an acquired buffer; see [`RegisteredBufferPool::get`].
+pub struct BufRef<'a> {
+    pool: &'a RegisteredBufferPool,
+    index: u32,
+}
+
+/// An exclusive borrow of an acquired buffer; see [`RegisteredBufferPool::get_mut`].
+pub struct BufMut<'a> {
+    pool: &'a RegisteredBufferPool,
+    index: u32,
+}
+
+impl Deref for BufRef<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: the slot is acquired, not in flight and shared-borrowed (so
+        // no BufMut exists and no operation can start); the region outlives
+        // `self.pool`, which outlives this borrow.
+        unsafe { std::slice::from_raw_parts(self.pool.slice(self.index), self.pool.buffer_size()) }
+    }
+}
+
+impl Deref for BufMut<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: as for BufRef; this borrow is exclusive.
+        unsafe { std::slice::from_raw_parts(self.pool.slice(self.index), self.pool.buffer_size()) }
+    }
+}
+
+impl DerefMut for BufMut<'_> {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: the slot is exclusively borrowed by this guard, acquired and
+        // not in flight, so nothing else reads or writes it.
+        unsafe {
+            std::slice::from_raw_parts_mut(self.pool.slice(self.index), self.pool.buffer_size())
+        }
+    }
+}
+
+impl Drop for BufRef<'_> {
+    fn drop(&mut self) {
+        self.pool.shared.slots.borrow_mut().unborrow(self.index);
+    }
+}
+
+impl Drop for BufMut<'_> {
+    fn drop(&mut self) {
+        self.pool.shared.slots.borrow_mut().unborrow(self.index);
+    }
+}

@@ -1,0 +1,561 @@
+//! An io_uring owned by one thread, with the table of operations in flight.
+
+use std::cell::{Cell, RefCell};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use io_uring::{opcode, squeue, types, IoUring};
+
+use crate::buf_table::BufTable;
+use crate::error::{Error, Result};
+use crate::pool::PoolShared;
+use crate::{probe, sys};
+
+/// `user_data` of the ring's own cancel requests; never handed to users.
+const CANCEL_USER_DATA: u64 = u64::MAX;
+/// `IORING_ENTER_GETEVENTS`.
+const ENTER_GETEVENTS: u32 = 1;
+/// How long `close` waits for cancelled operations before leaking their memory.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How to set up a [`Ring`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RingOptions {
+    /// Submission-queue entries (a power of two is used; default 256, max 32768).
+    pub entries: u32,
+    /// Use a kernel submission thread (`IORING_SETUP_SQPOLL`) that sleeps after
+    /// this many idle milliseconds. It costs a kernel thread that spins while
+    /// busy. `None` (the default) submits through `io_uring_enter`.
+    pub sqpoll_idle_ms: Option<u32>,
+}
+
+impl Default for RingOptions {
+    fn default() -> Self {
+        RingOptions {
+            entries: 256,
+            sqpoll_idle_ms: None,
+        }
+    }
+}
+
+/// The setup flags the kernel accepted for a ring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RingFeatures {
+    /// `IORING_SETUP_SINGLE_ISSUER` (Linux 6.0).
+    pub single_issuer: bool,
+    /// `IORING_SETUP_DEFER_TASKRUN` (Linux 6.1).
+    pub defer_taskrun: bool,
+    /// `IORING_SETUP_COOP_TASKRUN` (Linux 5.19).
+    pub coop_taskrun: bool,
+    /// `IORING_SETUP_SQPOLL`.
+    pub sqpoll: bool,
+}
+
+/// The kind of an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpKind {
+    /// `IORING_OP_READ_FIXED`.
+    ReadFixed,
+    /// `IORING_OP_WRITE_FIXED`.
+    WriteFixed,
+}
+
+impl OpKind {
+    /// The system call this operation stands for, as Node names it in errors.
+    pub fn syscall(self) -> &'static str {
+        match self {
+            OpKind::ReadFixed => "read",
+            OpKind::WriteFixed => "write",
+        }
+    }
+}
+
+/// One finished operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Completion {
+    /// The value [`RegisteredBufferPool::submit_read_fixed`](crate::RegisteredBufferPool::submit_read_fixed)
+    /// (or another submit call) returned.
+    pub user_data: u64,
+    /// Bytes transferred, or `-errno`.
+    pub result: i32,
+    /// The CQE flags.
+    pub flags: u32,
+    /// What the operation was.
+    pub kind: OpKind,
+    /// The pool buffer it used.
+    pub buffer: u32,
+}
+
+impl Completion {
+    /// The operation's outcome: bytes transferred, or the kernel's error.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sys`] with the operation's errno when `result` is negative.
+    pub fn into_result(self) -> Result<u32> {
+        if self.result < 0 {
+            Err(Error::from_cqe(self.kind.syscall(), self.result))
+        } else {
+            Ok(self.result as u32)
+        }
+    }
+
+    /// The index of the operation in the ring's table (the low 32 bits of
+    /// `user_data`): unique among operations in flight, so bindings can keep
+    /// their own per-operation state in a dense table.
+    pub fn slot(&self) -> u32 {
+        self.user_data as u32
+    }
+}
+
+/// What the ring holds for an operation until its completion: the pool (and
+/// so the memory) the kernel is using.
+pub(crate) struct Op {
+    pub(crate) pool: Rc<PoolShared>,
+    pub(crate) index: u32,
+    pub(crate) kind: OpKind,
+}
+
+struct OpEntry {
+    generation: u32,
+    op: Option<Op>,
+}
+
+#[derive(Default)]
+struct Ops {
+    entries: Vec<OpEntry>,
+    free: Vec<u32>,
+    live: u32,
+}
+
+impl Ops {
+    fn insert(&mut self, op: Op) -> u64 {
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                self.entries.push(OpEntry {
+                    generation: 0,
+                    op: None,
+                });
+                (self.entries.len() - 1) as u32
+            }
+        };
+        let entry = &mut self.entries[slot as usize];
+        entry.generation = entry.generation.wrapping_add(1);
+        entry.op = Some(op);
+        self.live += 1;
+        (u64::from(entry.generation) << 32) | u64::from(slot)
+    }
+
+    fn remove(&mut self, user_data: u64) -> Option<Op> {
+        let slot = user_data as u32;
+        let entry = self.entries.get_mut(slot as usize)?;
+        if u64::from(entry.generation) != user_data >> 32 {
+            return None;
+        }
+        let op = entry.op.take()?;
+        self.free.push(slot);
+        self.live -= 1;
+        Some(op)
+    }
+}
+
+pub(crate) struct RingInner {
+    uring: RefCell<Option<IoUring>>,
+    eventfd: OwnedFd,
+    features: RingFeatures,
+    ops: RefCell<Ops>,
+    /// Ops whose completion was reaped, dropped once no borrow is held (the
+    /// last reference to a pool may go with them).
+    graveyard: RefCell<Vec<Op>>,
+    pub(crate) table: RefCell<BufTable>,
+    /// SQEs pushed but not yet handed to the kernel.
+    pending: Cell<u32>,
+    closed: Cell<bool>,
+}
+
+/// An io_uring instance and its completion bookkeeping.
+///
+/// A ring belongs to the thread that created it (`Ring` is neither `Send` nor
+/// `Sync`): with `IORING_SETUP_SINGLE_ISSUER` the kernel itself enforces it.
+/// Operations are queued by the pools that use the ring, handed to the kernel
+/// in one `io_uring_enter` by [`Ring::submit`], and collected by
+/// [`Ring::reap`]. The ring signals an eventfd ([`Ring::eventfd`]) whenever
+/// completions are posted, so an event loop can watch it.
+///
+/// Requires Linux 5.13 (sparse registered-buffer tables); uses
+/// `SINGLE_ISSUER | DEFER_TASKRUN | COOP_TASKRUN` where the kernel has them
+/// (6.1) and falls back when it doesn't.
+#[derive(Clone)]
+pub struct Ring {
+    pub(crate) inner: Rc<RingInner>,
+}
+
+impl std::fmt::Debug for Ring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ring")
+            .field("features", &self.inner.features)
+            .field("in_flight", &self.in_flight())
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+impl Ring {
+    /// Sets up a ring.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::UringUnavailable`] when `io_uring_setup` is refused (sysctl
+    ///   `kernel.io_uring_disabled`, a seccomp filter, no kernel support); the
+    ///   message says what to do.
+    /// - [`Error::InvalidArgument`] when `entries` is 0 or above 32768.
+    /// - [`Error::Sys`] for other setup failures (`io_uring_setup`,
+    ///   `io_uring_register` of the eventfd).
+    pub fn new(options: RingOptions) -> Result<Ring> {
+        if options.entries == 0 || options.entries > 32768 {
+            return Err(Error::InvalidArgument {
+                name: "entries",
+                reason: format!("{} is not between 1 and 32768", options.entries),
+            });
+        }
+        let (uring, features) = setup(options)?;
+        let eventfd = sys::eventfd().map_err(|e| Error::sys("eventfd", e))?;
+        uring
+            .submitter()
+            .register_eventfd(eventfd.as_raw_fd())
+            .map_err(|e| Error::sys("io_uring_register", e))?;
+        Ok(Ring {
+            inner: Rc::new(RingInner {
+                uring: RefCell::new(Some(uring)),
+                eventfd,
+                features,
+                ops: RefCell::default(),
+                graveyard: RefCell::default(),
+                table: RefCell::new(BufTable::new()),
+                pending: Cell::new(0),
+                closed: Cell::new(false),
+            }),
+        })
+    }
+
+    /// The setup flags the kernel accepted.
+    pub fn features(&self) -> RingFeatures {
+        self.inner.features
+    }
+
+    /// The eventfd the kernel signals when it posts completions. Treat a
+    /// wake-up as a hint: call [`Ring::submit`] and [`Ring::reap`].
+    pub fn eventfd(&self) -> RawFd {
+        self.inner.eventfd.as_raw_fd()
+    }
+
+    /// Clears the eventfd's counter; returns whether it was signalled.
+    pub fn clear_eventfd(&self) -> bool {
+        sys::eventfd_drain(&self.inner.eventfd)
+    }
+
+    /// Operations submitted (or queued) whose completion has not been reaped.
+    pub fn in_flight(&self) -> u32 {
+        self.inner.ops.borrow().live
+    }
+
+    /// Operations queued but not yet handed to the kernel.
+    pub fn pending(&self) -> u32 {
+        self.inner.pending.get()
+    }
+
+    /// Whether [`Ring::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.get()
+    }
+
+    /// Hands every queued operation to the kernel in one `io_uring_enter`,
+    /// and (with `DEFER_TASKRUN`) runs the completion work the kernel deferred
+    /// to this thread, so that [`Ring::reap`] finds it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] after `close`; [`Error::Sys`] (`io_uring_enter`) when
+    /// the kernel rejects the call for a reason other than a full completion
+    /// queue or an interrupted call (those are retried later).
+    pub fn submit(&self) -> Result<u32> {
+        self.inner.submit()
+    }
+
+    /// Blocks until at least `want` completions are ready (after submitting
+    /// what is queued).
+    ///
+    /// # Errors
+    ///
+    /// As [`Ring::submit`].
+    pub fn submit_and_wait(&self, want: u32) -> Result<u32> {
+        self.inner.enter(want, None)
+    }
+
+    /// Moves every ready completion into `out` (appending), updating the
+    /// pools' buffer states. Returns how many were added.
+    pub fn reap(&self, out: &mut Vec<Completion>) -> usize {
+        self.inner.reap(out)
+    }
+
+    /// Stops the ring: refuses new operations, cancels those in flight
+    /// (`IORING_OP_ASYNC_CANCEL`, any), waits for their completions (which are
+    /// appended to `out`, most with `-ECANCELED`), then closes the io_uring.
+    /// Calling it again does nothing.
+    ///
+    /// If the kernel does not finish the cancelled operations within 10
+    /// seconds, their buffers are leaked rather than freed, so the kernel can
+    /// never write into freed memory.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sys`] if cancelling fails; the ring is closed anyway.
+    pub fn close(&self, out: &mut Vec<Completion>) -> Result<()> {
+        self.inner.close(out)
+    }
+
+    pub(crate) fn inner(&self) -> &Rc<RingInner> {
+        &self.inner
+    }
+}
+
+fn setup(options: RingOptions) -> Result<(IoUring, RingFeatures)> {
+    let entries = options.entries.next_power_of_two();
+    let cq = (entries * 4).max(64);
+    let mut attempts: Vec<RingFeatures> = Vec::new();
+    let sqpoll = options.sqpoll_idle_ms.is_some();
+    // Preferred first; SQPOLL can't be combined with DEFER_TASKRUN.
+    attempts.push(RingFeatures {
+        single_issuer: true,
+        defer_taskrun: !sqpoll,
+        coop_taskrun: !sqpoll,
+        sqpoll,
+    });
+    attempts.push(RingFeatures {
+        coop_taskrun: !sqpoll,
+        sqpoll,
+        ..RingFeatures::default()
+    });
+    attempts.push(RingFeatures {
+        sqpoll,
+        ..RingFeatures::default()
+    });
+    let mut last = None;
+    for f in attempts {
+        let mut b = IoUring::builder();
+        b.setup_cqsize(cq).setup_clamp().dontfork();
+        if f.single_issuer {
+            b.setup_single_issuer();
+        }
+        if f.defer_taskrun {
+            b.setup_defer_taskrun();
+        }
+        if f.coop_taskrun {
+            b.setup_coop_taskrun();
+        }
+        if let Some(idle) = options.sqpoll_idle_ms {
+            b.setup_sqpoll(idle);
+        }
+        match b.build(entries) {
+            Ok(uring) => return Ok((uring, f)),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => last = Some(e),
+            Err(e) => {
+                return Err(match e.raw_os_error() {
+                    Some(libc::EPERM) | Some(libc::EACCES) | Some(libc::ENOSYS) => {
+                        Error::UringUnavailable {
+                            reason: probe::unavailable_reason(&e),
+                            source: e,
+                        }
+                    }
+                    _ => Error::sys("io_uring_setup", e),
+                })
+            }
+        }
+    }
+    Err(Error::sys(
+        "io_uring_setup",
+        last.unwrap_or_else(|| std::io::Error::from_raw_os_error(libc::EINVAL)),
+    ))
+}
+
+impl RingInner {
+    pub(crate) fn check_open(&self) -> Result<()> {
+        if self.closed.get() {
+            return Err(Error::Closed { what: "ring" });
+        }
+        Ok(())
+    }
+
+    /// Runs `f` on the io_uring; `Closed` once it is gone.
+    pub(crate) fn with_uring<T>(&self, f: impl FnOnce(&mut IoUring) -> T) -> Result<T> {
+        let mut guard = self.uring.borrow_mut();
+        match guard.as_mut() {
+            Some(uring) if !self.closed.get() => Ok(f(uring)),
+            _ => Err(Error::Closed { what: "ring" }),
+        }
+    }
+
+    /// Queues `entry` for `op`; the op (and the pool memory it references) is
+    /// kept until the completion is reaped.
+    ///
+    /// # Safety
+    ///
+    /// Every buffer `entry` points at must stay valid until its completion:
+    /// `op.pool` must own that memory.
+    pub(crate) unsafe fn push(&self, entry: squeue::Entry, op: Op) -> Result<u64> {
+        self.check_open()?;
+        let user_data = self.ops.borrow_mut().insert(op);
+        let entry = entry.user_data(user_data);
+        loop {
+            let pushed = self.with_uring(|uring| {
+                // SAFETY: the caller guarantees the buffers stay valid; the op
+                // holding them was stored under `user_data` above.
+                unsafe { uring.submission().push(&entry) }.is_ok()
+            });
+            match pushed {
+                Ok(true) => break,
+                Ok(false) => {
+                    // The submission queue is full: hand it to the kernel first.
+                    if let Err(e) = self.submit() {
+                        self.ops.borrow_mut().remove(user_data);
+                        return Err(e);
+                    }
+                }
+                Err(e) => {
+                    self.ops.borrow_mut().remove(user_data);
+                    return Err(e);
+                }
+            }
+        }
+        self.pending.set(self.pending.get() + 1);
+        Ok(user_data)
+    }
+
+    pub(crate) fn submit(&self) -> Result<u32> {
+        if self.pending.get() == 0 && !self.features.defer_taskrun {
+            return Ok(0);
+        }
+        self.enter(0, None)
+    }
+
+    fn enter(&self, want: u32, timeout: Option<Duration>) -> Result<u32> {
+        let res = self.with_uring(|uring| {
+            let submitter = uring.submitter();
+            if let Some(t) = timeout {
+                let ts = types::Timespec::new()
+                    .sec(t.as_secs())
+                    .nsec(t.subsec_nanos());
+                let args = types::SubmitArgs::new().timespec(&ts);
+                submitter.submit_with_args(want as usize, &args)
+            } else if want == 0 && self.features.defer_taskrun {
+                let to_submit = self.pending.get();
+                // SAFETY: no extra argument is passed (`None`), so the size
+                // and pointer given to the kernel are 0 and null.
+                unsafe {
+                    submitter.enter::<libc::sigset_t>(to_submit, 0, ENTER_GETEVENTS, None)
+                }
+            } else {
+                submitter.submit_and_wait(want as usize)
+            }
+        })?;
+        match res {
+            Ok(n) => {
+                self.pending
+                    .set(self.pending.get().saturating_sub(n as u32));
+                Ok(n as u32)
+            }
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EINTR) | Some(libc::EAGAIN) | Some(libc::EBUSY) | Some(libc::ETIME)
+                ) =>
+            {
+                Ok(0)
+            }
+            Err(e) => Err(Error::sys("io_uring_enter", e)),
+        }
+    }
+
+    pub(crate) fn reap(&self, out: &mut Vec<Completion>) -> usize {
+        let before = out.len();
+        self.reap_locked(out);
+        self.graveyard.borrow_mut().clear();
+        out.len() - before
+    }
+
+    fn reap_locked(&self, out: &mut Vec<Completion>) {
+        let mut guard = self.uring.borrow_mut();
+        let Some(uring) = guard.as_mut() else {
+            return;
+        };
+        let mut ops = self.ops.borrow_mut();
+        let mut graveyard = self.graveyard.borrow_mut();
+        for cqe in uring.completion() {
+            let user_data = cqe.user_data();
+            if user_data == CANCEL_USER_DATA {
+                continue;
+            }
+            let Some(op) = ops.remove(user_data) else {
+                continue;
+            };
+            let result = cqe.result();
+            op.pool.end_op(op.index, result);
+            out.push(Completion {
+                user_data,
+                result,
+                flags: cqe.flags(),
+                kind: op.kind,
+                buffer: op.index,
+            });
+            graveyard.push(op);
+        }
+    }
+
+    pub(crate) fn close(&self, out: &mut Vec<Completion>) -> Result<()> {
+        if self.closed.get() {
+            return Ok(());
+        }
+        let mut result = Ok(());
+        if self.ops.borrow().live > 0 {
+            let cancel = opcode::AsyncCancel2::new(types::CancelBuilder::any())
+                .build()
+                .user_data(CANCEL_USER_DATA);
+            let queued = self.with_uring(|uring| {
+                // SAFETY: a cancel request references no user memory.
+                unsafe { uring.submission().push(&cancel) }.is_ok()
+            });
+            if matches!(queued, Ok(true)) {
+                self.pending.set(self.pending.get() + 1);
+            }
+            let deadline = Instant::now() + CLOSE_TIMEOUT;
+            while self.ops.borrow().live > 0 && Instant::now() < deadline {
+                if let Err(e) = self.enter(1, Some(Duration::from_millis(100))) {
+                    result = Err(e);
+                    break;
+                }
+                self.reap(out);
+            }
+            // Whatever is still live keeps its pool (and memory) forever: the
+            // entries stay in `ops`, which is never dropped while they exist.
+            if self.ops.borrow().live > 0 {
+                std::mem::forget(std::mem::take(&mut *self.ops.borrow_mut()));
+            }
+        }
+        self.closed.set(true);
+        self.table.borrow_mut().forget();
+        // Closing the fd releases the registered buffers and the rings.
+        drop(self.uring.borrow_mut().take());
+        result
+    }
+}
+
+impl Drop for RingInner {
+    fn drop(&mut self) {
+        // Ops hold their pool, and pools hold the ring, so a ring with live
+        // ops is never dropped; closing here only releases the kernel side.
+        let mut sink = Vec::new();
+        let _ = self.close(&mut sink);
+    }
+}

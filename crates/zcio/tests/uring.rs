@@ -1,0 +1,196 @@
+//! Kernel integration tests: each one probes first and says so when it skips.
+
+use std::io::Write;
+use std::os::fd::AsRawFd;
+
+use zcio::{probe, Completion, Error, RegisteredBufferPool, Ring, RingOptions};
+
+/// Skips (visibly) when the kernel lacks what the test needs.
+macro_rules! require_fixed_buffers {
+    () => {
+        let p = probe();
+        if !p.io_uring || !p.fixed_buffers {
+            eprintln!(
+                "SKIPPED {}: io_uring fixed buffers unavailable ({:?})",
+                module_path!(),
+                p.reason
+            );
+            return;
+        }
+    };
+}
+
+fn wait_all(ring: &Ring, n: usize) -> Vec<Completion> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        ring.submit_and_wait(1).unwrap();
+        ring.reap(&mut out);
+    }
+    out
+}
+
+#[test]
+fn write_then_read_back() {
+    require_fixed_buffers!();
+    let ring = Ring::new(RingOptions::default()).unwrap();
+    let pool = RegisteredBufferPool::new(&ring, 8192, 4).unwrap();
+    let file = tempfile::tempfile().unwrap();
+    let fd = file.as_raw_fd();
+
+    let w = pool.acquire().unwrap();
+    pool.get_mut(w).unwrap()[..5].copy_from_slice(b"hello");
+    let ud = pool.write_fixed(fd, w, 100, 5, 0).unwrap();
+    assert!(pool.is_in_flight(w).unwrap());
+    assert!(matches!(pool.release(w), Err(Error::BufferInFlight { .. })));
+    assert!(matches!(pool.get(w), Err(Error::BufferInFlight { .. })));
+    let done = wait_all(&ring, 1);
+    assert_eq!(done[0].user_data, ud);
+    assert_eq!(done[0].into_result().unwrap(), 5);
+    assert!(!pool.is_in_flight(w).unwrap());
+
+    let r = pool.acquire().unwrap();
+    pool.submit_read_fixed(fd, r, 100, 5, 10).unwrap();
+    let done = wait_all(&ring, 1);
+    assert_eq!(done[0].into_result().unwrap(), 5);
+    // Manual submissions stay in flight until completed by the caller.
+    assert!(matches!(pool.release(r), Err(Error::BufferInFlight { .. })));
+    pool.complete_in_flight(r).unwrap();
+    assert_eq!(&pool.get(r).unwrap()[10..15], b"hello");
+    pool.release(r).unwrap();
+    pool.release(w).unwrap();
+    pool.close().unwrap();
+    pool.close().unwrap();
+    assert!(matches!(pool.acquire(), Err(Error::Closed { what: "pool" })));
+}
+
+#[test]
+fn kernel_errors_keep_their_errno() {
+    require_fixed_buffers!();
+    let ring = Ring::new(RingOptions::default()).unwrap();
+    let pool = RegisteredBufferPool::new(&ring, 4096, 1).unwrap();
+    let i = pool.acquire().unwrap();
+    pool.read_fixed(-1, i, 0, 4096, 0).unwrap();
+    let done = wait_all(&ring, 1);
+    let err = done[0].into_result().unwrap_err();
+    assert_eq!(err.code(), "EBADF");
+    assert_eq!(err.errno(), Some(libc::EBADF));
+    assert_eq!(err.syscall(), Some("read"));
+    assert_eq!(pool.stats().counters.failed, 1);
+}
+
+#[test]
+fn bad_arguments_are_refused() {
+    require_fixed_buffers!();
+    let ring = Ring::new(RingOptions::default()).unwrap();
+    for (size, count) in [(0, 1), (1, 0), (1, 16385), ((1 << 30) + 1, 1)] {
+        let err = RegisteredBufferPool::new(&ring, size, count).unwrap_err();
+        assert_eq!(err.code(), "ERR_INVALID_ARG_VALUE", "{size}x{count}");
+    }
+    let pool = RegisteredBufferPool::new(&ring, 4096, 2).unwrap();
+    let i = pool.acquire().unwrap();
+    let err = pool.read_fixed(0, i, 0, 4097, 0).unwrap_err();
+    assert_eq!(err.code(), "ERR_OUT_OF_RANGE");
+    let err = pool.read_fixed(0, i, 0, 1, 4096).unwrap_err();
+    assert_eq!(err.code(), "ERR_OUT_OF_RANGE");
+    assert_eq!(pool.release(7).unwrap_err().code(), "ERR_OUT_OF_RANGE");
+    pool.acquire().unwrap();
+    assert_eq!(pool.acquire().unwrap_err().code(), "ERR_ZCIO_POOL_EXHAUSTED");
+    assert_eq!(pool.try_acquire().unwrap(), None);
+}
+
+#[test]
+fn pools_share_the_table_and_close_independently() {
+    require_fixed_buffers!();
+    let ring = Ring::new(RingOptions::default()).unwrap();
+    let a = RegisteredBufferPool::new(&ring, 4096, 8000).unwrap();
+    let b = RegisteredBufferPool::new(&ring, 4096, 8000).unwrap();
+    let err = RegisteredBufferPool::new(&ring, 4096, 1000).unwrap_err();
+    assert_eq!(err.code(), "ERR_ZCIO_TABLE_FULL");
+    a.close().unwrap();
+    let c = RegisteredBufferPool::new(&ring, 4096, 1000).unwrap();
+    // The new pool's buffers work: a write lands.
+    let file = tempfile::tempfile().unwrap();
+    let i = c.acquire().unwrap();
+    c.write_fixed(file.as_raw_fd(), i, 0, 4096, 0).unwrap();
+    assert_eq!(wait_all(&ring, 1)[0].into_result().unwrap(), 4096);
+    drop(b);
+}
+
+#[test]
+fn dropping_everything_mid_flight_keeps_memory_until_completion() {
+    require_fixed_buffers!();
+    let ring = Ring::new(RingOptions::default()).unwrap();
+    let pool = RegisteredBufferPool::new(&ring, 4096, 1).unwrap();
+    let (reader, mut writer) = std::io::pipe().unwrap();
+    let i = pool.acquire().unwrap();
+    pool.read_fixed(reader.as_raw_fd(), i, 0, 4096, 0).unwrap();
+    ring.submit().unwrap();
+    assert!(matches!(pool.close(), Err(Error::BufferInFlight { .. })));
+    drop(pool); // the ring's op table still holds the memory
+    writer.write_all(b"late data").unwrap();
+    let done = wait_all(&ring, 1);
+    assert_eq!(done[0].into_result().unwrap(), 9);
+    assert_eq!(ring.in_flight(), 0);
+}
+
+#[test]
+fn close_cancels_what_is_in_flight() {
+    require_fixed_buffers!();
+    let ring = Ring::new(RingOptions::default()).unwrap();
+    let pool = RegisteredBufferPool::new(&ring, 4096, 2).unwrap();
+    let (reader, _writer) = std::io::pipe().unwrap();
+    let i = pool.acquire().unwrap();
+    pool.read_fixed(reader.as_raw_fd(), i, 0, 4096, 0).unwrap();
+    ring.submit().unwrap();
+    let mut out = Vec::new();
+    ring.close(&mut out).unwrap();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].result, -libc::ECANCELED);
+    assert!(ring.is_closed());
+    ring.close(&mut out).unwrap();
+    assert_eq!(pool.read_fixed(0, i, 0, 1, 0).unwrap_err().code(), "ERR_ZCIO_CLOSED");
+    pool.close().unwrap();
+}
+
+/// Runs in a child process (see `memlock_limit_gives_enomem`) whose memlock
+/// limit is 64 KiB and which has no `CAP_IPC_LOCK`.
+#[test]
+fn memlock_child() {
+    if std::env::var_os("ZCIO_MEMLOCK_CHILD").is_none() {
+        return; // only meaningful inside the child; the parent test reports
+    }
+    let ring = Ring::new(RingOptions::default()).unwrap();
+    let err = RegisteredBufferPool::new(&ring, 1 << 20, 64).unwrap_err();
+    assert_eq!(err.code(), "ENOMEM");
+    assert_eq!(err.errno(), Some(libc::ENOMEM));
+    assert!(err.to_string().contains("ulimit -l"), "{err}");
+    // Small registrations still fit.
+    RegisteredBufferPool::new(&ring, 4096, 4).unwrap();
+}
+
+#[test]
+fn memlock_limit_gives_enomem() {
+    require_fixed_buffers!();
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", "memlock_child", "--nocapture"])
+        .env("ZCIO_MEMLOCK_CHILD", "1");
+    // SAFETY: only async-signal-safe calls (setrlimit, setgid, setuid) run
+    // between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit { rlim_cur: 64 << 10, rlim_max: 64 << 10 };
+            if libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::geteuid() == 0 && (libc::setgid(65534) != 0 || libc::setuid(65534) != 0) {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "child failed: {text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("memlock_child ... ok"), "{text}");
+}
