@@ -1,1 +1,4 @@
-fn main() { napi_build::setup(); }
+//! Build script: napi-rs link setup.
+fn main() {
+    napi_build::setup();
+}

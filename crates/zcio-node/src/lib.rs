@@ -1,1 +1,59 @@
-//! node
+//! Node.js binding of zcio: a thin napi-rs skin over the core crate
+//! (conversions, JS lifetimes, and delivery of completions on the event loop).
+#![cfg(target_os = "linux")]
+#![allow(missing_docs)]
+
+mod driver;
+mod error;
+mod js_pool;
+mod js_ring;
+mod uv;
+
+use napi_derive::napi;
+
+/// What the running kernel supports; never throws.
+#[napi(object)]
+pub struct ProbeResult {
+    /// io_uring can be set up in this process.
+    pub io_uring: bool,
+    /// Why io_uring is unavailable, when it is.
+    pub reason: Option<String>,
+    /// `uname -r`.
+    pub kernel_release: String,
+    /// READ_FIXED/WRITE_FIXED and sparse buffer tables (Linux 5.13).
+    pub fixed_buffers: bool,
+    /// Provided-buffer rings (Linux 5.19).
+    pub buf_ring: bool,
+    /// Incremental provided-buffer consumption (Linux 6.12).
+    pub buf_ring_incremental: bool,
+    /// `IORING_OP_SEND_ZC` (Linux 6.0).
+    pub send_zc: bool,
+    /// `IORING_SEND_ZC_REPORT_USAGE` (Linux 6.1).
+    pub send_zc_report_usage: bool,
+    /// `IORING_SETUP_SINGLE_ISSUER` (Linux 6.0).
+    pub single_issuer: bool,
+    /// `IORING_SETUP_DEFER_TASKRUN` (Linux 6.1).
+    pub defer_taskrun: bool,
+    /// Soft `RLIMIT_MEMLOCK` in bytes; `null` when unlimited.
+    pub memlock_limit: Option<f64>,
+}
+
+/// Reports what this kernel and process support, without throwing: use it to
+/// choose a code path or to skip tests.
+#[napi]
+pub fn probe() -> ProbeResult {
+    let p = zcio::probe();
+    ProbeResult {
+        io_uring: p.io_uring,
+        reason: p.reason,
+        kernel_release: p.kernel_release,
+        fixed_buffers: p.fixed_buffers,
+        buf_ring: p.buf_ring,
+        buf_ring_incremental: p.buf_ring_incremental,
+        send_zc: p.send_zc,
+        send_zc_report_usage: p.send_zc_report_usage,
+        single_issuer: p.single_issuer,
+        defer_taskrun: p.defer_taskrun,
+        memlock_limit: p.memlock_limit.map(|l| l as f64),
+    }
+}

@@ -103,7 +103,9 @@ pub enum Error {
     #[error("a ring can only be used from the thread that created it")]
     WrongThread,
     /// The running kernel lacks a feature.
-    #[error("{feature} is not supported by this kernel ({release}); it needs Linux {needs} or later")]
+    #[error(
+        "{feature} is not supported by this kernel ({release}); it needs Linux {needs} or later"
+    )]
     Unsupported {
         /// What is missing.
         feature: &'static str,
@@ -191,13 +193,68 @@ pub fn errno_name(errno: i32) -> &'static str {
         };
     }
     names!(
-        EPERM, ENOENT, ESRCH, EINTR, EIO, ENXIO, E2BIG, ENOEXEC, EBADF, ECHILD, EAGAIN, ENOMEM,
-        EACCES, EFAULT, EBUSY, EEXIST, EXDEV, ENODEV, ENOTDIR, EISDIR, EINVAL, ENFILE, EMFILE,
-        ENOTTY, ETXTBSY, EFBIG, ENOSPC, ESPIPE, EROFS, EMLINK, EPIPE, ERANGE, EDEADLK,
-        ENAMETOOLONG, ENOSYS, ENOTEMPTY, ELOOP, ENODATA, ETIME, EOVERFLOW, EBADFD, EOPNOTSUPP,
-        ENOBUFS, ECONNRESET, ECONNREFUSED, ECONNABORTED, ENOTCONN, ENOTSOCK, ETIMEDOUT,
-        EHOSTUNREACH, ENETUNREACH, EADDRINUSE, EADDRNOTAVAIL, EMSGSIZE, ECANCELED, EDQUOT,
-        EALREADY, EINPROGRESS, EPROTO, EBADMSG, ESTALE, ENOLCK,
+        EPERM,
+        ENOENT,
+        ESRCH,
+        EINTR,
+        EIO,
+        ENXIO,
+        E2BIG,
+        ENOEXEC,
+        EBADF,
+        ECHILD,
+        EAGAIN,
+        ENOMEM,
+        EACCES,
+        EFAULT,
+        EBUSY,
+        EEXIST,
+        EXDEV,
+        ENODEV,
+        ENOTDIR,
+        EISDIR,
+        EINVAL,
+        ENFILE,
+        EMFILE,
+        ENOTTY,
+        ETXTBSY,
+        EFBIG,
+        ENOSPC,
+        ESPIPE,
+        EROFS,
+        EMLINK,
+        EPIPE,
+        ERANGE,
+        EDEADLK,
+        ENAMETOOLONG,
+        ENOSYS,
+        ENOTEMPTY,
+        ELOOP,
+        ENODATA,
+        ETIME,
+        EOVERFLOW,
+        EBADFD,
+        EOPNOTSUPP,
+        ENOBUFS,
+        ECONNRESET,
+        ECONNREFUSED,
+        ECONNABORTED,
+        ENOTCONN,
+        ENOTSOCK,
+        ETIMEDOUT,
+        EHOSTUNREACH,
+        ENETUNREACH,
+        EADDRINUSE,
+        EADDRNOTAVAIL,
+        EMSGSIZE,
+        ECANCELED,
+        EDQUOT,
+        EALREADY,
+        EINPROGRESS,
+        EPROTO,
+        EBADMSG,
+        ESTALE,
+        ENOLCK,
     )
 }
 
@@ -211,7 +268,10 @@ mod tests {
         assert_eq!(e.code(), "EBADF");
         assert_eq!(e.errno(), Some(libc::EBADF));
         assert_eq!(e.syscall(), Some("read"));
-        assert_eq!(Error::PoolExhausted { total: 1 }.code(), "ERR_ZCIO_POOL_EXHAUSTED");
+        assert_eq!(
+            Error::PoolExhausted { total: 1 }.code(),
+            "ERR_ZCIO_POOL_EXHAUSTED"
+        );
         assert_eq!(Error::NotAcquired { index: 0 }.errno(), None);
         assert_eq!(errno_name(12345), "EUNKNOWN");
     }

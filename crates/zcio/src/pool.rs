@@ -92,7 +92,11 @@ impl PoolShared {
         }
         let _ = self.ring.with_uring(|uring| {
             // SAFETY: empty iovecs reference no memory; they clear the slots.
-            unsafe { uring.submitter().register_buffers_update(self.base, &empty, None) }
+            unsafe {
+                uring
+                    .submitter()
+                    .register_buffers_update(self.base, &empty, None)
+            }
         });
         table.free(self.base);
     }
@@ -154,19 +158,19 @@ impl RegisteredBufferPool {
         if buffer_count == 0 || buffer_count > MAX_REGISTERED_BUFFERS as usize {
             return Err(Error::InvalidArgument {
                 name: "bufferCount",
-                reason: format!(
-                    "{buffer_count} is not between 1 and {MAX_REGISTERED_BUFFERS}"
-                ),
+                reason: format!("{buffer_count} is not between 1 and {MAX_REGISTERED_BUFFERS}"),
             });
         }
         let inner = ring.inner();
         inner.check_open()?;
         let page = sys::page_size();
         let stride = buffer_size.div_ceil(page) * page;
-        let bytes = stride.checked_mul(buffer_count).ok_or(Error::InvalidArgument {
-            name: "bufferCount",
-            reason: "bufferSize * bufferCount overflows the address space".into(),
-        })?;
+        let bytes = stride
+            .checked_mul(buffer_count)
+            .ok_or(Error::InvalidArgument {
+                name: "bufferCount",
+                reason: "bufferSize * bufferCount overflows the address space".into(),
+            })?;
         let map = Mmap::anonymous(bytes).map_err(|e| Error::sys("mmap", e))?;
         let region = Rc::new(Region { map });
         let base = register(inner, &region, buffer_size, stride, buffer_count as u32)?;
@@ -339,7 +343,15 @@ impl RegisteredBufferPool {
         len: usize,
         buf_offset: usize,
     ) -> Result<u64> {
-        self.submit(OpKind::WriteFixed, fd, index, offset, len, buf_offset, false)
+        self.submit(
+            OpKind::WriteFixed,
+            fd,
+            index,
+            offset,
+            len,
+            buf_offset,
+            false,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -354,28 +366,16 @@ impl RegisteredBufferPool {
         manual: bool,
     ) -> Result<u64> {
         let s = &self.shared;
-        s.ring.check_open()?;
+        self.check_fixed_op(index, offset, len, buf_offset)?;
         let mut slots = self.slots()?;
         let was = slots.state(index)?;
-        if buf_offset > s.buffer_size || len > s.buffer_size - buf_offset {
-            return Err(Error::OutOfRange {
-                name: "len",
-                reason: format!(
-                    "bufferOffset {buf_offset} + len {len} exceeds the buffer size {}",
-                    s.buffer_size
-                ),
-            });
-        }
-        if offset > i64::MAX as u64 {
-            return Err(Error::OutOfRange {
-                name: "offset",
-                reason: format!("{offset} is above 2^63 - 1"),
-            });
-        }
         slots.begin_op(index, manual)?;
         drop(slots);
         // In bounds: index < total and buf_offset + len <= buffer_size <= stride.
-        let addr = s.region.as_ptr().wrapping_add(index as usize * s.stride + buf_offset);
+        let addr = s
+            .region
+            .as_ptr()
+            .wrapping_add(index as usize * s.stride + buf_offset);
         let buf_index = (s.base + index) as u16;
         let entry = match kind {
             OpKind::ReadFixed => opcode::ReadFixed::new(types::Fd(fd), addr, len as u32, buf_index)
@@ -402,6 +402,46 @@ impl RegisteredBufferPool {
                 Err(e)
             }
         }
+    }
+
+    /// Checks, without side effects, everything a `read_fixed` /
+    /// `write_fixed` call with these arguments would check before queueing:
+    /// lets a caller validate a whole batch before queueing any of it.
+    ///
+    /// # Errors
+    ///
+    /// As [`submit_read_fixed`](Self::submit_read_fixed).
+    pub fn check_fixed_op(
+        &self,
+        index: u32,
+        offset: u64,
+        len: usize,
+        buf_offset: usize,
+    ) -> Result<()> {
+        let s = &self.shared;
+        s.ring.check_open()?;
+        let slots = self.slots()?;
+        match slots.state(index)? {
+            Slot::Free => return Err(Error::NotAcquired { index }),
+            Slot::Acquired if slots.is_borrowed(index) => return Err(Error::Borrowed { index }),
+            _ => {}
+        }
+        if buf_offset > s.buffer_size || len > s.buffer_size - buf_offset {
+            return Err(Error::OutOfRange {
+                name: "len",
+                reason: format!(
+                    "bufferOffset {buf_offset} + len {len} exceeds the buffer size {}",
+                    s.buffer_size
+                ),
+            });
+        }
+        if offset > i64::MAX as u64 {
+            return Err(Error::OutOfRange {
+                name: "offset",
+                reason: format!("{offset} is above 2^63 - 1"),
+            });
+        }
+        Ok(())
     }
 
     /// Usable bytes per buffer.

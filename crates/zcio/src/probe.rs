@@ -103,7 +103,8 @@ fn run_probe() -> ProbeReport {
     report.send_zc = op(opcode::SendZc::CODE);
     report.send_zc_report_usage = report.send_zc && version >= (6, 1);
     report.buf_ring = try_buf_ring(&ring, 0);
-    report.buf_ring_incremental = report.buf_ring && try_buf_ring(&ring, io_uring::types::IOU_PBUF_RING_INC as u16);
+    report.buf_ring_incremental =
+        report.buf_ring && try_buf_ring(&ring, io_uring::types::IOU_PBUF_RING_INC as u16);
     report.single_issuer = IoUring::<io_uring::squeue::Entry>::builder()
         .setup_single_issuer()
         .build(2)

@@ -453,9 +453,7 @@ impl RingInner {
                 let to_submit = self.pending.get();
                 // SAFETY: no extra argument is passed (`None`), so the size
                 // and pointer given to the kernel are 0 and null.
-                unsafe {
-                    submitter.enter::<libc::sigset_t>(to_submit, 0, ENTER_GETEVENTS, None)
-                }
+                unsafe { submitter.enter::<libc::sigset_t>(to_submit, 0, ENTER_GETEVENTS, None) }
             } else {
                 submitter.submit_and_wait(want as usize)
             }

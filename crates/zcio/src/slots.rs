@@ -96,6 +96,10 @@ impl Slots {
             })
     }
 
+    pub(crate) fn is_borrowed(&self, index: u32) -> bool {
+        self.borrows.get(index as usize).is_some_and(|b| *b != 0)
+    }
+
     fn not_borrowed(&self, index: u32) -> Result<()> {
         if self.borrows[index as usize] != 0 {
             return Err(Error::Borrowed { index });
@@ -133,13 +137,22 @@ impl Slots {
         match self.state(index)? {
             Slot::Free => Err(Error::NotAcquired { index }),
             Slot::InFlight { manual: true, .. } => Err(Error::BufferInFlight { index }),
-            Slot::InFlight { kernel, manual: false } => {
-                self.slots[index as usize] = Slot::InFlight { kernel, manual: true };
+            Slot::InFlight {
+                kernel,
+                manual: false,
+            } => {
+                self.slots[index as usize] = Slot::InFlight {
+                    kernel,
+                    manual: true,
+                };
                 Ok(())
             }
             Slot::Acquired => {
                 self.not_borrowed(index)?;
-                self.slots[index as usize] = Slot::InFlight { kernel: 0, manual: true };
+                self.slots[index as usize] = Slot::InFlight {
+                    kernel: 0,
+                    manual: true,
+                };
                 self.in_flight += 1;
                 Ok(())
             }
@@ -155,7 +168,10 @@ impl Slots {
             // The kernel still owns it: completing now would let the user
             // release memory the kernel is about to write.
             Slot::InFlight { kernel: 1.., .. } => Err(Error::BufferInFlight { index }),
-            Slot::InFlight { kernel: 0, manual: true } => {
+            Slot::InFlight {
+                kernel: 0,
+                manual: true,
+            } => {
                 self.slots[index as usize] = Slot::Acquired;
                 self.in_flight -= 1;
                 Ok(())
@@ -267,9 +283,15 @@ mod tests {
         assert_eq!(s.counters.exhausted, 1);
         s.mark_in_flight(a).unwrap();
         assert!(matches!(s.release(a), Err(Error::BufferInFlight { .. })));
-        assert!(matches!(s.mark_in_flight(a), Err(Error::BufferInFlight { .. })));
+        assert!(matches!(
+            s.mark_in_flight(a),
+            Err(Error::BufferInFlight { .. })
+        ));
         s.complete_in_flight(a).unwrap();
-        assert!(matches!(s.complete_in_flight(a), Err(Error::NotInFlight { .. })));
+        assert!(matches!(
+            s.complete_in_flight(a),
+            Err(Error::NotInFlight { .. })
+        ));
         s.release(a).unwrap();
         assert!(matches!(s.release(a), Err(Error::NotAcquired { .. })));
         assert!(matches!(s.release(9), Err(Error::OutOfRange { .. })));
@@ -281,7 +303,10 @@ mod tests {
         let mut s = Slots::new(1);
         let i = s.try_acquire().unwrap();
         s.begin_op(i, true).unwrap();
-        assert!(matches!(s.complete_in_flight(i), Err(Error::BufferInFlight { .. })));
+        assert!(matches!(
+            s.complete_in_flight(i),
+            Err(Error::BufferInFlight { .. })
+        ));
         s.end_op(i, 4096);
         s.complete_in_flight(i).unwrap();
         s.release(i).unwrap();

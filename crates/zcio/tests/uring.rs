@@ -60,7 +60,10 @@ fn write_then_read_back() {
     pool.release(w).unwrap();
     pool.close().unwrap();
     pool.close().unwrap();
-    assert!(matches!(pool.acquire(), Err(Error::Closed { what: "pool" })));
+    assert!(matches!(
+        pool.acquire(),
+        Err(Error::Closed { what: "pool" })
+    ));
 }
 
 #[test]
@@ -94,7 +97,10 @@ fn bad_arguments_are_refused() {
     assert_eq!(err.code(), "ERR_OUT_OF_RANGE");
     assert_eq!(pool.release(7).unwrap_err().code(), "ERR_OUT_OF_RANGE");
     pool.acquire().unwrap();
-    assert_eq!(pool.acquire().unwrap_err().code(), "ERR_ZCIO_POOL_EXHAUSTED");
+    assert_eq!(
+        pool.acquire().unwrap_err().code(),
+        "ERR_ZCIO_POOL_EXHAUSTED"
+    );
     assert_eq!(pool.try_acquire().unwrap(), None);
 }
 
@@ -148,7 +154,10 @@ fn close_cancels_what_is_in_flight() {
     assert_eq!(out[0].result, -libc::ECANCELED);
     assert!(ring.is_closed());
     ring.close(&mut out).unwrap();
-    assert_eq!(pool.read_fixed(0, i, 0, 1, 0).unwrap_err().code(), "ERR_ZCIO_CLOSED");
+    assert_eq!(
+        pool.read_fixed(0, i, 0, 1, 0).unwrap_err().code(),
+        "ERR_ZCIO_CLOSED"
+    );
     pool.close().unwrap();
 }
 
@@ -179,7 +188,10 @@ fn memlock_limit_gives_enomem() {
     // between fork and exec.
     unsafe {
         cmd.pre_exec(|| {
-            let lim = libc::rlimit { rlim_cur: 64 << 10, rlim_max: 64 << 10 };
+            let lim = libc::rlimit {
+                rlim_cur: 64 << 10,
+                rlim_max: 64 << 10,
+            };
             if libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
@@ -191,6 +203,10 @@ fn memlock_limit_gives_enomem() {
     }
     let out = cmd.output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "child failed: {text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "child failed: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("memlock_child ... ok"), "{text}");
 }

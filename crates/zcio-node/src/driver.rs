@@ -1,0 +1,539 @@
+//! Drives a ring from Node's own event loop.
+//!
+//! The ring's eventfd is watched by a libuv poll handle on the loop of the JS
+//! thread that made the ring; a prepare handle hands operations queued during
+//! the last JS turn to the kernel (one `io_uring_enter`) before the loop
+//! blocks. Each wake-up reaps every ready completion, settles their promises
+//! inside one callback scope (so promise reactions run right away), submits
+//! whatever those reactions queued, and repeats while completions keep coming.
+//! No thread hop, no per-operation threadsafe function.
+
+use std::cell::{Cell, RefCell};
+use std::ffi::c_void;
+use std::ptr;
+use std::rc::{Rc, Weak};
+
+use napi::sys;
+
+use crate::error;
+use crate::js_pool::PoolState;
+use crate::uv::{self, Handle};
+
+/// Rounds of submit → reap → settle in one wake-up before yielding to the loop.
+const MAX_ROUNDS: usize = 32;
+
+/// Who waits for an operation.
+pub enum Waiter {
+    Empty,
+    Promise(sys::napi_deferred),
+    Batch {
+        id: u32,
+        pos: u32,
+    },
+    /// Low-level submission: the completion is queued for `takeCompletions`.
+    Manual,
+}
+
+pub struct Batch {
+    deferred: sys::napi_deferred,
+    results: Vec<i32>,
+    remaining: u32,
+}
+
+pub struct Driver {
+    pub ring: zcio::Ring,
+    env: sys::napi_env,
+    poll: Cell<Handle>,
+    prepare: Cell<Handle>,
+    /// Receiver object for `napi_make_callback`.
+    resource: sys::napi_ref,
+    /// Native function run through `napi_make_callback` to settle a batch:
+    /// Node enters the context around it and runs microtasks after it.
+    settle_fn: sys::napi_ref,
+    /// The env is being torn down: no more napi calls.
+    env_gone: Cell<bool>,
+    reffed: Cell<bool>,
+    waiters: RefCell<Vec<Waiter>>,
+    batches: RefCell<(Vec<Option<Batch>>, Vec<u32>)>,
+    pub manual: RefCell<Vec<zcio::Completion>>,
+    manual_waiter: Cell<sys::napi_deferred>,
+    pub pools: RefCell<Vec<Weak<PoolState>>>,
+    /// JS objects (the ring and its pools) that still reference the driver.
+    pub js_owners: Cell<u32>,
+    torn_down: Cell<bool>,
+    scratch: RefCell<Vec<zcio::Completion>>,
+}
+
+/// Why the driver could not start.
+pub enum StartError {
+    NoEventLoop,
+    Napi,
+}
+
+impl Driver {
+    pub fn start(env: sys::napi_env, ring: zcio::Ring) -> Result<Rc<Driver>, StartError> {
+        let uv = uv::uv().ok_or(StartError::NoEventLoop)?;
+        let mut uv_loop = ptr::null_mut();
+        // SAFETY: env is the current env; the out-pointer is a local.
+        if unsafe { sys::napi_get_uv_event_loop(env, &mut uv_loop) } != sys::Status::napi_ok
+            || uv_loop.is_null()
+        {
+            return Err(StartError::NoEventLoop);
+        }
+        let mut resource_obj = ptr::null_mut();
+        let mut resource = ptr::null_mut();
+        let mut func = ptr::null_mut();
+        let mut settle_fn = ptr::null_mut();
+        // SAFETY: plain napi calls on the current env with local out-pointers.
+        // The function's data pointer is filled in below, once the driver has
+        // its final address.
+        unsafe {
+            if sys::napi_create_object(env, &mut resource_obj) != sys::Status::napi_ok
+                || sys::napi_create_reference(env, resource_obj, 1, &mut resource)
+                    != sys::Status::napi_ok
+            {
+                return Err(StartError::Napi);
+            }
+        }
+        let poll = uv.alloc_handle(false);
+        let prepare = uv.alloc_handle(true);
+        if poll.is_null() || prepare.is_null() {
+            return Err(StartError::Napi);
+        }
+        let driver = Rc::new(Driver {
+            ring,
+            env,
+            poll: Cell::new(poll),
+            prepare: Cell::new(prepare),
+            resource,
+            settle_fn: ptr::null_mut(),
+            env_gone: Cell::new(false),
+            reffed: Cell::new(false),
+            waiters: RefCell::default(),
+            batches: RefCell::default(),
+            manual: RefCell::default(),
+            manual_waiter: Cell::new(ptr::null_mut()),
+            pools: RefCell::default(),
+            js_owners: Cell::new(0),
+            torn_down: Cell::new(false),
+            scratch: RefCell::default(),
+        });
+        // SAFETY: the function only runs from `drive`, while the driver is
+        // alive (the caller holds a strong reference).
+        unsafe {
+            if sys::napi_create_function(
+                env,
+                c"zcioSettle".as_ptr(),
+                10,
+                Some(settle_callback),
+                Rc::as_ptr(&driver) as *mut c_void,
+                &mut func,
+            ) != sys::Status::napi_ok
+                || sys::napi_create_reference(env, func, 1, &mut settle_fn) != sys::Status::napi_ok
+            {
+                return Err(StartError::Napi);
+            }
+            // No other reference exists yet, so the write can't race.
+            (*(Rc::as_ptr(&driver) as *mut Driver)).settle_fn = settle_fn;
+        }
+        // SAFETY: the handles are fresh zeroed allocations of the right size
+        // for their types; each holds one strong reference to the driver in
+        // `data`, given back by `on_close`.
+        unsafe {
+            (uv.poll_init)(uv_loop.cast(), poll, driver.ring.eventfd());
+            uv::set_data(poll, Rc::into_raw(driver.clone()) as *mut c_void);
+            (uv.poll_start)(poll, uv::READABLE, on_poll);
+            (uv.unref)(poll);
+            (uv.prepare_init)(uv_loop.cast(), prepare);
+            uv::set_data(prepare, Rc::into_raw(driver.clone()) as *mut c_void);
+            (uv.prepare_start)(prepare, on_prepare);
+            (uv.unref)(prepare);
+            sys::napi_add_env_cleanup_hook(
+                env,
+                Some(on_env_cleanup),
+                Rc::as_ptr(&driver) as *mut c_void,
+            );
+        }
+        Ok(driver)
+    }
+
+    pub fn env(&self) -> sys::napi_env {
+        self.env
+    }
+
+    /// Whether the env is being torn down (no napi calls allowed).
+    pub fn env_gone(&self) -> bool {
+        self.env_gone.get()
+    }
+
+    pub fn is_torn_down(&self) -> bool {
+        self.torn_down.get()
+    }
+
+    /// Records who waits for the operation `user_data`.
+    pub fn track(&self, user_data: u64, waiter: Waiter) {
+        let slot = user_data as u32 as usize;
+        let mut waiters = self.waiters.borrow_mut();
+        if waiters.len() <= slot {
+            waiters.resize_with(slot + 1, || Waiter::Empty);
+        }
+        waiters[slot] = waiter;
+    }
+
+    /// Starts a batch of `n` operations settled together.
+    pub fn new_batch(&self, deferred: sys::napi_deferred, n: u32) -> u32 {
+        let mut b = self.batches.borrow_mut();
+        let batch = Batch {
+            deferred,
+            results: vec![0; n as usize],
+            remaining: n,
+        };
+        match b.1.pop() {
+            Some(id) => {
+                b.0[id as usize] = Some(batch);
+                id
+            }
+            None => {
+                b.0.push(Some(batch));
+                (b.0.len() - 1) as u32
+            }
+        }
+    }
+
+    /// Records a result for a batch element that never reached the kernel.
+    pub fn batch_fail(&self, id: u32, pos: u32, res: i32) {
+        if let Some(done) = self.batch_result(id, pos, res) {
+            self.resolve_batch(done);
+        }
+    }
+
+    fn batch_result(&self, id: u32, pos: u32, res: i32) -> Option<Batch> {
+        let mut b = self.batches.borrow_mut();
+        let batch = b.0.get_mut(id as usize)?.as_mut()?;
+        batch.results[pos as usize] = res;
+        batch.remaining -= 1;
+        if batch.remaining > 0 {
+            return None;
+        }
+        let done = b.0[id as usize].take();
+        b.1.push(id);
+        done
+    }
+
+    fn resolve_batch(&self, batch: Batch) {
+        let env = self.env;
+        // SAFETY: plain napi calls on the driver's env, on its JS thread.
+        unsafe {
+            let mut data = ptr::null_mut();
+            let mut ab = ptr::null_mut();
+            let bytes = batch.results.len() * 4;
+            sys::napi_create_arraybuffer(env, bytes, &mut data, &mut ab);
+            if !data.is_null() {
+                ptr::copy_nonoverlapping(batch.results.as_ptr().cast::<u8>(), data.cast(), bytes);
+            }
+            let mut arr = ptr::null_mut();
+            sys::napi_create_typedarray(
+                env,
+                sys::TypedarrayType::int32_array,
+                batch.results.len(),
+                ab,
+                0,
+                &mut arr,
+            );
+            sys::napi_resolve_deferred(env, batch.deferred, arr);
+        }
+    }
+
+    /// Keeps the loop alive exactly while operations are in flight.
+    pub fn update_ref(&self) {
+        let want = self.ring.in_flight() > 0 && !self.torn_down.get();
+        if want != self.reffed.get() {
+            if let Some(uv) = uv::uv() {
+                // SAFETY: the poll handle is live until teardown, which
+                // unrefs first (want == false).
+                unsafe {
+                    if want {
+                        (uv.ref_)(self.poll.get())
+                    } else {
+                        (uv.unref)(self.poll.get())
+                    }
+                };
+            }
+            self.reffed.set(want);
+        }
+    }
+
+    /// Submit, reap, settle, repeat.
+    fn drive(&self) {
+        for _ in 0..MAX_ROUNDS {
+            if self.torn_down.get() {
+                return;
+            }
+            // A failing enter leaves the queued entries for the next round;
+            // their operations are still tracked and settled on completion.
+            let _ = self.ring.submit();
+            let mut done = std::mem::take(&mut *self.scratch.borrow_mut());
+            self.ring.reap(&mut done);
+            if done.is_empty() {
+                *self.scratch.borrow_mut() = done;
+                break;
+            }
+            *self.scratch.borrow_mut() = done;
+            self.settle_in_callback();
+            self.scratch.borrow_mut().clear();
+        }
+        self.update_ref();
+        self.maybe_teardown();
+    }
+
+    /// Runs `settle_callback` through `napi_make_callback`: Node enters the
+    /// JS context around it and, when it returns, runs promise reactions and
+    /// `process.nextTick` callbacks, which may queue the next operations.
+    fn settle_in_callback(&self) {
+        let env = self.env;
+        let mut hscope = ptr::null_mut();
+        // SAFETY: called from a libuv callback on the driver's JS thread, with
+        // no JS on the stack; the handle scope is closed below.
+        unsafe {
+            sys::napi_open_handle_scope(env, &mut hscope);
+            let (mut recv, mut func, mut result) =
+                (ptr::null_mut(), ptr::null_mut(), ptr::null_mut());
+            sys::napi_get_reference_value(env, self.resource, &mut recv);
+            sys::napi_get_reference_value(env, self.settle_fn, &mut func);
+            let status = sys::napi_make_callback(
+                env,
+                ptr::null_mut(),
+                recv,
+                func,
+                0,
+                ptr::null(),
+                &mut result,
+            );
+            if status == sys::Status::napi_pending_exception {
+                // An exception escaped a nextTick callback: report it as
+                // uncaught, as Node does for its own callbacks.
+                let mut err = ptr::null_mut();
+                sys::napi_get_and_clear_last_exception(env, &mut err);
+                sys::napi_fatal_exception(env, err);
+            }
+            sys::napi_close_handle_scope(env, hscope);
+        }
+    }
+
+    /// Settles the JS side of `done` (JS context entered: from
+    /// `settle_callback` or from a JS call such as `close()`).
+    pub fn settle(&self, done: &[zcio::Completion]) {
+        let env = self.env;
+        let mut hscope = ptr::null_mut();
+        // SAFETY: called on the driver's JS thread; closed below.
+        unsafe { sys::napi_open_handle_scope(env, &mut hscope) };
+        let mut manual_added = false;
+        for c in done {
+            let waiter = {
+                let mut waiters = self.waiters.borrow_mut();
+                match waiters.get_mut(c.slot() as usize) {
+                    Some(w) => std::mem::replace(w, Waiter::Empty),
+                    None => Waiter::Empty,
+                }
+            };
+            match waiter {
+                Waiter::Empty => {}
+                Waiter::Promise(deferred) => self.settle_one(deferred, *c),
+                Waiter::Batch { id, pos } => {
+                    if let Some(batch) = self.batch_result(id, pos, c.result) {
+                        self.resolve_batch(batch);
+                    }
+                }
+                Waiter::Manual => {
+                    self.manual.borrow_mut().push(*c);
+                    manual_added = true;
+                }
+            }
+        }
+        if manual_added {
+            self.wake_manual_waiter();
+        }
+        // SAFETY: closes the scope opened above.
+        unsafe { sys::napi_close_handle_scope(env, hscope) };
+    }
+
+    fn settle_one(&self, deferred: sys::napi_deferred, c: zcio::Completion) {
+        let env = self.env;
+        // SAFETY: napi calls on the driver's env inside an open handle scope.
+        unsafe {
+            if c.result >= 0 {
+                let mut v = ptr::null_mut();
+                sys::napi_create_uint32(env, c.result as u32, &mut v);
+                sys::napi_resolve_deferred(env, deferred, v);
+            } else {
+                let err = error::to_js(env, &c.into_result().unwrap_err());
+                sys::napi_reject_deferred(env, deferred, err);
+            }
+        }
+    }
+
+    /// Parks a promise for `completions()`; resolves at once if possible.
+    pub fn wait_manual(&self, deferred: sys::napi_deferred) {
+        let old = self.manual_waiter.replace(deferred);
+        if !old.is_null() {
+            // A second waiter replaces the first; settle the first with [].
+            // SAFETY: resolving a deferred we own on the JS thread.
+            unsafe {
+                sys::napi_resolve_deferred(self.env, old, crate::js_ring::empty_array(self.env))
+            };
+        }
+        if !self.manual.borrow().is_empty() || self.ring.in_flight() == 0 {
+            self.wake_manual_waiter();
+        }
+    }
+
+    fn wake_manual_waiter(&self) {
+        let d = self.manual_waiter.replace(ptr::null_mut());
+        if d.is_null() {
+            return;
+        }
+        let arr = crate::js_ring::take_completions(self);
+        // SAFETY: resolving a deferred we own on the JS thread.
+        unsafe { sys::napi_resolve_deferred(self.env, d, arr) };
+    }
+
+    /// Closes the ring: cancels and settles what is in flight, detaches every
+    /// view of every pool, and releases the loop handles.
+    pub fn close(&self, in_js: bool) -> Result<(), zcio::Error> {
+        let mut done = Vec::new();
+        let res = self.ring.close(&mut done);
+        if in_js {
+            self.settle(&done);
+            if let Some(d) =
+                Some(self.manual_waiter.replace(ptr::null_mut())).filter(|d| !d.is_null())
+            {
+                // SAFETY: resolving a deferred we own on the JS thread.
+                unsafe {
+                    sys::napi_resolve_deferred(self.env, d, crate::js_ring::empty_array(self.env))
+                };
+            }
+            for pool in self.pools.borrow_mut().drain(..) {
+                if let Some(pool) = pool.upgrade() {
+                    pool.detach_views(self.env);
+                }
+            }
+        }
+        self.teardown();
+        res
+    }
+
+    /// Releases the loop handles once nobody can queue operations any more
+    /// (no JS object left) and nothing is in flight.
+    pub fn maybe_teardown(&self) {
+        if self.js_owners.get() == 0 && self.ring.in_flight() == 0 && !self.torn_down.get() {
+            let _ = self.close(false);
+        }
+    }
+
+    fn teardown(&self) {
+        if self.torn_down.replace(true) {
+            return;
+        }
+        self.update_ref();
+        let Some(uv) = uv::uv() else { return };
+        // SAFETY: the handles are live (not yet closed: `torn_down` guards
+        // this block); `on_close` frees them and drops their driver reference.
+        unsafe {
+            sys::napi_remove_env_cleanup_hook(
+                self.env,
+                Some(on_env_cleanup),
+                self as *const Driver as *mut c_void,
+            );
+            (uv.poll_stop)(self.poll.get());
+            (uv.prepare_stop)(self.prepare.get());
+            (uv.close)(self.poll.get(), on_close);
+            (uv.close)(self.prepare.get(), on_close);
+        }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        if self.env_gone.get() {
+            return; // the env frees its references itself
+        }
+        // SAFETY: deleting references needs no JS context; the last driver
+        // reference goes from a uv close callback on the JS thread.
+        unsafe {
+            sys::napi_delete_reference(self.env, self.settle_fn);
+            sys::napi_delete_reference(self.env, self.resource);
+        }
+    }
+}
+
+unsafe extern "C" fn settle_callback(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    let mut data = ptr::null_mut();
+    // SAFETY: reads the function's data pointer, set to the driver in `start`;
+    // `drive` holds a strong reference for the duration of this call.
+    unsafe {
+        sys::napi_get_cb_info(
+            env,
+            info,
+            ptr::null_mut(),
+            ptr::null_mut(),
+            ptr::null_mut(),
+            &mut data,
+        );
+        let driver = &*(data as *const Driver);
+        let done = std::mem::take(&mut *driver.scratch.borrow_mut());
+        driver.settle(&done);
+        *driver.scratch.borrow_mut() = done;
+    }
+    ptr::null_mut()
+}
+
+/// Borrows the driver a handle points at.
+///
+/// # Safety
+///
+/// `handle` is a live poll or prepare handle set up by `Driver::start`.
+unsafe fn driver_of(handle: Handle) -> Rc<Driver> {
+    // SAFETY: `data` holds a strong reference made by Rc::into_raw; take a
+    // new strong reference without consuming that one.
+    unsafe {
+        let p = uv::data(handle) as *const Driver;
+        Rc::increment_strong_count(p);
+        Rc::from_raw(p)
+    }
+}
+
+unsafe extern "C" fn on_poll(handle: Handle, _status: i32, _events: i32) {
+    // SAFETY: libuv passes our live poll handle.
+    let driver = unsafe { driver_of(handle) };
+    driver.ring.clear_eventfd();
+    driver.drive();
+}
+
+unsafe extern "C" fn on_prepare(handle: Handle) {
+    // SAFETY: libuv passes our live prepare handle.
+    let driver = unsafe { driver_of(handle) };
+    if driver.ring.pending() > 0 {
+        driver.drive();
+    }
+}
+
+unsafe extern "C" fn on_close(handle: Handle) {
+    // SAFETY: libuv is done with the handle; `data` holds the strong
+    // reference made in `start`, consumed here exactly once.
+    unsafe {
+        drop(Rc::from_raw(uv::data(handle) as *const Driver));
+        uv::free_handle(handle);
+    }
+}
+
+unsafe extern "C" fn on_env_cleanup(arg: *mut c_void) {
+    // SAFETY: the hook is removed in `teardown`, so while it is registered the
+    // handles (and their references) keep the driver alive.
+    let driver = unsafe { &*(arg as *const Driver) };
+    driver.env_gone.set(true);
+    // JS can't run any more: cancel and wait, leave promises unsettled.
+    let _ = driver.close(false);
+}
