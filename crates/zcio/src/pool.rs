@@ -191,6 +191,8 @@ impl RegisteredBufferPool {
         if self.shared.closed.get() {
             return Err(Error::Closed { what: "pool" });
         }
+        // A pool can't outlive its ring's registration.
+        self.shared.ring.check_open()?;
         Ok(self.shared.slots.borrow_mut())
     }
 
@@ -488,9 +490,9 @@ impl RegisteredBufferPool {
         }
     }
 
-    /// Whether [`close`](Self::close) succeeded.
+    /// Whether [`close`](Self::close) succeeded or the ring was closed.
     pub fn is_closed(&self) -> bool {
-        self.shared.closed.get()
+        self.shared.closed.get() || self.shared.ring.check_open().is_err()
     }
 
     /// Unregisters the buffers. The memory itself is unmapped when the pool
@@ -502,6 +504,12 @@ impl RegisteredBufferPool {
     /// [`Error::Borrowed`] while any is borrowed; the pool stays open.
     pub fn close(&self) -> Result<()> {
         if self.shared.closed.get() {
+            return Ok(());
+        }
+        if self.shared.ring.check_open().is_err() {
+            // The ring's close cancelled and reaped every operation and the
+            // kernel dropped the registration with the ring.
+            self.shared.closed.set(true);
             return Ok(());
         }
         self.shared.slots.borrow().check_closable()?;

@@ -1,0 +1,44 @@
+import test from 'ava'
+import { createRequire } from 'node:module'
+import * as fs from 'node:fs'
+import * as os from 'node:os'
+import * as path from 'node:path'
+
+const require = createRequire(import.meta.url)
+export const zcio: typeof import('../index.js') = require('../index.js')
+export const root = path.join(path.dirname(new URL(import.meta.url).pathname), '..')
+
+export const probed = zcio.probe()
+
+/** `test` when the kernel has fixed buffers, `test.skip` (reported as skipped) otherwise. */
+export const fixedTest = probed.ioUring && probed.fixedBuffers ? test : test.skip
+if (!probed.ioUring || !probed.fixedBuffers) {
+  console.warn(`zcio: skipping io_uring tests: ${probed.reason ?? 'no fixed-buffer support'}`)
+}
+
+export function tmpFile(name: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'zcio-test-'))
+  return path.join(dir, name)
+}
+
+/** Whether O_DIRECT works on the temp directory's filesystem. */
+export function directSupported(): boolean {
+  const file = tmpFile('direct')
+  try {
+    fs.closeSync(fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_DIRECT))
+    return true
+  } catch {
+    return false
+  } finally {
+    fs.rmSync(path.dirname(file), { recursive: true, force: true })
+  }
+}
+
+export function codeOf(fn: () => unknown): string | undefined {
+  try {
+    fn()
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code
+  }
+  return undefined
+}
