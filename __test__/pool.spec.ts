@@ -259,7 +259,7 @@ fixedTest('close detaches every view', async (t) => {
   t.is(a.buffer.length, 0)
   t.is(a.buffer.byteLength, 0)
   a.buffer[0] = 7 // ignored by the engine: the buffer is detached
-  t.is(a.buffer[0], undefined)
+  t.is(a.buffer[0] as number | undefined, undefined)
   // Ring close detaches the views of its pools, even acquired ones.
   const pool2 = new RegisteredBufferPool(ring, 4096, 2)
   const b = pool2.acquire()

@@ -293,6 +293,7 @@ impl RegisteredBufferPool {
         res.or_throw(env)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn promise(
         &self,
         env: &Env,

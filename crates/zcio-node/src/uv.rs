@@ -39,6 +39,8 @@ fn sym(name: &CStr) -> Option<*mut c_void> {
 }
 
 /// The libuv functions, or `None` when the host does not export them.
+// Each transmute's target type is the field it initialises, spelled out in `Uv`.
+#[allow(clippy::missing_transmute_annotations)]
 pub fn uv() -> Option<&'static Uv> {
     static UV: OnceLock<Option<Uv>> = OnceLock::new();
     UV.get_or_init(|| {
