@@ -207,3 +207,51 @@ fn memlock_limit_gives_enomem() {
     );
     assert!(text.contains("memlock_child ... ok"), "{text}");
 }
+
+/// Runs in a child whose seccomp filter denies `io_uring_setup`.
+#[test]
+#[ignore = "runs inside uring_unavailable_is_explained's child process"]
+fn uring_unavailable_child() {
+    let err = Ring::new(RingOptions::default()).unwrap_err();
+    assert_eq!(err.code(), "ERR_ZCIO_URING_UNAVAILABLE");
+    assert_eq!(err.errno(), Some(libc::EPERM));
+    assert!(err.to_string().contains("seccomp"), "{err}");
+    let p = probe();
+    assert!(!p.io_uring);
+    assert!(p.reason.unwrap().contains("seccomp"));
+}
+
+#[test]
+fn uring_unavailable_is_explained() {
+    // target/<profile>/deps/uring-* → target/<profile>/examples/deny_io_uring
+    let exe = std::env::current_exe().unwrap();
+    let helper = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples/deny_io_uring");
+    if !helper.exists() {
+        eprintln!(
+            "SKIPPED uring_unavailable_is_explained: build examples first ({helper:?} missing)"
+        );
+        return;
+    }
+    let out = std::process::Command::new(helper)
+        .arg(exe)
+        .args([
+            "--exact",
+            "uring_unavailable_child",
+            "--ignored",
+            "--nocapture",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("uring_unavailable_child ... ok"), "{text}");
+}

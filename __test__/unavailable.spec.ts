@@ -1,0 +1,32 @@
+import test from 'ava'
+import { spawnSync } from 'node:child_process'
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import { root } from './support.js'
+
+// Built by `cargo test` (which `npm test` runs first): runs a command with
+// io_uring_setup denied by seccomp, as Docker's default profile does.
+const helper = ['debug', 'release']
+  .map((p) => path.join(root, 'target', p, 'examples', 'deny_io_uring'))
+  .find((p) => fs.existsSync(p))
+const helperTest = helper ? test : test.skip
+if (!helper) console.warn('zcio: deny_io_uring not built (run cargo test): skipping the seccomp test')
+
+helperTest('io_uring denied by seccomp: probe explains, new Ring() throws ERR_ZCIO_URING_UNAVAILABLE', (t) => {
+  const script = `
+    const z = require(${JSON.stringify(root)})
+    const p = z.probe()
+    let err
+    try { new z.Ring() } catch (e) { err = e }
+    console.log(JSON.stringify({ p, code: err && err.code, errno: err && err.errno, syscall: err && err.syscall, message: err && err.message }))
+  `
+  const r = spawnSync(helper!, [process.execPath, '-e', script], { encoding: 'utf8', timeout: 30_000 })
+  t.is(r.status, 0, r.stderr)
+  const out = JSON.parse(r.stdout)
+  t.false(out.p.ioUring)
+  t.regex(out.p.reason, /seccomp/)
+  t.is(out.code, 'ERR_ZCIO_URING_UNAVAILABLE')
+  t.is(out.errno, -1)
+  t.is(out.syscall, 'io_uring_setup')
+  t.regex(out.message, /seccomp/)
+})
