@@ -531,8 +531,7 @@ impl RegisteredBufferPool {
     /// [`Error::OutOfRange`].
     pub fn buffer_ptr(&self, index: u32) -> Result<*mut u8> {
         self.view().state(index)?;
-        let s = &self.shared;
-        Ok(s.region.as_ptr().wrapping_add(index as usize * s.stride))
+        Ok(self.slice(index))
     }
 
     /// Whether buffer `index` is in flight.
