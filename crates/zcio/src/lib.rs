@@ -55,6 +55,7 @@ mod buf_table;
 mod error;
 mod pool;
 mod probe;
+mod published;
 mod ring;
 mod slots;
 
@@ -62,5 +63,6 @@ pub use buf_table::MAX_REGISTERED_BUFFERS;
 pub use error::{errno_name, Error, Result};
 pub use pool::{BufMut, BufRef, PoolStats, Region, RegisteredBufferPool, MAX_BUFFER_SIZE};
 pub use probe::{probe, ProbeReport};
+pub use published::{buffer_state, pool_counts, ring_counts, Published};
 pub use ring::{Completion, OpKind, Ring, RingFeatures, RingOptions};
 pub use slots::Counters;

@@ -1,7 +1,7 @@
 //! `RegisteredBufferPool`: page-aligned memory registered once as io_uring
 //! fixed buffers, lent to the kernel by READ_FIXED / WRITE_FIXED.
 
-use std::cell::{Cell, Ref, RefCell};
+use std::cell::{Cell, Ref, RefCell, RefMut};
 use std::ops::{Deref, DerefMut};
 use std::os::fd::RawFd;
 use std::rc::Rc;
@@ -10,6 +10,7 @@ use io_uring::{opcode, types};
 
 use crate::buf_table::MAX_REGISTERED_BUFFERS;
 use crate::error::{Error, Result};
+use crate::published::Published;
 use crate::ring::{Op, OpKind, Ring, RingInner};
 use crate::slots::{Counters, Slot, Slots};
 use crate::sys::{self, Mmap};
@@ -74,7 +75,12 @@ pub(crate) struct PoolShared {
 
 impl PoolShared {
     pub(crate) fn end_op(&self, index: u32, res: i32) {
-        self.slots.borrow_mut().end_op(index, res);
+        self.slots_mut().end_op(index, res);
+    }
+
+    /// Mutable access to the slots; the counts are published when it ends.
+    fn slots_mut(&self) -> SlotsMut<'_> {
+        SlotsMut(self.slots.borrow_mut())
     }
 
     fn unregister(&self) {
@@ -187,13 +193,13 @@ impl RegisteredBufferPool {
         })
     }
 
-    fn slots(&self) -> Result<std::cell::RefMut<'_, Slots>> {
+    fn slots(&self) -> Result<SlotsMut<'_>> {
         if self.shared.closed.get() {
             return Err(Error::Closed { what: "pool" });
         }
         // A pool can't outlive its ring's registration.
         self.shared.ring.check_open()?;
-        Ok(self.shared.slots.borrow_mut())
+        Ok(self.shared.slots_mut())
     }
 
     fn view(&self) -> Ref<'_, Slots> {
@@ -400,7 +406,7 @@ impl RegisteredBufferPool {
         match unsafe { s.ring.push(entry, op) } {
             Ok(user_data) => Ok(user_data),
             Err(e) => {
-                s.slots.borrow_mut().abort_op(index, was);
+                s.slots_mut().abort_op(index, was);
                 Err(e)
             }
         }
@@ -510,12 +516,22 @@ impl RegisteredBufferPool {
             // The ring's close cancelled and reaped every operation and the
             // kernel dropped the registration with the ring.
             self.shared.closed.set(true);
+            self.shared.slots.borrow().publish_closed();
             return Ok(());
         }
         self.shared.slots.borrow().check_closable()?;
         self.shared.unregister();
         self.shared.closed.set(true);
+        self.shared.slots.borrow().publish_closed();
         Ok(())
+    }
+
+    /// The counts and buffer states, mirrored in place after every change
+    /// (see [`Published`], [`pool_counts`](crate::pool_counts),
+    /// [`buffer_state`](crate::buffer_state)), for bindings that read them
+    /// without a call.
+    pub fn published(&self) -> Rc<Published> {
+        self.shared.slots.borrow().published().clone()
     }
 
     /// The pool's memory, for bindings that lend it out; see [`Region`].
@@ -616,6 +632,28 @@ fn register(
             table.free(base);
             Err(e)
         }
+    }
+}
+
+/// Mutable access to a pool's slots that publishes the counts when dropped.
+struct SlotsMut<'a>(RefMut<'a, Slots>);
+
+impl Deref for SlotsMut<'_> {
+    type Target = Slots;
+    fn deref(&self) -> &Slots {
+        &self.0
+    }
+}
+
+impl DerefMut for SlotsMut<'_> {
+    fn deref_mut(&mut self) -> &mut Slots {
+        &mut self.0
+    }
+}
+
+impl Drop for SlotsMut<'_> {
+    fn drop(&mut self) {
+        self.0.publish();
     }
 }
 

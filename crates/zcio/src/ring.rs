@@ -10,6 +10,7 @@ use io_uring::{opcode, squeue, types, IoUring};
 use crate::buf_table::BufTable;
 use crate::error::{Error, Result};
 use crate::pool::PoolShared;
+use crate::published::{ring_counts as rc, Published};
 use crate::{probe, sys};
 
 /// `user_data` of the ring's own cancel requests; never handed to users.
@@ -122,10 +123,20 @@ struct OpEntry {
     op: Option<Op>,
 }
 
+/// The ring's table of operations, indexed by the low 32 bits of `user_data`.
+///
+/// A slot whose completion was reaped is not reused at once: it is *retired*
+/// when the completion is handed out by [`Ring::reap`] and becomes free at the
+/// next `reap`. A binding that settles completions after reaping them (and
+/// may queue new operations while doing so) can therefore key its own state
+/// by slot: no new operation takes the slot of a completion it has not
+/// finished delivering.
 #[derive(Default)]
 struct Ops {
     entries: Vec<OpEntry>,
     free: Vec<u32>,
+    /// Slots handed out by the last `reap`, free from the next one on.
+    retired: Vec<u32>,
     live: u32,
 }
 
@@ -148,6 +159,8 @@ impl Ops {
         (u64::from(entry.generation) << 32) | u64::from(slot)
     }
 
+    /// Takes the op out of its slot; the slot stays reserved until
+    /// [`retire`](Self::retire) and the following [`recycle`](Self::recycle).
     fn remove(&mut self, user_data: u64) -> Option<Op> {
         let slot = user_data as u32;
         let entry = self.entries.get_mut(slot as usize)?;
@@ -155,9 +168,25 @@ impl Ops {
             return None;
         }
         let op = entry.op.take()?;
-        self.free.push(slot);
         self.live -= 1;
         Some(op)
+    }
+
+    /// Undoes an `insert` whose entry never reached the kernel.
+    fn cancel(&mut self, user_data: u64) -> Option<Op> {
+        let op = self.remove(user_data)?;
+        self.free.push(user_data as u32);
+        Some(op)
+    }
+
+    /// The completion of `slot` has been handed out.
+    fn retire(&mut self, slot: u32) {
+        self.retired.push(slot);
+    }
+
+    /// Slots handed out before now may be reused.
+    fn recycle(&mut self) {
+        self.free.append(&mut self.retired);
     }
 }
 
@@ -173,6 +202,8 @@ pub(crate) struct RingInner {
     /// SQEs pushed but not yet handed to the kernel.
     pending: Cell<u32>,
     closed: Cell<bool>,
+    /// Counts mirrored for bindings (see `published.rs`).
+    published: Rc<Published>,
 }
 
 /// An io_uring instance and its completion bookkeeping.
@@ -236,6 +267,7 @@ impl Ring {
                 table: RefCell::new(BufTable::new()),
                 pending: Cell::new(0),
                 closed: Cell::new(false),
+                published: Published::new(rc::LEN, 0),
             }),
         })
     }
@@ -296,6 +328,11 @@ impl Ring {
 
     /// Moves every ready completion into `out` (appending), updating the
     /// pools' buffer states. Returns how many were added.
+    ///
+    /// The [`slot`](Completion::slot) of a completion handed out here is not
+    /// given to a new operation before the next call to `reap`, so code that
+    /// delivers completions (and may queue operations meanwhile) can index its
+    /// own per-operation state by slot.
     pub fn reap(&self, out: &mut Vec<Completion>) -> usize {
         self.inner.reap(out)
     }
@@ -314,6 +351,13 @@ impl Ring {
     /// [`Error::Sys`] if cancelling fails; the ring is closed anyway.
     pub fn close(&self, out: &mut Vec<Completion>) -> Result<()> {
         self.inner.close(out)
+    }
+
+    /// The ring's counts, mirrored in place after every change (see
+    /// [`Published`] and [`ring_counts`](crate::ring_counts)), for bindings
+    /// that read them without a call.
+    pub fn published(&self) -> Rc<Published> {
+        self.inner.published.clone()
     }
 
     pub(crate) fn inner(&self) -> &Rc<RingInner> {
@@ -381,6 +425,14 @@ fn setup(options: RingOptions) -> Result<(IoUring, RingFeatures)> {
 }
 
 impl RingInner {
+    /// Mirrors the counts into `published`.
+    fn publish(&self) {
+        let p = &self.published;
+        p.set_count(rc::IN_FLIGHT, f64::from(self.ops.borrow().live));
+        p.set_count(rc::PENDING, f64::from(self.pending.get()));
+        p.set_count(rc::CLOSED, if self.closed.get() { 1.0 } else { 0.0 });
+    }
+
     pub(crate) fn check_open(&self) -> Result<()> {
         if self.closed.get() {
             return Err(Error::Closed { what: "ring" });
@@ -419,17 +471,18 @@ impl RingInner {
                 Ok(false) => {
                     // The submission queue is full: hand it to the kernel first.
                     if let Err(e) = self.submit() {
-                        self.ops.borrow_mut().remove(user_data);
+                        self.ops.borrow_mut().cancel(user_data);
                         return Err(e);
                     }
                 }
                 Err(e) => {
-                    self.ops.borrow_mut().remove(user_data);
+                    self.ops.borrow_mut().cancel(user_data);
                     return Err(e);
                 }
             }
         }
         self.pending.set(self.pending.get() + 1);
+        self.publish();
         Ok(user_data)
     }
 
@@ -462,6 +515,7 @@ impl RingInner {
             Ok(n) => {
                 self.pending
                     .set(self.pending.get().saturating_sub(n as u32));
+                self.publish();
                 Ok(n as u32)
             }
             Err(e)
@@ -478,8 +532,10 @@ impl RingInner {
 
     pub(crate) fn reap(&self, out: &mut Vec<Completion>) -> usize {
         let before = out.len();
+        self.ops.borrow_mut().recycle();
         self.reap_locked(out);
         self.graveyard.borrow_mut().clear();
+        self.publish();
         out.len() - before
     }
 
@@ -498,6 +554,7 @@ impl RingInner {
             let Some(op) = ops.remove(user_data) else {
                 continue;
             };
+            ops.retire(user_data as u32);
             let result = cqe.result();
             op.pool.end_op(op.index, result);
             out.push(Completion {
@@ -542,6 +599,7 @@ impl RingInner {
             }
         }
         self.closed.set(true);
+        self.publish();
         self.table.borrow_mut().forget();
         // Closing the fd releases the registered buffers and the rings.
         drop(self.uring.borrow_mut().take());

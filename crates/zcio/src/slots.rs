@@ -9,7 +9,10 @@
 //!                                 or last kernel completion (auto)
 //! ```
 
+use std::rc::Rc;
+
 use crate::error::{Error, Result};
+use crate::published::{buffer_state, pool_counts as pc, Published};
 
 /// Where one buffer is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +56,8 @@ pub(crate) struct Slots {
     /// Kernel operations outstanding on all slots.
     kernel_ops: u64,
     pub(crate) counters: Counters,
+    /// Counts and states mirrored for bindings (see `published.rs`).
+    published: Rc<Published>,
 }
 
 impl Slots {
@@ -64,7 +69,51 @@ impl Slots {
             in_flight: 0,
             kernel_ops: 0,
             counters: Counters::default(),
+            published: Published::new(pc::LEN, count as usize),
         }
+        .published_now()
+    }
+
+    fn published_now(self) -> Slots {
+        self.publish();
+        self
+    }
+
+    pub(crate) fn published(&self) -> &Rc<Published> {
+        &self.published
+    }
+
+    /// Mirrors the counts into `published` (the states are mirrored as they
+    /// change, by `set`).
+    pub(crate) fn publish(&self) {
+        let p = &self.published;
+        p.set_count(pc::TOTAL, f64::from(self.total()));
+        p.set_count(pc::AVAILABLE, f64::from(self.available()));
+        p.set_count(pc::ACQUIRED, f64::from(self.acquired()));
+        p.set_count(pc::IN_FLIGHT, f64::from(self.in_flight));
+        p.set_count(pc::KERNEL_OPS, self.kernel_ops as f64);
+        let c = &self.counters;
+        p.set_count(pc::ACQUIRES, c.acquires as f64);
+        p.set_count(pc::EXHAUSTED, c.exhausted as f64);
+        p.set_count(pc::RELEASES, c.releases as f64);
+        p.set_count(pc::SUBMITTED, c.submitted as f64);
+        p.set_count(pc::COMPLETED, c.completed as f64);
+        p.set_count(pc::FAILED, c.failed as f64);
+    }
+
+    /// Marks the published state as closed.
+    pub(crate) fn publish_closed(&self) {
+        self.published.set_count(pc::CLOSED, 1.0);
+    }
+
+    fn set(&mut self, index: u32, slot: Slot) {
+        self.slots[index as usize] = slot;
+        let byte = match slot {
+            Slot::Free => buffer_state::FREE,
+            Slot::Acquired => buffer_state::ACQUIRED,
+            Slot::InFlight { .. } => buffer_state::IN_FLIGHT,
+        };
+        self.published.set_state(index as usize, byte);
     }
 
     pub(crate) fn total(&self) -> u32 {
@@ -111,7 +160,7 @@ impl Slots {
         let index = self.free.pop();
         match index {
             Some(i) => {
-                self.slots[i as usize] = Slot::Acquired;
+                self.set(i, Slot::Acquired);
                 self.counters.acquires += 1;
             }
             None => self.counters.exhausted += 1,
@@ -125,7 +174,7 @@ impl Slots {
             Slot::InFlight { .. } => Err(Error::BufferInFlight { index }),
             Slot::Acquired => {
                 self.not_borrowed(index)?;
-                self.slots[index as usize] = Slot::Free;
+                self.set(index, Slot::Free);
                 self.free.push(index);
                 self.counters.releases += 1;
                 Ok(())
@@ -141,18 +190,24 @@ impl Slots {
                 kernel,
                 manual: false,
             } => {
-                self.slots[index as usize] = Slot::InFlight {
-                    kernel,
-                    manual: true,
-                };
+                self.set(
+                    index,
+                    Slot::InFlight {
+                        kernel,
+                        manual: true,
+                    },
+                );
                 Ok(())
             }
             Slot::Acquired => {
                 self.not_borrowed(index)?;
-                self.slots[index as usize] = Slot::InFlight {
-                    kernel: 0,
-                    manual: true,
-                };
+                self.set(
+                    index,
+                    Slot::InFlight {
+                        kernel: 0,
+                        manual: true,
+                    },
+                );
                 self.in_flight += 1;
                 Ok(())
             }
@@ -172,7 +227,7 @@ impl Slots {
                 kernel: 0,
                 manual: true,
             } => {
-                self.slots[index as usize] = Slot::Acquired;
+                self.set(index, Slot::Acquired);
                 self.in_flight -= 1;
                 Ok(())
             }
@@ -194,7 +249,7 @@ impl Slots {
                 manual: m || manual,
             },
         };
-        self.slots[index as usize] = next;
+        self.set(index, next);
         self.kernel_ops += 1;
         self.counters.submitted += 1;
         Ok(())
@@ -205,7 +260,7 @@ impl Slots {
         if matches!(was, Slot::Acquired) {
             self.in_flight -= 1;
         }
-        self.slots[index as usize] = was;
+        self.set(index, was);
         self.kernel_ops -= 1;
         self.counters.submitted -= 1;
     }
@@ -218,12 +273,13 @@ impl Slots {
             return;
         };
         let kernel = kernel.saturating_sub(1);
-        self.slots[index as usize] = if kernel == 0 && !manual {
+        let next = if kernel == 0 && !manual {
             self.in_flight -= 1;
             Slot::Acquired
         } else {
             Slot::InFlight { kernel, manual }
         };
+        self.set(index, next);
         self.kernel_ops -= 1;
         self.counters.completed += 1;
         if res < 0 {
@@ -428,6 +484,20 @@ mod tests {
                 prop_assert_eq!(s.available(), free);
                 prop_assert_eq!(s.acquired(), n - free - in_flight);
                 prop_assert_eq!(s.kernel_ops(), model.iter().map(|m| m.2 as u64).sum::<u64>());
+                // What bindings read in place mirrors the bookkeeping.
+                s.publish();
+                let p = s.published();
+                prop_assert_eq!(p.count(pc::IN_FLIGHT), f64::from(in_flight));
+                prop_assert_eq!(p.count(pc::AVAILABLE), f64::from(free));
+                prop_assert_eq!(p.count(pc::ACQUIRED), f64::from(n - free - in_flight));
+                for (i, m) in model.iter().enumerate() {
+                    let want = match m {
+                        (false, _, _) => buffer_state::FREE,
+                        (true, m, k) if *m || *k > 0 => buffer_state::IN_FLIGHT,
+                        _ => buffer_state::ACQUIRED,
+                    };
+                    prop_assert_eq!(p.state(i), want);
+                }
             }
         }
     }

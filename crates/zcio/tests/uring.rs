@@ -252,3 +252,55 @@ fn run_child(mut cmd: std::process::Command, name: &str) {
     assert!(out.status.success(), "child failed: {text}{err}");
     assert!(text.contains(&format!("{name} ... ok")), "{text}");
 }
+
+#[test]
+fn a_reaped_slot_is_not_reused_before_the_next_reap() {
+    require_fixed_buffers!();
+    let ring = Ring::new(RingOptions::default()).unwrap();
+    let pool = RegisteredBufferPool::new(&ring, 4096, 2).unwrap();
+    let file = tempfile::tempfile().unwrap();
+    let (a, b) = (pool.acquire().unwrap(), pool.acquire().unwrap());
+    pool.read_fixed(file.as_raw_fd(), a, 0, 16, 0).unwrap();
+    let first = wait_all(&ring, 1);
+    let slot = first[0].slot();
+    // Queued while the first completion is being delivered: another slot.
+    let ud = pool.read_fixed(file.as_raw_fd(), b, 0, 16, 0).unwrap();
+    assert_ne!(ud as u32, slot);
+    let second = wait_all(&ring, 1);
+    assert_eq!(second[0].user_data, ud);
+    // Both delivered: their slots are free again.
+    let ud = pool.read_fixed(file.as_raw_fd(), a, 0, 16, 0).unwrap();
+    assert_eq!(ud as u32, slot);
+    wait_all(&ring, 1);
+}
+
+#[test]
+fn published_counts_follow_the_bookkeeping() {
+    use zcio::{buffer_state, pool_counts, ring_counts};
+    require_fixed_buffers!();
+    let ring = Ring::new(RingOptions::default()).unwrap();
+    let pool = RegisteredBufferPool::new(&ring, 4096, 3).unwrap();
+    let (p, r) = (pool.published(), ring.published());
+    assert_eq!(p.count(pool_counts::TOTAL), 3.0);
+    assert_eq!(p.count(pool_counts::AVAILABLE), 3.0);
+    let file = tempfile::tempfile().unwrap();
+    let i = pool.acquire().unwrap();
+    assert_eq!(p.state(i as usize), buffer_state::ACQUIRED);
+    pool.read_fixed(file.as_raw_fd(), i, 0, 16, 0).unwrap();
+    assert_eq!(p.state(i as usize), buffer_state::IN_FLIGHT);
+    assert_eq!(p.count(pool_counts::IN_FLIGHT), 1.0);
+    assert_eq!(r.count(ring_counts::IN_FLIGHT), 1.0);
+    assert_eq!(r.count(ring_counts::PENDING), 1.0);
+    wait_all(&ring, 1);
+    assert_eq!(r.count(ring_counts::IN_FLIGHT), 0.0);
+    assert_eq!(p.state(i as usize), buffer_state::ACQUIRED);
+    assert_eq!(p.count(pool_counts::COMPLETED), 1.0);
+    pool.release(i).unwrap();
+    assert_eq!(p.state(i as usize), buffer_state::FREE);
+    assert_eq!(p.count(pool_counts::RELEASES), 1.0);
+    pool.close().unwrap();
+    assert_eq!(p.count(pool_counts::CLOSED), 1.0);
+    let mut sink = Vec::new();
+    ring.close(&mut sink).unwrap();
+    assert_eq!(r.count(ring_counts::CLOSED), 1.0);
+}
