@@ -2,7 +2,7 @@ import test from 'ava'
 import * as fs from 'node:fs'
 import { createRequire } from 'node:module'
 const require = createRequire(import.meta.url)
-import { codeOf, fixedTest, probed, tmpFile, zcio } from './support.js'
+import { codeOf, fixedTest, probed, rejectionCode, tmpFile, zcio } from './support.js'
 
 const { Ring, RegisteredBufferPool } = zcio
 
@@ -19,7 +19,7 @@ test('probe reports without throwing', (t) => {
 fixedTest('ring: options, features, close twice', (t) => {
   const ring = new Ring({ entries: 64 })
   t.is(typeof ring.features.deferTaskrun, 'boolean')
-  t.is(ring.inFlight, 0)
+  t.is(ring.inFlightCount, 0)
   t.false(ring.closed)
   ring.close()
   ring.close()
@@ -28,21 +28,28 @@ fixedTest('ring: options, features, close twice', (t) => {
   t.is(codeOf(() => new Ring({ entries: 65536 })), 'ERR_INVALID_ARG_VALUE')
 })
 
-fixedTest('pool: bad sizes are ERR_INVALID_ARG_VALUE', (t) => {
+fixedTest('pool: sizes that can never work are ERR_INVALID_ARG_VALUE, bad numbers ERR_OUT_OF_RANGE', (t) => {
   const ring = new Ring()
   for (const [size, count] of [
     [0, 1],
     [4096, 0],
     [4096, 16385],
     [2 ** 30 + 1, 1],
+  ]) {
+    const err = t.throws(() => new RegisteredBufferPool(ring, size, count), undefined, `${size}x${count}`)
+    t.is((err as NodeJS.ErrnoException).code, 'ERR_INVALID_ARG_VALUE')
+    t.true(err instanceof TypeError)
+  }
+  // As Node's fs: a negative, non-integer or NaN number is out of range.
+  for (const [size, count] of [
     [4096.5, 1],
     [4096, 1.5],
     [-1, 1],
     [Number.NaN, 1],
   ]) {
     const err = t.throws(() => new RegisteredBufferPool(ring, size, count), undefined, `${size}x${count}`)
-    t.is((err as NodeJS.ErrnoException).code, 'ERR_INVALID_ARG_VALUE')
-    t.true(err instanceof TypeError)
+    t.is((err as NodeJS.ErrnoException).code, 'ERR_OUT_OF_RANGE')
+    t.true(err instanceof RangeError)
   }
   ring.close()
   t.is(codeOf(() => new RegisteredBufferPool(ring, 4096, 1)), 'ERR_ZCIO_CLOSED')
@@ -71,7 +78,7 @@ fixedTest('pool: acquire, release, counts and errors', (t) => {
   t.is(codeOf(() => pool.release(-1)), 'ERR_OUT_OF_RANGE')
   t.is(codeOf(() => pool.release(0.5)), 'ERR_OUT_OF_RANGE')
   const s = pool.stats()
-  t.like(s, { bufferSize: 5000, total: 2, available: 1, acquired: 1, inFlight: 0, acquires: 2, exhausted: 2, releases: 1 })
+  t.like(s, { bufferSize: 5000, totalCount: 2, availableCount: 1, acquiredCount: 1, inFlightCount: 0, acquires: 2, exhausted: 2, releases: 1 })
   // Buffers are page aligned: a view starts on a page boundary of its own ArrayBuffer.
   t.is(a.buffer.byteOffset, 0)
   ring.close()
@@ -83,6 +90,7 @@ fixedTest('pool: in-flight marks block release and close', (t) => {
   const { index } = pool.acquire()
   pool.markInFlight(index)
   t.is(pool.inFlightCount, 1)
+  t.is(pool.get(index).length, 4096, 'get works while in flight')
   t.is(codeOf(() => pool.markInFlight(index)), 'ERR_ZCIO_BUFFER_IN_FLIGHT')
   t.is(codeOf(() => pool.release(index)), 'ERR_ZCIO_BUFFER_IN_FLIGHT')
   t.is(codeOf(() => pool.close()), 'ERR_ZCIO_BUFFER_IN_FLIGHT')
@@ -134,7 +142,7 @@ fixedTest('writeFixed then readFixed at random offsets, byte for byte', async (t
   }
   // Reading past the end returns 0.
   t.is(await pool.readFixed(fd, r.index, size, 100), 0)
-  t.like(pool.stats(), { inFlight: 0, kernelOps: 0, failed: 0 })
+  t.like(pool.stats(), { inFlightCount: 0, kernelOpCount: 0, failed: 0 })
   fs.closeSync(fd)
   ring.close()
 })
@@ -154,7 +162,7 @@ fixedTest('kernel errors are Node-style', async (t) => {
   ring.close()
 })
 
-fixedTest('range errors are ERR_OUT_OF_RANGE and queue nothing', (t) => {
+fixedTest('range errors are ERR_OUT_OF_RANGE, reject, and queue nothing', async (t) => {
   const ring = new Ring()
   const pool = new RegisteredBufferPool(ring, 4096, 2)
   const { index } = pool.acquire()
@@ -166,12 +174,12 @@ fixedTest('range errors are ERR_OUT_OF_RANGE and queue nothing', (t) => {
     [0, index, 1.5, 1],
     [0, 5, 0, 1],
   ] as const) {
-    const err = t.throws(() => (pool.readFixed as (...a: number[]) => unknown)(...args))
+    const err = await t.throwsAsync((pool.readFixed as (...a: number[]) => Promise<number>)(...args))
     t.is((err as NodeJS.ErrnoException).code, 'ERR_OUT_OF_RANGE', JSON.stringify(args))
     t.true(err instanceof RangeError)
   }
-  t.is(codeOf(() => pool.readFixed(0, 1, 0, 1)), 'ERR_ZCIO_NOT_ACQUIRED')
-  t.is(ring.inFlight, 0)
+  t.is(await rejectionCode(pool.readFixed(0, 1, 0, 1)), 'ERR_ZCIO_NOT_ACQUIRED')
+  t.is(ring.inFlightCount, 0)
   t.is(pool.inFlightCount, 0)
   ring.close()
 })
@@ -203,17 +211,17 @@ fixedTest('batch reads and writes', async (t) => {
     t.true(pool.get(idx[i]).every((v) => v === 16 - i))
   }
   // Per-element kernel errors come back as -errno.
-  const bad = await pool.readFixedBatch(-1, idx.subarray(0, 2), roffs.subarray(0, 2), lens.subarray(0, 2))
+  const bad = await pool.readFixedBatch(987654, idx.subarray(0, 2), roffs.subarray(0, 2), lens.subarray(0, 2))
   t.deepEqual([...bad], [-9, -9])
-  // Argument errors throw before anything is queued.
-  t.is(codeOf(() => pool.readFixedBatch(fd, idx, roffs.subarray(0, 3), lens)), 'ERR_INVALID_ARG_VALUE')
-  t.is(codeOf(() => pool.readFixedBatch(fd, new Uint32Array(0), new Float64Array(0), new Uint32Array(0))), 'ERR_INVALID_ARG_VALUE')
+  // Argument errors reject before anything is queued.
+  t.is(await rejectionCode(pool.readFixedBatch(fd, idx, roffs.subarray(0, 3), lens)), 'ERR_INVALID_ARG_VALUE')
+  t.is(await rejectionCode(pool.readFixedBatch(fd, new Uint32Array(0), new Float64Array(0), new Uint32Array(0))), 'ERR_INVALID_ARG_VALUE')
   const tooLong = lens.slice()
   tooLong[15] = 5000
-  t.is(codeOf(() => pool.readFixedBatch(fd, idx, roffs, tooLong)), 'ERR_OUT_OF_RANGE')
+  t.is(await rejectionCode(pool.readFixedBatch(fd, idx, roffs, tooLong)), 'ERR_OUT_OF_RANGE')
   pool.release(idx[3])
-  t.is(codeOf(() => pool.readFixedBatch(fd, idx, roffs, lens)), 'ERR_ZCIO_NOT_ACQUIRED')
-  t.is(ring.inFlight, 0)
+  t.is(await rejectionCode(pool.readFixedBatch(fd, idx, roffs, lens)), 'ERR_ZCIO_NOT_ACQUIRED')
+  t.is(ring.inFlightCount, 0)
   fs.closeSync(fd)
   ring.close()
 })
@@ -227,10 +235,10 @@ fixedTest('low level: submitReadFixed, completions, completeInFlight', async (t)
   const { index, buffer } = pool.acquire()
   const ud = pool.submitReadFixed(fd, index, 4, 5)
   t.is(typeof ud, 'bigint')
-  t.is(ring.inFlight, 1)
+  t.is(ring.inFlightCount, 1)
   const done = await ring.completions()
   t.is(done.length, 1)
-  t.like(done[0], { userData: ud, result: 5, buffer: index, op: 'read' })
+  t.like(done[0], { userData: ud, result: 5, bufferIndex: index, op: 'read' })
   t.is(Buffer.from(buffer.subarray(0, 5)).toString(), 'level')
   t.is(codeOf(() => pool.release(index)), 'ERR_ZCIO_BUFFER_IN_FLIGHT', 'stays in flight until completed')
   pool.completeInFlight(index)
@@ -279,11 +287,11 @@ fixedTest('ring close cancels operations in flight', async (t) => {
   const fd = fs.openSync(fifo, fs.constants.O_RDWR | fs.constants.O_NONBLOCK)
   const p = pool.readFixed(fd, index, 0, 4096)
   await new Promise((r) => setTimeout(r, 50))
-  t.is(ring.inFlight, 1)
+  t.is(ring.inFlightCount, 1)
   ring.close()
   const err = await t.throwsAsync(p)
   t.is((err as NodeJS.ErrnoException).code, 'ECANCELED')
-  t.is(ring.inFlight, 0)
+  t.is(ring.inFlightCount, 0)
   fs.closeSync(fd)
 })
 

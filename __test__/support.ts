@@ -5,7 +5,8 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 
 const require = createRequire(import.meta.url)
-export const zcio: typeof import('../index.js') = require('../index.js')
+/** The package as users load it (package.json `main`: the TypeScript layer, compiled). */
+export const zcio: typeof import('../lib/index.js') = require('..')
 export const root = path.join(path.dirname(new URL(import.meta.url).pathname), '..')
 
 export const probed = zcio.probe()
@@ -32,6 +33,16 @@ export function directSupported(): boolean {
   } finally {
     fs.rmSync(path.dirname(file), { recursive: true, force: true })
   }
+}
+
+/** The `code` of the error a promise rejects with (undefined if it resolves). */
+export async function rejectionCode(p: Promise<unknown>): Promise<string | undefined> {
+  try {
+    await p
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code
+  }
+  return undefined
 }
 
 export function codeOf(fn: () => unknown): string | undefined {

@@ -7,6 +7,11 @@
 //! inside one callback scope (so promise reactions run right away), submits
 //! whatever those reactions queued, and repeats while completions keep coming.
 //! No thread hop, no per-operation threadsafe function.
+//!
+//! Promise-per-operation calls are settled by the JavaScript layer: for those
+//! ops the driver writes `(slot, result)` pairs into an `Int32Array` it shares
+//! with the layer and calls the layer's settle function once per round, so
+//! native code creates no promise, number or object per operation.
 
 use std::cell::{Cell, RefCell};
 use std::ffi::c_void;
@@ -15,17 +20,20 @@ use std::rc::{Rc, Weak};
 
 use napi::sys;
 
-use crate::error;
 use crate::js_pool::PoolState;
 use crate::uv::{self, Handle};
 
 /// Rounds of submit → reap → settle in one wake-up before yielding to the loop.
 const MAX_ROUNDS: usize = 32;
 
+/// Completions delivered to the layer per call of its settle function.
+pub const JS_CHUNK: usize = 1024;
+
 /// Who waits for an operation.
 pub enum Waiter {
     Empty,
-    Promise(sys::napi_deferred),
+    /// The JavaScript layer, which keeps its promise in a table by slot.
+    Js,
     Batch {
         id: u32,
         pos: u32,
@@ -57,11 +65,19 @@ pub struct Driver {
     batches: RefCell<(Vec<Option<Batch>>, Vec<u32>)>,
     pub manual: RefCell<Vec<zcio::Completion>>,
     manual_waiter: Cell<sys::napi_deferred>,
-    pub pools: RefCell<Vec<Weak<PoolState>>>,
+    pools: RefCell<Vec<Weak<PoolState>>>,
     /// JS objects (the ring and its pools) that still reference the driver.
     pub js_owners: Cell<u32>,
     torn_down: Cell<bool>,
     scratch: RefCell<Vec<zcio::Completion>>,
+    /// The layer's settle function, `(n: number) => void`.
+    js_settle: sys::napi_ref,
+    /// `(slot, result)` pairs shared with the layer (an `Int32Array`).
+    pub js_cq: Rc<[Cell<i32>]>,
+    /// JS completions not yet handed to the layer.
+    js_backlog: RefCell<std::collections::VecDeque<(u32, i32)>>,
+    /// The layer's settle function is running (deliveries nest into its loop).
+    js_settling: Cell<bool>,
 }
 
 /// Why the driver could not start.
@@ -71,7 +87,11 @@ pub enum StartError {
 }
 
 impl Driver {
-    pub fn start(env: sys::napi_env, ring: zcio::Ring) -> Result<Rc<Driver>, StartError> {
+    pub fn start(
+        env: sys::napi_env,
+        ring: zcio::Ring,
+        js_settle: sys::napi_value,
+    ) -> Result<Rc<Driver>, StartError> {
         let uv = uv::uv().ok_or(StartError::NoEventLoop)?;
         let mut uv_loop = ptr::null_mut();
         // SAFETY: env is the current env; the out-pointer is a local.
@@ -82,6 +102,7 @@ impl Driver {
         }
         let mut resource_obj = ptr::null_mut();
         let mut resource = ptr::null_mut();
+        let mut js_settle_ref = ptr::null_mut();
         let mut func = ptr::null_mut();
         let mut settle_fn = ptr::null_mut();
         // SAFETY: plain napi calls on the current env with local out-pointers.
@@ -90,6 +111,8 @@ impl Driver {
         unsafe {
             if sys::napi_create_object(env, &mut resource_obj) != sys::Status::napi_ok
                 || sys::napi_create_reference(env, resource_obj, 1, &mut resource)
+                    != sys::Status::napi_ok
+                || sys::napi_create_reference(env, js_settle, 1, &mut js_settle_ref)
                     != sys::Status::napi_ok
             {
                 return Err(StartError::Napi);
@@ -117,6 +140,10 @@ impl Driver {
             js_owners: Cell::new(0),
             torn_down: Cell::new(false),
             scratch: RefCell::default(),
+            js_settle: js_settle_ref,
+            js_cq: (0..JS_CHUNK * 2).map(|_| Cell::new(0)).collect(),
+            js_backlog: RefCell::default(),
+            js_settling: Cell::new(false),
         });
         // SAFETY: the function only runs from `drive`, while the driver is
         // alive (the caller holds a strong reference).
@@ -168,6 +195,16 @@ impl Driver {
 
     pub fn is_torn_down(&self) -> bool {
         self.torn_down.get()
+    }
+
+    /// Remembers a pool so that closing the ring detaches its views; forgets
+    /// pools that are gone (amortized, so a long-lived ring does not grow).
+    pub fn add_pool(&self, pool: &Rc<PoolState>) {
+        let mut pools = self.pools.borrow_mut();
+        if pools.len() >= 64 && pools.len().is_power_of_two() {
+            pools.retain(|p| p.strong_count() > 0);
+        }
+        pools.push(Rc::downgrade(pool));
     }
 
     /// Records who waits for the operation `user_data`.
@@ -338,7 +375,7 @@ impl Driver {
             };
             match waiter {
                 Waiter::Empty => {}
-                Waiter::Promise(deferred) => self.settle_one(deferred, *c),
+                Waiter::Js => self.js_backlog.borrow_mut().push_back((c.slot(), c.result)),
                 Waiter::Batch { id, pos } => {
                     if let Some(batch) = self.batch_result(id, pos, c.result) {
                         self.resolve_batch(batch);
@@ -353,22 +390,62 @@ impl Driver {
         if manual_added {
             self.wake_manual_waiter();
         }
+        self.deliver_js();
         // SAFETY: closes the scope opened above.
         unsafe { sys::napi_close_handle_scope(env, hscope) };
     }
 
-    fn settle_one(&self, deferred: sys::napi_deferred, c: zcio::Completion) {
+    /// Hands the backlog of JS completions to the layer, `JS_CHUNK` at a time
+    /// (JS context entered). A delivery that starts while the layer's settle
+    /// function runs (it called `close()`) only appends to the backlog, which
+    /// the outer loop drains. An exception thrown by the settle function does
+    /// not stop the delivery; the first one is rethrown at the end.
+    fn deliver_js(&self) {
+        if self.js_settling.get() || self.js_backlog.borrow().is_empty() {
+            return;
+        }
+        self.js_settling.set(true);
         let env = self.env;
-        // SAFETY: napi calls on the driver's env inside an open handle scope.
-        unsafe {
-            if c.result >= 0 {
-                let mut v = ptr::null_mut();
-                sys::napi_create_uint32(env, c.result as u32, &mut v);
-                sys::napi_resolve_deferred(env, deferred, v);
-            } else {
-                let err = error::to_js(env, &c.into_result().unwrap_err());
-                sys::napi_reject_deferred(env, deferred, err);
+        let mut first_error: sys::napi_value = ptr::null_mut();
+        loop {
+            let n = {
+                let mut backlog = self.js_backlog.borrow_mut();
+                let n = backlog.len().min(JS_CHUNK);
+                for (k, (slot, res)) in backlog.drain(..n).enumerate() {
+                    self.js_cq[2 * k].set(slot as i32);
+                    self.js_cq[2 * k + 1].set(res);
+                }
+                n
+            };
+            if n == 0 {
+                break;
             }
+            // SAFETY: napi calls on the driver's env, on its JS thread, with
+            // JS context entered (the caller's contract); values are local.
+            unsafe {
+                let (mut recv, mut func, mut arg, mut result) = (
+                    ptr::null_mut(),
+                    ptr::null_mut(),
+                    ptr::null_mut(),
+                    ptr::null_mut(),
+                );
+                sys::napi_get_undefined(env, &mut recv);
+                sys::napi_get_reference_value(env, self.js_settle, &mut func);
+                sys::napi_create_uint32(env, n as u32, &mut arg);
+                let status = sys::napi_call_function(env, recv, func, 1, &arg, &mut result);
+                if status == sys::Status::napi_pending_exception {
+                    let mut err = ptr::null_mut();
+                    sys::napi_get_and_clear_last_exception(env, &mut err);
+                    if first_error.is_null() {
+                        first_error = err;
+                    }
+                }
+            }
+        }
+        self.js_settling.set(false);
+        if !first_error.is_null() {
+            // SAFETY: rethrows a value of this env.
+            unsafe { sys::napi_throw(env, first_error) };
         }
     }
 
@@ -462,6 +539,7 @@ impl Drop for Driver {
         unsafe {
             sys::napi_delete_reference(self.env, self.settle_fn);
             sys::napi_delete_reference(self.env, self.resource);
+            sys::napi_delete_reference(self.env, self.js_settle);
         }
     }
 }

@@ -115,3 +115,27 @@ pub fn int_arg(
         },
     ))
 }
+
+/// Throws a core error as a Node-style JS error (raw env).
+pub fn throw_core(env: sys::napi_env, err: &zcio::Error) {
+    let value = to_js(env, err);
+    if !value.is_null() {
+        // SAFETY: `value` is an error object of this env.
+        unsafe { sys::napi_throw(env, value) };
+    }
+}
+
+/// Throws an `Error` (or `TypeError`) with `code` (raw env).
+pub fn throw_raw(env: sys::napi_env, code: &str, message: &str, type_error: bool) {
+    let mut value = ptr::null_mut();
+    // SAFETY: napi calls on the current env with values it creates.
+    unsafe {
+        let (c, m) = (string(env, code), string(env, message));
+        if type_error {
+            sys::napi_create_type_error(env, c, m, &mut value);
+        } else {
+            sys::napi_create_error(env, c, m, &mut value);
+        }
+        sys::napi_throw(env, value);
+    }
+}

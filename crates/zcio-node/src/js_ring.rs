@@ -4,30 +4,24 @@ use std::ptr;
 use std::rc::Rc;
 
 use napi::bindgen_prelude::*;
-use napi::sys;
+use napi::{sys, JsValue};
 use napi_derive::napi;
 
 use crate::driver::{Driver, StartError};
-use crate::error::{throw_code, OrThrow};
+use crate::error::{int_arg, throw_code, OrThrow};
+use crate::external;
 use crate::js_pool::new_promise;
-
-/// Options of `new Ring()`.
-#[napi(object)]
-pub struct RingOptions {
-    /// Submission-queue entries (rounded up to a power of two; default 256).
-    pub entries: Option<u32>,
-    /// Use a kernel submission thread (`IORING_SETUP_SQPOLL`): `true` for a
-    /// 1000 ms idle time, or the idle time in milliseconds. Costs a kernel
-    /// thread that spins while busy.
-    pub sqpoll: Option<Either<bool, u32>>,
-}
 
 /// The setup flags the kernel accepted.
 #[napi(object)]
 pub struct RingFeatures {
+    /// `IORING_SETUP_SINGLE_ISSUER` (Linux 6.0).
     pub single_issuer: bool,
+    /// `IORING_SETUP_DEFER_TASKRUN` (Linux 6.1).
     pub defer_taskrun: bool,
+    /// `IORING_SETUP_COOP_TASKRUN` (Linux 5.19).
     pub coop_taskrun: bool,
+    /// `IORING_SETUP_SQPOLL` (a kernel submission thread).
     pub sqpoll: bool,
 }
 
@@ -40,9 +34,10 @@ pub struct Completion {
     pub result: i32,
     /// CQE flags.
     pub flags: u32,
-    /// The pool buffer the operation used.
-    pub buffer: u32,
-    /// `'read'` or `'write'`.
+    /// Index of the pool buffer the operation used.
+    pub buffer_index: u32,
+    /// What the operation was.
+    #[napi(ts_type = "'read' | 'write'")]
     pub op: String,
 }
 
@@ -68,22 +63,31 @@ impl Ring {
 #[napi]
 impl Ring {
     /// Sets up the ring (`SINGLE_ISSUER | DEFER_TASKRUN | COOP_TASKRUN` where
-    /// the kernel accepts them, falling back otherwise).
-    #[napi(constructor)]
-    pub fn new(env: Env, options: Option<RingOptions>) -> Result<Self> {
-        let mut opts = zcio::RingOptions::default();
-        if let Some(o) = options {
-            if let Some(e) = o.entries {
-                opts.entries = e;
-            }
-            opts.sqpoll_idle_ms = match o.sqpoll {
-                Some(Either::A(true)) => Some(1000),
-                Some(Either::B(ms)) => Some(ms),
-                _ => None,
-            };
+    /// the kernel accepts them, falling back otherwise). `sqpollIdleMs < 0`:
+    /// no kernel submission thread. `settle(n)` is called once per round with
+    /// `n` `(slot, result)` pairs in `completionArray()`, for the operations
+    /// queued by `readFixed`/`writeFixed`.
+    #[napi(constructor, ts_args_type = "entries: number, sqpollIdleMs: number, settle: (n: number) => void")]
+    pub fn new(env: Env, entries: f64, sqpoll_idle_ms: f64, settle: Unknown) -> Result<Self> {
+        let entries = int_arg(&env, "entries", entries, 32768.0, false)? as u32;
+        let opts = zcio::RingOptions {
+            entries,
+            sqpoll_idle_ms: if sqpoll_idle_ms < 0.0 {
+                None
+            } else {
+                Some(int_arg(&env, "sqpoll", sqpoll_idle_ms, f64::from(u32::MAX), true)? as u32)
+            },
+        };
+        if settle.get_type()? != ValueType::Function {
+            return Err(throw_code(
+                &env,
+                "ERR_INVALID_ARG_TYPE",
+                "settle must be a function",
+            ));
         }
         let ring = zcio::Ring::new(opts).or_throw(&env)?;
-        let driver = Driver::start(env.raw(), ring).map_err(|e| match e {
+        let settle = settle.raw();
+        let driver = Driver::start(env.raw(), ring, settle).map_err(|e| match e {
             StartError::NoEventLoop => throw_code(
                 &env,
                 "ERR_ZCIO_NO_EVENT_LOOP",
@@ -97,6 +101,33 @@ impl Ring {
         })?;
         driver.js_owners.set(1);
         Ok(Ring { driver })
+    }
+
+    /// The `Int32Array` of `(slot, result)` pairs read by `settle(n)`.
+    #[napi(ts_return_type = "Int32Array")]
+    pub fn completion_array(&self, env: Env) -> Result<Unknown<'_>> {
+        let cq = self.driver.js_cq.clone();
+        let data = cq.as_ptr() as *mut std::ffi::c_void;
+        let len = cq.len();
+        // SAFETY: the cells stay valid while the boxed `Rc` lives.
+        let v = unsafe {
+            external::typed_array(
+                env.raw(),
+                sys::TypedarrayType::int32_array,
+                data,
+                len,
+                4,
+                Box::new(cq),
+            )
+        };
+        external_or_throw(&env, v)
+    }
+
+    /// The ring's counts, updated in place (`zcio::ring_counts` order:
+    /// inFlight, pending, closed).
+    #[napi(ts_return_type = "Float64Array")]
+    pub fn counts(&self, env: Env) -> Result<Unknown<'_>> {
+        published_counts(&env, self.driver.ring.published())
     }
 
     /// Hands queued operations to the kernel now (normally done before the
@@ -120,18 +151,6 @@ impl Ring {
         let (deferred, promise) = new_promise(&env);
         self.driver.wait_manual(deferred);
         PromiseRaw::new(env.raw(), promise)
-    }
-
-    /// Operations queued or in flight.
-    #[napi(getter)]
-    pub fn in_flight(&self) -> u32 {
-        self.driver.ring.in_flight()
-    }
-
-    /// Whether `close()` was called.
-    #[napi(getter)]
-    pub fn closed(&self) -> bool {
-        self.driver.ring.is_closed()
     }
 
     /// The setup flags the kernel accepted.
@@ -184,7 +203,7 @@ pub fn take_completions(driver: &Driver) -> sys::napi_value {
             user_data: BigInt::from(c.user_data),
             result: c.result,
             flags: c.flags,
-            buffer: c.buffer,
+            buffer_index: c.buffer,
             op: c.kind.syscall().to_owned(),
         };
         // SAFETY: converting a plain object on the current env and storing it.
@@ -195,4 +214,35 @@ pub fn take_completions(driver: &Driver) -> sys::napi_value {
         }
     }
     arr
+}
+
+/// A `Float64Array` over published counts.
+pub fn published_counts<'a>(env: &Env, p: Rc<zcio::Published>) -> Result<Unknown<'a>> {
+    let (data, len) = (p.counts_ptr(), p.counts_len());
+    // SAFETY: the cells stay valid while the boxed `Rc` lives.
+    let v = unsafe {
+        external::typed_array(
+            env.raw(),
+            sys::TypedarrayType::float64_array,
+            data.cast(),
+            len,
+            8,
+            Box::new(p),
+        )
+    };
+    external_or_throw(env, v)
+}
+
+/// Wraps a value made by `external::typed_array`, or throws.
+pub fn external_or_throw<'a>(env: &Env, v: Option<sys::napi_value>) -> Result<Unknown<'a>> {
+    match v {
+        // SAFETY: a value of this env.
+        Some(v) => Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), v) }),
+        None => Err(throw_code(
+            env,
+            "ERR_ZCIO_EXTERNAL_BUFFERS_UNSUPPORTED",
+            "this runtime refuses external ArrayBuffers (Electron's V8 sandbox); \
+             zcio's zero-copy views can't work here",
+        )),
+    }
 }

@@ -5,6 +5,8 @@
 
 mod driver;
 mod error;
+mod external;
+mod fast;
 mod js_pool;
 mod js_ring;
 mod uv;

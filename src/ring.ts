@@ -1,0 +1,227 @@
+// Ring: an io_uring driven by the event loop of the thread that made it.
+// This layer keeps the promise of every readFixed/writeFixed in a table
+// indexed by the operation's slot; the binding settles them in one call per
+// round of completions (see DESIGN.md, "The completion path").
+
+import { inspect } from 'node:util'
+import { native, type NativeCompletion, type NativeRing, type NativeRingFeatures } from './binding.js'
+import { errnoError, invalidArgType, invalidArgValue } from './errors.js'
+import { validateInteger, validateObject } from './validate.js'
+
+/** Options of `new Ring()`. */
+export interface RingOptions {
+  /** Submission-queue entries, 1 to 32768 (rounded up to a power of two). Default 256. */
+  entries?: number
+  /**
+   * Use a kernel submission thread (`IORING_SETUP_SQPOLL`): `true` for a
+   * 1000 ms idle time, or the idle time in milliseconds. It costs a kernel
+   * thread that spins while busy. Default `false`.
+   */
+  sqpoll?: boolean | number
+}
+
+/** The setup flags the kernel accepted for a ring. */
+export type RingFeatures = NativeRingFeatures
+
+/** A completion of a low-level `submitReadFixed` / `submitWriteFixed`. */
+export interface Completion {
+  /** The value the submit call returned. */
+  userData: bigint
+  /** Bytes transferred, or `-errno`. */
+  result: number
+  /** The CQE flags. */
+  flags: number
+  /** Index of the pool buffer the operation used. */
+  bufferIndex: number
+  /** What the operation was. */
+  op: 'read' | 'write'
+}
+
+/** What an operation in the promise table was: 0 read, 1 write. */
+export type OpKind = 0 | 1
+
+const SYSCALL = ['read', 'write'] as const
+
+// Indices of the ring's published counts (crates/zcio/src/published.rs).
+const IN_FLIGHT = 0
+const CLOSED = 2
+
+type Resolve = (bytes: number) => void
+type Reject = (err: Error) => void
+
+/**
+ * The promises of one ring's operations, by slot. It references nothing
+ * native: the binding holds its settle function for as long as operations can
+ * complete, and that must not keep the ring's JS objects alive.
+ */
+export class Completer {
+  #resolves: (Resolve | undefined)[] = []
+  #rejects: (Reject | undefined)[] = []
+  #kinds: OpKind[] = []
+  /** `(slot, result)` pairs written by the binding before each `settle`. */
+  cq: Int32Array = new Int32Array(0)
+
+  track(slot: number, kind: OpKind): Promise<number> {
+    return new Promise<number>((resolve, reject) => {
+      this.#resolves[slot] = resolve
+      this.#rejects[slot] = reject
+      this.#kinds[slot] = kind
+    })
+  }
+
+  /** Called by the binding with the number of pairs in `cq`. */
+  readonly settle = (n: number): void => {
+    const cq = this.cq
+    const resolves = this.#resolves
+    const rejects = this.#rejects
+    let failure: { error: unknown } | undefined
+    for (let k = 0; k < n; k++) {
+      const slot = cq[2 * k]
+      const result = cq[2 * k + 1]
+      const resolve = resolves[slot]
+      const reject = rejects[slot]
+      resolves[slot] = undefined
+      rejects[slot] = undefined
+      if (resolve === undefined || reject === undefined) continue
+      try {
+        if (result >= 0) resolve(result)
+        else reject(errnoError(result, SYSCALL[this.#kinds[slot]]))
+      } catch (error) {
+        // Building an error can run user code (a setter on Object.prototype);
+        // settle the rest first, then report the first failure.
+        failure ??= { error }
+        reject(error instanceof Error ? error : new Error(String(error)))
+      }
+    }
+    if (failure) throw failure.error
+  }
+}
+
+/** What a pool needs from its ring; not part of the public API. */
+export interface RingInternals {
+  native: NativeRing
+  completer: Completer
+  counts: Float64Array
+}
+
+let internalsOf: (ring: Ring) => RingInternals
+
+/** The internals of `ring` (for this package's classes only). */
+export function ringInternals(ring: Ring): RingInternals {
+  return internalsOf(ring)
+}
+
+/**
+ * An io_uring instance driven by the Node event loop of the thread that
+ * created it.
+ *
+ * Completions are reaped when the ring's eventfd wakes the loop, and all of
+ * them settle in one batch; everything queued during one JS turn reaches the
+ * kernel in one `io_uring_enter`. The ring keeps the process alive only while
+ * operations are in flight. Throws `ERR_ZCIO_URING_UNAVAILABLE` when io_uring
+ * is disabled, blocked by seccomp or missing (see `probe()`).
+ */
+export class Ring {
+  readonly #internals: RingInternals
+
+  static {
+    internalsOf = (ring) => ring.#internals
+  }
+
+  /**
+   * Sets up the ring (`SINGLE_ISSUER | DEFER_TASKRUN | COOP_TASKRUN` where the
+   * kernel accepts them). Throws `ERR_INVALID_ARG_TYPE` / `ERR_OUT_OF_RANGE`
+   * for bad options, `ERR_ZCIO_URING_UNAVAILABLE` when io_uring can't be used.
+   */
+  constructor(options?: RingOptions) {
+    let entries = 256
+    let sqpollIdleMs = -1
+    if (options !== undefined) {
+      validateObject(options, 'options')
+      if (options.entries !== undefined) {
+        validateInteger(options.entries, 'options.entries', 0, 2 ** 32 - 1)
+        if (options.entries === 0 || options.entries > 32768) {
+          throw invalidArgValue('options.entries', options.entries, 'must be between 1 and 32768')
+        }
+        entries = options.entries
+      }
+      const sq = options.sqpoll
+      if (sq === true) sqpollIdleMs = 1000
+      else if (typeof sq === 'number') {
+        validateInteger(sq, 'options.sqpoll', 0, 2 ** 32 - 1)
+        sqpollIdleMs = sq
+      } else if (sq !== undefined && sq !== false) {
+        throw invalidArgType('options.sqpoll', 'of type boolean or number', sq)
+      }
+    }
+    const completer = new Completer()
+    const ring = new native.Ring(entries, sqpollIdleMs, completer.settle)
+    completer.cq = ring.completionArray()
+    this.#internals = { native: ring, completer, counts: ring.counts() }
+  }
+
+  /** Operations queued or in flight whose completion has not been delivered. */
+  get inFlightCount(): number {
+    return this.#internals.counts[IN_FLIGHT]
+  }
+
+  /** Whether `close()` was called. */
+  get closed(): boolean {
+    return this.#internals.counts[CLOSED] === 1
+  }
+
+  /** The setup flags the kernel accepted. */
+  get features(): RingFeatures {
+    return this.#internals.native.features
+  }
+
+  /**
+   * Hands queued operations to the kernel now (normally done before the event
+   * loop blocks). Returns how many were submitted.
+   */
+  submit(): number {
+    return this.#internals.native.submit()
+  }
+
+  /** Drains the completions of low-level submissions reaped so far. */
+  takeCompletions(): Completion[] {
+    return this.#internals.native.takeCompletions() as NativeCompletion[] as Completion[]
+  }
+
+  /**
+   * Resolves with the completions of low-level submissions as soon as at
+   * least one is available (at once, with `[]`, when none is in flight). Only
+   * one call may wait at a time: a second call resolves the first with `[]`.
+   */
+  completions(): Promise<Completion[]> {
+    try {
+      return this.#internals.native.completions() as Promise<Completion[]>
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
+  /**
+   * Refuses new operations, cancels those in flight (their promises reject
+   * with `ECANCELED`, or resolve if they finished first), closes every pool of
+   * the ring (their views get length 0) and frees the ring. Calling it again
+   * does nothing.
+   */
+  close(): void {
+    this.#internals.native.close()
+  }
+
+  /** `close()`, for `using ring = new Ring()`. */
+  [Symbol.dispose](): void {
+    this.close()
+  }
+
+  [inspect.custom](depth: number, options: { stylize(text: string, style: string): string }): string {
+    const state = {
+      inFlightCount: this.inFlightCount,
+      closed: this.closed,
+      features: this.closed ? undefined : this.features,
+    }
+    return `Ring ${inspect(state, { ...options, depth: depth < 0 ? 0 : depth })}`
+  }
+}
