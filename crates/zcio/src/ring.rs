@@ -18,6 +18,8 @@ const CANCEL_USER_DATA: u64 = u64::MAX;
 const ENTER_GETEVENTS: u32 = 1;
 /// How long `close` waits for cancelled operations before leaking their memory.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often `close` repeats its cancel while operations remain.
+const CANCEL_INTERVAL: Duration = Duration::from_millis(500);
 /// How many times one `io_uring_enter` is retried while the kernel answers
 /// `EBUSY`/`EAGAIN` (the completion queue is drained before each retry).
 const BUSY_RETRIES: u32 = 8;
@@ -325,13 +327,15 @@ impl Ring {
     /// appended to `out`, most with `-ECANCELED`), then closes the io_uring.
     /// Calling it again does nothing.
     ///
-    /// If the kernel does not finish the cancelled operations within 10
-    /// seconds, their buffers are leaked rather than freed, so the kernel can
-    /// never write into freed memory.
+    /// Operations still queued are handed to the kernel first, so they are
+    /// cancelled like the others. If the kernel does not finish the cancelled
+    /// operations within 10 seconds, their buffers are leaked rather than
+    /// freed, so the kernel can never write into freed memory.
     ///
     /// # Errors
     ///
-    /// [`Error::Sys`] if cancelling fails; the ring is closed anyway.
+    /// [`Error::Sys`] if submitting or cancelling fails (the operations still
+    /// live are then leaked as above); the ring is closed anyway.
     pub fn close(&self, out: &mut Vec<Completion>) -> Result<()> {
         self.inner.close(out)
     }
@@ -598,26 +602,11 @@ impl RingInner {
         if self.closed.get() {
             return Ok(());
         }
+        // Completions already taken from the kernel are the caller's too.
+        self.reap(out);
         let mut result = Ok(());
         if self.ops.borrow().live > 0 {
-            let cancel = opcode::AsyncCancel2::new(types::CancelBuilder::any())
-                .build()
-                .user_data(CANCEL_USER_DATA);
-            let queued = self.with_uring(|uring| {
-                // SAFETY: a cancel request references no user memory.
-                unsafe { uring.submission().push(&cancel) }.is_ok()
-            });
-            if matches!(queued, Ok(true)) {
-                self.pending.set(self.pending.get() + 1);
-            }
-            let deadline = Instant::now() + CLOSE_TIMEOUT;
-            while self.ops.borrow().live > 0 && Instant::now() < deadline {
-                if let Err(e) = self.enter(1, Some(Duration::from_millis(100))) {
-                    result = Err(e);
-                    break;
-                }
-                self.reap(out);
-            }
+            result = self.cancel_all(out);
             // Whatever is still live keeps its pool (and memory) forever: the
             // entries stay in `ops`, which is never dropped while they exist.
             if self.ops.borrow().live > 0 {
@@ -629,6 +618,41 @@ impl RingInner {
         // Closing the fd releases the registered buffers and the rings.
         drop(self.uring.borrow_mut().take());
         result
+    }
+
+    /// Cancels every operation and reaps their completions into `out`,
+    /// giving up after [`CLOSE_TIMEOUT`].
+    fn cancel_all(&self, out: &mut Vec<Completion>) -> Result<()> {
+        let deadline = Instant::now() + CLOSE_TIMEOUT;
+        // A cancel only finds operations the kernel has seen: hand it what is
+        // queued first, which also makes room for the cancel in a full queue.
+        if self.pending.get() > 0 {
+            self.enter(0, None)?;
+        }
+        self.queue_cancel()?;
+        let mut cancelled_at = Instant::now();
+        while self.ops.borrow().live > 0 && Instant::now() < deadline {
+            self.enter(1, Some(Duration::from_millis(100)))
+                .or_else(busy_is_zero)?;
+            self.reap(out);
+            if self.ops.borrow().live > 0 && cancelled_at.elapsed() >= CANCEL_INTERVAL {
+                // Something escaped the cancel (issued after it, or busy
+                // when it ran): ask again.
+                self.queue_cancel()?;
+                cancelled_at = Instant::now();
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues an `IORING_OP_ASYNC_CANCEL` of every operation; it goes to the
+    /// kernel with the next `io_uring_enter`.
+    fn queue_cancel(&self) -> Result<()> {
+        let cancel = opcode::AsyncCancel2::new(types::CancelBuilder::any())
+            .build()
+            .user_data(CANCEL_USER_DATA);
+        // SAFETY: a cancel request references no memory.
+        unsafe { self.push_entry(&cancel) }
     }
 }
 

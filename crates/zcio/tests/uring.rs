@@ -195,6 +195,49 @@ fn close_cancels_what_is_in_flight() {
     pool.close().unwrap();
 }
 
+/// Queues `n` reads on a pipe nobody writes to, without submitting the last
+/// of them (a ring of 256 entries flushes its queue when full), drops the
+/// pool, and closes the ring: every operation comes back cancelled, promptly,
+/// and the pool's memory is freed.
+fn close_with_queued_reads(n: usize) {
+    let ring = Ring::new(RingOptions::default()).unwrap();
+    let pool = RegisteredBufferPool::new(&ring, 4096, 4).unwrap();
+    let memory = std::rc::Rc::downgrade(&pool.region());
+    let (reader, _writer) = std::io::pipe().unwrap();
+    let i = pool.acquire().unwrap();
+    let queued: HashSet<u64> = (0..n)
+        .map(|_| pool.read_fixed(reader.as_raw_fd(), i, 0, 4096, 0).unwrap())
+        .collect();
+    assert_eq!(ring.pending(), 256, "the queue is full");
+    drop(pool);
+    let start = std::time::Instant::now();
+    let mut out = Vec::new();
+    ring.close(&mut out).unwrap();
+    let took = start.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(2),
+        "close took {took:?}"
+    );
+    assert_eq!(out.len(), n);
+    let done: HashSet<u64> = out.iter().map(|c| c.user_data).collect();
+    assert_eq!(done, queued);
+    assert!(out.iter().all(|c| c.result == -libc::ECANCELED));
+    assert_eq!(ring.in_flight(), 0);
+    assert!(memory.upgrade().is_none(), "the pool's memory was leaked");
+}
+
+#[test]
+fn close_with_a_full_submission_queue() {
+    require_fixed_buffers!();
+    close_with_queued_reads(256);
+}
+
+#[test]
+fn close_with_a_full_queue_after_earlier_flushes() {
+    require_fixed_buffers!();
+    close_with_queued_reads(1024);
+}
+
 /// Runs in a child process (see `memlock_limit_gives_enomem`) whose memlock
 /// limit is 64 KiB and which has no `CAP_IPC_LOCK`.
 #[test]
