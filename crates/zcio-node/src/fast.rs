@@ -193,7 +193,10 @@ pub const MAX_FD: f64 = 2147483647.0;
 pub const MAX_POSITION: f64 = 9007199254740991.0;
 
 /// `(fd, index, position, length, bufferOffset)` checked, or `None` (thrown).
-pub fn op_args(env: sys::napi_env, a: &[sys::napi_value; 5]) -> Option<(i32, u32, u64, usize, usize)> {
+pub fn op_args(
+    env: sys::napi_env,
+    a: &[sys::napi_value; 5],
+) -> Option<(i32, u32, u64, usize, usize)> {
     let fd = int(env, a[0], "fd", MAX_FD)? as i32;
     let index = int(env, a[1], "index", f64::from(u32::MAX))? as u32;
     let position = int(env, a[2], "position", MAX_POSITION)?;

@@ -167,7 +167,11 @@ impl RegisteredBufferPool {
         match fast::make(env.raw(), &ctx) {
             // SAFETY: a value of this env.
             Some(v) => Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), v) }),
-            None => Err(throw_code(&env, "ERR_ZCIO_NAPI", "creating the pool's functions failed")),
+            None => Err(throw_code(
+                &env,
+                "ERR_ZCIO_NAPI",
+                "creating the pool's functions failed",
+            )),
         }
     }
 
@@ -241,7 +245,11 @@ impl RegisteredBufferPool {
         length: f64,
         buffer_offset: Option<f64>,
     ) -> Result<BigInt> {
-        self.submit_manual(&env, false, [fd, index, position, length, buffer_offset.unwrap_or(0.0)])
+        self.submit_manual(
+            &env,
+            false,
+            [fd, index, position, length, buffer_offset.unwrap_or(0.0)],
+        )
     }
 
     /// Low level: queues a WRITE_FIXED; as `submitReadFixed`.
@@ -255,7 +263,11 @@ impl RegisteredBufferPool {
         length: f64,
         buffer_offset: Option<f64>,
     ) -> Result<BigInt> {
-        self.submit_manual(&env, true, [fd, index, position, length, buffer_offset.unwrap_or(0.0)])
+        self.submit_manual(
+            &env,
+            true,
+            [fd, index, position, length, buffer_offset.unwrap_or(0.0)],
+        )
     }
 
     fn submit_manual(&self, env: &Env, write: bool, a: [f64; 5]) -> Result<BigInt> {

@@ -67,7 +67,10 @@ impl Ring {
     /// no kernel submission thread. `settle(n)` is called once per round with
     /// `n` `(slot, result)` pairs in `completionArray()`, for the operations
     /// queued by `readFixed`/`writeFixed`.
-    #[napi(constructor, ts_args_type = "entries: number, sqpollIdleMs: number, settle: (n: number) => void")]
+    #[napi(
+        constructor,
+        ts_args_type = "entries: number, sqpollIdleMs: number, settle: (n: number) => void"
+    )]
     pub fn new(env: Env, entries: f64, sqpoll_idle_ms: f64, settle: Unknown) -> Result<Self> {
         let entries = int_arg(&env, "entries", entries, 32768.0, false)? as u32;
         let opts = zcio::RingOptions {

@@ -3,7 +3,7 @@
 
 use std::cell::{Cell, Ref, RefCell, RefMut};
 use std::ops::{Deref, DerefMut};
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 
 use io_uring::{opcode, types};
@@ -84,27 +84,19 @@ impl PoolShared {
     }
 
     fn unregister(&self) {
-        let count = self.slots.borrow().total() as usize;
-        let empty = vec![
-            libc::iovec {
-                iov_base: std::ptr::null_mut(),
-                iov_len: 0,
-            };
-            count
-        ];
+        let count = self.slots.borrow().total();
         let mut table = self.ring.table.borrow_mut();
         if !table.registered {
             return; // the ring is closed: the kernel dropped the table
         }
-        let _ = self.ring.with_uring(|uring| {
-            // SAFETY: empty iovecs reference no memory; they clear the slots.
-            unsafe {
-                uring
-                    .submitter()
-                    .register_buffers_update(self.base, &empty, None)
-            }
-        });
-        table.free(self.base);
+        let cleared = self
+            .ring
+            .with_uring(|uring| clear_range(uring.as_raw_fd(), self.base, count));
+        if matches!(cleared, Ok(Ok(()))) {
+            table.free(self.base);
+        }
+        // Otherwise the range stays allocated for good: its entries may still
+        // name this pool's pages, and no other pool may be given them.
     }
 }
 
@@ -149,7 +141,8 @@ impl RegisteredBufferPool {
     ///
     /// - [`Error::InvalidArgument`]: `buffer_size` is 0 or above 1 GiB, or
     ///   `buffer_count` is 0 or above 16384.
-    /// - [`Error::Memlock`]: the registration exceeds `RLIMIT_MEMLOCK`.
+    /// - [`Error::Memlock`]: the registration exceeds `RLIMIT_MEMLOCK`, in whole
+    ///   or in part; nothing of it stays registered.
     /// - [`Error::TableFull`]: the ring's 16384-entry table has no room left.
     /// - [`Error::Unsupported`]: the kernel predates Linux 5.13.
     /// - [`Error::Closed`]: the ring is closed.
@@ -583,56 +576,106 @@ fn register(
 ) -> Result<u32> {
     let mut table = ring.table.borrow_mut();
     let base = table.alloc(count)?;
-    let iovecs: Vec<libc::iovec> = (0..count as usize)
-        .map(|i| libc::iovec {
-            iov_base: region.as_ptr().wrapping_add(i * stride).cast(),
-            iov_len: buffer_size,
-        })
-        .collect();
-    let registered = table.registered;
-    let res = ring.with_uring(|uring| {
-        let submitter = uring.submitter();
-        if !registered {
-            submitter
+    if !table.registered {
+        let sparse = ring.with_uring(|uring| {
+            uring
+                .submitter()
                 .register_buffers_sparse(MAX_REGISTERED_BUFFERS)
-                .map_err(|e| match e.raw_os_error() {
+        });
+        match sparse {
+            Ok(Ok(())) => table.registered = true,
+            Ok(Err(e)) => {
+                table.free(base);
+                return Err(match e.raw_os_error() {
                     Some(libc::EINVAL) => Error::Unsupported {
                         feature: "a sparse registered-buffer table",
                         needs: "5.13",
                         release: sys::kernel_release(),
                     },
                     _ => Error::sys("io_uring_register", e),
-                })?;
-        }
-        // SAFETY: each iovec lies inside `region`, which the pool keeps mapped
-        // until the entries are cleared again (`PoolShared::unregister`) or
-        // the ring is closed.
-        unsafe { submitter.register_buffers_update(base, &iovecs, None) }.map_err(|e| {
-            match e.raw_os_error() {
-                Some(libc::ENOMEM) => Error::Memlock {
-                    bytes: (stride * count as usize) as u64,
-                    limit: sys::memlock_limit()
-                        .map_or_else(|| "unlimited".into(), |l| format!("{l} bytes")),
-                    source: e,
-                },
-                _ => Error::sys("io_uring_register", e),
+                });
             }
-        })
-    });
-    match res.and_then(|r| r) {
-        Ok(()) => {
-            table.registered = true;
-            Ok(base)
-        }
-        Err(e) => {
-            if !registered && !matches!(e, Error::Unsupported { .. } | Error::Closed { .. }) {
-                // The sparse table went in even though the update failed.
-                table.registered = true;
+            Err(e) => {
+                table.free(base);
+                return Err(e);
             }
-            table.free(base);
-            Err(e)
         }
     }
+    let iovecs: Vec<libc::iovec> = (0..count as usize)
+        .map(|i| libc::iovec {
+            iov_base: region.as_ptr().wrapping_add(i * stride).cast(),
+            iov_len: buffer_size,
+        })
+        .collect();
+    let res = ring.with_uring(|uring| {
+        let fd = uring.as_raw_fd();
+        // The kernel registers buffers one by one and, when it fails after
+        // the first, returns only how many went in: resume after them until
+        // all are in or the call reports the error of the one that failed.
+        let mut done = 0;
+        while done < count {
+            // SAFETY: each iovec lies inside `region`, which the pool keeps
+            // mapped until the entries are cleared again
+            // (`PoolShared::unregister`, or below on failure) or the ring is
+            // closed.
+            let step =
+                unsafe { sys::io_uring_buffers_update(fd, base + done, &iovecs[done as usize..]) };
+            let e = match step {
+                Ok(n) if n > 0 => {
+                    done += n;
+                    continue;
+                }
+                // Not a result the kernel gives for a non-empty update.
+                Ok(_) => std::io::Error::from_raw_os_error(libc::EIO),
+                Err(e) => e,
+            };
+            return Err((e, clear_range(fd, base, done).is_ok()));
+        }
+        Ok(())
+    });
+    let (e, cleared) = match res {
+        Ok(Ok(())) => return Ok(base),
+        Ok(Err(failed)) => failed,
+        Err(closed) => {
+            table.free(base);
+            return Err(closed);
+        }
+    };
+    if cleared {
+        table.free(base);
+    }
+    // Otherwise the range stays allocated: its entries may still name this
+    // region's pages, and no other pool may be given them.
+    Err(match e.raw_os_error() {
+        Some(libc::ENOMEM) => Error::Memlock {
+            bytes: (stride * count as usize) as u64,
+            limit: sys::memlock_limit()
+                .map_or_else(|| "unlimited".into(), |l| format!("{l} bytes")),
+            source: e,
+        },
+        _ => Error::sys("io_uring_register", e),
+    })
+}
+
+/// Clears entries `base..base + count` of the registered-buffer table of the
+/// io_uring `fd`, releasing their pages (and the locked-memory charge).
+fn clear_range(fd: RawFd, base: u32, count: u32) -> std::io::Result<()> {
+    let empty = vec![
+        libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        };
+        count as usize
+    ];
+    let mut done = 0;
+    while done < count {
+        // SAFETY: empty iovecs reference no memory; they clear the entries.
+        match unsafe { sys::io_uring_buffers_update(fd, base + done, &empty[done as usize..]) }? {
+            0 => return Err(std::io::Error::from_raw_os_error(libc::EIO)),
+            n => done += n,
+        }
+    }
+    Ok(())
 }
 
 /// Mutable access to a pool's slots that publishes the counts when dropped.

@@ -19,6 +19,13 @@ const CANCEL_USER_DATA: u64 = u64::MAX;
 const ENTER_GETEVENTS: u32 = 1;
 /// How long `close` waits for cancelled operations before leaking their memory.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often `close` repeats its cancel while operations remain.
+const CANCEL_INTERVAL: Duration = Duration::from_millis(500);
+/// How many times one `io_uring_enter` is retried while the kernel answers
+/// `EBUSY`/`EAGAIN` (the completion queue is drained before each retry).
+const BUSY_RETRIES: u32 = 8;
+/// How many times `push` submits to make room in a full submission queue.
+const PUSH_ATTEMPTS: u32 = 8;
 
 /// How to set up a [`Ring`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,12 +205,18 @@ pub(crate) struct RingInner {
     /// Ops whose completion was reaped, dropped once no borrow is held (the
     /// last reference to a pool may go with them).
     graveyard: RefCell<Vec<Op>>,
+    /// Completions taken from the kernel's queue to let it accept more work
+    /// (`EBUSY`/`EAGAIN`), handed out first by the next `reap`.
+    backlog: RefCell<Vec<Completion>>,
     pub(crate) table: RefCell<BufTable>,
     /// SQEs pushed but not yet handed to the kernel.
     pending: Cell<u32>,
     closed: Cell<bool>,
     /// Counts mirrored for bindings (see `published.rs`).
     published: Rc<Published>,
+    /// Errors `io_uring_enter` returns instead of calling the kernel, in order.
+    #[cfg(test)]
+    inject: RefCell<std::collections::VecDeque<i32>>,
 }
 
 /// An io_uring instance and its completion bookkeeping.
@@ -268,6 +281,9 @@ impl Ring {
                 pending: Cell::new(0),
                 closed: Cell::new(false),
                 published: Published::new(rc::LEN, 0),
+                backlog: RefCell::default(),
+                #[cfg(test)]
+                inject: RefCell::default(),
             }),
         })
     }
@@ -290,7 +306,7 @@ impl Ring {
 
     /// Operations submitted (or queued) whose completion has not been reaped.
     pub fn in_flight(&self) -> u32 {
-        self.inner.ops.borrow().live
+        self.inner.ops.borrow().live + self.inner.backlog.borrow().len() as u32
     }
 
     /// Operations queued but not yet handed to the kernel.
@@ -307,23 +323,29 @@ impl Ring {
     /// and (with `DEFER_TASKRUN`) runs the completion work the kernel deferred
     /// to this thread, so that [`Ring::reap`] finds it.
     ///
+    /// When the kernel answers `EBUSY`/`EAGAIN` (it wants the completion
+    /// queue drained first), the ready completions are moved aside for the
+    /// next [`Ring::reap`] and the call is retried a few times; if the kernel
+    /// still refuses, the operations stay queued for the next call and 0 is
+    /// returned. Interrupted calls (`EINTR`) are retried.
+    ///
     /// # Errors
     ///
     /// [`Error::Closed`] after `close`; [`Error::Sys`] (`io_uring_enter`) when
-    /// the kernel rejects the call for a reason other than a full completion
-    /// queue or an interrupted call (those are retried later).
+    /// the kernel rejects the call for another reason.
     pub fn submit(&self) -> Result<u32> {
         self.inner.submit()
     }
 
-    /// Blocks until at least `want` completions are ready (after submitting
-    /// what is queued).
+    /// Blocks until at least `want` completions are ready for [`Ring::reap`]
+    /// (after submitting what is queued); completions already moved aside by
+    /// an earlier call count.
     ///
     /// # Errors
     ///
     /// As [`Ring::submit`].
     pub fn submit_and_wait(&self, want: u32) -> Result<u32> {
-        self.inner.enter(want, None)
+        self.inner.submit_and_wait(want)
     }
 
     /// Moves every ready completion into `out` (appending), updating the
@@ -342,13 +364,15 @@ impl Ring {
     /// appended to `out`, most with `-ECANCELED`), then closes the io_uring.
     /// Calling it again does nothing.
     ///
-    /// If the kernel does not finish the cancelled operations within 10
-    /// seconds, their buffers are leaked rather than freed, so the kernel can
-    /// never write into freed memory.
+    /// Operations still queued are handed to the kernel first, so they are
+    /// cancelled like the others. If the kernel does not finish the cancelled
+    /// operations within 10 seconds, their buffers are leaked rather than
+    /// freed, so the kernel can never write into freed memory.
     ///
     /// # Errors
     ///
-    /// [`Error::Sys`] if cancelling fails; the ring is closed anyway.
+    /// [`Error::Sys`] if submitting or cancelling fails (the operations still
+    /// live are then leaked as above); the ring is closed anyway.
     pub fn close(&self, out: &mut Vec<Completion>) -> Result<()> {
         self.inner.close(out)
     }
@@ -428,7 +452,8 @@ impl RingInner {
     /// Mirrors the counts into `published`.
     fn publish(&self) {
         let p = &self.published;
-        p.set_count(rc::IN_FLIGHT, f64::from(self.ops.borrow().live));
+        let in_flight = self.ops.borrow().live + self.backlog.borrow().len() as u32;
+        p.set_count(rc::IN_FLIGHT, f64::from(in_flight));
         p.set_count(rc::PENDING, f64::from(self.pending.get()));
         p.set_count(rc::CLOSED, if self.closed.get() { 1.0 } else { 0.0 });
     }
@@ -450,7 +475,8 @@ impl RingInner {
     }
 
     /// Queues `entry` for `op`; the op (and the pool memory it references) is
-    /// kept until the completion is reaped.
+    /// kept until the completion is reaped. On error nothing is queued and the
+    /// op is dropped again.
     ///
     /// # Safety
     ///
@@ -460,41 +486,112 @@ impl RingInner {
         self.check_open()?;
         let user_data = self.ops.borrow_mut().insert(op);
         let entry = entry.user_data(user_data);
-        loop {
-            let pushed = self.with_uring(|uring| {
-                // SAFETY: the caller guarantees the buffers stay valid; the op
-                // holding them was stored under `user_data` above.
-                unsafe { uring.submission().push(&entry) }.is_ok()
-            });
-            match pushed {
-                Ok(true) => break,
-                Ok(false) => {
-                    // The submission queue is full: hand it to the kernel first.
-                    if let Err(e) = self.submit() {
-                        self.ops.borrow_mut().cancel(user_data);
-                        return Err(e);
-                    }
-                }
-                Err(e) => {
-                    self.ops.borrow_mut().cancel(user_data);
-                    return Err(e);
-                }
-            }
+        // SAFETY: the caller guarantees the buffers stay valid; the op holding
+        // them was stored under `user_data` above.
+        if let Err(e) = unsafe { self.push_entry(&entry) } {
+            let op = self.ops.borrow_mut().cancel(user_data);
+            drop(op);
+            return Err(e);
         }
-        self.pending.set(self.pending.get() + 1);
         self.publish();
         Ok(user_data)
     }
 
-    pub(crate) fn submit(&self) -> Result<u32> {
-        if self.pending.get() == 0 && !self.features.defer_taskrun {
-            return Ok(0);
+    /// Puts `entry` in the submission queue; when it is full, submits to make
+    /// room, a bounded number of times.
+    ///
+    /// # Safety
+    ///
+    /// As for [`RingInner::push`]: whatever `entry` points at stays valid
+    /// until its completion.
+    unsafe fn push_entry(&self, entry: &squeue::Entry) -> Result<()> {
+        let mut attempts = 0;
+        loop {
+            let pushed = self.with_uring(|uring| {
+                // SAFETY: the caller guarantees what `entry` points at stays
+                // valid until its completion.
+                unsafe { uring.submission().push(entry) }.is_ok()
+            })?;
+            if pushed {
+                self.pending.set(self.pending.get() + 1);
+                return Ok(());
+            }
+            if attempts == PUSH_ATTEMPTS {
+                // The kernel took nothing from the queue however often it was
+                // asked: give up rather than spin.
+                return Err(Error::sys(
+                    "io_uring_enter",
+                    std::io::Error::from_raw_os_error(libc::EBUSY),
+                ));
+            }
+            attempts += 1;
+            // The queue is full: hand it to the kernel. `enter` retries an
+            // EBUSY/EAGAIN itself, draining completions first, and gives up
+            // with that error after a few tries.
+            self.enter(0, None)?;
+            if self.features.sqpoll {
+                // The kernel thread empties the queue: wait until it has. An
+                // error here (EINTR) only costs one of the bounded attempts.
+                let _ = self.with_uring(|uring| uring.submitter().squeue_wait());
+            }
         }
-        self.enter(0, None)
     }
 
+    pub(crate) fn submit(&self) -> Result<u32> {
+        let overflow = self
+            .with_uring(|uring| uring.submission().cq_overflow())
+            .unwrap_or(false);
+        if self.pending.get() == 0 && !self.features.defer_taskrun && !overflow {
+            return Ok(0);
+        }
+        self.enter(0, None).or_else(busy_is_zero)
+    }
+
+    pub(crate) fn submit_and_wait(&self, want: u32) -> Result<u32> {
+        self.enter(want, None).or_else(busy_is_zero)
+    }
+
+    /// One `io_uring_enter`: submits what is queued and waits for `want`
+    /// completions (less those already in the backlog) or `timeout`.
+    ///
+    /// `EINTR` is retried. `EBUSY`/`EAGAIN` mean the kernel wants its
+    /// completion queue drained: the ready completions go to the backlog (the
+    /// caller has not reaped them yet) and the call is retried, up to
+    /// [`BUSY_RETRIES`] times, after which the error is returned with nothing
+    /// lost: the queued entries stay queued. `ETIME` (the timeout) gives 0.
     fn enter(&self, want: u32, timeout: Option<Duration>) -> Result<u32> {
-        let res = self.with_uring(|uring| {
+        let mut busy = 0;
+        loop {
+            let want = want.saturating_sub(self.backlog.borrow().len() as u32);
+            let res = self.enter_once(want, timeout)?;
+            let e = match res {
+                Ok(n) => {
+                    self.pending
+                        .set(self.pending.get().saturating_sub(n as u32));
+                    self.publish();
+                    return Ok(n as u32);
+                }
+                Err(e) => e,
+            };
+            match e.raw_os_error() {
+                Some(libc::EINTR) => {}
+                Some(libc::ETIME) => return Ok(0),
+                Some(libc::EBUSY) | Some(libc::EAGAIN) if busy < BUSY_RETRIES => {
+                    busy += 1;
+                    self.drain_to_backlog();
+                }
+                _ => return Err(Error::sys("io_uring_enter", e)),
+            }
+        }
+    }
+
+    fn enter_once(&self, want: u32, timeout: Option<Duration>) -> Result<std::io::Result<usize>> {
+        #[cfg(test)]
+        if let Some(errno) = self.inject.borrow_mut().pop_front() {
+            self.check_open()?;
+            return Ok(Err(std::io::Error::from_raw_os_error(errno)));
+        }
+        self.with_uring(|uring| {
             let submitter = uring.submitter();
             if let Some(t) = timeout {
                 let ts = types::Timespec::new()
@@ -510,30 +607,27 @@ impl RingInner {
             } else {
                 submitter.submit_and_wait(want as usize)
             }
-        })?;
-        match res {
-            Ok(n) => {
-                self.pending
-                    .set(self.pending.get().saturating_sub(n as u32));
-                self.publish();
-                Ok(n as u32)
-            }
-            Err(e)
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::EINTR) | Some(libc::EAGAIN) | Some(libc::EBUSY) | Some(libc::ETIME)
-                ) =>
-            {
-                Ok(0)
-            }
-            Err(e) => Err(Error::sys("io_uring_enter", e)),
-        }
+        })
+    }
+
+    /// Moves the ready completions into the backlog, for the next `reap`.
+    fn drain_to_backlog(&self) {
+        let mut backlog = self.backlog.borrow_mut();
+        self.reap_locked(&mut backlog);
     }
 
     pub(crate) fn reap(&self, out: &mut Vec<Completion>) -> usize {
         let before = out.len();
         self.ops.borrow_mut().recycle();
+        // Completions drained earlier came first.
+        out.append(&mut self.backlog.borrow_mut());
         self.reap_locked(out);
+        // Handed out now: these slots are free from the next `reap` on.
+        let mut ops = self.ops.borrow_mut();
+        for c in &out[before..] {
+            ops.retire(c.slot());
+        }
+        drop(ops);
         self.graveyard.borrow_mut().clear();
         self.publish();
         out.len() - before
@@ -554,7 +648,6 @@ impl RingInner {
             let Some(op) = ops.remove(user_data) else {
                 continue;
             };
-            ops.retire(user_data as u32);
             let result = cqe.result();
             op.pool.end_op(op.index, result);
             out.push(Completion {
@@ -572,26 +665,11 @@ impl RingInner {
         if self.closed.get() {
             return Ok(());
         }
+        // Completions already taken from the kernel are the caller's too.
+        self.reap(out);
         let mut result = Ok(());
         if self.ops.borrow().live > 0 {
-            let cancel = opcode::AsyncCancel2::new(types::CancelBuilder::any())
-                .build()
-                .user_data(CANCEL_USER_DATA);
-            let queued = self.with_uring(|uring| {
-                // SAFETY: a cancel request references no user memory.
-                unsafe { uring.submission().push(&cancel) }.is_ok()
-            });
-            if matches!(queued, Ok(true)) {
-                self.pending.set(self.pending.get() + 1);
-            }
-            let deadline = Instant::now() + CLOSE_TIMEOUT;
-            while self.ops.borrow().live > 0 && Instant::now() < deadline {
-                if let Err(e) = self.enter(1, Some(Duration::from_millis(100))) {
-                    result = Err(e);
-                    break;
-                }
-                self.reap(out);
-            }
+            result = self.cancel_all(out);
             // Whatever is still live keeps its pool (and memory) forever: the
             // entries stay in `ops`, which is never dropped while they exist.
             if self.ops.borrow().live > 0 {
@@ -605,6 +683,50 @@ impl RingInner {
         drop(self.uring.borrow_mut().take());
         result
     }
+
+    /// Cancels every operation and reaps their completions into `out`,
+    /// giving up after [`CLOSE_TIMEOUT`].
+    fn cancel_all(&self, out: &mut Vec<Completion>) -> Result<()> {
+        let deadline = Instant::now() + CLOSE_TIMEOUT;
+        // A cancel only finds operations the kernel has seen: hand it what is
+        // queued first, which also makes room for the cancel in a full queue.
+        if self.pending.get() > 0 {
+            self.enter(0, None)?;
+        }
+        self.queue_cancel()?;
+        let mut cancelled_at = Instant::now();
+        while self.ops.borrow().live > 0 && Instant::now() < deadline {
+            self.enter(1, Some(Duration::from_millis(100)))
+                .or_else(busy_is_zero)?;
+            self.reap(out);
+            if self.ops.borrow().live > 0 && cancelled_at.elapsed() >= CANCEL_INTERVAL {
+                // Something escaped the cancel (issued after it, or busy
+                // when it ran): ask again.
+                self.queue_cancel()?;
+                cancelled_at = Instant::now();
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues an `IORING_OP_ASYNC_CANCEL` of every operation; it goes to the
+    /// kernel with the next `io_uring_enter`.
+    fn queue_cancel(&self) -> Result<()> {
+        let cancel = opcode::AsyncCancel2::new(types::CancelBuilder::any())
+            .build()
+            .user_data(CANCEL_USER_DATA);
+        // SAFETY: a cancel request references no memory.
+        unsafe { self.push_entry(&cancel) }
+    }
+}
+
+/// The kernel kept refusing with `EBUSY`/`EAGAIN`: nothing was submitted,
+/// and the entries stay queued for the next call.
+fn busy_is_zero(e: Error) -> Result<u32> {
+    match e.errno() {
+        Some(libc::EBUSY) | Some(libc::EAGAIN) => Ok(0),
+        _ => Err(e),
+    }
 }
 
 impl Drop for RingInner {
@@ -613,5 +735,118 @@ impl Drop for RingInner {
         // ops is never dropped; closing here only releases the kernel side.
         let mut sink = Vec::new();
         let _ = self.close(&mut sink);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::fs::File;
+    use std::os::fd::AsRawFd;
+
+    use super::*;
+    use crate::RegisteredBufferPool;
+
+    /// A ring with a one-entry submission queue, a one-buffer pool with its
+    /// buffer acquired, and `/dev/zero`; `None` (and a note) without io_uring.
+    fn setup() -> Option<(Ring, RegisteredBufferPool, File)> {
+        let p = probe::probe();
+        if !p.io_uring || !p.fixed_buffers {
+            eprintln!(
+                "SKIPPED: io_uring fixed buffers unavailable ({:?})",
+                p.reason
+            );
+            return None;
+        }
+        let ring = Ring::new(RingOptions {
+            entries: 1,
+            ..RingOptions::default()
+        })
+        .unwrap();
+        let pool = RegisteredBufferPool::new(&ring, 4096, 1).unwrap();
+        assert_eq!(pool.acquire().unwrap(), 0);
+        Some((ring, pool, File::open("/dev/zero").unwrap()))
+    }
+
+    fn read(pool: &RegisteredBufferPool, zero: &File) -> Result<u64> {
+        pool.read_fixed(zero.as_raw_fd(), 0, 0, 512, 0)
+    }
+
+    #[test]
+    fn push_drains_completions_while_the_kernel_is_busy() {
+        let Some((ring, pool, zero)) = setup() else {
+            return;
+        };
+        let a = read(&pool, &zero).unwrap();
+        assert_eq!(ring.submit().unwrap(), 1); // /dev/zero completes inline
+        let b = read(&pool, &zero).unwrap(); // the queue is full again
+        ring.inner
+            .inject
+            .borrow_mut()
+            .extend([libc::EBUSY, libc::EAGAIN, libc::EINTR]);
+        let c = read(&pool, &zero).unwrap();
+        assert!(ring.inner.inject.borrow().is_empty());
+        // A's completion was taken from the kernel but not handed out yet.
+        assert_eq!(ring.inner.backlog.borrow().len(), 1);
+        assert_eq!(ring.in_flight(), 3);
+
+        // Waiting counts the backlog: two more completions, not three, are due.
+        let start = Instant::now();
+        ring.inner.enter(3, Some(Duration::from_secs(2))).unwrap();
+        assert!(start.elapsed() < Duration::from_secs(1));
+        let mut out = Vec::new();
+        while out.len() < 3 {
+            ring.reap(&mut out);
+            if out.len() < 3 {
+                ring.submit_and_wait(1).unwrap();
+            }
+        }
+        assert_eq!(out[0].user_data, a, "the backlog comes first");
+        let got: HashSet<u64> = out.iter().map(|c| c.user_data).collect();
+        assert_eq!(got, HashSet::from([a, b, c]));
+        assert!(out.iter().all(|c| c.result == 512));
+        assert_eq!(ring.in_flight(), 0);
+        assert_eq!(pool.stats().kernel_ops, 0);
+        assert!(!pool.is_in_flight(0).unwrap());
+    }
+
+    #[test]
+    fn push_gives_up_when_the_kernel_stays_busy() {
+        let Some((ring, pool, zero)) = setup() else {
+            return;
+        };
+        let a = read(&pool, &zero).unwrap(); // the queue is full
+        ring.inner
+            .inject
+            .borrow_mut()
+            .extend([libc::EBUSY; BUSY_RETRIES as usize + 1]);
+        let err = read(&pool, &zero).unwrap_err();
+        assert!(ring.inner.inject.borrow().is_empty());
+        assert_eq!(err.code(), "EBUSY");
+        assert_eq!(err.syscall(), Some("io_uring_enter"));
+        // Nothing of the refused operation is left behind.
+        assert_eq!(ring.in_flight(), 1);
+        assert_eq!(ring.pending(), 1);
+        let stats = pool.stats();
+        assert_eq!((stats.kernel_ops, stats.counters.submitted), (1, 1));
+
+        // A submit the kernel keeps refusing leaves the entry queued...
+        ring.inner
+            .inject
+            .borrow_mut()
+            .extend([libc::EAGAIN; BUSY_RETRIES as usize + 1]);
+        assert_eq!(ring.submit().unwrap(), 0);
+        assert_eq!(ring.pending(), 1);
+        // ...for the next one.
+        assert_eq!(ring.submit().unwrap(), 1);
+        ring.submit_and_wait(1).unwrap();
+        let mut out = Vec::new();
+        ring.reap(&mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!((out[0].user_data, out[0].result), (a, 512));
+        assert_eq!(ring.in_flight(), 0);
+        assert_eq!(pool.stats().kernel_ops, 0);
+        assert!(!pool.is_in_flight(0).unwrap());
+        pool.release(0).unwrap();
     }
 }

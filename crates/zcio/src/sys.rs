@@ -1,8 +1,9 @@
-//! The only place that calls libc directly: mappings, eventfd, limits, uname.
+//! The only place that calls libc directly: mappings, eventfd, limits, uname,
+//! and the io_uring registration call whose result the io-uring crate drops.
 
 use std::ffi::CStr;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
 
 /// Runs a libc call that returns `-1` and sets `errno` on failure.
@@ -107,6 +108,61 @@ pub(crate) fn eventfd_drain(fd: &OwnedFd) -> bool {
     // SAFETY: reads 8 bytes into a local u64.
     let n = unsafe { libc::read(fd.as_raw_fd(), (&mut value as *mut u64).cast(), 8) };
     n == 8
+}
+
+/// `IORING_REGISTER_BUFFERS_UPDATE` (`linux/io_uring.h`, Linux 5.13).
+const IORING_REGISTER_BUFFERS_UPDATE: libc::c_long = 16;
+
+/// `struct io_uring_rsrc_update2` (`linux/io_uring.h`).
+#[repr(C)]
+struct RsrcUpdate2 {
+    offset: u32,
+    resv: u32,
+    data: u64,
+    tags: u64,
+    nr: u32,
+    resv2: u32,
+}
+
+/// Replaces entries `offset..offset + iovecs.len()` of the registered-buffer
+/// table of the io_uring `ring_fd` (`IORING_REGISTER_BUFFERS_UPDATE`); an
+/// empty iovec (null base, length 0) clears its entry.
+///
+/// Returns how many entries the kernel replaced. The kernel stops at the first
+/// buffer it can't register (over `RLIMIT_MEMLOCK`, a bad address...) and,
+/// when some went in before it, reports only that count, not the error: a
+/// result below `iovecs.len()` is a partial failure, and calling again from
+/// there returns the error itself.
+///
+/// # Safety
+///
+/// Every non-empty iovec must describe memory that stays mapped until its
+/// entry is cleared again or the ring is closed.
+pub(crate) unsafe fn io_uring_buffers_update(
+    ring_fd: RawFd,
+    offset: u32,
+    iovecs: &[libc::iovec],
+) -> io::Result<u32> {
+    let update = RsrcUpdate2 {
+        offset,
+        resv: 0,
+        data: iovecs.as_ptr() as u64,
+        tags: 0,
+        nr: iovecs.len() as u32,
+        resv2: 0,
+    };
+    // Every argument is passed as a long: the call is variadic.
+    // SAFETY: `update` and the iovec array it points at live across the call,
+    // which only reads them; the caller keeps the memory the iovecs describe
+    // mapped for as long as the kernel may use it.
+    let n = syscall!(syscall(
+        libc::SYS_io_uring_register,
+        libc::c_long::from(ring_fd),
+        IORING_REGISTER_BUFFERS_UPDATE,
+        &update as *const RsrcUpdate2 as libc::c_long,
+        std::mem::size_of::<RsrcUpdate2>() as libc::c_long,
+    ))?;
+    Ok(n as u32)
 }
 
 /// The soft `RLIMIT_MEMLOCK`, in bytes (`None` = unlimited).
