@@ -74,7 +74,6 @@ export class Completer {
     const cq = this.cq
     const resolves = this.#resolves
     const rejects = this.#rejects
-    let failure: { error: unknown } | undefined
     for (let k = 0; k < n; k++) {
       const slot = cq[2 * k]
       const result = cq[2 * k + 1]
@@ -87,13 +86,11 @@ export class Completer {
         if (result >= 0) resolve(result)
         else reject(errnoError(result, SYSCALL[this.#kinds[slot]]))
       } catch (error) {
-        // Building an error can run user code (a setter on Object.prototype);
-        // settle the rest first, then report the first failure.
-        failure ??= { error }
+        // Building the error ran user code that threw (a setter on
+        // Object.prototype): the operation still settles, with that error.
         reject(error instanceof Error ? error : new Error(String(error)))
       }
     }
-    if (failure) throw failure.error
   }
 }
 
