@@ -11,10 +11,19 @@ export const root = path.join(path.dirname(new URL(import.meta.url).pathname), '
 
 export const probed = zcio.probe()
 
-/** `test` when the kernel has fixed buffers, `test.skip` (reported as skipped) otherwise. */
-export const fixedTest = probed.ioUring && probed.fixedBuffers ? test : test.skip
-if (!probed.ioUring || !probed.fixedBuffers) {
-  console.warn(`zcio: skipping io_uring tests: ${probed.reason ?? 'no fixed-buffer support'}`)
+/** Set where a run must not skip: io_uring missing is then a failure. */
+const required = process.env.ZCIO_REQUIRE_IO_URING === '1'
+const available = probed.ioUring && probed.fixedBuffers
+
+/**
+ * `test` when the kernel has fixed buffers, `test.skip` (reported as skipped)
+ * otherwise, or `test` (failing) when ZCIO_REQUIRE_IO_URING=1.
+ */
+export const fixedTest = available || required ? test : test.skip
+if (!available) {
+  const why = probed.reason ?? 'no fixed-buffer support'
+  if (required) test('io_uring is available (ZCIO_REQUIRE_IO_URING=1)', (t) => t.fail(why))
+  else console.warn(`zcio: skipping io_uring tests: ${why}`)
 }
 
 export function tmpFile(name: string): string {

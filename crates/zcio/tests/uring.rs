@@ -11,6 +11,11 @@ macro_rules! require_fixed_buffers {
     () => {
         let p = probe();
         if !p.io_uring || !p.fixed_buffers {
+            assert!(
+                std::env::var("ZCIO_REQUIRE_IO_URING").as_deref() != Ok("1"),
+                "io_uring is required (ZCIO_REQUIRE_IO_URING=1) but unavailable: {:?}",
+                p.reason
+            );
             eprintln!(
                 "SKIPPED {}: io_uring fixed buffers unavailable ({:?})",
                 module_path!(),
