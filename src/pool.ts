@@ -128,9 +128,22 @@ export class RegisteredBufferPool {
     this.#bufferSize = bufferSize
   }
 
+  /** The view of buffer `index`, made once and cached. */
   #view(index: number): Uint8Array {
-    const v = this.#native.view(index)
-    this.#views[index] = v
+    let v = this.#views[index]
+    if (v === undefined) {
+      v = this.#native.view(index)
+      this.#views[index] = v
+    } else if (v.byteLength === 0 && !this.closed) {
+      // Its ArrayBuffer was transferred away (ArrayBuffer.prototype.transfer,
+      // postMessage with a transfer list): the memory now belongs to that
+      // buffer, which close() can't reach. Refuse rather than make a second
+      // view of the same memory.
+      throw zcioError(
+        'ERR_ZCIO_VIEW_DETACHED',
+        `the view of buffer ${index} was detached (its ArrayBuffer was transferred); it can no longer be used`,
+      )
+    }
     return v
   }
 
@@ -140,14 +153,14 @@ export class RegisteredBufferPool {
    */
   acquire(): AcquiredBuffer {
     const index = this.#fast.acquire()
-    return { index, buffer: this.#views[index] ?? this.#view(index) }
+    return { index, buffer: this.#view(index) }
   }
 
   /** Takes a free buffer, or returns `null` when none is free. */
   tryAcquire(): AcquiredBuffer | null {
     const index = this.#fast.tryAcquire()
     if (index < 0) return null
-    return { index, buffer: this.#views[index] ?? this.#view(index) }
+    return { index, buffer: this.#view(index) }
   }
 
   /**
@@ -171,7 +184,7 @@ export class RegisteredBufferPool {
       throw outOfRange('index', `>= 0 && < ${this.#states.length} (the pool's buffer count)`, index)
     }
     if (this.#states[index] === FREE) throw zcioError('ERR_ZCIO_NOT_ACQUIRED', `buffer ${index} is not acquired`)
-    return this.#views[index] ?? this.#view(index)
+    return this.#view(index)
   }
 
   /** Marks an acquired buffer in flight (lent out); `release` refuses it until `completeInFlight`. */
@@ -273,7 +286,9 @@ export class RegisteredBufferPool {
    * file position `positions[k]` into buffer `indices[k]`. Resolves once all
    * are done with an `Int32Array` of results: bytes read, or `-errno` for an
    * element that failed. Every element is checked before anything is queued
-   * (a bad one rejects and queues nothing).
+   * (a bad one rejects and queues nothing). At most 16384 elements per call
+   * (`ERR_OUT_OF_RANGE` beyond): queueing is synchronous and must not hold
+   * the event loop.
    */
   readFixedBatch(fd: number, indices: Uint32Array, positions: Float64Array, lengths: Uint32Array): Promise<Int32Array> {
     return this.#batch(false, fd, indices, positions, lengths)

@@ -187,8 +187,9 @@ export class Ring {
 
   /**
    * Resolves with the completions of low-level submissions as soon as at
-   * least one is available (at once, with `[]`, when none is in flight). Only
-   * one call may wait at a time: a second call resolves the first with `[]`.
+   * least one is available (at once, with `[]`, when no low-level operation
+   * is in flight). Concurrent calls wait in order: each resolves with what
+   * was reaped after the previous one resolved.
    */
   completions(): Promise<Completion[]> {
     try {

@@ -64,8 +64,16 @@ pub struct Driver {
     waiters: RefCell<Vec<Waiter>>,
     batches: RefCell<(Vec<Option<Batch>>, Vec<u32>)>,
     pub manual: RefCell<Vec<zcio::Completion>>,
-    manual_waiter: Cell<sys::napi_deferred>,
+    /// Low-level operations whose completion has not been reaped.
+    manual_in_flight: Cell<u32>,
+    /// `completions()` calls waiting, oldest first.
+    manual_waiters: RefCell<std::collections::VecDeque<sys::napi_deferred>>,
     pools: RefCell<Vec<Weak<PoolState>>>,
+    /// Weak references to the views of pools that were garbage-collected
+    /// before their ring closed: closing the ring detaches those still alive.
+    orphan_views: RefCell<Vec<sys::napi_ref>>,
+    /// The env cleanup hook is registered (removed again at teardown).
+    hook_added: Cell<bool>,
     /// JS objects (the ring and its pools) that still reference the driver.
     pub js_owners: Cell<u32>,
     torn_down: Cell<bool>,
@@ -100,53 +108,67 @@ impl Driver {
         {
             return Err(StartError::NoEventLoop);
         }
-        let mut resource_obj = ptr::null_mut();
-        let mut resource = ptr::null_mut();
-        let mut js_settle_ref = ptr::null_mut();
-        let mut func = ptr::null_mut();
-        let mut settle_fn = ptr::null_mut();
-        // SAFETY: plain napi calls on the current env with local out-pointers.
-        // The function's data pointer is filled in below, once the driver has
-        // its final address.
-        unsafe {
-            if sys::napi_create_object(env, &mut resource_obj) != sys::Status::napi_ok
-                || sys::napi_create_reference(env, resource_obj, 1, &mut resource)
-                    != sys::Status::napi_ok
-                || sys::napi_create_reference(env, js_settle, 1, &mut js_settle_ref)
-                    != sys::Status::napi_ok
-            {
-                return Err(StartError::Napi);
-            }
-        }
         let poll = uv.alloc_handle(false);
         let prepare = uv.alloc_handle(true);
         if poll.is_null() || prepare.is_null() {
+            // SAFETY: plain allocations (or null), never given to libuv.
+            unsafe {
+                uv::free_handle(poll);
+                uv::free_handle(prepare);
+            }
             return Err(StartError::Napi);
         }
-        let driver = Rc::new(Driver {
+        // From here on, dropping `driver` deletes whatever references were
+        // made (`Drop` skips null ones) and `Handles` frees what libuv never saw.
+        let mut driver = Driver {
             ring,
             env,
             poll: Cell::new(poll),
             prepare: Cell::new(prepare),
-            resource,
+            resource: ptr::null_mut(),
             settle_fn: ptr::null_mut(),
             env_gone: Cell::new(false),
             reffed: Cell::new(false),
             waiters: RefCell::default(),
             batches: RefCell::default(),
             manual: RefCell::default(),
-            manual_waiter: Cell::new(ptr::null_mut()),
+            manual_in_flight: Cell::new(0),
+            manual_waiters: RefCell::default(),
             pools: RefCell::default(),
+            orphan_views: RefCell::default(),
+            hook_added: Cell::new(true),
             js_owners: Cell::new(0),
-            torn_down: Cell::new(false),
+            // Until the handles are live, nothing may be closed through libuv.
+            torn_down: Cell::new(true),
             scratch: RefCell::default(),
-            js_settle: js_settle_ref,
+            js_settle: ptr::null_mut(),
             js_cq: (0..JS_CHUNK * 2).map(|_| Cell::new(0)).collect(),
             js_backlog: RefCell::default(),
             js_settling: Cell::new(false),
-        });
+        };
+        let fresh = FreshHandles {
+            poll: Cell::new(poll),
+            prepare: Cell::new(prepare),
+        };
+        let mut resource_obj = ptr::null_mut();
+        // SAFETY: plain napi calls on the current env with out-pointers into
+        // `driver`, which has no other user yet.
+        let refs_ok = unsafe {
+            sys::napi_create_object(env, &mut resource_obj) == sys::Status::napi_ok
+                && sys::napi_create_reference(env, resource_obj, 1, &mut driver.resource)
+                    == sys::Status::napi_ok
+                && sys::napi_create_reference(env, js_settle, 1, &mut driver.js_settle)
+                    == sys::Status::napi_ok
+        };
+        if !refs_ok {
+            return Err(StartError::Napi);
+        }
+        let driver = Rc::new(driver);
+        let mut func = ptr::null_mut();
+        let mut settle_fn = ptr::null_mut();
         // SAFETY: the function only runs from `drive`, while the driver is
-        // alive (the caller holds a strong reference).
+        // alive (the caller holds a strong reference). No other reference to
+        // the driver exists yet, so writing `settle_fn` can't race.
         unsafe {
             if sys::napi_create_function(
                 env,
@@ -160,26 +182,40 @@ impl Driver {
             {
                 return Err(StartError::Napi);
             }
-            // No other reference exists yet, so the write can't race.
             (*(Rc::as_ptr(&driver) as *mut Driver)).settle_fn = settle_fn;
         }
         // SAFETY: the handles are fresh zeroed allocations of the right size
-        // for their types; each holds one strong reference to the driver in
-        // `data`, given back by `on_close`.
+        // for their types. A handle whose init failed was never seen by libuv
+        // and is freed by `fresh`; one that was initialised is closed through
+        // libuv, whose close callback frees it and drops the driver reference
+        // stored in `data`.
         unsafe {
-            (uv.poll_init)(uv_loop.cast(), poll, driver.ring.eventfd());
+            if (uv.poll_init)(uv_loop.cast(), poll, driver.ring.eventfd()) != 0 {
+                return Err(StartError::Napi);
+            }
             uv::set_data(poll, Rc::into_raw(driver.clone()) as *mut c_void);
-            (uv.poll_start)(poll, uv::READABLE, on_poll);
-            (uv.unref)(poll);
-            (uv.prepare_init)(uv_loop.cast(), prepare);
+            if (uv.prepare_init)(uv_loop.cast(), prepare) != 0 {
+                fresh.forget_poll();
+                (uv.close)(poll, on_close);
+                return Err(StartError::Napi);
+            }
             uv::set_data(prepare, Rc::into_raw(driver.clone()) as *mut c_void);
-            (uv.prepare_start)(prepare, on_prepare);
+            fresh.forget();
+            driver.torn_down.set(false);
+            (uv.unref)(poll);
             (uv.unref)(prepare);
-            sys::napi_add_env_cleanup_hook(
-                env,
-                Some(on_env_cleanup),
-                Rc::as_ptr(&driver) as *mut c_void,
-            );
+            if (uv.poll_start)(poll, uv::READABLE, on_poll) != 0
+                || (uv.prepare_start)(prepare, on_prepare) != 0
+                || sys::napi_add_env_cleanup_hook(
+                    env,
+                    Some(on_env_cleanup),
+                    Rc::as_ptr(&driver) as *mut c_void,
+                ) != sys::Status::napi_ok
+            {
+                driver.hook_added.set(false);
+                driver.teardown();
+                return Err(StartError::Napi);
+            }
         }
         Ok(driver)
     }
@@ -209,6 +245,9 @@ impl Driver {
 
     /// Records who waits for the operation `user_data`.
     pub fn track(&self, user_data: u64, waiter: Waiter) {
+        if matches!(waiter, Waiter::Manual) {
+            self.manual_in_flight.set(self.manual_in_flight.get() + 1);
+        }
         let slot = user_data as u32 as usize;
         let mut waiters = self.waiters.borrow_mut();
         if waiters.len() <= slot {
@@ -383,12 +422,14 @@ impl Driver {
                 }
                 Waiter::Manual => {
                     self.manual.borrow_mut().push(*c);
+                    self.manual_in_flight
+                        .set(self.manual_in_flight.get().saturating_sub(1));
                     manual_added = true;
                 }
             }
         }
         if manual_added {
-            self.wake_manual_waiter();
+            self.wake_manual_waiters();
         }
         self.deliver_js();
         // SAFETY: closes the scope opened above.
@@ -449,29 +490,29 @@ impl Driver {
         }
     }
 
-    /// Parks a promise for `completions()`; resolves at once if possible.
+    /// Queues a promise of `completions()`; resolves at once if possible.
+    /// Several calls wait in order: each gets the completions reaped after
+    /// the previous one was resolved.
     pub fn wait_manual(&self, deferred: sys::napi_deferred) {
-        let old = self.manual_waiter.replace(deferred);
-        if !old.is_null() {
-            // A second waiter replaces the first; settle the first with [].
-            // SAFETY: resolving a deferred we own on the JS thread.
-            unsafe {
-                sys::napi_resolve_deferred(self.env, old, crate::js_ring::empty_array(self.env))
-            };
-        }
-        if !self.manual.borrow().is_empty() || self.ring.in_flight() == 0 {
-            self.wake_manual_waiter();
-        }
+        self.manual_waiters.borrow_mut().push_back(deferred);
+        self.wake_manual_waiters();
     }
 
-    fn wake_manual_waiter(&self) {
-        let d = self.manual_waiter.replace(ptr::null_mut());
-        if d.is_null() {
-            return;
+    /// Resolves waiting `completions()` calls: the oldest with what was
+    /// reaped, and any with `[]` once no low-level operation is in flight.
+    fn wake_manual_waiters(&self) {
+        loop {
+            let ready = !self.manual.borrow().is_empty() || self.manual_in_flight.get() == 0;
+            if !ready {
+                return;
+            }
+            let Some(d) = self.manual_waiters.borrow_mut().pop_front() else {
+                return;
+            };
+            let arr = crate::js_ring::take_completions(self);
+            // SAFETY: resolving a deferred we own on the JS thread.
+            unsafe { sys::napi_resolve_deferred(self.env, d, arr) };
         }
-        let arr = crate::js_ring::take_completions(self);
-        // SAFETY: resolving a deferred we own on the JS thread.
-        unsafe { sys::napi_resolve_deferred(self.env, d, arr) };
     }
 
     /// Closes the ring: cancels and settles what is in flight, detaches every
@@ -481,22 +522,47 @@ impl Driver {
         let res = self.ring.close(&mut done);
         if in_js {
             self.settle(&done);
-            if let Some(d) =
-                Some(self.manual_waiter.replace(ptr::null_mut())).filter(|d| !d.is_null())
-            {
-                // SAFETY: resolving a deferred we own on the JS thread.
-                unsafe {
-                    sys::napi_resolve_deferred(self.env, d, crate::js_ring::empty_array(self.env))
-                };
-            }
+            self.manual_in_flight.set(0);
+            self.wake_manual_waiters();
             for pool in self.pools.borrow_mut().drain(..) {
                 if let Some(pool) = pool.upgrade() {
                     pool.detach_views(self.env);
                 }
             }
+            for r in self.orphan_views.borrow_mut().drain(..) {
+                // SAFETY: a reference of this env, made by the pool's drop.
+                unsafe { crate::js_pool::detach_and_delete(self.env, r) };
+            }
         }
         self.teardown();
         res
+    }
+
+    /// Keeps weak references to the views of a pool collected before its
+    /// ring closed (see `orphan_views`); forgets collected ones as it goes.
+    pub fn adopt_views(&self, refs: impl Iterator<Item = sys::napi_ref>) {
+        let env = self.env;
+        let mut orphans = self.orphan_views.borrow_mut();
+        for r in refs {
+            if orphans.len() >= 64 && orphans.len().is_power_of_two() {
+                orphans.retain(|r| {
+                    let mut v = ptr::null_mut();
+                    // SAFETY: references of this env; a collected target
+                    // reads as null and its reference is deleted.
+                    unsafe {
+                        sys::napi_get_reference_value(env, *r, &mut v);
+                        if v.is_null() {
+                            sys::napi_delete_reference(env, *r);
+                        }
+                    }
+                    !v.is_null()
+                });
+            }
+            let mut count = 0;
+            // SAFETY: makes the reference weak, so the view can be collected.
+            unsafe { sys::napi_reference_unref(env, r, &mut count) };
+            orphans.push(r);
+        }
     }
 
     /// Releases the loop handles once nobody can queue operations any more
@@ -516,11 +582,13 @@ impl Driver {
         // SAFETY: the handles are live (not yet closed: `torn_down` guards
         // this block); `on_close` frees them and drops their driver reference.
         unsafe {
-            sys::napi_remove_env_cleanup_hook(
-                self.env,
-                Some(on_env_cleanup),
-                self as *const Driver as *mut c_void,
-            );
+            if self.hook_added.replace(false) {
+                sys::napi_remove_env_cleanup_hook(
+                    self.env,
+                    Some(on_env_cleanup),
+                    self as *const Driver as *mut c_void,
+                );
+            }
             (uv.poll_stop)(self.poll.get());
             (uv.prepare_stop)(self.prepare.get());
             (uv.close)(self.poll.get(), on_close);
@@ -540,6 +608,9 @@ impl Drop for Driver {
             sys::napi_delete_reference(self.env, self.settle_fn);
             sys::napi_delete_reference(self.env, self.resource);
             sys::napi_delete_reference(self.env, self.js_settle);
+            for r in self.orphan_views.borrow_mut().drain(..) {
+                sys::napi_delete_reference(self.env, r);
+            }
         }
     }
 }
@@ -614,4 +685,34 @@ unsafe extern "C" fn on_env_cleanup(arg: *mut c_void) {
     driver.env_gone.set(true);
     // JS can't run any more: cancel and wait, leave promises unsettled.
     let _ = driver.close(false);
+}
+
+/// Handles allocated for a driver that libuv has not seen yet: freed on drop
+/// unless handed over.
+struct FreshHandles {
+    poll: Cell<Handle>,
+    prepare: Cell<Handle>,
+}
+
+impl FreshHandles {
+    /// The poll handle now belongs to libuv.
+    fn forget_poll(&self) {
+        self.poll.set(ptr::null_mut());
+    }
+
+    /// Both handles now belong to libuv.
+    fn forget(self) {
+        self.poll.set(ptr::null_mut());
+        self.prepare.set(ptr::null_mut());
+    }
+}
+
+impl Drop for FreshHandles {
+    fn drop(&mut self) {
+        // SAFETY: handles libuv never initialised (or null).
+        unsafe {
+            uv::free_handle(self.poll.get());
+            uv::free_handle(self.prepare.get());
+        }
+    }
 }

@@ -82,33 +82,11 @@ impl PoolState {
     /// drops the references to them.
     pub fn detach_views(&self, env: sys::napi_env) {
         for r in self.views.borrow_mut().iter_mut() {
-            if r.is_null() {
-                continue;
+            if !r.is_null() {
+                // SAFETY: a live reference of this env to a view made in `view`.
+                unsafe { detach_and_delete(env, *r) };
+                *r = ptr::null_mut();
             }
-            // SAFETY: `r` is a live reference to a Uint8Array over an external
-            // ArrayBuffer made in `view`, which is therefore detachable.
-            unsafe {
-                let mut view = ptr::null_mut();
-                sys::napi_get_reference_value(env, *r, &mut view);
-                let mut ab = ptr::null_mut();
-                let (mut ty, mut len, mut offset) = (0, 0, 0);
-                let mut data = ptr::null_mut();
-                if !view.is_null()
-                    && sys::napi_get_typedarray_info(
-                        env,
-                        view,
-                        &mut ty,
-                        &mut len,
-                        &mut data,
-                        &mut ab,
-                        &mut offset,
-                    ) == sys::Status::napi_ok
-                {
-                    sys::napi_detach_arraybuffer(env, ab);
-                }
-                sys::napi_delete_reference(env, *r);
-            }
-            *r = ptr::null_mut();
         }
     }
 }
@@ -118,6 +96,11 @@ unsafe extern "C" fn release_region(_env: sys::napi_env, _data: *mut c_void, hin
     // reclaimed exactly once here.
     drop(unsafe { Box::from_raw(hint as *mut Rc<zcio::Region>) });
 }
+
+/// The most elements one batch call may queue: queueing is synchronous, and
+/// a call must not hold the event loop for long (16384 elements take a few
+/// milliseconds).
+pub const MAX_BATCH: usize = 16384;
 
 /// Page-aligned buffers registered once with a ring as io_uring fixed buffers
 /// (the binding under the layer's `RegisteredBufferPool`).
@@ -308,6 +291,14 @@ impl RegisteredBufferPool {
                 ),
             }));
         }
+        if n > MAX_BATCH {
+            return Err(throw(env, zcio::Error::OutOfRange {
+                name: "indices",
+                reason: format!(
+                    "a batch has at most {MAX_BATCH} elements (got {n}): one call must not hold the event loop; split it"
+                ),
+            }));
+        }
         let core = &self.state.core;
         for k in 0..n {
             let pos = int_arg(env, "positions", positions[k], fast::MAX_POSITION, true)?;
@@ -380,20 +371,61 @@ impl RegisteredBufferPool {
 
 impl Drop for RegisteredBufferPool {
     fn drop(&mut self) {
-        let env = self.driver.env();
         if self.driver.env_gone() {
             return; // the env frees its references itself
         }
-        for r in self.state.views.borrow_mut().iter_mut() {
-            if !r.is_null() {
-                // SAFETY: a live reference of this env; the views themselves
-                // keep the memory alive through their own finalizers.
-                unsafe { sys::napi_delete_reference(env, *r) };
-                *r = ptr::null_mut();
+        let refs: Vec<_> = self
+            .state
+            .views
+            .borrow_mut()
+            .iter_mut()
+            .filter(|r| !r.is_null())
+            .map(|r| std::mem::replace(r, ptr::null_mut()))
+            .collect();
+        if self.state.core.is_closed() {
+            for r in refs {
+                // SAFETY: a live reference of this env; the view is already
+                // detached, its memory kept by its own finalizer.
+                unsafe { sys::napi_delete_reference(self.driver.env(), r) };
             }
+        } else {
+            // Views the program kept must still go to length 0 when the ring
+            // closes: the driver keeps (weak) references to them.
+            self.driver.adopt_views(refs.into_iter());
         }
         self.driver.js_owners.set(self.driver.js_owners.get() - 1);
         self.driver.maybe_teardown();
+    }
+}
+
+/// Detaches the `ArrayBuffer` of the view `r` refers to (if it is still
+/// alive) and deletes the reference.
+///
+/// # Safety
+///
+/// `r` is a reference of `env` to a `Uint8Array` over an external buffer.
+pub unsafe fn detach_and_delete(env: sys::napi_env, r: sys::napi_ref) {
+    // SAFETY: per the contract; a collected view reads as null.
+    unsafe {
+        let mut view = ptr::null_mut();
+        sys::napi_get_reference_value(env, r, &mut view);
+        let mut ab = ptr::null_mut();
+        let (mut ty, mut len, mut offset) = (0, 0, 0);
+        let mut data = ptr::null_mut();
+        if !view.is_null()
+            && sys::napi_get_typedarray_info(
+                env,
+                view,
+                &mut ty,
+                &mut len,
+                &mut data,
+                &mut ab,
+                &mut offset,
+            ) == sys::Status::napi_ok
+        {
+            sys::napi_detach_arraybuffer(env, ab);
+        }
+        sys::napi_delete_reference(env, r);
     }
 }
 
