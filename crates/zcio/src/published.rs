@@ -8,7 +8,7 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
-/// Indices into a pool's [`Published::counts`].
+/// Indices of a pool's counts ([`Published::count`]).
 pub mod pool_counts {
     /// Buffers in the pool.
     pub const TOTAL: usize = 0;
@@ -38,7 +38,7 @@ pub mod pool_counts {
     pub const LEN: usize = 12;
 }
 
-/// Indices into a ring's [`Published::counts`].
+/// Indices of a ring's counts ([`Published::count`]).
 pub mod ring_counts {
     /// Operations queued or in flight whose completion was not reaped.
     pub const IN_FLIGHT: usize = 0;
@@ -50,7 +50,7 @@ pub mod ring_counts {
     pub const LEN: usize = 3;
 }
 
-/// The values of a buffer in a pool's [`Published::states`].
+/// The values of a buffer's state byte ([`Published::state`]).
 pub mod buffer_state {
     /// In the free list.
     pub const FREE: u8 = 0;
