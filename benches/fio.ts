@@ -1,0 +1,110 @@
+// fio's io_uring engine on the bench file: the reference the zcio rows are
+// compared with.
+
+import { spawn, spawnSync } from 'node:child_process'
+import { performance } from 'node:perf_hooks'
+import { GROUP_RAND_D1, GROUP_RAND_D64, GROUP_SEQ, PAINT_MS, RANDOM_DEPTH, SEQ_DEPTH, errorMessage } from './common.js'
+import type { Group } from './common.js'
+
+export interface FioSpec {
+  group: Group
+  name: string
+  job: string
+  rw: 'randread' | 'read'
+  bs: string
+  depth: number
+  fixedbufs?: boolean
+}
+
+export const FIO_SPECS: readonly FioSpec[] = [
+  { group: GROUP_RAND_D1, name: 'fio io_uring', job: 'rand', rw: 'randread', bs: '4k', depth: 1 },
+  { group: GROUP_RAND_D64, name: 'fio io_uring', job: 'rand', rw: 'randread', bs: '4k', depth: RANDOM_DEPTH },
+  { group: GROUP_RAND_D64, name: 'fio io_uring fixedbufs', job: 'rand', rw: 'randread', bs: '4k', depth: RANDOM_DEPTH, fixedbufs: true },
+  { group: GROUP_SEQ, name: 'fio io_uring', job: 'seq', rw: 'read', bs: '1M', depth: SEQ_DEPTH },
+]
+
+export type FioOutcome = { iops: number; bwBytes: number; error?: undefined } | { error: string }
+
+/** `fio --version`, or null when fio is not installed. */
+export function fioVersion(): string | null {
+  const r = spawnSync('fio', ['--version'], { encoding: 'utf8' })
+  if (r.error || r.status !== 0) return null
+  return (r.stdout || '').trim() || 'fio'
+}
+
+function fioRuntime(durationSec: number): string {
+  return Number.isInteger(durationSec) ? String(durationSec) : `${Math.max(1, Math.round(durationSec * 1000))}ms`
+}
+
+export function fioArgs(spec: FioSpec, file: string, size: number, durationSec: number): string[] {
+  const args = [
+    `--name=${spec.job}`,
+    `--filename=${file}`,
+    `--rw=${spec.rw}`,
+    `--bs=${spec.bs}`,
+    '--ioengine=io_uring',
+    `--iodepth=${spec.depth}`,
+    `--runtime=${fioRuntime(durationSec)}`,
+    '--time_based',
+    `--size=${size}`,
+    '--output-format=json',
+    '--invalidate=0',
+    '--direct=0',
+  ]
+  if (spec.fixedbufs) args.push('--fixedbufs', '--registerfiles')
+  return args
+}
+
+/** The parts of fio's JSON output read here. */
+interface FioJson {
+  jobs: { error?: number; read: { iops: number; bw_bytes: number; error?: number } }[]
+}
+
+function isFioJson(v: unknown): v is FioJson {
+  if (typeof v !== 'object' || v === null || !('jobs' in v) || !Array.isArray(v.jobs) || v.jobs.length === 0) return false
+  const job: unknown = v.jobs[0]
+  if (typeof job !== 'object' || job === null || !('read' in job)) return false
+  const read: unknown = job.read
+  return typeof read === 'object' && read !== null && 'iops' in read && typeof read.iops === 'number' && 'bw_bytes' in read && typeof read.bw_bytes === 'number'
+}
+
+/** Runs fio with `args`, calling `onTick(elapsedSec)` while it runs; never rejects. */
+export function runFio(args: readonly string[], durationSec: number, onTick: (elapsedSec: number) => void): Promise<FioOutcome> {
+  return new Promise((resolve) => {
+    const child = spawn('fio', args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    const out: Buffer[] = []
+    const err: Buffer[] = []
+    child.stdout.on('data', (d: Buffer) => out.push(d))
+    child.stderr.on('data', (d: Buffer) => err.push(d))
+    const started = performance.now()
+    const timer = setInterval(() => onTick((performance.now() - started) / 1000), PAINT_MS)
+    const killer = setTimeout(() => child.kill('SIGKILL'), durationSec * 1000 + 60000)
+    let settled = false
+    const done = (result: FioOutcome): void => {
+      if (settled) return
+      settled = true
+      clearInterval(timer)
+      clearTimeout(killer)
+      resolve(result)
+    }
+    child.on('error', (e) => done({ error: e.message }))
+    child.on('close', (code, signal) => {
+      const stdout = Buffer.concat(out).toString('utf8')
+      const stderr = Buffer.concat(err).toString('utf8').trim()
+      if (code !== 0) {
+        const why = stderr.split('\n').filter(Boolean).slice(-1)[0] || (signal ? `killed by ${signal}` : `exit code ${code}`)
+        return done({ error: why })
+      }
+      let json: unknown
+      try {
+        json = JSON.parse(stdout.slice(stdout.indexOf('{'), stdout.lastIndexOf('}') + 1))
+      } catch (e) {
+        return done({ error: `cannot parse fio output: ${errorMessage(e)}` })
+      }
+      if (!isFioJson(json)) return done({ error: 'cannot parse fio output: no read results' })
+      const job = json.jobs[0]
+      if (job.read.error || job.error) return done({ error: `fio job error ${job.error}` })
+      done({ iops: job.read.iops, bwBytes: job.read.bw_bytes })
+    })
+  })
+}
