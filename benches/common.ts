@@ -55,7 +55,7 @@ export interface CaseResult {
   gbPerSec: number
   /** Against `fs.read` (callback) of the group at the same depth. */
   ratioToFsRead: number | null
-  /** Against the group's fio reference run. */
+  /** Against the group's tuned fio run (the reference). */
   ratioToFio: number | null
   /** JS heap growth over a zcio case (after full GCs). */
   heapDeltaBytes?: number
@@ -68,18 +68,23 @@ export interface SkippedCase {
   reason: string
 }
 
+/** `tuned`: fio at its best on this workload, the reference; `defaults`: fio as most people run it. */
+export type FioVariant = 'tuned' | 'defaults'
+
 /** One fio run on the bench file. */
 export interface FioRun {
   group: Group
   name: string
+  variant: FioVariant
   depth: number
-  fixedbufs: boolean
-  /** The command line, as run. */
-  args: string
+  /** The exact command line, as run (shell-quoted). */
+  command: string
   iops?: number
   bwBytes?: number
   gbPerSec?: number
   ratioToFsRead?: number | null
+  /** Against the group's tuned run. */
+  ratioToFio?: number | null
   error?: string
 }
 
@@ -209,6 +214,11 @@ export class Progress {
     if (this.quiet || this.tty) return
     this.stream.write(text + '\n')
   }
+}
+
+/** `args` as one POSIX shell command line. */
+export function shellJoin(args: readonly string[]): string {
+  return args.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ')
 }
 
 export function mib(bytes: number): string {

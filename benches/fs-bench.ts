@@ -39,6 +39,7 @@ import {
   errorMessage,
   fmtInt,
   heapUsed,
+  shellJoin,
   loadZcio,
   mib,
   readError,
@@ -60,7 +61,8 @@ import type {
 } from './common.js'
 import { Meter, fileHandleRead, fsReadCallback, randomOffsets, readSync, sequentialOffsets, stampBlocks, verifyPool, zcioBatch, zcioPromise } from './cases.js'
 import type { Body, Offsets } from './cases.js'
-import { FIO_SPECS, fioArgs, fioVersion, runFio } from './fio.js'
+import { FIO_SPECS, fioArgs, fioName, fioVersion, runFio } from './fio.js'
+import type { FioSpec } from './fio.js'
 
 export { GROUPS }
 
@@ -311,7 +313,7 @@ export async function run(opts: RunOptions = {}): Promise<BenchResult> {
     const cases = buildCases(fd, handle, size)
     const fioVer = opts.fio === false ? null : fioVersion()
     if (opts.fio === false) notes.push('fio reference skipped (disabled)')
-    else if (!fioVer) notes.push('fio not installed: reference column skipped (apt-get install fio)')
+    else if (!fioVer) notes.push('fio not installed: reference rows skipped (apt-get install fio)')
     const fio: FioReport | null = fioVer ? { version: fioVer, runs: [] } : null
 
     const runnable = cases.filter((c) => c.kind !== 'zcio' || zcio.available).length + (fio ? FIO_SPECS.length : 0)
@@ -328,29 +330,14 @@ export async function run(opts: RunOptions = {}): Promise<BenchResult> {
         if ('skipped' in r) skipped.push({ group: c.group, name: c.name, depth: c.depth, reason: r.reason })
         else results.push(r)
       }
-      if (fio) {
-        for (const spec of FIO_SPECS.filter((s) => s.group === group)) {
-          step++
-          const args = fioArgs(spec, file, size, durationSec)
-          const label = `[${step}/${runnable}] ${group} > ${spec.name} d${spec.depth}`
-          progress.line(`${label} ...`)
-          const r = await runFio(args, durationSec, (elapsed) =>
-            progress.update(`${label}  ${Math.min(elapsed, durationSec).toFixed(1)}/${durationSec} s`),
-          )
-          progress.clear()
-          const entry: FioRun = { group, name: spec.name, depth: spec.depth, fixedbufs: !!spec.fixedbufs, args: ['fio', ...args].join(' ') }
-          if (r.error !== undefined) {
-            entry.error = r.error
-            notes.push(`${group} / ${spec.name}: fio failed: ${r.error}`)
-            progress.line(`${label}: failed: ${r.error}`)
-          } else {
-            entry.iops = r.iops
-            entry.bwBytes = r.bwBytes
-            entry.gbPerSec = r.bwBytes / 1e9
-            progress.line(`${label}: ${fmtInt(r.iops)} IOPS, ${(r.bwBytes / 1e9).toFixed(3)} GB/s`)
-          }
-          fio.runs.push(entry)
+      for (const spec of FIO_SPECS.filter((s) => s.group === group)) {
+        if (!fio) {
+          const reason = opts.fio === false ? 'fio reference skipped (disabled)' : 'fio not installed'
+          skipped.push({ group, name: fioName(spec.variant), depth: spec.depth, reason })
+          continue
         }
+        step++
+        fio.runs.push(await measureFio(spec, { file, size, durationSec, progress, step, steps: runnable, notes }))
       }
     }
 
@@ -494,30 +481,66 @@ async function measureCase(c: Case, ctx: MeasureContext): Promise<Measured> {
   }
 }
 
+interface FioContext {
+  file: string
+  size: number
+  durationSec: number
+  progress: Progress
+  step: number
+  steps: number
+  notes: string[]
+}
+
+async function measureFio(spec: FioSpec, ctx: FioContext): Promise<FioRun> {
+  const { progress, durationSec } = ctx
+  const name = fioName(spec.variant)
+  const args = fioArgs(spec, ctx.file, ctx.size, durationSec)
+  const label = `[${ctx.step}/${ctx.steps}] ${spec.group} > ${name} d${spec.depth}`
+  progress.line(`${label} ...`)
+  const r = await runFio(args, durationSec, (elapsed) =>
+    progress.update(`${label}  ${Math.min(elapsed, durationSec).toFixed(1)}/${durationSec} s`),
+  )
+  progress.clear()
+  const entry: FioRun = { group: spec.group, name, variant: spec.variant, depth: spec.depth, command: shellJoin(['fio', ...args]) }
+  if (r.error !== undefined) {
+    entry.error = r.error
+    ctx.notes.push(`${spec.group} / ${name}: fio failed: ${r.error}`)
+    progress.line(`${label}: failed: ${r.error}`)
+  } else {
+    entry.iops = r.iops
+    entry.bwBytes = r.bwBytes
+    entry.gbPerSec = r.bwBytes / 1e9
+    progress.line(`${label}: ${fmtInt(r.iops)} IOPS, ${(r.bwBytes / 1e9).toFixed(3)} GB/s`)
+  }
+  return entry
+}
+
 const NOMINAL_DEPTH: Record<Group, number> = { [GROUP_RAND_D1]: 1, [GROUP_RAND_D64]: RANDOM_DEPTH, [GROUP_SEQ]: SEQ_DEPTH }
 
-// Ratio to the group's fs.read (callback) at the same depth, or to the
-// group's fs.read at the group's nominal depth when none matches (readSync
-// at "sync"); ratio to the group's plain fio io_uring run.
+// The group's fs.read (callback) at the same depth, or at the group's nominal
+// depth when none matches (readSync at "sync").
 function fsReadBase(results: readonly CaseResult[], group: Group, depth: Depth): CaseResult | undefined {
   const fsReads = results.filter((x) => x.group === group && x.name === FS_READ)
   return fsReads.find((x) => x.depth === depth) || fsReads.find((x) => x.depth === NOMINAL_DEPTH[group])
+}
+
+/** The group's tuned fio run, the reference of the "vs fio" ratios. */
+export function fioReference(fio: FioReport | null, group: Group): FioRun | undefined {
+  return fio?.runs.find((x) => x.group === group && x.variant === 'tuned' && x.iops !== undefined && x.iops > 0)
 }
 
 function addRatios(results: CaseResult[], fio: FioReport | null): void {
   for (const r of results) {
     const base = fsReadBase(results, r.group, r.depth)
     if (base && base.opsPerSec > 0) r.ratioToFsRead = r.opsPerSec / base.opsPerSec
-    if (fio) {
-      const ref = fio.runs.find((x) => x.group === r.group && !x.fixedbufs && !x.error)
-      if (ref && ref.iops) r.ratioToFio = r.opsPerSec / ref.iops
-    }
+    const ref = fioReference(fio, r.group)
+    if (ref?.iops) r.ratioToFio = r.opsPerSec / ref.iops
   }
-  if (fio) {
-    for (const f of fio.runs) {
-      if (f.iops === undefined) continue
-      const base = fsReadBase(results, f.group, f.depth)
-      f.ratioToFsRead = base && base.opsPerSec > 0 ? f.iops / base.opsPerSec : null
-    }
+  for (const f of fio?.runs ?? []) {
+    if (f.iops === undefined) continue
+    const base = fsReadBase(results, f.group, f.depth)
+    f.ratioToFsRead = base && base.opsPerSec > 0 ? f.iops / base.opsPerSec : null
+    const ref = fioReference(fio, f.group)
+    f.ratioToFio = ref?.iops ? f.iops / ref.iops : null
   }
 }

@@ -1,6 +1,6 @@
 // Text tables and the JSON document of a bench run.
 
-import type { BenchResult, CaseResult, FioRun, Group, SkippedCase } from './common.js'
+import type { BenchResult, CaseResult, FioRun, SkippedCase } from './common.js'
 import { fmtInt } from './common.js'
 
 export type Align = 'l' | 'r'
@@ -49,11 +49,6 @@ export function table(rows: readonly (readonly (string | number)[])[], align: re
     .join('\n')
 }
 
-function refIops(res: BenchResult, group: Group): number {
-  const ref = res.fio?.runs.find((x) => x.group === group && !x.fixedbufs && !x.error)
-  return ref?.iops ?? NaN
-}
-
 type Entry = { kind: 'result'; r: CaseResult } | { kind: 'skipped'; r: SkippedCase }
 
 export function report(res: BenchResult): string {
@@ -67,13 +62,14 @@ export function report(res: BenchResult): string {
   for (const note of res.notes) out.push(`note: ${note}`)
 
   const showHeap = res.results.some((r) => r.heapDeltaBytes !== undefined)
-  const head = ['case', 'depth', 'ops/s (IOPS)', 'GB/s', 'vs fs.read', 'vs fio']
+  const head = ['case', 'depth', 'ops/s (IOPS)', 'GB/s', 'vs fs.read', 'vs fio tuned']
   const align: Align[] = ['l', 'r', 'r', 'r', 'r', 'r']
   if (showHeap) {
     head.push('heap delta')
     align.push('r')
   }
   const groups = [...new Set([...res.results, ...res.skipped].map((r) => r.group))]
+  let footnote = 0
   for (const group of groups) {
     const rows: (string | number)[][] = [head]
     const entries: Entry[] = [
@@ -92,12 +88,16 @@ export function report(res: BenchResult): string {
         rows.push(row)
       }
     }
-    if (res.fio) {
-      for (const f of res.fio.runs.filter((x) => x.group === group)) rows.push(fioRow(res, f, showHeap))
+    const footnotes: string[] = []
+    for (const f of res.fio?.runs.filter((x) => x.group === group) ?? []) {
+      footnote++
+      rows.push(fioRow(f, footnote, showHeap))
+      footnotes.push(`  [${footnote}] ${f.command}`)
     }
     out.push('')
     out.push(group)
     out.push(table(rows, align))
+    out.push(...footnotes)
   }
   if (res.skipped.some((s) => !res.notes.some((n) => n.includes(s.reason)))) {
     out.push('')
@@ -108,18 +108,12 @@ export function report(res: BenchResult): string {
   return out.join('\n') + '\n'
 }
 
-function fioRow(res: BenchResult, f: FioRun, showHeap: boolean): (string | number)[] {
+function fioRow(f: FioRun, footnote: number, showHeap: boolean): (string | number)[] {
+  const name = `${f.name}${f.variant === 'tuned' ? ' (reference)' : ''} [${footnote}]`
   const row: (string | number)[] =
     f.iops === undefined || f.gbPerSec === undefined
-      ? [`${f.name} (reference)`, f.depth, 'failed', '-', '-', '-']
-      : [
-          `${f.name} (reference)`,
-          f.depth,
-          fmtInt(f.iops),
-          fmtGb(f.gbPerSec),
-          fmtRatio(f.ratioToFsRead),
-          f.fixedbufs ? fmtRatio(f.iops / refIops(res, f.group)) : fmtRatio(1),
-        ]
+      ? [name, f.depth, 'failed', '-', '-', '-']
+      : [name, f.depth, fmtInt(f.iops), fmtGb(f.gbPerSec), fmtRatio(f.ratioToFsRead), fmtRatio(f.ratioToFio)]
   if (showHeap) row.push('-')
   return row
 }
