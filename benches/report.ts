@@ -1,6 +1,7 @@
 // Text tables and the JSON document of a bench run.
 
-import type { BenchResult, CaseResult, FioRun, SkippedCase } from './common.js'
+import type { CallsResult } from './calls.js'
+import type { BenchResult, CaseResult, FioRun, MachineFacts, SkippedCase } from './common.js'
 import { fmtInt } from './common.js'
 
 export type Align = 'l' | 'r'
@@ -118,15 +119,16 @@ function fioRow(f: FioRun, footnote: number, showHeap: boolean): (string | numbe
   return row
 }
 
-/** The document `--json` writes. */
+/** The document `--json` writes: the I/O run (absent with `--calls`), and the per-call table. */
 export interface BenchJson {
-  machine: BenchResult['machine']
-  config: BenchResult['config']
-  zcio: BenchResult['zcio']
-  results: CaseResult[]
-  skipped: SkippedCase[]
-  fio: BenchResult['fio']
-  notes: string[]
+  machine: MachineFacts
+  config?: BenchResult['config']
+  zcio?: BenchResult['zcio']
+  results?: CaseResult[]
+  skipped?: SkippedCase[]
+  fio?: BenchResult['fio']
+  calls?: CallsResult
+  notes?: string[]
 }
 
 export function toJson(res: BenchResult): BenchJson {

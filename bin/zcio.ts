@@ -5,13 +5,17 @@ import { spawn } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { errorCode, errorMessage } from '../benches/common.js'
+import type { BenchResult } from '../benches/common.js'
+import type { BenchJson } from '../benches/report.js'
 
 const USAGE = `Usage: zcio [bench] [options]
 
 Commands:
   bench                  Read benchmark: zcio registered buffers next to
-                         fs.read, FileHandle.read, fs.readSync (and fio when
-                         installed) on one page-cache-warm file (default)
+                         fs.read, FileHandle.read, fs.readSync and fio (tuned
+                         and with defaults, when installed) on one
+                         page-cache-warm file, then the cost of single pool
+                         calls (default)
 
 Options:
   --size <bytes>         File size: bytes or with a K/M/G/T suffix (1024-based),
@@ -22,8 +26,10 @@ Options:
                          directory, instead of the OS temp directory; it is
                          deleted at the end
   --json <file>          Also write the results as JSON to <file>
-  --quick                Smoke test: --size 64M --duration 1 (explicit
-                         --size/--duration still win)
+  --quick                Smoke test: --size 64M --duration 1 and a shorter
+                         per-call table (explicit --size/--duration still win)
+  --calls                Only the per-call table (ns per call of pool and
+                         ring methods): no file, no fio
   -h, --help             Show this help
 
 Progress goes to stderr, the result tables to stdout.
@@ -47,6 +53,7 @@ interface CliOptions {
   file: string | undefined
   json: string | undefined
   quick: boolean
+  callsOnly: boolean
 }
 
 function parseArgs(argv: readonly string[]): CliOptions {
@@ -58,6 +65,7 @@ function parseArgs(argv: readonly string[]): CliOptions {
     file: undefined,
     json: undefined,
     quick: false,
+    callsOnly: false,
   }
   let commandSeen = false
   for (let i = 0; i < argv.length; i++) {
@@ -79,6 +87,10 @@ function parseArgs(argv: readonly string[]): CliOptions {
     if (!takesValue) {
       if (name === '--quick' && eq === -1) {
         opts.quick = true
+        continue
+      }
+      if (name === '--calls' && eq === -1) {
+        opts.callsOnly = true
         continue
       }
       throw new UsageError(`unknown option: ${arg}`)
@@ -176,19 +188,32 @@ async function main(argv: readonly string[]): Promise<number | null> {
     return null
   }
 
-  const { run } = await import('../benches/fs-bench.js')
+  const { machineFacts, run } = await import('../benches/fs-bench.js')
   const { report, toJson } = await import('../benches/report.js')
-  let res
+  const { reportCalls, runCalls } = await import('../benches/calls.js')
+  const { loadZcio } = await import('../benches/common.js')
+  let doc: BenchJson
   try {
-    res = await run({ size: opts.size, durationSec: opts.durationSec, file: opts.file })
+    let res: BenchResult | null = null
+    if (!opts.callsOnly) {
+      res = await run({ size: opts.size, durationSec: opts.durationSec, file: opts.file })
+      process.stdout.write(report(res))
+    }
+    const zcio = await loadZcio()
+    const calls = await runCalls(opts.quick ? { callsPerBatch: 200_000, batches: 5, maxBatchMs: 60 } : {}, zcio)
+    process.stdout.write(reportCalls(calls))
+    if (res) {
+      doc = { ...toJson(res), calls }
+    } else {
+      doc = { machine: machineFacts(zcio), calls }
+    }
   } catch (e) {
     process.stderr.write(`zcio bench: ${errorMessage(e)}\n`)
     return errorCode(e) === 'ERR_ZCIO_BENCH_USAGE' ? 2 : 1
   }
-  process.stdout.write(report(res))
   if (opts.json !== undefined) {
     try {
-      fs.writeFileSync(opts.json, JSON.stringify(toJson(res), null, 2) + '\n')
+      fs.writeFileSync(opts.json, JSON.stringify(doc, null, 2) + '\n')
     } catch (e) {
       process.stderr.write(`zcio bench: cannot write ${opts.json}: ${errorMessage(e)}\n`)
       return 1
