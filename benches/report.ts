@@ -1,5 +1,6 @@
 // Text tables and the JSON document of a bench run.
 
+import type { Bar } from './bars.js'
 import type { CallsResult } from './calls.js'
 import type { BenchResult, CaseResult, FioRun, MachineFacts, SkippedCase } from './common.js'
 import { fmtInt } from './common.js'
@@ -119,7 +120,7 @@ function fioRow(f: FioRun, footnote: number, showHeap: boolean): (string | numbe
   return row
 }
 
-/** The document `--json` writes: the I/O run (absent with `--calls`), and the per-call table. */
+/** The document `--json` writes: the I/O run (absent with `--calls`), the per-call table and the bars. */
 export interface BenchJson {
   machine: MachineFacts
   config?: BenchResult['config']
@@ -128,6 +129,7 @@ export interface BenchJson {
   skipped?: SkippedCase[]
   fio?: BenchResult['fio']
   calls?: CallsResult
+  bars?: Bar[]
   notes?: string[]
 }
 

@@ -15,7 +15,8 @@ Commands:
                          fs.read, FileHandle.read, fs.readSync and fio (tuned
                          and with defaults, when installed) on one
                          page-cache-warm file, then the cost of single pool
-                         calls (default)
+                         calls, then a pass/miss summary of the library's
+                         performance bars (default)
 
 Options:
   --size <bytes>         File size: bytes or with a K/M/G/T suffix (1024-based),
@@ -191,6 +192,7 @@ async function main(argv: readonly string[]): Promise<number | null> {
   const { machineFacts, run } = await import('../benches/fs-bench.js')
   const { report, toJson } = await import('../benches/report.js')
   const { reportCalls, runCalls } = await import('../benches/calls.js')
+  const { bars, reportBars } = await import('../benches/bars.js')
   const { loadZcio } = await import('../benches/common.js')
   let doc: BenchJson
   try {
@@ -203,7 +205,9 @@ async function main(argv: readonly string[]): Promise<number | null> {
     const calls = await runCalls(opts.quick ? { callsPerBatch: 200_000, batches: 5, maxBatchMs: 60 } : {}, zcio)
     process.stdout.write(reportCalls(calls))
     if (res) {
-      doc = { ...toJson(res), calls }
+      const list = bars(res)
+      process.stdout.write(reportBars(list, calls))
+      doc = { ...toJson(res), calls, bars: list }
     } else {
       doc = { machine: machineFacts(zcio), calls }
     }
