@@ -3,8 +3,8 @@
 
 import { spawn, spawnSync } from 'node:child_process'
 import { performance } from 'node:perf_hooks'
-import { GROUP_RAND_D1, GROUP_RAND_D64, GROUP_SEQ, PAINT_MS, RANDOM_DEPTH, SEQ_DEPTH, errorMessage } from './common.js'
-import type { FioVariant, Group } from './common.js'
+import { GROUP_RAND_D1, GROUP_RAND_D64, GROUP_SEQ, PAINT_MS, RANDOM_DEPTH, SEQ_DEPTH, errorMessage, fmtInt, shellJoin } from './common.js'
+import type { FioRun, FioVariant, Group, Progress } from './common.js'
 
 export interface FioSpec {
   group: Group
@@ -140,3 +140,39 @@ export function runFio(args: readonly string[], durationSec: number, onTick: (el
     })
   })
 }
+
+export interface FioContext {
+  file: string
+  size: number
+  durationSec: number
+  progress: Progress
+  step: number
+  steps: number
+  notes: string[]
+}
+
+/** Runs one fio spec with progress; failures are recorded in the run and in `notes`. */
+export async function measureFio(spec: FioSpec, ctx: FioContext): Promise<FioRun> {
+  const { progress, durationSec } = ctx
+  const name = fioName(spec.variant)
+  const args = fioArgs(spec, ctx.file, ctx.size, durationSec)
+  const label = `[${ctx.step}/${ctx.steps}] ${spec.group} > ${name} d${spec.depth}`
+  progress.line(`${label} ...`)
+  const r = await runFio(args, durationSec, (elapsed) =>
+    progress.update(`${label}  ${Math.min(elapsed, durationSec).toFixed(1)}/${durationSec} s`),
+  )
+  progress.clear()
+  const entry: FioRun = { group: spec.group, name, variant: spec.variant, depth: spec.depth, command: shellJoin(['fio', ...args]) }
+  if (r.error !== undefined) {
+    entry.error = r.error
+    ctx.notes.push(`${spec.group} / ${name}: fio failed: ${r.error}`)
+    progress.line(`${label}: failed: ${r.error}`)
+  } else {
+    entry.iops = r.iops
+    entry.bwBytes = r.bwBytes
+    entry.gbPerSec = r.bwBytes / 1e9
+    progress.line(`${label}: ${fmtInt(r.iops)} IOPS, ${(r.bwBytes / 1e9).toFixed(3)} GB/s`)
+  }
+  return entry
+}
+

@@ -6,24 +6,18 @@
 // formats it. Progress goes to stderr: one `\r`-updated line on a TTY, one
 // line per case start/end otherwise.
 
-import * as crypto from 'node:crypto'
 import * as fs from 'node:fs'
 import type { FileHandle } from 'node:fs/promises'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { performance } from 'node:perf_hooks'
 import {
-  BenchError,
   FH_READ,
   FS_READ,
-  GiB,
   GROUP_RAND_D1,
   GROUP_RAND_D64,
   GROUP_SEQ,
   GROUPS,
-  MIN_SIZE,
-  MiB,
-  PAINT_MS,
   Progress,
   RANDOM_DEPTH,
   READ_SYNC,
@@ -32,17 +26,14 @@ import {
   SEQ_DEPTH,
   BLOCK,
   WARMUP_MS,
-  XorShift32,
   ZCIO_BATCH,
   ZCIO_PROMISE,
   errorCode,
   errorMessage,
   fmtInt,
   heapUsed,
-  shellJoin,
   loadZcio,
   mib,
-  readError,
   usageError,
 } from './common.js'
 import type {
@@ -53,18 +44,17 @@ import type {
   FioReport,
   FioRun,
   Group,
-  MachineFacts,
   RegisteredBufferPool,
   Ring,
   SkippedCase,
   ZcioStatus,
 } from './common.js'
-import { Meter, fileHandleRead, fsReadCallback, randomOffsets, readSync, sequentialOffsets, stampBlocks, verifyPool, zcioBatch, zcioPromise } from './cases.js'
+import { Meter, fileHandleRead, fsReadCallback, randomOffsets, readSync, sequentialOffsets, verifyPool, zcioBatch, zcioPromise } from './cases.js'
 import type { Body, Offsets } from './cases.js'
-import { FIO_SPECS, fioArgs, fioName, fioVersion, runFio } from './fio.js'
-import type { FioSpec } from './fio.js'
+import { FIO_SPECS, fioName, fioVersion, measureFio } from './fio.js'
+import { checkOptions, checkSpace, createFile, machineFacts, resolveFile, warmFile } from './setup.js'
 
-export { GROUPS }
+export { GROUPS, machineFacts }
 
 export interface RunOptions {
   /** File size in bytes (default 1 GiB, at least 1 MiB). */
@@ -106,116 +96,6 @@ interface ZcioCase extends CaseBase {
 type Case = NodeCase | ZcioCase
 
 type Measured = CaseResult | { skipped: true; reason: string }
-
-// ---------------------------------------------------------------------------
-// The test file
-
-function createFile(file: string, size: number, progress: Progress): void {
-  const chunk = Buffer.allocUnsafe(MiB)
-  const rng = new XorShift32(SEED ^ 0x5bd1e995)
-  const words = new Uint32Array(chunk.buffer, chunk.byteOffset, MiB / 4)
-  for (let i = 0; i < words.length; i++) words[i] = rng.next()
-
-  const label = `creating ${file}`
-  progress.line(`${label} (${mib(size)} MiB) ...`)
-  const fd = fs.openSync(file, 'wx', 0o600)
-  try {
-    let nextPaint = 0
-    for (let pos = 0; pos < size; ) {
-      const n = Math.min(MiB, size - pos)
-      stampBlocks(chunk, pos, n)
-      for (let done = 0; done < n; ) done += fs.writeSync(fd, chunk, done, n - done, pos + done)
-      pos += n
-      const now = performance.now()
-      if (now >= nextPaint) {
-        nextPaint = now + PAINT_MS
-        progress.update(`${label}  ${mib(pos)}/${mib(size)} MiB`)
-      }
-    }
-    progress.update(`${label}  fsync`)
-    fs.fsyncSync(fd)
-  } finally {
-    fs.closeSync(fd)
-  }
-  progress.clear()
-}
-
-function warmFile(fd: number, size: number, progress: Progress): void {
-  const chunk = Buffer.allocUnsafe(MiB)
-  progress.line(`warming the page cache (${mib(size)} MiB) ...`)
-  let nextPaint = 0
-  for (let pos = 0; pos < size; ) {
-    const n = fs.readSync(fd, chunk, 0, Math.min(MiB, size - pos), pos)
-    if (n <= 0) throw readError('fs.readSync (warm-up)', n, Math.min(MiB, size - pos), pos)
-    pos += n
-    const now = performance.now()
-    if (now >= nextPaint) {
-      nextPaint = now + PAINT_MS
-      progress.update(`warming the page cache  ${mib(pos)}/${mib(size)} MiB`)
-    }
-  }
-  progress.clear()
-}
-
-function defaultFile(dir: string): string {
-  return path.join(dir, `zcio-bench-${process.pid}-${crypto.randomBytes(4).toString('hex')}.dat`)
-}
-
-function resolveFile(file: string | undefined): string {
-  if (file == null) return defaultFile(os.tmpdir())
-  let st: fs.Stats | null = null
-  try {
-    st = fs.statSync(file)
-  } catch (e) {
-    if (errorCode(e) !== 'ENOENT') throw e
-  }
-  if (st && st.isDirectory()) return defaultFile(file)
-  if (st) throw usageError(`--file ${file} already exists; give a new path (it is created and deleted) or a directory`)
-  return path.resolve(file)
-}
-
-function checkOptions(opts: RunOptions): { size: number; durationSec: number } {
-  const size = opts.size === undefined ? GiB : opts.size
-  const durationSec = opts.durationSec === undefined ? 3 : opts.durationSec
-  if (!Number.isSafeInteger(size) || size < MIN_SIZE) {
-    throw usageError(`size must be a whole number of bytes, at least ${MIN_SIZE} (1 MiB); got ${size}`)
-  }
-  if (!Number.isFinite(durationSec) || durationSec <= 0 || durationSec > 3600) {
-    throw usageError(`duration must be a number of seconds in (0, 3600]; got ${durationSec}`)
-  }
-  return { size, durationSec }
-}
-
-function checkSpace(dir: string, size: number): void {
-  let st: fs.StatsFs
-  try {
-    st = fs.statfsSync(dir)
-  } catch {
-    return
-  }
-  const free = st.bavail * st.bsize
-  if (free < size + 64 * MiB) {
-    throw new BenchError(
-      'ERR_ZCIO_BENCH_SPACE',
-      `not enough free space in ${dir} for a ${mib(size)} MiB file (${mib(free)} MiB free); use --size or --file`,
-    )
-  }
-}
-
-export function machineFacts(zcio: ZcioStatus): MachineFacts {
-  const cpus = os.cpus()
-  const facts: MachineFacts = {
-    cpus: cpus.length,
-    cpuModel: cpus.length ? cpus[0].model.trim() : 'unknown',
-    kernelRelease: zcio.probe?.kernelRelease || os.release(),
-    node: process.version,
-    platform: process.platform,
-    arch: process.arch,
-    totalMemBytes: os.totalmem(),
-  }
-  if (zcio.probe?.memlockLimit !== undefined) facts.memlockLimit = zcio.probe.memlockLimit
-  return facts
-}
 
 // ---------------------------------------------------------------------------
 // The run
@@ -479,40 +359,6 @@ async function measureCase(c: Case, ctx: MeasureContext): Promise<Measured> {
       }
     }
   }
-}
-
-interface FioContext {
-  file: string
-  size: number
-  durationSec: number
-  progress: Progress
-  step: number
-  steps: number
-  notes: string[]
-}
-
-async function measureFio(spec: FioSpec, ctx: FioContext): Promise<FioRun> {
-  const { progress, durationSec } = ctx
-  const name = fioName(spec.variant)
-  const args = fioArgs(spec, ctx.file, ctx.size, durationSec)
-  const label = `[${ctx.step}/${ctx.steps}] ${spec.group} > ${name} d${spec.depth}`
-  progress.line(`${label} ...`)
-  const r = await runFio(args, durationSec, (elapsed) =>
-    progress.update(`${label}  ${Math.min(elapsed, durationSec).toFixed(1)}/${durationSec} s`),
-  )
-  progress.clear()
-  const entry: FioRun = { group: spec.group, name, variant: spec.variant, depth: spec.depth, command: shellJoin(['fio', ...args]) }
-  if (r.error !== undefined) {
-    entry.error = r.error
-    ctx.notes.push(`${spec.group} / ${name}: fio failed: ${r.error}`)
-    progress.line(`${label}: failed: ${r.error}`)
-  } else {
-    entry.iops = r.iops
-    entry.bwBytes = r.bwBytes
-    entry.gbPerSec = r.bwBytes / 1e9
-    progress.line(`${label}: ${fmtInt(r.iops)} IOPS, ${(r.bwBytes / 1e9).toFixed(3)} GB/s`)
-  }
-  return entry
 }
 
 const NOMINAL_DEPTH: Record<Group, number> = { [GROUP_RAND_D1]: 1, [GROUP_RAND_D64]: RANDOM_DEPTH, [GROUP_SEQ]: SEQ_DEPTH }

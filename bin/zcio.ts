@@ -202,6 +202,10 @@ async function main(argv: readonly string[]): Promise<number | null> {
       process.stdout.write(report(res))
     }
     const zcio = await loadZcio()
+    if (!res) {
+      const m = machineFacts(zcio)
+      process.stdout.write(`zcio bench --calls: ${m.cpus} CPU x ${m.cpuModel} | kernel ${m.kernelRelease} | Node ${m.node}\n`)
+    }
     const calls = await runCalls(opts.quick ? { callsPerBatch: 200_000, batches: 5, maxBatchMs: 60 } : {}, zcio)
     process.stdout.write(reportCalls(calls))
     if (res) {
