@@ -113,7 +113,9 @@ export function machineFacts(zcio: ZcioStatus): MachineFacts {
     arch: process.arch,
     totalMemBytes: os.totalmem(),
   }
-  if (zcio.probe?.memlockLimit !== undefined) facts.memlockLimit = zcio.probe.memlockLimit
+  // Not every build's probe() reports it.
+  const memlock: unknown = zcio.probe ? Reflect.get(zcio.probe, 'memlockLimit') : undefined
+  if (typeof memlock === 'number') facts.memlockLimit = memlock
   return facts
 }
 
