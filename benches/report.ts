@@ -1,0 +1,160 @@
+// Text tables and the JSON document of a bench run.
+
+import type { Bar } from './bars.js'
+import type { CallsResult } from './calls.js'
+import type { BenchResult, CaseResult, FioRun, MachineFacts, SkippedCase } from './common.js'
+import { fmtInt } from './common.js'
+
+export type Align = 'l' | 'r'
+
+export function fmtGb(n: number): string {
+  return n >= 10 ? n.toFixed(2) : n.toFixed(3)
+}
+
+export function fmtRatio(r: number | null | undefined): string {
+  if (r == null || !Number.isFinite(r)) return '-'
+  return (r >= 10 ? r.toFixed(1) : r.toFixed(2)) + 'x'
+}
+
+export function fmtBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
+  let v = n
+  let u = 0
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024
+    u++
+  }
+  return `${Number.isInteger(v) ? v : v.toFixed(1)} ${units[u]}`
+}
+
+export function fmtHeap(d: number | undefined): string {
+  if (d === undefined) return '-'
+  const sign = d < 0 ? '-' : '+'
+  const a = Math.abs(d)
+  if (a < 1024) return `${sign}${a} B`
+  if (a < 1024 * 1024) return `${sign}${(a / 1024).toFixed(1)} KiB`
+  return `${sign}${(a / 1024 / 1024).toFixed(1)} MiB`
+}
+
+/** A table: a header row, a rule, then the rows; indented by two spaces. */
+export function table(rows: readonly (readonly (string | number)[])[], align: readonly Align[]): string {
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => String(r[c]).length)))
+  return rows
+    .map((r) =>
+      r
+        .map((cell, c) => (align[c] === 'l' ? String(cell).padEnd(widths[c]) : String(cell).padStart(widths[c])))
+        .join('  ')
+        .trimEnd(),
+    )
+    .map((line, i) => (i === 0 ? line + '\n' + '-'.repeat(line.length) : line))
+    .map((line) => '  ' + line.replace(/\n/, '\n  '))
+    .join('\n')
+}
+
+type Entry = { kind: 'result'; r: CaseResult } | { kind: 'skipped'; r: SkippedCase }
+
+export function report(res: BenchResult): string {
+  const { machine: m, config: c } = res
+  const out: string[] = []
+  out.push(
+    `zcio bench: ${m.cpus} CPU x ${m.cpuModel} | kernel ${m.kernelRelease} | Node ${m.node} | ` +
+      `file ${fmtBytes(c.sizeBytes)} | ${c.durationSec} s per case (+${c.warmupSec} s warm-up)`,
+  )
+  out.push(`file: ${c.file} (page-cache warm, deleted)${res.fio ? ` | reference: ${res.fio.version}` : ''}`)
+  for (const note of res.notes) out.push(`note: ${note}`)
+
+  const showHeap = res.results.some((r) => r.heapDeltaBytes !== undefined)
+  const head = ['case', 'depth', 'ops/s (IOPS)', 'GB/s', 'vs fs.read', 'vs fio tuned']
+  const align: Align[] = ['l', 'r', 'r', 'r', 'r', 'r']
+  if (showHeap) {
+    head.push('heap delta')
+    align.push('r')
+  }
+  const groups = [...new Set([...res.results, ...res.skipped].map((r) => r.group))]
+  let footnote = 0
+  for (const group of groups) {
+    const rows: (string | number)[][] = [head]
+    const entries: Entry[] = [
+      ...res.results.filter((r) => r.group === group).map((r): Entry => ({ kind: 'result', r })),
+      ...res.skipped.filter((r) => r.group === group).map((r): Entry => ({ kind: 'skipped', r })),
+    ]
+    for (const e of entries) {
+      if (e.kind === 'result') {
+        const r = e.r
+        const row = [r.name, r.depth, fmtInt(r.opsPerSec), fmtGb(r.gbPerSec), fmtRatio(r.ratioToFsRead), fmtRatio(r.ratioToFio)]
+        if (showHeap) row.push(fmtHeap(r.heapDeltaBytes))
+        rows.push(row)
+      } else {
+        const row = [e.r.name, e.r.depth, 'skipped', '-', '-', '-']
+        if (showHeap) row.push('-')
+        rows.push(row)
+      }
+    }
+    const footnotes: string[] = []
+    for (const f of res.fio?.runs.filter((x) => x.group === group) ?? []) {
+      footnote++
+      rows.push(fioRow(f, footnote, showHeap))
+      footnotes.push(`  [${footnote}] ${f.command}`)
+    }
+    out.push('')
+    out.push(group)
+    out.push(table(rows, align))
+    out.push(...footnotes)
+  }
+  if (res.skipped.some((s) => !res.notes.some((n) => n.includes(s.reason)))) {
+    out.push('')
+    for (const reason of new Set(res.skipped.map((s) => s.reason))) {
+      if (!res.notes.some((n) => n.includes(reason))) out.push(`skipped: ${reason}`)
+    }
+  }
+  return out.join('\n') + '\n'
+}
+
+function fioRow(f: FioRun, footnote: number, showHeap: boolean): (string | number)[] {
+  const name = `${f.name}${f.variant === 'tuned' ? ' (reference)' : ''} [${footnote}]`
+  const row: (string | number)[] =
+    f.iops === undefined || f.gbPerSec === undefined
+      ? [name, f.depth, 'failed', '-', '-', '-']
+      : [name, f.depth, fmtInt(f.iops), fmtGb(f.gbPerSec), fmtRatio(f.ratioToFsRead), fmtRatio(f.ratioToFio)]
+  if (showHeap) row.push('-')
+  return row
+}
+
+/** The document `--json` writes: the I/O run (absent with `--calls`), the per-call table and the bars. */
+export interface BenchJson {
+  machine: MachineFacts
+  config?: BenchResult['config']
+  zcio?: BenchResult['zcio']
+  results?: CaseResult[]
+  skipped?: SkippedCase[]
+  fio?: BenchResult['fio']
+  calls?: CallsResult
+  bars?: Bar[]
+  notes?: string[]
+}
+
+export function toJson(res: BenchResult): BenchJson {
+  return {
+    machine: res.machine,
+    config: res.config,
+    zcio: res.zcio,
+    results: res.results.map(
+      (r): CaseResult => ({
+        group: r.group,
+        name: r.name,
+        depth: r.depth,
+        opsPerSec: r.opsPerSec,
+        gbPerSec: r.gbPerSec,
+        ratioToFsRead: r.ratioToFsRead,
+        ratioToFio: r.ratioToFio,
+        ...(r.heapDeltaBytes !== undefined ? { heapDeltaBytes: r.heapDeltaBytes } : {}),
+        ops: r.ops,
+        elapsedSec: r.elapsedSec,
+        blockBytes: r.blockBytes,
+      }),
+    ),
+    skipped: res.skipped,
+    fio: res.fio,
+    notes: res.notes,
+  }
+}
