@@ -24,18 +24,7 @@ export interface RingOptions {
 export type RingFeatures = NativeRingFeatures
 
 /** A completion of a low-level `submitReadFixed` / `submitWriteFixed`. */
-export interface Completion {
-  /** The value the submit call returned. */
-  userData: bigint
-  /** Bytes transferred, or `-errno`. */
-  result: number
-  /** The CQE flags. */
-  flags: number
-  /** Index of the pool buffer the operation used. */
-  bufferIndex: number
-  /** What the operation was. */
-  op: 'read' | 'write'
-}
+export type Completion = NativeCompletion
 
 /** What an operation in the promise table was: 0 read, 1 write. */
 export type OpKind = 0 | 1
@@ -182,7 +171,7 @@ export class Ring {
 
   /** Drains the completions of low-level submissions reaped so far. */
   takeCompletions(): Completion[] {
-    return this.#internals.native.takeCompletions() as NativeCompletion[] as Completion[]
+    return this.#internals.native.takeCompletions()
   }
 
   /**
@@ -193,7 +182,7 @@ export class Ring {
    */
   completions(): Promise<Completion[]> {
     try {
-      return this.#internals.native.completions() as Promise<Completion[]>
+      return this.#internals.native.completions()
     } catch (e) {
       return Promise.reject(e)
     }

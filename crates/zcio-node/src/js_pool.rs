@@ -12,9 +12,8 @@ use napi_derive::napi;
 
 use crate::driver::{Driver, Waiter};
 use crate::error::{int_arg, throw, throw_code, OrThrow};
-use crate::external;
 use crate::fast::{self, PoolCtx};
-use crate::js_ring::{external_or_throw, published_counts, Ring};
+use crate::js_ring::{published, Ring};
 
 /// The JS-facing state of a pool, shared with its ring's driver (which
 /// detaches the views when the ring closes).
@@ -161,27 +160,14 @@ impl RegisteredBufferPool {
     /// The pool's counts, updated in place (`zcio::pool_counts` order).
     #[napi(ts_return_type = "Float64Array")]
     pub fn counts(&self, env: Env) -> Result<Unknown<'_>> {
-        published_counts(&env, self.state.core.published())
+        published(&env, self.state.core.published(), false)
     }
 
     /// One state byte per buffer, updated in place (`zcio::buffer_state`:
     /// 0 free, 1 acquired, 2 in flight).
     #[napi(ts_return_type = "Uint8Array")]
     pub fn states(&self, env: Env) -> Result<Unknown<'_>> {
-        let p = self.state.core.published();
-        let (data, len) = (p.states_ptr(), p.states_len());
-        // SAFETY: the cells stay valid while the boxed `Rc` lives.
-        let v = unsafe {
-            external::typed_array(
-                env.raw(),
-                sys::TypedarrayType::uint8_array,
-                data.cast(),
-                len,
-                1,
-                Box::new(p),
-            )
-        };
-        external_or_throw(&env, v)
+        published(&env, self.state.core.published(), true)
     }
 
     /// The `Uint8Array` over buffer `index` (one per buffer, made on first

@@ -130,7 +130,7 @@ impl Ring {
     /// inFlight, pending, closed).
     #[napi(ts_return_type = "Float64Array")]
     pub fn counts(&self, env: Env) -> Result<Unknown<'_>> {
-        published_counts(&env, self.driver.ring.published())
+        published(&env, self.driver.ring.published(), false)
     }
 
     /// Hands queued operations to the kernel now (normally done before the
@@ -219,20 +219,28 @@ pub fn take_completions(driver: &Driver) -> sys::napi_value {
     arr
 }
 
-/// A `Float64Array` over published counts.
-pub fn published_counts<'a>(env: &Env, p: Rc<zcio::Published>) -> Result<Unknown<'a>> {
-    let (data, len) = (p.counts_ptr(), p.counts_len());
-    // SAFETY: the cells stay valid while the boxed `Rc` lives.
-    let v = unsafe {
-        external::typed_array(
-            env.raw(),
+/// A typed array over published state: the counts (`Float64Array`) or the
+/// buffer states (`Uint8Array`).
+pub fn published<'a>(env: &Env, p: Rc<zcio::Published>, states: bool) -> Result<Unknown<'a>> {
+    let (ty, data, len, size) = if states {
+        let data: *mut u8 = p.states_ptr();
+        (
+            sys::TypedarrayType::uint8_array,
+            data.cast(),
+            p.states_len(),
+            1,
+        )
+    } else {
+        let data: *mut f64 = p.counts_ptr();
+        (
             sys::TypedarrayType::float64_array,
             data.cast(),
-            len,
+            p.counts_len(),
             8,
-            Box::new(p),
         )
     };
+    // SAFETY: the cells stay valid while the boxed `Rc` lives.
+    let v = unsafe { external::typed_array(env.raw(), ty, data, len, size, Box::new(p)) };
     external_or_throw(env, v)
 }
 
