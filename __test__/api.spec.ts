@@ -191,3 +191,19 @@ fixedTest('counts are live, without a call per read', async (t) => {
   t.like(pool.stats(), { submitted: 1, completed: 1, failed: 0, acquires: 1 })
   fs.closeSync(fd)
 })
+
+test('on a platform other than Linux, loading throws ERR_ZCIO_UNSUPPORTED_PLATFORM before touching the addon', (t) => {
+  const r = spawnSync(
+    process.execPath,
+    [
+      '-e',
+      `Object.defineProperty(process, 'platform', { value: 'darwin' })
+       try { require(${JSON.stringify(root)}); console.log('loaded') } catch (e) { console.log(e.code, e.message) }
+       console.log(Object.keys(require.cache).some((f) => f.endsWith('.node')) ? 'addon loaded' : 'no addon')`,
+    ],
+    { encoding: 'utf8' },
+  )
+  t.is(r.status, 0, r.stderr)
+  t.regex(r.stdout, /^ERR_ZCIO_UNSUPPORTED_PLATFORM zcio needs Linux \(io_uring\); this is darwin-/)
+  t.regex(r.stdout, /no addon/)
+})
