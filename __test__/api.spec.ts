@@ -1,6 +1,7 @@
 import test from 'ava'
 import * as fs from 'node:fs'
 import { inspect } from 'node:util'
+import { pathToFileURL } from 'node:url'
 import { spawnSync } from 'node:child_process'
 import { codeOf, fixedTest, rejectionCode, root, tmpFile, zcio } from './support.js'
 
@@ -12,7 +13,7 @@ test('the package exports the layer, not the binding internals', (t) => {
 })
 
 test('import() and require() give the same classes', async (t) => {
-  const esm = (await import('../lib/index.mjs')) as typeof zcio
+  const esm = (await import(pathToFileURL(`${root}/lib/index.mjs`).href)) as typeof zcio
   t.is(esm.Ring, zcio.Ring)
   t.is(esm.RegisteredBufferPool, zcio.RegisteredBufferPool)
   t.is(typeof esm.probe, 'function')

@@ -5,9 +5,19 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 
 const require = createRequire(import.meta.url)
+/** The package root (the tests run compiled, from __test__/build/). */
+export const root = (() => {
+  let dir = path.dirname(new URL(import.meta.url).pathname)
+  while (!fs.existsSync(path.join(dir, 'Cargo.toml'))) {
+    const up = path.dirname(dir)
+    if (up === dir) throw new Error('package root not found')
+    dir = up
+  }
+  return dir
+})()
+
 /** The package as users load it (package.json `main`: the TypeScript layer, compiled). */
-export const zcio: typeof import('../lib/index.js') = require('..')
-export const root = path.join(path.dirname(new URL(import.meta.url).pathname), '..')
+export const zcio: typeof import('../lib/index.js') = require(root)
 
 export const probed = zcio.probe()
 
