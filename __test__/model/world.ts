@@ -142,6 +142,10 @@ export interface Op {
   fileConflict: Uint8Array | null
   /** Reads of a file written concurrently: only 0 <= n <= len is checked. */
   ambiguous: boolean
+  /** May be reaped before its promise settles (queued around a CQ overflow). */
+  maybe: boolean
+  /** Part of a flood: its buffer bytes are not tracked. */
+  flood: boolean
   userData: bigint | null
   result: number | null
   label: string
@@ -413,7 +417,7 @@ export class World {
   /** Whether the core still counts `op`: yes, no, or maybe. */
   inCore(op: Op): 'yes' | 'no' | 'maybe' {
     if (op.status !== 'pending') return 'no'
-    return op.api === 'promise' ? 'yes' : 'maybe'
+    return op.api === 'promise' && !op.maybe ? 'yes' : 'maybe'
   }
 
   bufInFlight(b: BufM): 'yes' | 'no' | 'maybe' {
@@ -455,11 +459,12 @@ export class World {
     pos: number,
     len: number,
     boff: number,
+    flood = false,
   ): Op {
     const op: Op = {
       id: this.id(), kind, api, ring: pool.ring, pool, buf, view: buf.view, target, pos, len, boff,
       status: 'pending', observable: true, cancelable: false, src: null, srcKnown: null,
-      bufConflict: null, fileConflict: null, ambiguous: false, userData: null, result: null,
+      bufConflict: null, fileConflict: null, ambiguous: false, maybe: flood, flood, userData: null, result: null,
       label: '',
     }
     op.label = `op${op.id} (${api} ${kind} ${pool.name}[${buf.index}] ${target.name} pos ${pos} len ${len} boff ${boff})`
@@ -469,8 +474,13 @@ export class World {
     } else {
       op.bufConflict = new Uint8Array(len)
     }
+    if (flood) {
+      // floodConflicts() made every byte involved unknown already.
+      if (kind === 'read') op.bufConflict!.fill(1)
+      else op.srcKnown!.fill(0)
+    }
     // Buffer bytes touched concurrently.
-    for (const o of buf.ops) {
+    for (const o of flood ? [] : buf.ops) {
       if (o.status === 'done') continue
       const ov = overlap(boff, len, o.boff, o.len)
       if (!ov) continue
@@ -520,6 +530,21 @@ export class World {
   manualMaybeInFlight(r: RingM): boolean {
     for (const op of r.manual.values()) if (op.status === 'pending') return true
     return false
+  }
+
+  /**
+   * A flood of ops on `[off, off + len)` of `b` is coming: whatever is in
+   * flight on those bytes, and the bytes, become unknown.
+   */
+  floodConflicts(b: BufM, off: number, len: number): void {
+    for (const o of b.ops) {
+      if (o.status === 'done') continue
+      const ov = overlap(off, len, o.boff, o.len)
+      if (!ov) continue
+      if (o.kind === 'read') o.bufConflict!.fill(1, ov[0] - o.boff, ov[1] - o.boff)
+      else o.srcKnown!.fill(0, ov[0] - o.boff, ov[1] - o.boff)
+    }
+    b.known.fill(0, off, off + len)
   }
 
   /** Unsettled ops a ring may hold (certain and maybe). */
