@@ -12,7 +12,7 @@ import { Worker } from 'node:worker_threads'
 import {
   type BufM, type Op, type PoolM, type RingM, type Target, type WaiterM,
   FILE_SPAN, ModelError, PIPE_IO_MAX, RING_OP_CAP, SETTLE_TIMEOUT_MS,
-  World, checkErrorShape, count, fail, root, show, sleep, thrownCode, tick, zcio,
+  World, checkErrorShape, cover, fail, root, show, sleep, thrownCode, tick, zcio,
 } from './world.js'
 
 const MAX_RINGS = 6
@@ -31,7 +31,7 @@ abstract class Cmd implements fc.AsyncCommand<World, World> {
 
   async run(w: World): Promise<void> {
     w.commands++
-    count(`command ${this.constructor.name}`)
+    cover(`command ${this.constructor.name}`)
     w.log(`${this}`)
     await this.act(w)
     await tick()
@@ -209,10 +209,12 @@ export function addPool(w: World, r: RingM, size: number, count: number): void {
   if (error) {
     if (code === 'ENOMEM' && w.session.memlockApplies) {
       w.log(`  ${what} -> ENOMEM (RLIMIT_MEMLOCK)`)
+      cover('pool refused: ENOMEM')
       return
     }
     if (code === 'ERR_ZCIO_TABLE_FULL' && !(table.certain && table.fits)) {
       w.log(`  ${what} -> ERR_ZCIO_TABLE_FULL`)
+      cover(`pool refused: ERR_ZCIO_TABLE_FULL (${table.certain ? 'predicted' : 'possible'})`)
       return
     }
     fail(`${what} threw ${code}: ${(error as Error).message}`)
@@ -392,6 +394,7 @@ class IndexCall extends Cmd {
       }
     }
     if (want === 'either') {
+      cover(`${this.method} with ops maybe still in the kernel: ${res.threw ? 'refused' : 'done'}`)
       if (res.threw) {
         checkErrorShape(res.error, 'ERR_ZCIO_BUFFER_IN_FLIGHT', what)
         w.log('  -> ERR_ZCIO_BUFFER_IN_FLIGHT (an op is still in the kernel)')
@@ -686,7 +689,7 @@ function issueIo(w: World, p: PoolM, x: Resolved, write: boolean, api: 'promise'
             else {
               const code = (e as { code?: string }).code
               if (code !== 'EBUSY' && code !== 'EAGAIN') fail(`${what} queued nothing and rejected with ${code}`)
-              count('flood push refused (EBUSY/EAGAIN)')
+              cover('flood push refused (EBUSY/EAGAIN)')
             }
           } catch (err) {
             w.asyncFail(err)
@@ -748,7 +751,7 @@ function issueIo(w: World, p: PoolM, x: Resolved, write: boolean, api: 'promise'
  * its last op completed), or close the ring (re-entrant close).
  */
 function react(w: World, op: Op, x: Resolved, write: boolean, chain: Chain): void {
-  count(`reaction: ${chain.kind}`)
+  cover(`reaction: ${chain.kind}`)
   const p = op.pool
   switch (chain.kind) {
     case 'again':
@@ -836,10 +839,10 @@ class Flood extends Cmd {
     let queued = 0
     const completedBefore = p.real.stats().completed
     for (let k = 0; k < this.n; k++) if (issueIo(w, p, x, write, 'promise', { flood: true })) queued++
-    count(`flood of ${this.n}`)
+    cover(`flood of ${this.n}`)
     // Completions reaped while pushing: the kernel answered EBUSY (its CQ
     // overflowed) and the ring moved them to its backlog.
-    if (p.real.stats().completed > completedBefore) count('flood: completions moved to the backlog while pushing')
+    if (p.real.stats().completed > completedBefore) cover('flood: completions moved to the backlog while pushing')
     w.log(`    ${queued} queued`)
   }
   toString() {
@@ -1134,6 +1137,7 @@ class Completions extends Cmd {
   act(w: World) {
     const r = pickRing(w, this.ring)
     const waiter: WaiterM = { id: w.id(), ring: r, settled: false }
+    cover(r.waiters.some((x) => !x.settled) ? 'completions() while another waits' : 'completions()')
     r.waiters.push(waiter)
     const what = `${r.name}.completions() #${waiter.id}`
     let promise: Promise<Completion[]>
@@ -1186,6 +1190,8 @@ class RingSubmit extends Cmd {
       return
     }
     if (res.threw) fail(`${r.name}.submit() threw ${res.code}: ${(res.error as Error).message}`)
+    const n = r.real!.submit()
+    if (!Number.isInteger(n) || n < 0) fail(`${r.name}.submit() returned ${show(n)}`)
   }
   toString() {
     return `ring #${this.ring}.submit()`
@@ -1399,18 +1405,23 @@ const timing = fc.oneof(
 const WORKER_CODE = `
 const { parentPort, workerData: d } = require('node:worker_threads')
 const z = require(d.root)
-const ring = new z.Ring({ entries: d.entries })
-const pool = new z.RegisteredBufferPool(ring, 4096, 4)
-const a = pool.acquire(), b = pool.acquire(), c = pool.acquire()
-// Never completes: nobody writes to this FIFO.
-pool.readFixed(d.fifo, a.index, 0, 4096).catch(() => {})
-pool.submitReadFixed(d.fifo, b.index, 0, 100)
-let reads = 0
-const loop = () => pool.readFixed(d.file, c.index, 0, 4096).then(() => { reads++; if (reads < 1e6) loop() }, () => {})
-loop()
-if (d.mode === 'close') ring.close()
-if (d.mode === 'drop') { globalThis.gc && globalThis.gc() }
-setTimeout(() => parentPort.postMessage({ reads, inFlight: ring.inFlightCount }), d.delay)
+function start() {
+  const ring = new z.Ring({ entries: d.entries })
+  const pool = new z.RegisteredBufferPool(ring, 4096, 4)
+  const a = pool.acquire(), b = pool.acquire(), c = pool.acquire()
+  // Never completes: nobody writes to this FIFO.
+  pool.readFixed(d.fifo, a.index, 0, 4096).catch(() => {})
+  pool.submitReadFixed(d.fifo, b.index, 0, 100)
+  if (d.mode === 'drop') return () => 0 // ring and pool unreachable from here on
+  let reads = 0
+  const loop = () => pool.readFixed(d.file, c.index, 0, 4096).then(() => { reads++; if (reads < 1e6) loop() }, () => {})
+  loop()
+  if (d.mode === 'close') ring.close()
+  return () => reads
+}
+const reads = start()
+if (d.mode === 'drop' && globalThis.gc) globalThis.gc()
+setTimeout(() => parentPort.postMessage({ reads: reads() }), d.delay)
 `
 
 class WorkerRun extends Cmd {

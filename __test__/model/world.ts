@@ -297,7 +297,7 @@ export function checkErrorShape(e: unknown, code: string, what: string): void {
   if (!(e instanceof Error)) fail(`${what}: threw a non-Error ${show(e)}`)
   const got = (e as { code?: string }).code
   if (got !== code) fail(`${what}: expected ${code}, got ${got} (${e.message})`)
-  count(`error ${code}`)
+  cover(`error ${code}`)
   if (code === 'ERR_OUT_OF_RANGE' && !(e instanceof RangeError)) fail(`${what}: ERR_OUT_OF_RANGE is not a RangeError`)
   if ((code === 'ERR_INVALID_ARG_TYPE' || code === 'ERR_INVALID_ARG_VALUE') && !(e instanceof TypeError)) {
     fail(`${what}: ${code} is not a TypeError`)
@@ -324,7 +324,7 @@ export interface WorldOptions {
 
 /** What the runs exercised, summed over a session (printed at the end). */
 export const coverage = new Map<string, number>()
-export function count(what: string, n = 1): void {
+export function cover(what: string, n = 1): void {
   coverage.set(what, (coverage.get(what) ?? 0) + n)
 }
 
@@ -566,7 +566,8 @@ export class World {
     op.pool.observedCompleted++
     if (res < 0) op.pool.observedFailed++
     this.log(`  ${op.label} -> ${res < 0 ? errName(res) : res} (${how})`)
-    count(`${op.api} ${op.kind} ${op.target.kind}: ${res < 0 ? errName(res) : res === 0 ? '0 bytes' : 'bytes'}`)
+    cover(`${op.api} ${op.kind} ${op.target.kind}: ${res < 0 ? errName(res) : res === 0 ? '0 bytes' : 'bytes'}`)
+    if (!op.pool.real) cover(`op completed after its pool was dropped${op.ring.real ? '' : ' (ring dropped too)'}`)
     const view = op.view && op.view.length > 0 ? op.view : null
     const { target, len, kind } = op
 
@@ -640,7 +641,7 @@ export class World {
       b.data[op.boff + i] = view ? view[op.boff + i] : 0
       b.known[op.boff + i] = view && !conflict ? 1 : 0
     }
-    count('bytes read and compared', checked)
+    cover('bytes read and compared', checked)
   }
 
   private fileRead(op: Op, f: FileM, n: number, view: Uint8Array | null): void {
@@ -827,6 +828,7 @@ export class World {
     const closed = p.closed || p.ring.closed
     for (const b of p.bufs) {
       if (!b.view) continue
+      if (!p.real && closed && b.view.length === 0) cover('view of a dropped pool emptied by close')
       const want = closed ? 0 : p.size
       if (b.view.length !== want) {
         fail(`${where}: the view of ${p.real ? '' : 'dropped '}${p.name}[${b.index}] has length ${b.view.length}, expected ${want}${closed ? ' (closed)' : ''}`)
@@ -962,7 +964,7 @@ export class World {
     if (p.opaque) return
     const inBytes = Buffer.concat(p.chunks)
     const outBytes = Buffer.concat(p.pieces)
-    count(`pipe contents compared (${p.sequential ? 'in order' : 'as a multiset'})`)
+    cover(`pipe contents compared (${p.sequential ? 'in order' : 'as a multiset'})`)
     if (p.sequential) {
       if (!inBytes.equals(outBytes)) fail(`${p.name}: the bytes read differ from the bytes written (in order)`)
     } else {
@@ -985,7 +987,7 @@ export class World {
     for (const f of this.files) {
       if ([...f.ops].some((o) => o.kind === 'write')) continue
       const real = fs.readFileSync(f.path)
-      count('file contents compared')
+      cover('file contents compared')
       if (f.sizeKnown && real.length !== f.size) fail(`${f.name} has ${real.length} bytes, the model ${f.size}`)
       const n = Math.min(real.length, f.size)
       for (let i = 0; i < n; i++) {
@@ -1074,7 +1076,7 @@ export class World {
   closeRing(r: RingM): void {
     const ring = r.real!
     const live = [...r.ops].filter((o) => o.status === 'pending').length
-    count(live > 0 ? 'ring closed with ops in flight' : 'ring closed idle')
+    cover(live > 0 ? 'ring closed with ops in flight' : 'ring closed idle')
     for (const op of r.ops) {
       if (op.status === 'pending') {
         op.status = 'reaped'
