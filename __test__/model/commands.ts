@@ -638,7 +638,7 @@ function kernelErrorShape(e: unknown, op: Op): number {
 }
 
 /** What the reaction to an op's promise does, inside the driver's settle round. */
-type Chain = { kind: 'none' } | { kind: 'again'; times: number } | { kind: 'release' } | { kind: 'close' }
+type Chain = { kind: 'none' } | { kind: 'again'; times: number } | { kind: 'release' } | { kind: 'close' } | { kind: 'closePool' }
 
 interface IssueOptions {
   /** One of many ops queued in one turn: the CQ may overflow (see Flood). */
@@ -702,7 +702,13 @@ function issueIo(w: World, p: PoolM, x: Resolved, write: boolean, api: 'promise'
     if (!o.flood) w.log(`    = ${op.label}`)
     w.track(promise, op.label)
     const after = () => {
-      if (o.chain && o.chain.kind !== 'none') react(w, op, x, write, o.chain)
+      if (!o.chain || o.chain.kind === 'none') return
+      w.reacting++
+      try {
+        react(w, op, x, write, o.chain)
+      } finally {
+        w.reacting--
+      }
     }
     promise.then(
       (n) => {
@@ -772,6 +778,27 @@ function react(w: World, op: Op, x: Resolved, write: boolean, chain: Chain): voi
       p.releases++
       return
     }
+    case 'closePool': {
+      // Closing the pool from its own op's reaction: allowed once nothing is in flight.
+      if (!p.real || isClosed(p)) return
+      let busy: 'yes' | 'no' | 'maybe' = 'no'
+      for (const b of p.bufs) {
+        const s = w.bufInFlight(b)
+        if (s === 'yes' || (s === 'maybe' && busy === 'no')) busy = s
+      }
+      w.log(`  (in the reaction to op${op.id}) ${p.name}.close()`)
+      const res = thrownCode(() => p.real!.close())
+      if (busy === 'yes' || (busy === 'maybe' && res.threw)) {
+        if (!res.threw) fail(`${p.name}.close() in the reaction to ${op.label} succeeded with buffers in flight`)
+        checkErrorShape(res.error, 'ERR_ZCIO_BUFFER_IN_FLIGHT', `${p.name}.close()`)
+        return
+      }
+      if (res.threw) fail(`${p.name}.close() in the reaction to ${op.label} threw ${res.code}: ${(res.error as Error).message}`)
+      for (const b of p.bufs) w.markReaped(b)
+      p.closed = true
+      if (p.ring.table && p.base !== null) p.ring.table = p.ring.table.filter((g) => g.start !== p.base)
+      return
+    }
     case 'close':
       if (op.ring.real && !op.ring.closed) {
         w.log(`  (in the reaction to op${op.id}) ${op.ring.name}.close()`)
@@ -808,6 +835,7 @@ const chainArb: fc.Arbitrary<Chain> = fc.oneof(
   { weight: 2, arbitrary: fc.integer({ min: 1, max: 4 }).map((times): Chain => ({ kind: 'again', times })) },
   { weight: 2, arbitrary: fc.constant<Chain>({ kind: 'release' }) },
   { weight: 1, arbitrary: fc.constant<Chain>({ kind: 'close' }) },
+  { weight: 1, arbitrary: fc.constant<Chain>({ kind: 'closePool' }) },
 )
 
 /**
@@ -1128,7 +1156,7 @@ class Take extends Cmd {
 }
 
 class Completions extends Cmd {
-  constructor(readonly ring: number) {
+  constructor(readonly ring: number, readonly calls: number) {
     super()
   }
   check(w: World) {
@@ -1136,6 +1164,9 @@ class Completions extends Cmd {
   }
   act(w: World) {
     const r = pickRing(w, this.ring)
+    for (let k = 0; k < this.calls; k++) this.one(w, r)
+  }
+  private one(w: World, r: RingM) {
     const waiter: WaiterM = { id: w.id(), ring: r, settled: false }
     cover(r.waiters.some((x) => !x.settled) ? 'completions() while another waits' : 'completions()')
     r.waiters.push(waiter)
@@ -1168,7 +1199,7 @@ class Completions extends Cmd {
     )
   }
   toString() {
-    return `ring #${this.ring}.completions()`
+    return `ring #${this.ring}.completions()${this.calls > 1 ? ` x${this.calls}` : ''}`
   }
 }
 type Completion = import('./world.js').Completion
@@ -1200,7 +1231,7 @@ class RingSubmit extends Cmd {
 
 const ringCall = fc.oneof(
   { weight: 2, arbitrary: fc.nat(1023).map((r) => new Take(r)) },
-  { weight: 1, arbitrary: fc.nat(1023).map((r) => new Completions(r)) },
+  { weight: 1, arbitrary: fc.record({ r: fc.nat(1023), k: fc.integer({ min: 1, max: 3 }) }).map(({ r, k }) => new Completions(r, k)) },
   { weight: 1, arbitrary: fc.nat(1023).map((r) => new RingSubmit(r)) },
 )
 

@@ -344,6 +344,12 @@ export class World {
   tracked: Tracked[] = []
   workersStarted = 0
   bigPools = 0
+  /**
+   * Inside a promise reaction: the driver reaps a whole round before any
+   * reaction runs, so other ops of the round are done in the core although
+   * their own reactions are still queued.
+   */
+  reacting = 0
   commands = 0
   private nextId = 0
   private runDir: string
@@ -417,7 +423,7 @@ export class World {
   /** Whether the core still counts `op`: yes, no, or maybe. */
   inCore(op: Op): 'yes' | 'no' | 'maybe' {
     if (op.status !== 'pending') return 'no'
-    return op.api === 'promise' && !op.maybe ? 'yes' : 'maybe'
+    return op.api === 'promise' && !op.maybe && this.reacting === 0 ? 'yes' : 'maybe'
   }
 
   bufInFlight(b: BufM): 'yes' | 'no' | 'maybe' {
