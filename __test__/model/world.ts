@@ -19,23 +19,12 @@
 
 import { execFileSync } from 'node:child_process'
 import * as fs from 'node:fs'
-import { createRequire } from 'node:module'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { getSystemErrorName, inspect } from 'node:util'
 
-const require = createRequire(import.meta.url)
-/** The package root (this file runs compiled, from __test__/build/model/). */
-export const root = (() => {
-  let dir = path.dirname(new URL(import.meta.url).pathname)
-  while (!fs.existsSync(path.join(dir, 'Cargo.toml'))) {
-    const up = path.dirname(dir)
-    if (up === dir) throw new Error('package root not found')
-    dir = up
-  }
-  return dir
-})()
-export const zcio: typeof import('../../lib/index.js') = require(root)
+export { root, zcio } from '../load.js'
+import { zcio } from '../load.js'
 export type Ring = InstanceType<typeof zcio.Ring>
 export type Pool = InstanceType<typeof zcio.RegisteredBufferPool>
 export type Completion = import('../../lib/index.js').Completion
