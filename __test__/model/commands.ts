@@ -82,7 +82,11 @@ function ensureAcquired(w: World, p: PoolM, s: BufSel): void {
 }
 
 function resolveBuf(p: PoolM, s: BufSel): number {
-  if (s.any) return s.v % (p.count + 1)
+  if (s.any) {
+    // Any index, including just past the end and the largest valid number.
+    const i = s.v % (p.count + 2)
+    return i === p.count + 1 ? 2 ** 32 - 1 : i
+  }
   const acquired = [...p.acquired].sort((a, b) => a - b)
   return acquired.length > 0 ? acquired[s.v % acquired.length] : s.v % p.count
 }
@@ -492,7 +496,7 @@ interface IoSpec {
   target: TargetSel
   pos: PosSel
   len: LenSel
-  boff: { any: boolean; v: number }
+  boff: { mode: 'zero' | 'any' | 'end'; v: number }
   write: boolean
 }
 
@@ -506,7 +510,7 @@ const ioSpec = fc.record({
   target: targetSel,
   pos: posSel,
   len: lenSel,
-  boff: fc.record({ any: fc.boolean(), v: fc.nat(1 << 20) }),
+  boff: fc.record({ mode: fc.constantFrom<IoSpec['boff']['mode']>('zero', 'zero', 'any', 'any', 'end'), v: fc.nat(1 << 20) }),
   write: fc.boolean(),
 })
 
@@ -550,7 +554,8 @@ function resolveTarget(w: World, r: RingM, sel: TargetSel, v: number): Target {
 function resolveIo(w: World, p: PoolM, s: IoSpec, boffAllowed: boolean): Resolved {
   const index = resolveBuf(p, s.buf)
   const target = resolveTarget(w, p.ring, s.target, s.buf.v)
-  const boff = boffAllowed && s.boff.any ? s.boff.v % p.size : 0
+  // 'end': at the very end of the buffer, where only 0 bytes fit.
+  const boff = !boffAllowed ? 0 : s.boff.mode === 'any' ? s.boff.v % p.size : s.boff.mode === 'end' ? p.size : 0
   const room = p.size - boff
   let len: number
   switch (s.len.mode) {
@@ -558,7 +563,7 @@ function resolveIo(w: World, p: PoolM, s: IoSpec, boffAllowed: boolean): Resolve
       len = room
       break
     case 'small':
-      len = 1 + (s.len.v % Math.min(64, room))
+      len = room === 0 ? 0 : 1 + (s.len.v % Math.min(64, room))
       break
     case 'any':
       len = s.len.v % (room + 1)
@@ -826,7 +831,7 @@ class Io extends Cmd {
   toString() {
     const s = this.spec
     const chain = this.api === 'promise' && this.chain.kind !== 'none' ? `, then in its reaction: ${this.chain.kind}${this.chain.kind === 'again' ? ` x${this.chain.times}` : ''}` : ''
-    return `${methodName(this.api, s.write)}(pool #${this.pool}, ${s.target}, buf ${s.buf.any ? 'index' : 'acquired'} #${s.buf.v}, pos ${s.pos.mode} ${s.pos.v}, len ${s.len.mode} ${s.len.v}, boff ${s.boff.any ? s.boff.v : 0}${chain})`
+    return `${methodName(this.api, s.write)}(pool #${this.pool}, ${s.target}, buf ${s.buf.any ? 'index' : 'acquired'} #${s.buf.v}, pos ${s.pos.mode} ${s.pos.v}, len ${s.len.mode} ${s.len.v}, boff ${s.boff.mode === 'any' ? s.boff.v : s.boff.mode}${chain})`
   }
 }
 
@@ -940,7 +945,7 @@ class Batch extends Cmd {
     const kind = this.write ? 'write' : 'read'
     ensureAcquired(w, p, this.elems[0].buf)
     const xs = this.elems.map((e) =>
-      resolveIo(w, p, { buf: e.buf, target: this.target, pos: e.pos, len: e.len, boff: { any: false, v: 0 }, write: this.write }, false),
+      resolveIo(w, p, { buf: e.buf, target: this.target, pos: e.pos, len: e.len, boff: { mode: 'zero', v: 0 }, write: this.write }, false),
     )
     const target = xs[0].target
     let fd: unknown = target.fd
@@ -1259,7 +1264,7 @@ class PipeDrain extends Cmd {
     super()
   }
   act(w: World) {
-    w.drainPipe(w.pipes[this.pipe % w.pipes.length], false)
+    w.drainPipe(w.pipes[this.pipe % w.pipes.length])
   }
   toString() {
     return `drain(pipe${this.pipe % 2})`

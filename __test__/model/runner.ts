@@ -65,6 +65,7 @@ async function runOnce(session: Session, cmds: Cmds, tolerateKnown: boolean, onW
   } finally {
     await w.cleanup()
   }
+  await w.checkReleased()
   return w
 }
 
