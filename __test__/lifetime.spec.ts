@@ -122,3 +122,29 @@ fixedTest('a batch is capped so one call cannot hold the event loop', async (t) 
   t.is(code, 'ERR_OUT_OF_RANGE')
   t.is(ring.inFlightCount, 0)
 })
+
+fixedTest('a view whose ArrayBuffer was transferred away is refused, and the buffer is not lost', (t) => {
+  // ArrayBuffer.prototype.transfer is behind a V8 flag in Node 20, on by default later.
+  const r = child(
+    `
+    const ring = new z.Ring(); const pool = new z.RegisteredBufferPool(ring, 4096, 2)
+    const a = pool.acquire(); a.buffer[0] = 42
+    if (typeof a.buffer.buffer.transfer !== 'function') { console.log('no transfer'); process.exit(0) }
+    const moved = a.buffer.buffer.transfer()
+    const out = [a.buffer.length, new Uint8Array(moved)[0]]
+    try { pool.get(a.index) } catch (e) { out.push(e.code) }
+    pool.release(a.index)
+    try { pool.acquire() } catch (e) { out.push(e.code) }
+    out.push(pool.availableCount, pool.acquiredCount)
+    console.log(out.join(' '))
+  `,
+    ['--harmony-rab-gsab-transfer'],
+  )
+  t.is(r.status, 0, r.stderr)
+  if (r.stdout.trim() === 'no transfer') {
+    t.log('ArrayBuffer.prototype.transfer is unavailable in this Node: nothing to check')
+    t.pass()
+    return
+  }
+  t.is(r.stdout.trim(), '0 42 ERR_ZCIO_VIEW_DETACHED ERR_ZCIO_VIEW_DETACHED 2 0')
+})

@@ -1,23 +1,10 @@
 import test from 'ava'
-import { createRequire } from 'node:module'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 
-const require = createRequire(import.meta.url)
-/** The package root (the tests run compiled, from __test__/build/). */
-export const root = (() => {
-  let dir = path.dirname(new URL(import.meta.url).pathname)
-  while (!fs.existsSync(path.join(dir, 'Cargo.toml'))) {
-    const up = path.dirname(dir)
-    if (up === dir) throw new Error('package root not found')
-    dir = up
-  }
-  return dir
-})()
-
-/** The package as users load it (package.json `main`: the TypeScript layer, compiled). */
-export const zcio: typeof import('../lib/index.js') = require(root)
+export { root, zcio } from './load.js'
+import { zcio } from './load.js'
 
 export const probed = zcio.probe()
 

@@ -153,14 +153,24 @@ export class RegisteredBufferPool {
    */
   acquire(): AcquiredBuffer {
     const index = this.#fast.acquire()
-    return { index, buffer: this.#view(index) }
+    return { index, buffer: this.#acquiredView(index) }
+  }
+
+  /** The view of a buffer just acquired; gives the buffer back if it can't. */
+  #acquiredView(index: number): Uint8Array {
+    try {
+      return this.#view(index)
+    } catch (err) {
+      this.#fast.release(index)
+      throw err
+    }
   }
 
   /** Takes a free buffer, or returns `null` when none is free. */
   tryAcquire(): AcquiredBuffer | null {
     const index = this.#fast.tryAcquire()
     if (index < 0) return null
-    return { index, buffer: this.#view(index) }
+    return { index, buffer: this.#acquiredView(index) }
   }
 
   /**

@@ -1220,7 +1220,6 @@ class RingSubmit extends Cmd {
     const r = pickRing(w, this.ring)
     const res = thrownCode(() => r.real!.submit())
     if (r.closed) {
-      if (!res.threw && !r.deferTaskrun && w.known('submitClosedNoDefer')) return
       if (!res.threw) fail(`${r.name}.submit() on a closed ring did not throw`)
       checkErrorShape(res.error, 'ERR_ZCIO_CLOSED', `${r.name}.submit()`)
       return

@@ -538,6 +538,8 @@ impl RingInner {
     }
 
     pub(crate) fn submit(&self) -> Result<u32> {
+        // Checked first: the early return below must not hide a closed ring.
+        self.check_open()?;
         let overflow = self
             .with_uring(|uring| uring.submission().cq_overflow())
             .unwrap_or(false);

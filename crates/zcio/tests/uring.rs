@@ -474,3 +474,23 @@ fn published_counts_follow_the_bookkeeping() {
     ring.close(&mut sink).unwrap();
     assert_eq!(r.count(ring_counts::CLOSED), 1.0);
 }
+
+#[test]
+fn submit_after_close_is_closed_whatever_the_setup_flags() {
+    require_fixed_buffers!();
+    // SQPOLL rings have no DEFER_TASKRUN: submit() used to return 0 early
+    // when nothing was queued, without looking at the ring.
+    for sqpoll in [None, Some(10)] {
+        let ring = Ring::new(RingOptions {
+            entries: 1,
+            sqpoll_idle_ms: sqpoll,
+        })
+        .unwrap();
+        let mut sink = Vec::new();
+        ring.close(&mut sink).unwrap();
+        assert!(
+            matches!(ring.submit(), Err(Error::Closed { .. })),
+            "{sqpoll:?}"
+        );
+    }
+}
