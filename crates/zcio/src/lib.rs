@@ -11,6 +11,8 @@ compile_error!(
 mod sys;
 mod buf_table;
 mod error;
+mod fixed_buffers;
+mod op;
 mod pool;
 mod probe;
 mod published;
@@ -19,8 +21,9 @@ mod slots;
 
 pub use buf_table::MAX_REGISTERED_BUFFERS;
 pub use error::{errno_name, Error, Result};
+pub use op::OpKind;
 pub use pool::{BufMut, BufRef, PoolStats, Region, RegisteredBufferPool, MAX_BUFFER_SIZE};
 pub use probe::{probe, ProbeReport};
 pub use published::{buffer_state, pool_counts, ring_counts, Published};
-pub use ring::{Completion, OpKind, Ring, RingFeatures, RingOptions};
+pub use ring::{Completion, Ring, RingFeatures, RingOptions};
 pub use slots::Counters;

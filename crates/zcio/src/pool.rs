@@ -3,15 +3,16 @@
 
 use std::cell::{Cell, Ref, RefCell, RefMut};
 use std::ops::{Deref, DerefMut};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::RawFd;
 use std::rc::Rc;
 
 use io_uring::{opcode, types};
 
 use crate::buf_table::MAX_REGISTERED_BUFFERS;
 use crate::error::{Error, Result};
+use crate::op::{Cqe, Op, OpKind, OpOwner, Placed};
 use crate::published::Published;
-use crate::ring::{Op, OpKind, Ring, RingInner};
+use crate::ring::{Ring, RingInner};
 use crate::slots::{Counters, Slot, Slots};
 use crate::sys::{self, Mmap};
 
@@ -73,11 +74,17 @@ pub(crate) struct PoolShared {
     closed: Cell<bool>,
 }
 
-impl PoolShared {
-    pub(crate) fn end_op(&self, index: u32, res: i32) {
-        self.slots_mut().end_op(index, res);
+impl OpOwner for PoolShared {
+    fn complete(&self, op: &Op, cqe: Cqe) -> Placed {
+        self.slots_mut().end_op(op.arg, cqe.result);
+        Placed {
+            buffer: op.arg,
+            offset: 0,
+        }
     }
+}
 
+impl PoolShared {
     /// Mutable access to the slots; the counts are published when it ends.
     fn slots_mut(&self) -> SlotsMut<'_> {
         SlotsMut(self.slots.borrow_mut())
@@ -85,18 +92,7 @@ impl PoolShared {
 
     fn unregister(&self) {
         let count = self.slots.borrow().total();
-        let mut table = self.ring.table.borrow_mut();
-        if !table.registered {
-            return; // the ring is closed: the kernel dropped the table
-        }
-        let cleared = self
-            .ring
-            .with_uring(|uring| clear_range(uring.as_raw_fd(), self.base, count));
-        if matches!(cleared, Ok(Ok(()))) {
-            table.free(self.base);
-        }
-        // Otherwise the range stays allocated for good: its entries may still
-        // name this pool's pages, and no other pool may be given them.
+        self.ring.unregister_buffers(self.base, count);
     }
 }
 
@@ -172,7 +168,16 @@ impl RegisteredBufferPool {
             })?;
         let map = Mmap::anonymous(bytes).map_err(|e| Error::sys("mmap", e))?;
         let region = Rc::new(Region { map });
-        let base = register(inner, &region, buffer_size, stride, buffer_count as u32)?;
+        let iovecs: Vec<libc::iovec> = (0..buffer_count)
+            .map(|i| libc::iovec {
+                iov_base: region.as_ptr().wrapping_add(i * stride).cast(),
+                iov_len: buffer_size,
+            })
+            .collect();
+        // SAFETY: each iovec lies inside `region`, which the pool keeps
+        // mapped until its range is unregistered (`PoolShared::unregister`)
+        // or the ring is closed.
+        let base = unsafe { inner.register_buffers(&iovecs) }?;
         Ok(RegisteredBufferPool {
             shared: Rc::new(PoolShared {
                 ring: inner.clone(),
@@ -378,21 +383,16 @@ impl RegisteredBufferPool {
             .as_ptr()
             .wrapping_add(index as usize * s.stride + buf_offset);
         let buf_index = (s.base + index) as u16;
-        let entry = match kind {
-            OpKind::ReadFixed => opcode::ReadFixed::new(types::Fd(fd), addr, len as u32, buf_index)
+        let entry = if kind == OpKind::ReadFixed {
+            opcode::ReadFixed::new(types::Fd(fd), addr, len as u32, buf_index)
                 .offset(offset)
-                .build(),
-            OpKind::WriteFixed => {
-                opcode::WriteFixed::new(types::Fd(fd), addr, len as u32, buf_index)
-                    .offset(offset)
-                    .build()
-            }
+                .build()
+        } else {
+            opcode::WriteFixed::new(types::Fd(fd), addr, len as u32, buf_index)
+                .offset(offset)
+                .build()
         };
-        let op = Op {
-            pool: s.clone(),
-            index,
-            kind,
-        };
+        let op = Op::new(s.clone(), kind, index);
         // SAFETY: `addr..addr+len` lies inside registered buffer `buf_index`,
         // and `op` holds the pool (and so its memory and registration) until
         // the completion is reaped.
@@ -565,117 +565,6 @@ impl RegisteredBufferPool {
         let s = &self.shared;
         s.region.as_ptr().wrapping_add(index as usize * s.stride)
     }
-}
-
-fn register(
-    ring: &RingInner,
-    region: &Region,
-    buffer_size: usize,
-    stride: usize,
-    count: u32,
-) -> Result<u32> {
-    let mut table = ring.table.borrow_mut();
-    let base = table.alloc(count)?;
-    if !table.registered {
-        let sparse = ring.with_uring(|uring| {
-            uring
-                .submitter()
-                .register_buffers_sparse(MAX_REGISTERED_BUFFERS)
-        });
-        match sparse {
-            Ok(Ok(())) => table.registered = true,
-            Ok(Err(e)) => {
-                table.free(base);
-                return Err(match e.raw_os_error() {
-                    Some(libc::EINVAL) => Error::Unsupported {
-                        feature: "a sparse registered-buffer table",
-                        needs: "5.13",
-                        release: sys::kernel_release(),
-                    },
-                    _ => Error::sys("io_uring_register", e),
-                });
-            }
-            Err(e) => {
-                table.free(base);
-                return Err(e);
-            }
-        }
-    }
-    let iovecs: Vec<libc::iovec> = (0..count as usize)
-        .map(|i| libc::iovec {
-            iov_base: region.as_ptr().wrapping_add(i * stride).cast(),
-            iov_len: buffer_size,
-        })
-        .collect();
-    let res = ring.with_uring(|uring| {
-        let fd = uring.as_raw_fd();
-        // The kernel registers buffers one by one and, when it fails after
-        // the first, returns only how many went in: resume after them until
-        // all are in or the call reports the error of the one that failed.
-        let mut done = 0;
-        while done < count {
-            // SAFETY: each iovec lies inside `region`, which the pool keeps
-            // mapped until the entries are cleared again
-            // (`PoolShared::unregister`, or below on failure) or the ring is
-            // closed.
-            let step =
-                unsafe { sys::io_uring_buffers_update(fd, base + done, &iovecs[done as usize..]) };
-            let e = match step {
-                Ok(n) if n > 0 => {
-                    done += n;
-                    continue;
-                }
-                // Not a result the kernel gives for a non-empty update.
-                Ok(_) => std::io::Error::from_raw_os_error(libc::EIO),
-                Err(e) => e,
-            };
-            return Err((e, clear_range(fd, base, done).is_ok()));
-        }
-        Ok(())
-    });
-    let (e, cleared) = match res {
-        Ok(Ok(())) => return Ok(base),
-        Ok(Err(failed)) => failed,
-        Err(closed) => {
-            table.free(base);
-            return Err(closed);
-        }
-    };
-    if cleared {
-        table.free(base);
-    }
-    // Otherwise the range stays allocated: its entries may still name this
-    // region's pages, and no other pool may be given them.
-    Err(match e.raw_os_error() {
-        Some(libc::ENOMEM) => Error::Memlock {
-            bytes: (stride * count as usize) as u64,
-            limit: sys::memlock_limit()
-                .map_or_else(|| "unlimited".into(), |l| format!("{l} bytes")),
-            source: e,
-        },
-        _ => Error::sys("io_uring_register", e),
-    })
-}
-
-/// Clears entries `base..base + count` of the registered-buffer table of the
-/// io_uring `fd`, releasing their pages (and the locked-memory charge).
-fn clear_range(fd: RawFd, base: u32, count: u32) -> std::io::Result<()> {
-    let empty = vec![
-        libc::iovec {
-            iov_base: std::ptr::null_mut(),
-            iov_len: 0,
-        };
-        count as usize
-    ];
-    let mut done = 0;
-    while done < count {
-        // SAFETY: empty iovecs reference no memory; they clear the entries.
-        match unsafe { sys::io_uring_buffers_update(fd, base + done, &empty[done as usize..]) }? {
-            0 => return Err(std::io::Error::from_raw_os_error(libc::EIO)),
-            n => done += n,
-        }
-    }
-    Ok(())
 }
 
 /// Mutable access to a pool's slots that publishes the counts when dropped.

@@ -9,7 +9,7 @@ use io_uring::{opcode, squeue, types, IoUring};
 
 use crate::buf_table::BufTable;
 use crate::error::{Error, Result};
-use crate::pool::PoolShared;
+use crate::op::{Cqe, Op, OpKind};
 use crate::published::{ring_counts as rc, Published};
 use crate::{probe, sys};
 
@@ -60,25 +60,6 @@ pub struct RingFeatures {
     pub sqpoll: bool,
 }
 
-/// The kind of an operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OpKind {
-    /// `IORING_OP_READ_FIXED`.
-    ReadFixed,
-    /// `IORING_OP_WRITE_FIXED`.
-    WriteFixed,
-}
-
-impl OpKind {
-    /// The system call this operation stands for, as Node names it in errors.
-    pub fn syscall(self) -> &'static str {
-        match self {
-            OpKind::ReadFixed => "read",
-            OpKind::WriteFixed => "write",
-        }
-    }
-}
-
 /// One finished operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Completion {
@@ -91,8 +72,28 @@ pub struct Completion {
     pub flags: u32,
     /// What the operation was.
     pub kind: OpKind,
-    /// The pool buffer it used.
+    /// The buffer the completion refers to: the pool buffer of a fixed
+    /// read or write, the buffer id the kernel chose from a buffer group for
+    /// a receive; 0 otherwise.
     pub buffer: u32,
+    /// Where the received bytes start inside `buffer` (non-zero only for
+    /// incrementally consumed buffer groups).
+    pub offset: u32,
+}
+
+impl Completion {
+    /// Whether the kernel will post more completions for this operation
+    /// (`IORING_CQE_F_MORE`): a multishot operation goes on, or a zero-copy
+    /// send's notification is still to come.
+    pub fn more(&self) -> bool {
+        io_uring::cqueue::more(self.flags)
+    }
+
+    /// Whether this is a zero-copy send's notification (`IORING_CQE_F_NOTIF`):
+    /// the kernel no longer uses the send's memory.
+    pub fn is_notification(&self) -> bool {
+        io_uring::cqueue::notif(self.flags)
+    }
 }
 
 impl Completion {
@@ -115,14 +116,6 @@ impl Completion {
     pub fn slot(&self) -> u32 {
         self.user_data as u32
     }
-}
-
-/// What the ring holds for an operation until its completion: the pool (and
-/// so the memory) the kernel is using.
-pub(crate) struct Op {
-    pub(crate) pool: Rc<PoolShared>,
-    pub(crate) index: u32,
-    pub(crate) kind: OpKind,
 }
 
 struct OpEntry {
@@ -164,6 +157,15 @@ impl Ops {
         entry.op = Some(op);
         self.live += 1;
         (u64::from(entry.generation) << 32) | u64::from(slot)
+    }
+
+    /// The op of a slot, left in place (more completions will follow).
+    fn get(&self, user_data: u64) -> Option<&Op> {
+        let entry = self.entries.get(user_data as u32 as usize)?;
+        if u64::from(entry.generation) != user_data >> 32 {
+            return None;
+        }
+        entry.op.as_ref()
     }
 
     /// Takes the op out of its slot; the slot stays reserved until
@@ -306,7 +308,7 @@ impl Ring {
 
     /// Operations submitted (or queued) whose completion has not been reaped.
     pub fn in_flight(&self) -> u32 {
-        self.inner.ops.borrow().live + self.inner.backlog.borrow().len() as u32
+        self.inner.in_flight()
     }
 
     /// Operations queued but not yet handed to the kernel.
@@ -452,10 +454,17 @@ impl RingInner {
     /// Mirrors the counts into `published`.
     fn publish(&self) {
         let p = &self.published;
-        let in_flight = self.ops.borrow().live + self.backlog.borrow().len() as u32;
+        let in_flight = self.in_flight();
         p.set_count(rc::IN_FLIGHT, f64::from(in_flight));
         p.set_count(rc::PENDING, f64::from(self.pending.get()));
         p.set_count(rc::CLOSED, if self.closed.get() { 1.0 } else { 0.0 });
+    }
+
+    /// Live ops plus final completions moved aside but not handed out.
+    fn in_flight(&self) -> u32 {
+        let backlog = self.backlog.borrow();
+        let finals = backlog.iter().filter(|c| !c.more()).count() as u32;
+        self.ops.borrow().live + finals
     }
 
     pub(crate) fn check_open(&self) -> Result<()> {
@@ -627,7 +636,9 @@ impl RingInner {
         // Handed out now: these slots are free from the next `reap` on.
         let mut ops = self.ops.borrow_mut();
         for c in &out[before..] {
-            ops.retire(c.slot());
+            if !c.more() {
+                ops.retire(c.slot());
+            }
         }
         drop(ops);
         self.graveyard.borrow_mut().clear();
@@ -647,19 +658,36 @@ impl RingInner {
             if user_data == CANCEL_USER_DATA {
                 continue;
             }
-            let Some(op) = ops.remove(user_data) else {
-                continue;
+            let flags = cqe.flags();
+            let c = Cqe {
+                result: cqe.result(),
+                flags,
+                last: !io_uring::cqueue::more(flags),
             };
-            let result = cqe.result();
-            op.pool.end_op(op.index, result);
+            // The op stays in the table while more completions will follow,
+            // and goes (to be dropped after the borrows end) with the last.
+            let (kind, placed) = if c.last {
+                let Some(op) = ops.remove(user_data) else {
+                    continue;
+                };
+                let placed = op.owner.complete(&op, c);
+                let kind = op.kind;
+                graveyard.push(op);
+                (kind, placed)
+            } else {
+                let Some(op) = ops.get(user_data) else {
+                    continue;
+                };
+                (op.kind, op.owner.complete(op, c))
+            };
             out.push(Completion {
                 user_data,
-                result,
-                flags: cqe.flags(),
-                kind: op.kind,
-                buffer: op.index,
+                result: c.result,
+                flags,
+                kind,
+                buffer: placed.buffer,
+                offset: placed.offset,
             });
-            graveyard.push(op);
         }
     }
 
