@@ -114,6 +114,13 @@ pub enum Error {
         /// The running kernel release.
         release: String,
     },
+    /// The ring already has a buffer group with this id (or one closed while
+    /// receives could still land in it).
+    #[error("buffer group {group_id} is already in use on this ring")]
+    GroupInUse {
+        /// The group id.
+        group_id: u16,
+    },
     /// The ring's registered-buffer table has no room left for the pool.
     #[error("the ring's registered-buffer table is full ({capacity} buffers in all); close a pool or use another ring")]
     TableFull {
@@ -158,6 +165,7 @@ impl Error {
             Error::WrongThread => "ERR_ZCIO_WRONG_THREAD",
             Error::Unsupported { .. } => "ERR_ZCIO_UNSUPPORTED",
             Error::TableFull { .. } => "ERR_ZCIO_TABLE_FULL",
+            Error::GroupInUse { .. } => "ERR_ZCIO_GROUP_IN_USE",
         }
     }
 

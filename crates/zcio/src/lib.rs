@@ -9,21 +9,29 @@ compile_error!(
 
 #[macro_use]
 mod sys;
+mod buf_ring;
 mod buf_table;
 mod error;
 mod fixed_buffers;
+mod net;
 mod op;
 mod pool;
 mod probe;
 mod published;
 mod ring;
 mod slots;
+mod sockaddr;
 
+pub use buf_ring::{
+    group_counts, BufferGroup, GroupOptions, MAX_GROUP_BUFFERS, MAX_GROUP_BUFFER_SIZE,
+};
 pub use buf_table::MAX_REGISTERED_BUFFERS;
 pub use error::{errno_name, Error, Result};
+pub use net::{Shutdown, TcpListener, TcpStream, NOTIF_USAGE_ZC_COPIED, SEND_ZC_REPORT_USAGE};
 pub use op::OpKind;
 pub use pool::{BufMut, BufRef, PoolStats, Region, RegisteredBufferPool, MAX_BUFFER_SIZE};
 pub use probe::{probe, ProbeReport};
 pub use published::{buffer_state, pool_counts, ring_counts, Published};
 pub use ring::{Completion, Ring, RingFeatures, RingOptions};
 pub use slots::Counters;
+pub use sockaddr::SockAddr;

@@ -6,10 +6,11 @@ use std::ops::{Deref, DerefMut};
 use std::os::fd::RawFd;
 use std::rc::Rc;
 
-use io_uring::{opcode, types};
+use io_uring::{opcode, squeue, types};
 
 use crate::buf_table::MAX_REGISTERED_BUFFERS;
 use crate::error::{Error, Result};
+use crate::net::TcpStream;
 use crate::op::{Cqe, Op, OpKind, OpOwner, Placed};
 use crate::published::Published;
 use crate::ring::{Ring, RingInner};
@@ -19,7 +20,7 @@ use crate::sys::{self, Mmap};
 /// The largest buffer the kernel registers (1 GiB).
 pub const MAX_BUFFER_SIZE: usize = 1 << 30;
 
-/// The memory of a pool. Holding an `Rc<Region>` keeps it mapped, even after
+/// The memory of a pool or a buffer group. Holding an `Rc<Region>` keeps it mapped, even after
 /// the pool is closed or dropped; bindings that lend the memory out (as
 /// JavaScript `ArrayBuffer`s) keep one until the last view is gone.
 #[derive(Debug)]
@@ -28,6 +29,10 @@ pub struct Region {
 }
 
 impl Region {
+    pub(crate) fn new(map: Mmap) -> Region {
+        Region { map }
+    }
+
     /// Start of the memory.
     pub fn as_ptr(&self) -> *mut u8 {
         self.map.as_ptr()
@@ -76,7 +81,11 @@ pub(crate) struct PoolShared {
 
 impl OpOwner for PoolShared {
     fn complete(&self, op: &Op, cqe: Cqe) -> Placed {
-        self.slots_mut().end_op(op.arg, cqe.result);
+        // The buffer stays in flight until the op's last completion (a
+        // zero-copy send's notification).
+        if cqe.last {
+            self.slots_mut().end_op(op.arg, cqe.result);
+        }
         Placed {
             buffer: op.arg,
             offset: 0,
@@ -371,31 +380,83 @@ impl RegisteredBufferPool {
         buf_offset: usize,
         manual: bool,
     ) -> Result<u64> {
-        let s = &self.shared;
         self.check_fixed_op(index, offset, len, buf_offset)?;
-        let mut slots = self.slots()?;
-        let was = slots.state(index)?;
-        slots.begin_op(index, manual)?;
-        drop(slots);
-        // In bounds: index < total and buf_offset + len <= buffer_size <= stride.
+        let build = |addr: *mut u8, buf_index: u16| {
+            Ok(if kind == OpKind::ReadFixed {
+                opcode::ReadFixed::new(types::Fd(fd), addr, len as u32, buf_index)
+                    .offset(offset)
+                    .build()
+            } else {
+                opcode::WriteFixed::new(types::Fd(fd), addr, len as u32, buf_index)
+                    .offset(offset)
+                    .build()
+            })
+        };
+        self.submit_with(kind, index, buf_offset, manual, None, build)
+    }
+
+    /// Queues a send of `len` bytes of buffer `index` (from `buf_offset`) on
+    /// `stream`; a zero-copy send names the buffer as a registered buffer
+    /// (no per-send page pinning). The buffer is in flight until the final
+    /// completion (for `zc`, the notification): it can't be released meanwhile.
+    ///
+    /// # Errors
+    ///
+    /// As [`submit_read_fixed`](Self::submit_read_fixed), plus
+    /// [`Error::Closed`] for a closed stream.
+    pub fn submit_send(
+        &self,
+        stream: &TcpStream,
+        index: u32,
+        buf_offset: usize,
+        len: usize,
+        zc: bool,
+    ) -> Result<u64> {
+        self.check_fixed_op(index, 0, len, buf_offset)?;
+        let kind = if zc { OpKind::SendZc } else { OpKind::Send };
+        let build = |addr: *mut u8, buf_index: u16| {
+            stream.send_entry(addr, len, zc, zc.then_some(buf_index))
+        };
+        self.submit_with(
+            kind,
+            index,
+            buf_offset,
+            false,
+            Some(stream.keep_alive()),
+            build,
+        )
+    }
+
+    /// Queues the entry `build` makes from the buffer's address and its
+    /// registered index, with the pool as the op's owner.
+    fn submit_with(
+        &self,
+        kind: OpKind,
+        index: u32,
+        buf_offset: usize,
+        manual: bool,
+        keep: Option<Rc<dyn std::any::Any>>,
+        build: impl FnOnce(*mut u8, u16) -> Result<squeue::Entry>,
+    ) -> Result<u64> {
+        let s = &self.shared;
+        // In bounds (checked by the caller): index < total and
+        // buf_offset + len <= buffer_size <= stride.
         let addr = s
             .region
             .as_ptr()
             .wrapping_add(index as usize * s.stride + buf_offset);
-        let buf_index = (s.base + index) as u16;
-        let entry = if kind == OpKind::ReadFixed {
-            opcode::ReadFixed::new(types::Fd(fd), addr, len as u32, buf_index)
-                .offset(offset)
-                .build()
-        } else {
-            opcode::WriteFixed::new(types::Fd(fd), addr, len as u32, buf_index)
-                .offset(offset)
-                .build()
-        };
-        let op = Op::new(s.clone(), kind, index);
+        let entry = build(addr, (s.base + index) as u16)?;
+        let mut slots = self.slots()?;
+        let was = slots.state(index)?;
+        slots.begin_op(index, manual)?;
+        drop(slots);
+        let mut op = Op::new(s.clone(), kind, index);
+        if let Some(keep) = keep {
+            op = op.keep(Box::new(keep));
+        }
         // SAFETY: `addr..addr+len` lies inside registered buffer `buf_index`,
         // and `op` holds the pool (and so its memory and registration) until
-        // the completion is reaped.
+        // the final completion.
         match unsafe { s.ring.push(entry, op) } {
             Ok(user_data) => Ok(user_data),
             Err(e) => {

@@ -14,7 +14,7 @@ use crate::published::{ring_counts as rc, Published};
 use crate::{probe, sys};
 
 /// `user_data` of the ring's own cancel requests; never handed to users.
-const CANCEL_USER_DATA: u64 = u64::MAX;
+pub(crate) const CANCEL_USER_DATA: u64 = u64::MAX;
 /// `IORING_ENTER_GETEVENTS`.
 const ENTER_GETEVENTS: u32 = 1;
 /// How long `close` waits for cancelled operations before leaking their memory.
@@ -504,6 +504,19 @@ impl RingInner {
         }
         self.publish();
         Ok(user_data)
+    }
+
+    /// Queues an entry that no op owns (a cancel request).
+    ///
+    /// # Safety
+    ///
+    /// `entry` references no memory, or only memory that lives forever.
+    pub(crate) unsafe fn push_untracked(&self, entry: &squeue::Entry) -> Result<()> {
+        self.check_open()?;
+        // SAFETY: the caller's contract.
+        unsafe { self.push_entry(entry) }?;
+        self.publish();
+        Ok(())
     }
 
     /// Puts `entry` in the submission queue; when it is full, submits to make

@@ -1,0 +1,509 @@
+//! `BufferGroup`: a provided-buffer ring (`IORING_REGISTER_PBUF_RING`, Linux
+//! 5.19) over one contiguous block of equal buffers, from which the kernel
+//! picks a buffer when data arrives.
+//!
+//! Ownership of each buffer id (bid) is tracked here: a bid is either in the
+//! kernel's ring (*available*) or handed back by a completion and waiting for
+//! the application to release every chunk cut from it (*held*). With
+//! incremental consumption (`IOU_PBUF_RING_INC`, Linux 6.12) the kernel fills
+//! one buffer across several receives; the bid stays in the kernel's ring
+//! until a completion without `IORING_CQE_F_BUF_MORE`, and returns to the
+//! ring only once every chunk of it is released.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU16, Ordering};
+
+use io_uring::{cqueue, opcode, squeue, types};
+
+use crate::error::{Error, Result};
+use crate::net::TcpStream;
+use crate::op::{Cqe, Op, OpKind, OpOwner, Placed};
+use crate::pool::Region;
+use crate::published::Published;
+use crate::ring::{Ring, RingInner};
+use crate::sys::{self, Mmap};
+
+/// The largest buffer of a group: the kernel's per-buffer length is a `u32`,
+/// and one receive transfers at most `INT_MAX` bytes.
+pub const MAX_GROUP_BUFFER_SIZE: usize = 1 << 30;
+/// The most buffers a group may have (the kernel's limit on ring entries).
+pub const MAX_GROUP_BUFFERS: u32 = 32768;
+
+/// Indices of a group's published counts ([`Published::count`]).
+pub mod group_counts {
+    /// Buffers in the group.
+    pub const BUFFERS: usize = 0;
+    /// Buffers in the kernel's ring (it may fill them).
+    pub const AVAILABLE: usize = 1;
+    /// Buffers the kernel handed back whose chunks are not all released.
+    pub const HELD: usize = 2;
+    /// Chunks received and not yet released.
+    pub const CHUNKS: usize = 3;
+    /// Receives that found no buffer (`ENOBUFS`), cumulative.
+    pub const ENOBUFS: usize = 4;
+    /// Multishot receives re-armed after the kernel ended them, cumulative.
+    pub const REARMS: usize = 5;
+    /// Receive operations in flight.
+    pub const RECEIVES: usize = 6;
+    /// 1 once the group is closed (by itself or with its ring), else 0.
+    pub const CLOSED: usize = 7;
+    /// Number of cells.
+    pub const LEN: usize = 8;
+}
+
+use group_counts as gc;
+
+/// How to make a [`BufferGroup`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupOptions {
+    /// The group id receives name (`buf_group`), unique per ring.
+    pub group_id: u16,
+    /// Bytes per buffer, 1 to 1 GiB.
+    pub buffer_size: usize,
+    /// Buffers, a power of two up to 32768.
+    pub buffer_count: u32,
+    /// Incremental consumption (`IOU_PBUF_RING_INC`, Linux 6.12).
+    pub incremental: bool,
+}
+
+/// The kernel's registration of the ring memory; unregistered (and the ring
+/// memory unmapped) when the last holder drops it: the group and every
+/// receive operation that may still pick a buffer from it.
+struct Registration {
+    ring: Rc<RingInner>,
+    id: u16,
+    map: Mmap,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        // A closed ring took the registration with it.
+        let _ = self
+            .ring
+            .with_uring(|uring| uring.submitter().unregister_buf_ring(self.id));
+    }
+}
+
+#[derive(Default)]
+struct State {
+    /// The ring's tail as this side advanced it.
+    tail: u16,
+    /// Per bid: chunks out, in the kernel's ring, bytes consumed (incremental).
+    chunks: Vec<u32>,
+    in_kernel: Vec<bool>,
+    head: Vec<u32>,
+    available: u32,
+    chunks_out: u32,
+    enobufs: u64,
+    rearms: u64,
+    receives: u32,
+    closed: bool,
+}
+
+pub(crate) struct GroupShared {
+    ring: Rc<RingInner>,
+    id: u16,
+    buffer_size: usize,
+    count: u32,
+    incremental: bool,
+    data: Rc<Region>,
+    /// `None` once closed: no receive may name the group any more.
+    reg: RefCell<Option<Rc<Registration>>>,
+    state: RefCell<State>,
+    published: Rc<Published>,
+}
+
+/// A group of receive buffers the kernel chooses from (seed: Zig std's
+/// `IoUring.BufferGroup`).
+///
+/// Receives ([`recv`](Self::recv), [`recv_multishot`](Self::recv_multishot))
+/// complete with the buffer id the kernel filled ([`Completion::buffer`]
+/// (crate::Completion::buffer)) and the chunk's offset in it
+/// ([`Completion::offset`](crate::Completion::offset)); the application reads
+/// the chunk in place ([`region`](Self::region)) and gives it back with
+/// [`release`](Self::release).
+#[derive(Clone)]
+pub struct BufferGroup {
+    shared: Rc<GroupShared>,
+}
+
+impl std::fmt::Debug for BufferGroup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BufferGroup")
+            .field("group_id", &self.shared.id)
+            .field("buffer_size", &self.shared.buffer_size)
+            .field("buffer_count", &self.shared.count)
+            .field("incremental", &self.shared.incremental)
+            .finish()
+    }
+}
+
+impl BufferGroup {
+    /// Maps `buffer_count × buffer_size` bytes and registers a provided-buffer
+    /// ring over them under `group_id`. Needs Linux 5.19 (6.12 with
+    /// `incremental`).
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::InvalidArgument`]: a count that is not a power of two up to
+    ///   32768, a size of 0 or above 1 GiB.
+    /// - [`Error::GroupInUse`]: the ring already has a group with this id (or
+    ///   one closed while receives could still land in it).
+    /// - [`Error::Unsupported`]: the kernel has no buffer rings, or no
+    ///   incremental consumption.
+    /// - [`Error::Memlock`]: the ring memory exceeds `RLIMIT_MEMLOCK`.
+    /// - [`Error::Closed`], [`Error::Sys`] (`mmap`, `io_uring_register`).
+    pub fn new(ring: &Ring, options: GroupOptions) -> Result<BufferGroup> {
+        let GroupOptions {
+            group_id,
+            buffer_size,
+            buffer_count,
+            incremental,
+        } = options;
+        if buffer_count == 0 || buffer_count > MAX_GROUP_BUFFERS || !buffer_count.is_power_of_two()
+        {
+            return Err(Error::InvalidArgument {
+                name: "bufferCount",
+                reason: format!("{buffer_count} is not a power of two between 1 and 32768"),
+            });
+        }
+        if buffer_size == 0 || buffer_size > MAX_GROUP_BUFFER_SIZE {
+            return Err(Error::InvalidArgument {
+                name: "bufferSize",
+                reason: format!("{buffer_size} is not between 1 and 1073741824 (1 GiB)"),
+            });
+        }
+        let inner = ring.inner().clone();
+        inner.check_open()?;
+        let bytes =
+            buffer_size
+                .checked_mul(buffer_count as usize)
+                .ok_or(Error::InvalidArgument {
+                    name: "bufferCount",
+                    reason: "bufferSize * bufferCount overflows the address space".into(),
+                })?;
+        let data = Rc::new(Region::new(
+            Mmap::anonymous(bytes).map_err(|e| Error::sys("mmap", e))?,
+        ));
+        let map =
+            Mmap::anonymous(buffer_count as usize * std::mem::size_of::<types::BufRingEntry>())
+                .map_err(|e| Error::sys("mmap", e))?;
+        let flags = if incremental {
+            types::IOU_PBUF_RING_INC as u16
+        } else {
+            0
+        };
+        let registered = inner.with_uring(|uring| {
+            // SAFETY: `map` is a zeroed, page-aligned mapping of
+            // `buffer_count` entries; the `Registration` that owns it
+            // unregisters the ring before unmapping it.
+            unsafe {
+                uring.submitter().register_buf_ring_with_flags(
+                    map.as_ptr() as u64,
+                    buffer_count as u16,
+                    group_id,
+                    flags,
+                )
+            }
+        })?;
+        if let Err(e) = registered {
+            return Err(match e.raw_os_error() {
+                Some(libc::EEXIST) => Error::GroupInUse { group_id },
+                Some(libc::ENOMEM) => Error::Memlock {
+                    bytes: map.len() as u64,
+                    limit: sys::memlock_limit()
+                        .map_or_else(|| "unlimited".into(), |l| format!("{l} bytes")),
+                    source: e,
+                },
+                Some(libc::EINVAL) if incremental => Error::Unsupported {
+                    feature: "incremental buffer consumption (IOU_PBUF_RING_INC)",
+                    needs: "6.12",
+                    release: sys::kernel_release(),
+                },
+                Some(libc::EINVAL) => Error::Unsupported {
+                    feature: "provided-buffer rings (IORING_REGISTER_PBUF_RING)",
+                    needs: "5.19",
+                    release: sys::kernel_release(),
+                },
+                _ => Error::sys("io_uring_register", e),
+            });
+        }
+        let n = buffer_count as usize;
+        let group = GroupShared {
+            ring: inner.clone(),
+            id: group_id,
+            buffer_size,
+            count: buffer_count,
+            incremental,
+            data,
+            reg: RefCell::new(Some(Rc::new(Registration {
+                ring: inner,
+                id: group_id,
+                map,
+            }))),
+            state: RefCell::new(State {
+                chunks: vec![0; n],
+                in_kernel: vec![false; n],
+                head: vec![0; n],
+                ..State::default()
+            }),
+            published: Published::new(gc::LEN, 0),
+        };
+        {
+            let reg = group.reg.borrow();
+            let reg = reg.as_ref().expect("just registered");
+            let mut st = group.state.borrow_mut();
+            for bid in 0..buffer_count {
+                group.add(reg, &mut st, bid, bid as u16);
+            }
+            group.commit(reg, &mut st, buffer_count as u16);
+        }
+        group.publish();
+        Ok(BufferGroup {
+            shared: Rc::new(group),
+        })
+    }
+
+    /// Queues a one-shot receive on `stream` into a buffer of this group.
+    /// Its completion carries the buffer id and the byte count, or `-ENOBUFS`
+    /// when every buffer is held.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] (the group, the stream or the ring), [`Error::Sys`]
+    /// when the submission queue could not be flushed.
+    pub fn recv(&self, stream: &TcpStream) -> Result<u64> {
+        let fd = stream.raw_fd()?;
+        let entry = opcode::Recv::new(types::Fd(fd), std::ptr::null_mut(), 0)
+            .buf_group(self.shared.id)
+            .build()
+            .flags(squeue::Flags::BUFFER_SELECT);
+        self.push(entry, OpKind::Recv, stream)
+    }
+
+    /// Queues a multishot receive on `stream` (Linux 6.0): one completion per
+    /// chunk of data, each with `IORING_CQE_F_MORE` while the receive goes
+    /// on. The kernel ends it (a completion without `F_MORE`) at end of
+    /// stream (result 0), on an error, or when no buffer is left (`-ENOBUFS`);
+    /// in the last case, queue it again once buffers are released — no data
+    /// is lost in between, it waits in the socket.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv).
+    pub fn recv_multishot(&self, stream: &TcpStream) -> Result<u64> {
+        let fd = stream.raw_fd()?;
+        let entry = opcode::RecvMulti::new(types::Fd(fd), self.shared.id).build();
+        self.push(entry, OpKind::RecvMulti, stream)
+    }
+
+    fn push(&self, entry: squeue::Entry, kind: OpKind, stream: &TcpStream) -> Result<u64> {
+        let s = &self.shared;
+        let reg = s
+            .reg
+            .borrow()
+            .clone()
+            .ok_or(Error::Closed { what: "group" })?;
+        let op = Op::new(s.clone(), kind, 0).keep(Box::new((reg, stream.keep_alive())));
+        s.state.borrow_mut().receives += 1;
+        // SAFETY: the kernel writes only into buffers of this group's ring,
+        // which lie in `s.data`; the op holds the group (and so the data) and
+        // the registration (and so the ring memory) until its final
+        // completion, and the stream, so its descriptor stays open.
+        let res = unsafe { s.ring.push(entry, op) };
+        if res.is_err() {
+            s.state.borrow_mut().receives -= 1;
+        }
+        s.publish();
+        res
+    }
+
+    /// Records that a multishot receive was queued again after the kernel
+    /// ended it (see [`group_counts::REARMS`]).
+    pub fn note_rearm(&self) {
+        self.shared.state.borrow_mut().rearms += 1;
+        self.shared.publish();
+    }
+
+    /// Gives back one chunk of buffer `buffer_id` (the seed's `put`). The
+    /// buffer returns to the kernel once the kernel is done with it and every
+    /// chunk cut from it is released. After [`close`](Self::close) the
+    /// chunk is only counted back.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotAcquired`] when no chunk of that buffer is held;
+    /// [`Error::OutOfRange`] for an id outside the group.
+    pub fn release(&self, buffer_id: u32) -> Result<()> {
+        let s = &self.shared;
+        if buffer_id >= s.count {
+            return Err(Error::OutOfRange {
+                name: "bufferId",
+                reason: format!("{buffer_id} is not below the buffer count {}", s.count),
+            });
+        }
+        let reg = s.reg.borrow();
+        let mut st = s.state.borrow_mut();
+        let b = buffer_id as usize;
+        if st.chunks[b] == 0 {
+            return Err(Error::NotAcquired { index: buffer_id });
+        }
+        st.chunks[b] -= 1;
+        st.chunks_out -= 1;
+        if st.chunks[b] == 0 && !st.in_kernel[b] {
+            st.head[b] = 0;
+            if let Some(reg) = reg.as_ref() {
+                s.add(reg, &mut st, buffer_id, 0);
+                s.commit(reg, &mut st, 1);
+            }
+        }
+        drop(st);
+        s.publish();
+        Ok(())
+    }
+
+    /// Stops the group: no new receive may use it; receives in flight are
+    /// cancelled by the caller (or end on their own). The kernel's
+    /// registration is dropped once no receive can land in the group any
+    /// more; the memory stays mapped while [`region`](Self::region) handles
+    /// exist. Calling it again does nothing.
+    pub fn close(&self) {
+        let s = &self.shared;
+        s.state.borrow_mut().closed = true;
+        s.reg.borrow_mut().take();
+        s.publish();
+    }
+
+    /// The group's id.
+    pub fn group_id(&self) -> u16 {
+        self.shared.id
+    }
+
+    /// Bytes per buffer.
+    pub fn buffer_size(&self) -> usize {
+        self.shared.buffer_size
+    }
+
+    /// Buffers in the group.
+    pub fn buffer_count(&self) -> u32 {
+        self.shared.count
+    }
+
+    /// Whether buffers are consumed incrementally.
+    pub fn is_incremental(&self) -> bool {
+        self.shared.incremental
+    }
+
+    /// Whether [`close`](Self::close) was called or the ring is closed.
+    pub fn is_closed(&self) -> bool {
+        self.shared.state.borrow().closed || self.shared.ring.check_open().is_err()
+    }
+
+    /// The group's memory: buffer `b` starts at `b × buffer_size`.
+    pub fn region(&self) -> Rc<Region> {
+        self.shared.data.clone()
+    }
+
+    /// The counts, mirrored in place (see [`group_counts`]).
+    pub fn published(&self) -> Rc<Published> {
+        self.shared.published.clone()
+    }
+
+    /// Buffers in the kernel's ring.
+    pub fn available_count(&self) -> u32 {
+        self.shared.state.borrow().available
+    }
+
+    /// Buffers handed back by the kernel and not yet fully released.
+    pub fn held_count(&self) -> u32 {
+        self.shared.count - self.available_count()
+    }
+
+    /// Chunks received and not released.
+    pub fn chunks_out(&self) -> u32 {
+        self.shared.state.borrow().chunks_out
+    }
+}
+
+impl GroupShared {
+    /// Writes buffer `bid` into ring entry `tail + at` (not yet visible).
+    fn add(&self, reg: &Registration, st: &mut State, bid: u32, at: u16) {
+        let mask = self.count - 1;
+        let slot = (u32::from(st.tail.wrapping_add(at)) & mask) as usize;
+        let addr = self.data.as_ptr() as u64 + u64::from(bid) * self.buffer_size as u64;
+        let entries = reg.map.as_ptr().cast::<types::BufRingEntry>();
+        // SAFETY: `slot < count`, the ring's entry count; the entry is not
+        // the kernel's until `commit` publishes the tail. The setters leave
+        // entry 0's tail field alone.
+        unsafe {
+            let e = &mut *entries.add(slot);
+            e.set_addr(addr);
+            e.set_len(self.buffer_size as u32);
+            e.set_bid(bid as u16);
+        }
+        st.in_kernel[bid as usize] = true;
+        st.available += 1;
+    }
+
+    /// Hands the last `n` added entries to the kernel.
+    fn commit(&self, reg: &Registration, st: &mut State, n: u16) {
+        st.tail = st.tail.wrapping_add(n);
+        // SAFETY: the tail is the u16 in entry 0, shared with the kernel,
+        // which reads it concurrently: a release store orders the entries'
+        // writes before it.
+        unsafe {
+            let tail = types::BufRingEntry::tail(reg.map.as_ptr().cast()) as *const AtomicU16;
+            (*tail).store(st.tail, Ordering::Release);
+        }
+    }
+
+    fn publish(&self) {
+        let st = self.state.borrow();
+        let p = &self.published;
+        p.set_count(gc::BUFFERS, f64::from(self.count));
+        p.set_count(gc::AVAILABLE, f64::from(st.available));
+        p.set_count(gc::HELD, f64::from(self.count - st.available));
+        p.set_count(gc::CHUNKS, f64::from(st.chunks_out));
+        p.set_count(gc::ENOBUFS, st.enobufs as f64);
+        p.set_count(gc::REARMS, st.rearms as f64);
+        p.set_count(gc::RECEIVES, f64::from(st.receives));
+        let closed = st.closed || self.ring.check_open().is_err();
+        p.set_count(gc::CLOSED, f64::from(u8::from(closed)));
+    }
+}
+
+impl OpOwner for GroupShared {
+    fn complete(&self, _op: &Op, cqe: Cqe) -> Placed {
+        let mut st = self.state.borrow_mut();
+        if cqe.last {
+            st.receives -= 1;
+        }
+        if cqe.result == -libc::ENOBUFS {
+            st.enobufs += 1;
+        }
+        let mut placed = Placed::default();
+        if let Some(bid) = cqueue::buffer_select(cqe.flags) {
+            let b = usize::from(bid);
+            if b < st.chunks.len() {
+                placed.buffer = u32::from(bid);
+                st.chunks[b] += 1;
+                st.chunks_out += 1;
+                let done = if self.incremental {
+                    placed.offset = st.head[b];
+                    st.head[b] += cqe.result.max(0) as u32;
+                    !cqueue::buffer_more(cqe.flags)
+                } else {
+                    true
+                };
+                if done && st.in_kernel[b] {
+                    st.in_kernel[b] = false;
+                    st.available -= 1;
+                }
+            }
+        }
+        drop(st);
+        self.publish();
+        placed
+    }
+}

@@ -1,0 +1,449 @@
+//! Stream sockets driven by a ring: `TcpListener` (multishot accept) and
+//! `TcpStream` (connect, send, zero-copy send; receives go through a
+//! [`BufferGroup`](crate::BufferGroup)). IPv4, IPv6 and Unix stream sockets.
+//!
+//! A socket's descriptor is closed only when no operation can still use it:
+//! every operation on it holds the socket until its final completion, so a
+//! descriptor number is never reused under an operation in flight.
+
+use std::any::Any;
+use std::cell::Cell;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::rc::Rc;
+
+use io_uring::{opcode, squeue, types};
+
+use crate::error::{Error, Result};
+use crate::op::{Cqe, Op, OpKind, OpOwner, Placed};
+use crate::ring::{Ring, RingInner};
+use crate::sockaddr::{self, SockAddr};
+
+/// `IORING_SEND_ZC_REPORT_USAGE`: the notification says whether the kernel
+/// copied (Linux 6.1).
+pub const SEND_ZC_REPORT_USAGE: u16 = 8;
+/// In a zero-copy notification's result: the data was copied, at least partly.
+pub const NOTIF_USAGE_ZC_COPIED: u32 = 1 << 31;
+
+/// How to shut a stream down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shutdown {
+    /// No more receives.
+    Read,
+    /// No more sends (the peer sees end of stream).
+    Write,
+    /// Both.
+    Both,
+}
+
+pub(crate) struct SocketShared {
+    ring: Rc<RingInner>,
+    fd: OwnedFd,
+    ops: Cell<u32>,
+    closed: Cell<bool>,
+}
+
+impl OpOwner for SocketShared {
+    fn complete(&self, _op: &Op, cqe: Cqe) -> Placed {
+        if cqe.last {
+            self.ops.set(self.ops.get() - 1);
+        }
+        Placed::default()
+    }
+}
+
+impl SocketShared {
+    fn new(ring: &Rc<RingInner>, fd: OwnedFd) -> Rc<SocketShared> {
+        Rc::new(SocketShared {
+            ring: ring.clone(),
+            fd,
+            ops: Cell::new(0),
+            closed: Cell::new(false),
+        })
+    }
+
+    fn raw_fd(&self, what: &'static str) -> Result<RawFd> {
+        self.ring.check_open()?;
+        if self.closed.get() {
+            return Err(Error::Closed { what });
+        }
+        Ok(self.fd.as_raw_fd())
+    }
+
+    /// Queues `entry` with this socket as owner.
+    ///
+    /// # Safety
+    ///
+    /// Whatever `entry` points at is owned by `keep` (or is static).
+    unsafe fn push(
+        self: &Rc<Self>,
+        entry: squeue::Entry,
+        kind: OpKind,
+        keep: Option<Box<dyn Any>>,
+    ) -> Result<u64> {
+        let mut op = Op::new(self.clone(), kind, 0);
+        op.keep = keep;
+        self.ops.set(self.ops.get() + 1);
+        // SAFETY: the caller's contract; the op holds the socket (its fd
+        // stays open) and `keep` until the final completion.
+        let res = unsafe { self.ring.push(entry, op) };
+        if res.is_err() {
+            self.ops.set(self.ops.get() - 1);
+        }
+        res
+    }
+
+    /// Marks the socket closed and cancels its operations; the descriptor
+    /// closes when the last of them (and the last handle) is gone.
+    fn close(&self) {
+        if self.closed.replace(true) || self.ops.get() == 0 {
+            return;
+        }
+        let cancel = opcode::AsyncCancel2::new(
+            types::CancelBuilder::fd(types::Fd(self.fd.as_raw_fd())).all(),
+        )
+        .build()
+        .user_data(crate::ring::CANCEL_USER_DATA);
+        // SAFETY: a cancel request references no memory. If it can't be
+        // queued, the operations end by themselves (or with the ring).
+        let _ = unsafe { self.ring.push_untracked(&cancel) };
+    }
+}
+
+fn new_socket(family: i32) -> Result<OwnedFd> {
+    let fd = syscall!(socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0))
+        .map_err(|e| Error::sys("socket", e))?;
+    // SAFETY: socket returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn set_int_opt(fd: RawFd, level: i32, name: i32, value: i32) -> Result<()> {
+    syscall!(setsockopt(
+        fd,
+        level,
+        name,
+        (&value as *const i32).cast(),
+        std::mem::size_of::<i32>() as libc::socklen_t
+    ))
+    .map(drop)
+    .map_err(|e| Error::sys("setsockopt", e))
+}
+
+/// A listening stream socket accepting through the ring.
+#[derive(Clone)]
+pub struct TcpListener {
+    socket: Rc<SocketShared>,
+}
+
+impl std::fmt::Debug for TcpListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpListener")
+            .field("fd", &self.socket.fd.as_raw_fd())
+            .finish()
+    }
+}
+
+impl TcpListener {
+    /// Binds and listens (`SO_REUSEADDR` on TCP). Port 0 picks a free port
+    /// (see [`local_addr`](Self::local_addr)).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sys`] with the call that failed (`socket`, `bind` →
+    /// `EADDRINUSE`, `listen`); [`Error::Closed`] for a closed ring.
+    pub fn bind(ring: &Ring, addr: &SockAddr, backlog: u32) -> Result<TcpListener> {
+        let inner = ring.inner();
+        inner.check_open()?;
+        let fd = new_socket(addr.family())?;
+        if !addr.is_unix() {
+            set_int_opt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+        }
+        let (storage, len) = addr.to_raw();
+        syscall!(bind(
+            fd.as_raw_fd(),
+            (&storage as *const libc::sockaddr_storage).cast(),
+            len
+        ))
+        .map_err(|e| Error::sys("bind", e))?;
+        let backlog = backlog.min(i32::MAX as u32) as i32;
+        syscall!(listen(fd.as_raw_fd(), backlog)).map_err(|e| Error::sys("listen", e))?;
+        Ok(TcpListener {
+            socket: SocketShared::new(inner, fd),
+        })
+    }
+
+    /// Queues a multishot accept (Linux 5.19): one completion per connection,
+    /// whose result is the new descriptor (close-on-exec) — adopt it at once
+    /// with [`TcpStream::from_fd`] — with `IORING_CQE_F_MORE` while it goes on.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`], [`Error::Sys`] when the queue could not be flushed.
+    pub fn accept_multishot(&self) -> Result<u64> {
+        let fd = self.socket.raw_fd("listener")?;
+        let entry = opcode::AcceptMulti::new(types::Fd(fd))
+            .flags(libc::SOCK_CLOEXEC)
+            .build();
+        // SAFETY: a multishot accept without an address buffer references no memory.
+        unsafe { self.socket.push(entry, OpKind::AcceptMulti, None) }
+    }
+
+    /// The bound address.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sys`] (`getsockname`).
+    pub fn local_addr(&self) -> Result<SockAddr> {
+        sockaddr::local(self.socket.fd.as_raw_fd())
+    }
+
+    /// The listening descriptor.
+    pub fn as_raw_fd(&self) -> RawFd {
+        self.socket.fd.as_raw_fd()
+    }
+
+    /// Stops accepting: cancels the accept in flight; the descriptor closes
+    /// once it has ended and every handle is dropped.
+    pub fn close(&self) {
+        self.socket.close();
+    }
+}
+
+/// A connected stream socket whose sends go through the ring.
+#[derive(Clone)]
+pub struct TcpStream {
+    socket: Rc<SocketShared>,
+}
+
+impl std::fmt::Debug for TcpStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpStream")
+            .field("fd", &self.socket.fd.as_raw_fd())
+            .field("closed", &self.socket.closed.get())
+            .finish()
+    }
+}
+
+impl TcpStream {
+    /// Adopts a connected stream socket (from an accept completion, or made
+    /// elsewhere). The stream owns the descriptor from now on.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sys`] `ENOTSOCK` / `EINVAL` when it is not a stream socket.
+    pub fn from_fd(ring: &Ring, fd: OwnedFd) -> Result<TcpStream> {
+        let inner = ring.inner();
+        inner.check_open()?;
+        let mut ty: i32 = 0;
+        let mut len = std::mem::size_of::<i32>() as libc::socklen_t;
+        syscall!(getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_TYPE,
+            (&mut ty as *mut i32).cast(),
+            &mut len
+        ))
+        .map_err(|e| Error::sys("getsockopt", e))?;
+        if ty != libc::SOCK_STREAM {
+            return Err(Error::sys(
+                "getsockopt",
+                std::io::Error::from_raw_os_error(libc::EINVAL),
+            ));
+        }
+        Ok(TcpStream {
+            socket: SocketShared::new(inner, fd),
+        })
+    }
+
+    /// Makes a socket and queues its connect (`IORING_OP_CONNECT`); the
+    /// stream is usable once that completion reports 0 (or `-ECONNREFUSED`...).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sys`] (`socket`), [`Error::Closed`].
+    pub fn connect(ring: &Ring, addr: &SockAddr) -> Result<(TcpStream, u64)> {
+        let inner = ring.inner();
+        inner.check_open()?;
+        let fd = new_socket(addr.family())?;
+        let socket = SocketShared::new(inner, fd);
+        let raw = Box::new(addr.to_raw());
+        let entry = opcode::Connect::new(
+            types::Fd(socket.fd.as_raw_fd()),
+            (&raw.0 as *const libc::sockaddr_storage).cast(),
+            raw.1,
+        )
+        .build();
+        // SAFETY: the address lives in `raw`, kept by the op.
+        let user_data = unsafe { socket.push(entry, OpKind::Connect, Some(raw)) }?;
+        Ok((TcpStream { socket }, user_data))
+    }
+
+    pub(crate) fn raw_fd(&self) -> Result<RawFd> {
+        self.socket.raw_fd("stream")
+    }
+
+    /// What an operation on this stream keeps to hold the descriptor open.
+    pub(crate) fn keep_alive(&self) -> Rc<dyn Any> {
+        self.socket.clone() as Rc<dyn Any>
+    }
+
+    /// Queues a send of `data` (`IORING_OP_SEND` with `MSG_NOSIGNAL` and
+    /// `MSG_WAITALL`: a short send is retried by the kernel). The op owns
+    /// `data` until its completion, whose result is the byte count.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`], [`Error::OutOfRange`] above 2 GiB - 1 bytes.
+    pub fn send<B: AsRef<[u8]> + 'static>(&self, data: B) -> Result<u64> {
+        let data = Box::new(data);
+        let (ptr, len) = {
+            let s: &[u8] = (*data).as_ref();
+            (s.as_ptr(), s.len())
+        };
+        // SAFETY: `data` is boxed and kept by the op; its slice does not move.
+        unsafe { self.send_raw(ptr, len, data, false, None) }
+    }
+
+    /// Queues a zero-copy send of `data` (`IORING_OP_SEND_ZC`, Linux 6.0;
+    /// usage reporting 6.1): a completion with the byte count and
+    /// `IORING_CQE_F_MORE`, then a notification (`IORING_CQE_F_NOTIF`) once
+    /// the kernel no longer uses the memory, whose result has
+    /// [`NOTIF_USAGE_ZC_COPIED`] set when the kernel copied after all. The
+    /// op owns `data` until the notification.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send).
+    pub fn send_zc<B: AsRef<[u8]> + 'static>(&self, data: B) -> Result<u64> {
+        let data = Box::new(data);
+        let (ptr, len) = {
+            let s: &[u8] = (*data).as_ref();
+            (s.as_ptr(), s.len())
+        };
+        // SAFETY: as in `send`.
+        unsafe { self.send_raw(ptr, len, data, true, None) }
+    }
+
+    /// Queues a send of `len` bytes at `ptr`, kept valid by `keep`.
+    /// `fixed` names a registered buffer containing the range (zero-copy
+    /// sends only).
+    ///
+    /// # Safety
+    ///
+    /// `ptr..ptr + len` stays valid, and unmodified if the data must not
+    /// change, as long as `keep` lives; for `fixed`, it lies inside that
+    /// registered buffer.
+    pub(crate) unsafe fn send_raw(
+        &self,
+        ptr: *const u8,
+        len: usize,
+        keep: Box<dyn Any>,
+        zc: bool,
+        fixed: Option<u16>,
+    ) -> Result<u64> {
+        let entry = self.send_entry(ptr, len, zc, fixed)?;
+        let kind = if zc { OpKind::SendZc } else { OpKind::Send };
+        // SAFETY: the caller's contract; `keep` goes with the op.
+        unsafe { self.socket.push(entry, kind, Some(keep)) }
+    }
+
+    /// The SQE of a send (`MSG_NOSIGNAL | MSG_WAITALL`).
+    pub(crate) fn send_entry(
+        &self,
+        ptr: *const u8,
+        len: usize,
+        zc: bool,
+        fixed: Option<u16>,
+    ) -> Result<squeue::Entry> {
+        let fd = self.raw_fd()?;
+        if len > i32::MAX as usize {
+            return Err(Error::OutOfRange {
+                name: "length",
+                reason: format!("{len} bytes is above 2^31 - 1"),
+            });
+        }
+        let flags = libc::MSG_NOSIGNAL | libc::MSG_WAITALL;
+        Ok(if zc {
+            opcode::SendZc::new(types::Fd(fd), ptr, len as u32)
+                .buf_index(fixed)
+                .flags(flags)
+                .zc_flags(SEND_ZC_REPORT_USAGE)
+                .build()
+        } else {
+            opcode::Send::new(types::Fd(fd), ptr, len as u32)
+                .flags(flags)
+                .build()
+        })
+    }
+
+    /// Shuts one or both directions down (`shutdown(2)`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sys`] (`ENOTCONN`...), [`Error::Closed`].
+    pub fn shutdown(&self, how: Shutdown) -> Result<()> {
+        let fd = self.raw_fd()?;
+        let how = match how {
+            Shutdown::Read => libc::SHUT_RD,
+            Shutdown::Write => libc::SHUT_WR,
+            Shutdown::Both => libc::SHUT_RDWR,
+        };
+        syscall!(shutdown(fd, how))
+            .map(drop)
+            .map_err(|e| Error::sys("shutdown", e))
+    }
+
+    /// Turns Nagle's algorithm off (`TCP_NODELAY`) or on; a no-op on Unix
+    /// sockets.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sys`] (`setsockopt`), [`Error::Closed`].
+    pub fn set_nodelay(&self, on: bool) -> Result<()> {
+        let fd = self.raw_fd()?;
+        if sockaddr::local(fd)?.is_unix() {
+            return Ok(());
+        }
+        set_int_opt(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, i32::from(on))
+    }
+
+    /// The local address.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sys`] (`getsockname`).
+    pub fn local_addr(&self) -> Result<SockAddr> {
+        sockaddr::local(self.socket.fd.as_raw_fd())
+    }
+
+    /// The peer's address.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sys`] (`getpeername`, `ENOTCONN`).
+    pub fn peer_addr(&self) -> Result<SockAddr> {
+        sockaddr::peer(self.socket.fd.as_raw_fd())
+    }
+
+    /// The descriptor (owned by the stream).
+    pub fn as_raw_fd(&self) -> RawFd {
+        self.socket.fd.as_raw_fd()
+    }
+
+    /// Operations on the stream whose final completion has not come.
+    pub fn ops_in_flight(&self) -> u32 {
+        self.socket.ops.get()
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.socket.closed.get()
+    }
+
+    /// Refuses new operations and cancels those in flight (zero-copy sends
+    /// already handed to the network still end with their notification). The
+    /// descriptor is closed once the last operation has completed and every
+    /// handle is dropped.
+    pub fn close(&self) {
+        self.socket.close();
+    }
+}

@@ -1,0 +1,262 @@
+//! Network integration tests over loopback: buffer groups, multishot accept
+//! and receive, sends, zero-copy sends. Each probes first and skips visibly.
+
+use std::os::fd::{FromRawFd, OwnedFd};
+
+use zcio::{
+    probe, BufferGroup, Completion, Error, GroupOptions, OpKind, RegisteredBufferPool, Ring,
+    RingOptions, SockAddr, TcpListener, TcpStream, NOTIF_USAGE_ZC_COPIED,
+};
+
+macro_rules! require {
+    ($what:ident) => {
+        let p = probe();
+        if !p.io_uring || !p.$what {
+            assert!(
+                std::env::var("ZCIO_REQUIRE_IO_URING").as_deref() != Ok("1"),
+                "io_uring {} is required (ZCIO_REQUIRE_IO_URING=1) but unavailable: {:?}",
+                stringify!($what),
+                p.reason
+            );
+            eprintln!(
+                "SKIPPED {}: io_uring {} unavailable ({:?})",
+                module_path!(),
+                stringify!($what),
+                p.reason
+            );
+            return;
+        }
+    };
+}
+
+fn ring() -> Ring {
+    Ring::new(RingOptions::default()).unwrap()
+}
+
+/// Waits until `pred` holds for what was reaped so far.
+fn wait_until(ring: &Ring, out: &mut Vec<Completion>, pred: impl Fn(&[Completion]) -> bool) {
+    while !pred(out) {
+        ring.submit_and_wait(1).unwrap();
+        ring.reap(out);
+    }
+}
+
+/// A connected pair: (accepted server side, client side).
+fn pair(ring: &Ring) -> (TcpStream, TcpStream, TcpListener) {
+    let addr: SockAddr = "127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap().into();
+    let listener = TcpListener::bind(ring, &addr, 16).unwrap();
+    let accept = listener.accept_multishot().unwrap();
+    let (client, connect) = TcpStream::connect(ring, &listener.local_addr().unwrap()).unwrap();
+    let mut out = Vec::new();
+    wait_until(ring, &mut out, |o| {
+        o.iter().any(|c| c.user_data == accept) && o.iter().any(|c| c.user_data == connect)
+    });
+    let conn = out.iter().find(|c| c.user_data == connect).unwrap();
+    assert_eq!(conn.result, 0);
+    let acc = out.iter().find(|c| c.user_data == accept).unwrap();
+    assert!(acc.result >= 0 && acc.more(), "{acc:?}");
+    assert_eq!(acc.kind, OpKind::AcceptMulti);
+    // SAFETY: the accept completion's result is a new descriptor we own.
+    let fd = unsafe { OwnedFd::from_raw_fd(acc.result) };
+    let server = TcpStream::from_fd(ring, fd).unwrap();
+    (server, client, listener)
+}
+
+/// Receives everything until EOF through `group`, re-arming the multishot
+/// receive whenever the kernel ends it for want of buffers; shuts `sender`
+/// down for writing once its send `send` (of `len` bytes) has completed.
+fn receive_all(
+    ring: &Ring,
+    group: &BufferGroup,
+    stream: &TcpStream,
+    (sender, send, len): (&TcpStream, u64, usize),
+) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut op = group.recv_multishot(stream).unwrap();
+    let region = group.region();
+    let size = group.buffer_size();
+    loop {
+        ring.submit_and_wait(1).unwrap();
+        let mut out = Vec::new();
+        ring.reap(&mut out);
+        if let Some(c) = out.iter().find(|c| c.user_data == send) {
+            assert_eq!(c.result as usize, len);
+            sender.shutdown(zcio::Shutdown::Write).unwrap();
+        }
+        let current = op;
+        for c in out.iter().filter(|c| c.user_data == current) {
+            if c.result > 0 {
+                let start = c.buffer as usize * size + c.offset as usize;
+                // SAFETY: the chunk lies inside the group's region and is
+                // ours until released below.
+                let bytes = unsafe {
+                    std::slice::from_raw_parts(region.as_ptr().add(start), c.result as usize)
+                };
+                got.extend_from_slice(bytes);
+                group.release(c.buffer).unwrap();
+            } else if c.result == 0 {
+                return got;
+            }
+            if !c.more() {
+                assert!(c.result > 0 || c.result == -libc::ENOBUFS, "{c:?}");
+                op = group.recv_multishot(stream).unwrap();
+                group.note_rearm();
+            }
+        }
+    }
+}
+
+fn payload(n: usize) -> Vec<u8> {
+    let mut x: u32 = 0x1234_5678;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+fn transfer(incremental: bool, count: u32, size: usize) {
+    let ring = ring();
+    let (server, client, _l) = pair(&ring);
+    let group = BufferGroup::new(
+        &ring,
+        GroupOptions {
+            group_id: 7,
+            buffer_size: size,
+            buffer_count: count,
+            incremental,
+        },
+    )
+    .unwrap();
+    let data = payload(3 << 20);
+    let expect = data.clone();
+    let send = client.send(data).unwrap();
+    let got = receive_all(&ring, &group, &server, (&client, send, expect.len()));
+    assert_eq!(got.len(), expect.len());
+    assert!(got == expect, "received bytes differ");
+    assert_eq!(group.chunks_out(), 0);
+    assert_eq!(group.available_count(), count);
+}
+
+#[test]
+fn byte_exact_through_plain_and_incremental_groups() {
+    require!(buf_ring);
+    transfer(false, 64, 64 * 1024);
+    if probe().buf_ring_incremental {
+        transfer(true, 8, 1 << 20);
+    } else {
+        eprintln!("SKIPPED incremental part: the kernel lacks IOU_PBUF_RING_INC");
+    }
+}
+
+#[test]
+fn group_id_in_use_and_bad_sizes() {
+    require!(buf_ring);
+    let ring = ring();
+    let opts = GroupOptions {
+        group_id: 1,
+        buffer_size: 4096,
+        buffer_count: 4,
+        incremental: false,
+    };
+    let g = BufferGroup::new(&ring, opts).unwrap();
+    let e = BufferGroup::new(&ring, opts).unwrap_err();
+    assert_eq!(e.code(), "ERR_ZCIO_GROUP_IN_USE");
+    for (count, size) in [(3, 4096), (0, 4096), (65536, 4096), (4, 0)] {
+        let e = BufferGroup::new(
+            &ring,
+            GroupOptions {
+                group_id: 2,
+                buffer_size: size,
+                buffer_count: count,
+                incremental: false,
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(e, Error::InvalidArgument { .. }), "{e}");
+    }
+    assert_eq!(g.release(0).unwrap_err().code(), "ERR_ZCIO_NOT_ACQUIRED");
+    g.close();
+    // No receive can land in it: the id is free again.
+    BufferGroup::new(&ring, opts).unwrap();
+}
+
+#[test]
+fn enobufs_storm_loses_nothing() {
+    require!(buf_ring);
+    let ring = ring();
+    let (server, client, _l) = pair(&ring);
+    let group = BufferGroup::new(
+        &ring,
+        GroupOptions {
+            group_id: 3,
+            buffer_size: 4096,
+            buffer_count: 4,
+            incremental: false,
+        },
+    )
+    .unwrap();
+    let data = payload(1 << 20);
+    let expect = data.clone();
+    let send = client.send(data).unwrap();
+    let got = receive_all(&ring, &group, &server, (&client, send, expect.len()));
+    assert!(got == expect);
+    let p = group.published();
+    assert!(p.count(zcio::group_counts::ENOBUFS) > 0.0, "no ENOBUFS seen");
+}
+
+#[test]
+fn send_zc_reports_copy_after_the_notification() {
+    require!(send_zc);
+    let ring = ring();
+    let (server, client, _l) = pair(&ring);
+    let pool = RegisteredBufferPool::new(&ring, 65536, 2).unwrap();
+    let i = pool.acquire().unwrap();
+    pool.get_mut(i).unwrap().fill(0xab);
+    let zc = pool.submit_send(&client, i, 0, 65536, true).unwrap();
+    assert_eq!(pool.release(i).unwrap_err().code(), "ERR_ZCIO_BUFFER_IN_FLIGHT");
+    let zc2 = client.send_zc(vec![1u8; 1000]).unwrap();
+    let mut out = Vec::new();
+    wait_until(&ring, &mut out, |o| {
+        o.iter()
+            .filter(|c| c.user_data == zc || c.user_data == zc2)
+            .filter(|c| !c.more())
+            .count()
+            == 2
+    });
+    for id in [zc, zc2] {
+        let cs: Vec<&Completion> = out.iter().filter(|c| c.user_data == id).collect();
+        assert_eq!(cs.len(), 2, "{cs:?}");
+        assert!(cs[0].more() && !cs[0].is_notification());
+        assert!(cs[1].is_notification() && !cs[1].more());
+        // Loopback always copies.
+        assert_ne!(cs[1].result as u32 & NOTIF_USAGE_ZC_COPIED, 0);
+    }
+    assert_eq!(out.iter().find(|c| c.user_data == zc).unwrap().result, 65536);
+    pool.release(i).unwrap();
+    drop(server);
+}
+
+#[test]
+fn refused_connect_and_closed_stream() {
+    require!(buf_ring);
+    let ring = ring();
+    let addr: SockAddr = "127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap().into();
+    let l = TcpListener::bind(&ring, &addr, 1).unwrap();
+    let port_addr = l.local_addr().unwrap();
+    // In use.
+    assert_eq!(
+        TcpListener::bind(&ring, &port_addr, 1).unwrap_err().code(),
+        "EADDRINUSE"
+    );
+    drop(l);
+    let (s, c) = TcpStream::connect(&ring, &port_addr).unwrap();
+    let mut out = Vec::new();
+    wait_until(&ring, &mut out, |o| o.iter().any(|x| x.user_data == c));
+    assert_eq!(out[0].result, -libc::ECONNREFUSED);
+    s.close();
+    assert_eq!(s.send(vec![1u8]).unwrap_err().code(), "ERR_ZCIO_CLOSED");
+}
