@@ -8,10 +8,13 @@
 //! whatever those reactions queued, and repeats while completions keep coming.
 //! No thread hop, no per-operation threadsafe function.
 //!
-//! Promise-per-operation calls are settled by the JavaScript layer: for those
-//! ops the driver writes `(slot, result)` pairs into an `Int32Array` it shares
-//! with the layer and calls the layer's settle function once per round, so
-//! native code creates no promise, number or object per operation.
+//! Operations of the JavaScript layer (promise calls, multishot receives and
+//! accepts, sends) are settled by the layer itself: the driver writes
+//! `(slot, result, flags, offset)` quads into an `Int32Array` it shares with
+//! the layer and calls the layer's settle function once per round; the layer
+//! dispatches each quad to the handler it keeps for that slot. Native code
+//! creates no promise, number or object per completion, and nothing here
+//! grows with the kinds of operation.
 
 use std::cell::{Cell, RefCell};
 use std::ffi::c_void;
@@ -28,11 +31,15 @@ const MAX_ROUNDS: usize = 32;
 
 /// Completions delivered to the layer per call of its settle function.
 pub const JS_CHUNK: usize = 1024;
+/// `Int32Array` elements per completion: slot, result, flags, offset.
+pub const JS_QUAD: usize = 4;
 
 /// Who waits for an operation.
 pub enum Waiter {
     Empty,
-    /// The JavaScript layer, which keeps its promise in a table by slot.
+    /// The JavaScript layer, which keeps a handler in a table by slot; it
+    /// stays until the operation's last completion (multishot operations and
+    /// zero-copy sends have several).
     Js,
     Batch {
         id: u32,
@@ -80,10 +87,10 @@ pub struct Driver {
     scratch: RefCell<Vec<zcio::Completion>>,
     /// The layer's settle function, `(n: number) => void`.
     js_settle: sys::napi_ref,
-    /// `(slot, result)` pairs shared with the layer (an `Int32Array`).
+    /// `(slot, result, flags, offset)` quads shared with the layer (an `Int32Array`).
     pub js_cq: Rc<[Cell<i32>]>,
     /// JS completions not yet handed to the layer.
-    js_backlog: RefCell<std::collections::VecDeque<(u32, i32)>>,
+    js_backlog: RefCell<std::collections::VecDeque<[i32; JS_QUAD]>>,
     /// The layer's settle function is running (deliveries nest into its loop).
     js_settling: Cell<bool>,
 }
@@ -142,7 +149,7 @@ impl Driver {
             torn_down: Cell::new(true),
             scratch: RefCell::default(),
             js_settle: ptr::null_mut(),
-            js_cq: (0..JS_CHUNK * 2).map(|_| Cell::new(0)).collect(),
+            js_cq: (0..JS_CHUNK * JS_QUAD).map(|_| Cell::new(0)).collect(),
             js_backlog: RefCell::default(),
             js_settling: Cell::new(false),
         };
@@ -408,13 +415,20 @@ impl Driver {
             let waiter = {
                 let mut waiters = self.waiters.borrow_mut();
                 match waiters.get_mut(c.slot() as usize) {
+                    // More completions follow: the layer's handler stays.
+                    Some(Waiter::Js) if c.more() => Waiter::Js,
                     Some(w) => std::mem::replace(w, Waiter::Empty),
                     None => Waiter::Empty,
                 }
             };
             match waiter {
                 Waiter::Empty => {}
-                Waiter::Js => self.js_backlog.borrow_mut().push_back((c.slot(), c.result)),
+                Waiter::Js => self.js_backlog.borrow_mut().push_back([
+                    c.slot() as i32,
+                    c.result,
+                    c.flags as i32,
+                    c.offset as i32,
+                ]),
                 Waiter::Batch { id, pos } => {
                     if let Some(batch) = self.batch_result(id, pos, c.result) {
                         self.resolve_batch(batch);
@@ -452,9 +466,10 @@ impl Driver {
             let n = {
                 let mut backlog = self.js_backlog.borrow_mut();
                 let n = backlog.len().min(JS_CHUNK);
-                for (k, (slot, res)) in backlog.drain(..n).enumerate() {
-                    self.js_cq[2 * k].set(slot as i32);
-                    self.js_cq[2 * k + 1].set(res);
+                for (k, quad) in backlog.drain(..n).enumerate() {
+                    for (i, v) in quad.into_iter().enumerate() {
+                        self.js_cq[JS_QUAD * k + i].set(v);
+                    }
                 }
                 n
             };

@@ -109,6 +109,12 @@ pub struct RegisteredBufferPool {
     driver: Rc<Driver>,
 }
 
+impl RegisteredBufferPool {
+    pub(crate) fn core(&self) -> &zcio::RegisteredBufferPool {
+        &self.state.core
+    }
+}
+
 #[napi]
 impl RegisteredBufferPool {
     /// Allocates `bufferCount` buffers of `bufferSize` bytes and registers them.

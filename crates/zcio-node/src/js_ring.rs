@@ -65,8 +65,8 @@ impl Ring {
     /// Sets up the ring (`SINGLE_ISSUER | DEFER_TASKRUN | COOP_TASKRUN` where
     /// the kernel accepts them, falling back otherwise). `sqpollIdleMs < 0`:
     /// no kernel submission thread. `settle(n)` is called once per round with
-    /// `n` `(slot, result)` pairs in `completionArray()`, for the operations
-    /// queued by `readFixed`/`writeFixed`.
+    /// `n` `(slot, result, flags, offset)` quads in `completionArray()`, for
+    /// the operations the layer queued.
     #[napi(
         constructor,
         ts_args_type = "entries: number, sqpollIdleMs: number, settle: (n: number) => void"
@@ -106,7 +106,7 @@ impl Ring {
         Ok(Ring { driver })
     }
 
-    /// The `Int32Array` of `(slot, result)` pairs read by `settle(n)`.
+    /// The `Int32Array` of `(slot, result, flags, offset)` quads read by `settle(n)`.
     #[napi(ts_return_type = "Int32Array")]
     pub fn completion_array(&self, env: Env) -> Result<Unknown<'_>> {
         let cq = self.driver.js_cq.clone();

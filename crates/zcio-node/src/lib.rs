@@ -7,6 +7,7 @@ mod driver;
 mod error;
 mod external;
 mod fast;
+mod js_net;
 mod js_pool;
 mod js_ring;
 mod uv;

@@ -233,10 +233,23 @@ impl TcpStream {
     pub fn from_fd(ring: &Ring, fd: OwnedFd) -> Result<TcpStream> {
         let inner = ring.inner();
         inner.check_open()?;
+        TcpStream::check_fd(fd.as_raw_fd())?;
+        Ok(TcpStream {
+            socket: SocketShared::new(inner, fd),
+        })
+    }
+
+    /// Checks that `fd` is a stream socket, without taking it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sys`] (`getsockopt`): `EBADF`, `ENOTSOCK`, or `EINVAL` for a
+    /// socket of another type.
+    pub fn check_fd(fd: RawFd) -> Result<()> {
         let mut ty: i32 = 0;
         let mut len = std::mem::size_of::<i32>() as libc::socklen_t;
         syscall!(getsockopt(
-            fd.as_raw_fd(),
+            fd,
             libc::SOL_SOCKET,
             libc::SO_TYPE,
             (&mut ty as *mut i32).cast(),
@@ -249,9 +262,7 @@ impl TcpStream {
                 std::io::Error::from_raw_os_error(libc::EINVAL),
             ));
         }
-        Ok(TcpStream {
-            socket: SocketShared::new(inner, fd),
-        })
+        Ok(())
     }
 
     /// Makes a socket and queues its connect (`IORING_OP_CONNECT`); the
@@ -321,6 +332,29 @@ impl TcpStream {
         };
         // SAFETY: as in `send`.
         unsafe { self.send_raw(ptr, len, data, true, None) }
+    }
+
+    /// Queues a send (or, with `zc`, a zero-copy send) of memory the caller
+    /// keeps valid by other means — a binding's buffer whose owner holds it
+    /// until the operation's final completion. `keep` is dropped with the op.
+    ///
+    /// # Safety
+    ///
+    /// `ptr..ptr + len` stays valid until the operation's final completion
+    /// (for `zc`, the notification) has been reaped.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send).
+    pub unsafe fn send_borrowed(
+        &self,
+        ptr: *const u8,
+        len: usize,
+        zc: bool,
+        keep: Box<dyn Any>,
+    ) -> Result<u64> {
+        // SAFETY: the caller's contract.
+        unsafe { self.send_raw(ptr, len, keep, zc, None) }
     }
 
     /// Queues a send of `len` bytes at `ptr`, kept valid by `keep`.

@@ -43,7 +43,10 @@ fn wait_until(ring: &Ring, out: &mut Vec<Completion>, pred: impl Fn(&[Completion
 
 /// A connected pair: (accepted server side, client side).
 fn pair(ring: &Ring) -> (TcpStream, TcpStream, TcpListener) {
-    let addr: SockAddr = "127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap().into();
+    let addr: SockAddr = "127.0.0.1:0"
+        .parse::<std::net::SocketAddr>()
+        .unwrap()
+        .into();
     let listener = TcpListener::bind(ring, &addr, 16).unwrap();
     let accept = listener.accept_multishot().unwrap();
     let (client, connect) = TcpStream::connect(ring, &listener.local_addr().unwrap()).unwrap();
@@ -205,7 +208,10 @@ fn enobufs_storm_loses_nothing() {
     let got = receive_all(&ring, &group, &server, (&client, send, expect.len()));
     assert!(got == expect);
     let p = group.published();
-    assert!(p.count(zcio::group_counts::ENOBUFS) > 0.0, "no ENOBUFS seen");
+    assert!(
+        p.count(zcio::group_counts::ENOBUFS) > 0.0,
+        "no ENOBUFS seen"
+    );
 }
 
 #[test]
@@ -217,7 +223,10 @@ fn send_zc_reports_copy_after_the_notification() {
     let i = pool.acquire().unwrap();
     pool.get_mut(i).unwrap().fill(0xab);
     let zc = pool.submit_send(&client, i, 0, 65536, true).unwrap();
-    assert_eq!(pool.release(i).unwrap_err().code(), "ERR_ZCIO_BUFFER_IN_FLIGHT");
+    assert_eq!(
+        pool.release(i).unwrap_err().code(),
+        "ERR_ZCIO_BUFFER_IN_FLIGHT"
+    );
     let zc2 = client.send_zc(vec![1u8; 1000]).unwrap();
     let mut out = Vec::new();
     wait_until(&ring, &mut out, |o| {
@@ -235,7 +244,10 @@ fn send_zc_reports_copy_after_the_notification() {
         // Loopback always copies.
         assert_ne!(cs[1].result as u32 & NOTIF_USAGE_ZC_COPIED, 0);
     }
-    assert_eq!(out.iter().find(|c| c.user_data == zc).unwrap().result, 65536);
+    assert_eq!(
+        out.iter().find(|c| c.user_data == zc).unwrap().result,
+        65536
+    );
     pool.release(i).unwrap();
     drop(server);
 }
@@ -244,7 +256,10 @@ fn send_zc_reports_copy_after_the_notification() {
 fn refused_connect_and_closed_stream() {
     require!(buf_ring);
     let ring = ring();
-    let addr: SockAddr = "127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap().into();
+    let addr: SockAddr = "127.0.0.1:0"
+        .parse::<std::net::SocketAddr>()
+        .unwrap()
+        .into();
     let l = TcpListener::bind(&ring, &addr, 1).unwrap();
     let port_addr = l.local_addr().unwrap();
     // In use.

@@ -1,0 +1,406 @@
+//! Buffer groups and stream sockets for JavaScript: conversions over the
+//! core's `BufferGroup`, `TcpListener` and `TcpStream`. Every operation is
+//! settled by the layer's handler for its slot (see `driver.rs`).
+
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::ptr;
+use std::rc::Rc;
+
+use napi::bindgen_prelude::*;
+use napi::sys;
+use napi_derive::napi;
+
+use crate::driver::{Driver, Waiter};
+use crate::error::{int_arg, throw_code, OrThrow};
+use crate::external;
+use crate::js_pool::RegisteredBufferPool;
+use crate::js_ring::{external_or_throw, published, Ring};
+
+/// Keeps the ring's driver running while a JS object that can queue
+/// operations exists.
+struct Owner(Rc<Driver>);
+
+impl Owner {
+    fn new(driver: &Rc<Driver>) -> Owner {
+        driver.js_owners.set(driver.js_owners.get() + 1);
+        Owner(driver.clone())
+    }
+
+    /// Records a layer operation and keeps the loop alive for it.
+    fn track(&self, user_data: u64) -> u32 {
+        self.0.track(user_data, Waiter::Js);
+        self.0.update_ref();
+        user_data as u32
+    }
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.0.js_owners.set(self.0.js_owners.get() - 1);
+        self.0.maybe_teardown();
+    }
+}
+
+/// An address: `{ family: 'IPv4' | 'IPv6', address, port }` or `{ family: 'unix', path }`.
+#[napi(object)]
+pub struct SocketAddress {
+    pub family: String,
+    pub address: Option<String>,
+    pub port: Option<u32>,
+    pub path: Option<String>,
+}
+
+fn to_js_addr(a: zcio::SockAddr) -> SocketAddress {
+    match a {
+        zcio::SockAddr::Inet(sa) => SocketAddress {
+            family: if sa.is_ipv4() { "IPv4" } else { "IPv6" }.into(),
+            address: Some(sa.ip().to_string()),
+            port: Some(u32::from(sa.port())),
+            path: None,
+        },
+        zcio::SockAddr::Unix(p) => SocketAddress {
+            family: "unix".into(),
+            address: None,
+            port: None,
+            path: Some(p.to_string_lossy().into_owned()),
+        },
+    }
+}
+
+/// `host` + `port`, or a Unix `path` when `host` is null.
+fn parse_addr(
+    env: &Env,
+    host: Option<String>,
+    port: f64,
+    path: Option<String>,
+) -> Result<zcio::SockAddr> {
+    if let Some(path) = path {
+        return zcio::SockAddr::unix(path).or_throw(env);
+    }
+    let port = int_arg(env, "port", port, 65535.0, true)? as u16;
+    let host = host.unwrap_or_else(|| "127.0.0.1".into());
+    let ip: std::net::IpAddr = host.parse().map_err(|_| {
+        throw_code(
+            env,
+            "ERR_INVALID_ARG_VALUE",
+            &format!("host must be a numeric IPv4 or IPv6 address. Received '{host}'"),
+        )
+    })?;
+    Ok(zcio::SockAddr::Inet(std::net::SocketAddr::new(ip, port)))
+}
+
+/// The data pointer and length of a `Uint8Array` (checked by the layer; a
+/// detached one reads as empty).
+fn bytes_of(env: &Env, value: &Unknown) -> Result<(*const u8, usize)> {
+    let raw = value.raw();
+    let mut is_ta = false;
+    // SAFETY: napi calls on the current env with local out-pointers.
+    unsafe {
+        sys::napi_is_typedarray(env.raw(), raw, &mut is_ta);
+        if !is_ta {
+            return Err(throw_code(
+                env,
+                "ERR_INVALID_ARG_TYPE",
+                "data must be a Uint8Array",
+            ));
+        }
+        let (mut ty, mut len, mut data, mut ab, mut off) =
+            (0, 0usize, ptr::null_mut(), ptr::null_mut(), 0usize);
+        sys::napi_get_typedarray_info(
+            env.raw(),
+            raw,
+            &mut ty,
+            &mut len,
+            &mut data,
+            &mut ab,
+            &mut off,
+        );
+        if ty != sys::TypedarrayType::uint8_array {
+            return Err(throw_code(
+                env,
+                "ERR_INVALID_ARG_TYPE",
+                "data must be a Uint8Array",
+            ));
+        }
+        Ok((data as *const u8, len))
+    }
+}
+
+/// A provided-buffer ring for receives (the binding under the layer's
+/// `BufferGroup`).
+#[napi]
+pub struct BufferGroup {
+    core: zcio::BufferGroup,
+    owner: Owner,
+}
+
+#[napi]
+impl BufferGroup {
+    #[napi(constructor)]
+    pub fn new(
+        env: Env,
+        ring: &Ring,
+        group_id: f64,
+        buffer_size: f64,
+        buffer_count: f64,
+        incremental: bool,
+    ) -> Result<Self> {
+        let driver = ring.driver();
+        let opts = zcio::GroupOptions {
+            group_id: int_arg(&env, "groupId", group_id, 65535.0, true)? as u16,
+            buffer_size: int_arg(&env, "bufferSize", buffer_size, f64::from(u32::MAX), false)?
+                as usize,
+            buffer_count: int_arg(
+                &env,
+                "bufferCount",
+                buffer_count,
+                f64::from(u32::MAX),
+                false,
+            )? as u32,
+            incremental,
+        };
+        let core = zcio::BufferGroup::new(&driver.ring, opts).or_throw(&env)?;
+        Ok(BufferGroup {
+            core,
+            owner: Owner::new(driver),
+        })
+    }
+
+    /// One receive on `stream`; returns the slot.
+    #[napi]
+    pub fn recv(&self, env: Env, stream: &TcpStream) -> Result<u32> {
+        let ud = self.core.recv(&stream.core).or_throw(&env)?;
+        Ok(self.owner.track(ud))
+    }
+
+    /// A multishot receive on `stream`; returns the slot. `rearm` counts it
+    /// as a re-arm after the kernel ended the previous one.
+    #[napi]
+    pub fn recv_multishot(&self, env: Env, stream: &TcpStream, rearm: bool) -> Result<u32> {
+        let ud = self.core.recv_multishot(&stream.core).or_throw(&env)?;
+        if rearm {
+            self.core.note_rearm();
+        }
+        Ok(self.owner.track(ud))
+    }
+
+    /// Gives one chunk of buffer `bufferId` back.
+    #[napi]
+    pub fn release(&self, env: Env, buffer_id: f64) -> Result<()> {
+        let id = int_arg(&env, "bufferId", buffer_id, f64::from(u32::MAX), true)? as u32;
+        self.core.release(id).or_throw(&env)
+    }
+
+    /// A `Uint8Array` over the whole group (buffer `b` at `b × bufferSize`);
+    /// the memory stays mapped while it exists.
+    #[napi(ts_return_type = "Uint8Array")]
+    pub fn region(&self, env: Env) -> Result<Unknown<'_>> {
+        let region = self.core.region();
+        let (data, len) = (
+            region.as_ptr(),
+            self.core.buffer_size() * self.core.buffer_count() as usize,
+        );
+        // SAFETY: `data..data+len` lies in the region, kept mapped by the
+        // boxed `Rc<Region>` until the engine collects the buffer.
+        let v = unsafe {
+            external::typed_array(
+                env.raw(),
+                sys::TypedarrayType::uint8_array,
+                data.cast(),
+                len,
+                1,
+                Box::new(region),
+            )
+        };
+        external_or_throw(&env, v)
+    }
+
+    /// The group's counts, updated in place (`zcio::group_counts` order).
+    #[napi(ts_return_type = "Float64Array")]
+    pub fn counts(&self, env: Env) -> Result<Unknown<'_>> {
+        published(&env, self.core.published(), false)
+    }
+
+    /// No new receives; the registration goes once none can land.
+    #[napi]
+    pub fn close(&self) {
+        self.core.close();
+    }
+}
+
+/// A listening socket (the binding under the layer's `TcpListener`).
+#[napi]
+pub struct TcpListener {
+    core: zcio::TcpListener,
+    owner: Owner,
+}
+
+#[napi]
+impl TcpListener {
+    /// Binds and listens on `host:port`, or on the Unix `path` when given.
+    #[napi(factory)]
+    pub fn bind(
+        env: Env,
+        ring: &Ring,
+        host: Option<String>,
+        port: f64,
+        path: Option<String>,
+        backlog: f64,
+    ) -> Result<Self> {
+        let addr = parse_addr(&env, host, port, path)?;
+        let backlog = int_arg(&env, "backlog", backlog, f64::from(i32::MAX), true)? as u32;
+        let driver = ring.driver();
+        let core = zcio::TcpListener::bind(&driver.ring, &addr, backlog).or_throw(&env)?;
+        Ok(TcpListener {
+            core,
+            owner: Owner::new(driver),
+        })
+    }
+
+    /// A multishot accept; each completion's result is a new descriptor.
+    #[napi]
+    pub fn accept_multishot(&self, env: Env) -> Result<u32> {
+        let ud = self.core.accept_multishot().or_throw(&env)?;
+        Ok(self.owner.track(ud))
+    }
+
+    #[napi(getter)]
+    pub fn local_address(&self, env: Env) -> Result<SocketAddress> {
+        Ok(to_js_addr(self.core.local_addr().or_throw(&env)?))
+    }
+
+    #[napi(getter)]
+    pub fn fd(&self) -> i32 {
+        self.core.as_raw_fd()
+    }
+
+    #[napi]
+    pub fn close(&self) {
+        self.core.close();
+    }
+}
+
+/// A connected stream socket (the binding under the layer's `TcpStream`).
+#[napi]
+pub struct TcpStream {
+    core: zcio::TcpStream,
+    owner: Owner,
+}
+
+#[napi]
+impl TcpStream {
+    /// Makes a socket and queues its connect; returns `[stream, slot]`.
+    #[napi(ts_return_type = "[TcpStream, number]")]
+    pub fn connect(
+        env: Env,
+        ring: &Ring,
+        host: Option<String>,
+        port: f64,
+        path: Option<String>,
+    ) -> Result<(TcpStream, u32)> {
+        let addr = parse_addr(&env, host, port, path)?;
+        let driver = ring.driver();
+        let (core, ud) = zcio::TcpStream::connect(&driver.ring, &addr).or_throw(&env)?;
+        let owner = Owner::new(driver);
+        let slot = owner.track(ud);
+        Ok((TcpStream { core, owner }, slot))
+    }
+
+    /// Adopts a connected stream socket; the stream owns it from now on.
+    #[napi(factory)]
+    pub fn from_fd(env: Env, ring: &Ring, fd: f64) -> Result<Self> {
+        let fd = int_arg(&env, "fd", fd, f64::from(i32::MAX), true)? as i32;
+        let driver = ring.driver();
+        // Refuse what is not a stream socket before taking ownership.
+        zcio::TcpStream::check_fd(fd).or_throw(&env)?;
+        // SAFETY: the caller hands the descriptor over (documented in the layer).
+        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+        let core = zcio::TcpStream::from_fd(&driver.ring, owned).or_throw(&env)?;
+        Ok(TcpStream {
+            core,
+            owner: Owner::new(driver),
+        })
+    }
+
+    /// Sends (or zero-copy sends) a `Uint8Array` the layer keeps referenced
+    /// until the final completion; returns the slot.
+    #[napi]
+    pub fn send(&self, env: Env, data: Unknown, zc: bool) -> Result<u32> {
+        let (ptr, len) = bytes_of(&env, &data)?;
+        // SAFETY: the layer holds the Uint8Array (and so its memory) in its
+        // table by slot until the operation's final completion.
+        let ud = unsafe { self.core.send_borrowed(ptr, len, zc, Box::new(())) }.or_throw(&env)?;
+        Ok(self.owner.track(ud))
+    }
+
+    /// Sends `length` bytes of pool buffer `index` from `bufferOffset`
+    /// (zero-copy: as a registered buffer); returns the slot.
+    #[napi]
+    pub fn send_pool(
+        &self,
+        env: Env,
+        pool: &RegisteredBufferPool,
+        index: f64,
+        buffer_offset: f64,
+        length: f64,
+        zc: bool,
+    ) -> Result<u32> {
+        let index = int_arg(&env, "index", index, f64::from(u32::MAX), true)? as u32;
+        let off = int_arg(
+            &env,
+            "bufferOffset",
+            buffer_offset,
+            f64::from(u32::MAX),
+            true,
+        )? as usize;
+        let len = int_arg(&env, "length", length, f64::from(u32::MAX), true)? as usize;
+        let ud = pool
+            .core()
+            .submit_send(&self.core, index, off, len, zc)
+            .or_throw(&env)?;
+        Ok(self.owner.track(ud))
+    }
+
+    /// `shutdown(2)`: 0 read, 1 write, 2 both.
+    #[napi]
+    pub fn shutdown(&self, env: Env, how: u32) -> Result<()> {
+        let how = match how {
+            0 => zcio::Shutdown::Read,
+            1 => zcio::Shutdown::Write,
+            _ => zcio::Shutdown::Both,
+        };
+        self.core.shutdown(how).or_throw(&env)
+    }
+
+    #[napi]
+    pub fn set_no_delay(&self, env: Env, on: bool) -> Result<()> {
+        self.core.set_nodelay(on).or_throw(&env)
+    }
+
+    #[napi(getter)]
+    pub fn local_address(&self, env: Env) -> Result<SocketAddress> {
+        Ok(to_js_addr(self.core.local_addr().or_throw(&env)?))
+    }
+
+    #[napi(getter)]
+    pub fn remote_address(&self, env: Env) -> Result<SocketAddress> {
+        Ok(to_js_addr(self.core.peer_addr().or_throw(&env)?))
+    }
+
+    #[napi(getter)]
+    pub fn fd(&self) -> i32 {
+        self.core.as_raw_fd()
+    }
+
+    /// Operations whose final completion has not come.
+    #[napi(getter)]
+    pub fn ops_in_flight(&self) -> u32 {
+        self.core.ops_in_flight()
+    }
+
+    /// Refuses new operations and cancels those in flight.
+    #[napi]
+    pub fn close(&self) {
+        self.core.close();
+    }
+}
