@@ -10,6 +10,32 @@
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
 /**
+ * A provided-buffer ring for receives (the binding under the layer's
+ * `BufferGroup`).
+ */
+export declare class BufferGroup {
+  constructor(ring: Ring, groupId: number, bufferSize: number, bufferCount: number, incremental: boolean)
+  /** One receive on `stream`; returns the slot. */
+  recv(stream: TcpStream): number
+  /**
+   * A multishot receive on `stream`; returns the slot. `rearm` counts it
+   * as a re-arm after the kernel ended the previous one.
+   */
+  recvMultishot(stream: TcpStream, rearm: boolean): number
+  /** Gives one chunk of buffer `bufferId` back. */
+  release(bufferId: number): void
+  /**
+   * A `Uint8Array` over the whole group (buffer `b` at `b × bufferSize`);
+   * the memory stays mapped while it exists.
+   */
+  region(): Uint8Array
+  /** The group's counts, updated in place (`zcio::group_counts` order). */
+  counts(): Float64Array
+  /** No new receives; the registration goes once none can land. */
+  close(): void
+}
+
+/**
  * Page-aligned buffers registered once with a ring as io_uring fixed buffers
  * (the binding under the layer's `RegisteredBufferPool`).
  */
@@ -81,11 +107,11 @@ export declare class Ring {
    * Sets up the ring (`SINGLE_ISSUER | DEFER_TASKRUN | COOP_TASKRUN` where
    * the kernel accepts them, falling back otherwise). `sqpollIdleMs < 0`:
    * no kernel submission thread. `settle(n)` is called once per round with
-   * `n` `(slot, result)` pairs in `completionArray()`, for the operations
-   * queued by `readFixed`/`writeFixed`.
+   * `n` `(slot, result, flags, offset)` quads in `completionArray()`, for
+   * the operations the layer queued.
    */
   constructor(entries: number, sqpollIdleMs: number, settle: (n: number) => void)
-  /** The `Int32Array` of `(slot, result)` pairs read by `settle(n)`. */
+  /** The `Int32Array` of `(slot, result, flags, offset)` quads read by `settle(n)`. */
   completionArray(): Int32Array
   /**
    * The ring's counts, updated in place (`zcio::ring_counts` order:
@@ -97,6 +123,10 @@ export declare class Ring {
    * event loop blocks). Returns how many were submitted.
    */
   submit(): number
+  /** Makes room for `n` queued entries (a chain of linked sends). */
+  reserve(n: number): void
+  /** Cancels the operation in `slot`, if any; returns whether there was one. */
+  cancelSlot(slot: number): boolean
   /** Drains the completions of low-level submissions reaped so far. */
   takeCompletions(): Completion[]
   /**
@@ -112,6 +142,46 @@ export declare class Ring {
    * of the ring (their views get length 0) and frees the ring. Calling it
    * twice is harmless.
    */
+  close(): void
+}
+
+/** A listening socket (the binding under the layer's `TcpListener`). */
+export declare class TcpListener {
+  /** Binds and listens on `host:port`, or on the Unix `path` when given. */
+  static bind(ring: Ring, host: string | undefined | null, port: number, path: string | undefined | null, backlog: number): TcpListener
+  /** A multishot accept; each completion's result is a new descriptor. */
+  acceptMultishot(): number
+  get localAddress(): SocketAddress
+  get fd(): number
+  close(): void
+}
+
+/** A connected stream socket (the binding under the layer's `TcpStream`). */
+export declare class TcpStream {
+  /** Makes a socket and queues its connect; returns `[stream, slot]`. */
+  static connect(ring: Ring, host: string | undefined | null, port: number, path?: string | undefined | null): [TcpStream, number]
+  /** Adopts a connected stream socket; the stream owns it from now on. */
+  static fromFd(ring: Ring, fd: number): TcpStream
+  /**
+   * Sends (or zero-copy sends) a `Uint8Array` the layer keeps referenced
+   * until the final completion; returns the slot.
+   * `linked` chains the next send to this one (see `reserve`).
+   */
+  send(data: unknown, zc: boolean, linked: boolean): number
+  /**
+   * Sends `length` bytes of pool buffer `index` from `bufferOffset`
+   * (zero-copy: as a registered buffer); returns the slot.
+   */
+  sendPool(pool: RegisteredBufferPool, index: number, bufferOffset: number, length: number, zc: boolean, linked: boolean): number
+  /** `shutdown(2)`: 0 read, 1 write, 2 both. */
+  shutdown(how: number): void
+  setNoDelay(on: boolean): void
+  get localAddress(): SocketAddress
+  get remoteAddress(): SocketAddress
+  get fd(): number
+  /** Operations whose final completion has not come. */
+  get opsInFlight(): number
+  /** Refuses new operations and cancels those in flight. */
   close(): void
 }
 
@@ -171,4 +241,12 @@ export interface RingFeatures {
   coopTaskrun: boolean
   /** `IORING_SETUP_SQPOLL` (a kernel submission thread). */
   sqpoll: boolean
+}
+
+/** An address: `{ family: 'IPv4' | 'IPv6', address, port }` or `{ family: 'unix', path }`. */
+export interface SocketAddress {
+  family: string
+  address?: string
+  port?: number
+  path?: string
 }

@@ -835,6 +835,9 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.BufferGroup = nativeBinding.BufferGroup
 module.exports.RegisteredBufferPool = nativeBinding.RegisteredBufferPool
 module.exports.Ring = nativeBinding.Ring
+module.exports.TcpListener = nativeBinding.TcpListener
+module.exports.TcpStream = nativeBinding.TcpStream
 module.exports.probe = nativeBinding.probe

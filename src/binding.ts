@@ -54,3 +54,7 @@ export type NativePool = Native.RegisteredBufferPool
 export type NativeCompletion = Native.Completion
 export type NativeProbe = Native.ProbeResult
 export type NativeRingFeatures = Native.RingFeatures
+export type NativeGroup = Native.BufferGroup
+export type NativeStream = Native.TcpStream
+export type NativeListener = Native.TcpListener
+export type NativeSocketAddress = Native.SocketAddress

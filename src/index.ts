@@ -5,6 +5,25 @@ import { native, type NativeProbe } from './binding.js'
 
 export { Ring, type RingOptions, type RingFeatures, type Completion } from './ring.js'
 export { RegisteredBufferPool, type AcquiredBuffer, type PoolStats } from './pool.js'
+export {
+  BufferGroup,
+  type BufferGroupOptions,
+  type BufferGroupStats,
+  type Chunk,
+  type ChunkCallbacks,
+} from './group.js'
+export {
+  TcpStream,
+  TcpListener,
+  sendZcBatch,
+  type AddressOptions,
+  type ListenOptions,
+  type PoolSlice,
+  type SendData,
+  type SendZcResult,
+  type SocketAddress,
+  type ZcMessage,
+} from './net.js'
 export type { ZcioError } from './errors.js'
 
 /** What the running kernel and process support; see `probe()`. */

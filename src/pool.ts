@@ -10,6 +10,13 @@ import { invalidArgType, invalidArgValue, outOfRange, zcioError } from './errors
 import { type Completer, type OpKind, Ring, ringInternals } from './ring.js'
 import { validateFd, validateIndex, validateInteger, validatePosition, validateTypedArray, MAX_U32 } from './validate.js'
 
+let nativeOf: (pool: RegisteredBufferPool) => NativePool
+
+/** The binding object of `pool` (for this package's classes only). */
+export function poolNative(pool: RegisteredBufferPool): NativePool {
+  return nativeOf(pool)
+}
+
 /** A buffer taken from a pool. */
 export interface AcquiredBuffer {
   /** The buffer's index in the pool: what the other methods take. */
@@ -88,6 +95,10 @@ const MAX_BUFFERS = 16384
  */
 export class RegisteredBufferPool {
   readonly #native: NativePool
+
+  static {
+    nativeOf = (pool) => pool.#native
+  }
   readonly #fast: FastCalls
   readonly #completer: Completer
   readonly #counts: Float64Array

@@ -39,15 +39,30 @@ type Resolve = (bytes: number) => void
 type Reject = (err: Error) => void
 
 /**
- * The promises of one ring's operations, by slot. It references nothing
- * native: the binding holds its settle function for as long as operations can
- * complete, and that must not keep the ring's JS objects alive.
+ * What the layer does with each completion of one operation: `result` is
+ * bytes (or a descriptor) or `-errno`, `flags` the CQE flags, `offset` where
+ * a received chunk starts in its buffer. Called once per completion; the
+ * handler stays while `flags & F_MORE`.
+ */
+export type Handler = (result: number, flags: number, offset: number) => void
+
+/** CQE flags (`IORING_CQE_F_*`). */
+export const F_BUFFER = 1
+export const F_MORE = 2
+export const F_NOTIF = 8
+export const F_BUF_MORE = 16
+
+/**
+ * The promises and handlers of one ring's operations, by slot. It references
+ * nothing native: the binding holds its settle function for as long as
+ * operations can complete, and that must not keep the ring's JS objects alive.
  */
 export class Completer {
   #resolves: (Resolve | undefined)[] = []
   #rejects: (Reject | undefined)[] = []
   #kinds: OpKind[] = []
-  /** `(slot, result)` pairs written by the binding before each `settle`. */
+  #handlers: (Handler | undefined)[] = []
+  /** `(slot, result, flags, offset)` quads written by the binding before each `settle`. */
   cq: Int32Array = new Int32Array(0)
 
   track(slot: number, kind: OpKind): Promise<number> {
@@ -58,14 +73,37 @@ export class Completer {
     })
   }
 
-  /** Called by the binding with the number of pairs in `cq`. */
+  /** Routes every completion of the operation in `slot` to `handler`. */
+  listen(slot: number, handler: Handler): void {
+    this.#handlers[slot] = handler
+  }
+
+  /** Called by the binding with the number of quads in `cq`. */
   readonly settle = (n: number): void => {
     const cq = this.cq
     const resolves = this.#resolves
     const rejects = this.#rejects
+    const handlers = this.#handlers
+    let failure: unknown
+    let failed = false
     for (let k = 0; k < n; k++) {
-      const slot = cq[2 * k]
-      const result = cq[2 * k + 1]
+      const slot = cq[4 * k]
+      const result = cq[4 * k + 1]
+      const handler = handlers[slot]
+      if (handler !== undefined) {
+        const flags = cq[4 * k + 2]
+        if ((flags & F_MORE) === 0) handlers[slot] = undefined
+        try {
+          handler(result, flags, cq[4 * k + 3])
+        } catch (error) {
+          // A user callback threw: deliver the rest, then rethrow the first.
+          if (!failed) {
+            failed = true
+            failure = error
+          }
+        }
+        continue
+      }
       const resolve = resolves[slot]
       const reject = rejects[slot]
       resolves[slot] = undefined
@@ -80,6 +118,7 @@ export class Completer {
         reject(error instanceof Error ? error : new Error(String(error)))
       }
     }
+    if (failed) throw failure
   }
 }
 

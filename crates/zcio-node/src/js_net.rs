@@ -324,12 +324,14 @@ impl TcpStream {
 
     /// Sends (or zero-copy sends) a `Uint8Array` the layer keeps referenced
     /// until the final completion; returns the slot.
+    /// `linked` chains the next send to this one (see `reserve`).
     #[napi]
-    pub fn send(&self, env: Env, data: Unknown, zc: bool) -> Result<u32> {
+    pub fn send(&self, env: Env, data: Unknown, zc: bool, linked: bool) -> Result<u32> {
         let (ptr, len) = bytes_of(&env, &data)?;
         // SAFETY: the layer holds the Uint8Array (and so its memory) in its
         // table by slot until the operation's final completion.
-        let ud = unsafe { self.core.send_borrowed(ptr, len, zc, Box::new(())) }.or_throw(&env)?;
+        let ud = unsafe { self.core.send_borrowed(ptr, len, zc, linked, Box::new(())) }
+            .or_throw(&env)?;
         Ok(self.owner.track(ud))
     }
 
@@ -344,6 +346,7 @@ impl TcpStream {
         buffer_offset: f64,
         length: f64,
         zc: bool,
+        linked: bool,
     ) -> Result<u32> {
         let index = int_arg(&env, "index", index, f64::from(u32::MAX), true)? as u32;
         let off = int_arg(
@@ -356,7 +359,7 @@ impl TcpStream {
         let len = int_arg(&env, "length", length, f64::from(u32::MAX), true)? as usize;
         let ud = pool
             .core()
-            .submit_send(&self.core, index, off, len, zc)
+            .submit_send(&self.core, index, off, len, zc, linked)
             .or_throw(&env)?;
         Ok(self.owner.track(ud))
     }

@@ -140,6 +140,18 @@ impl Ring {
         self.driver.ring.submit().or_throw(&env)
     }
 
+    /// Makes room for `n` queued entries (a chain of linked sends).
+    #[napi]
+    pub fn reserve(&self, env: Env, n: u32) -> Result<()> {
+        self.driver.ring.reserve(n).or_throw(&env)
+    }
+
+    /// Cancels the operation in `slot`, if any; returns whether there was one.
+    #[napi]
+    pub fn cancel_slot(&self, env: Env, slot: u32) -> Result<bool> {
+        self.driver.ring.cancel_slot(slot).or_throw(&env)
+    }
+
     /// Drains the completions of low-level submissions reaped so far.
     #[napi(ts_return_type = "Completion[]")]
     pub fn take_completions(&self, env: Env) -> Unknown<'_> {

@@ -346,15 +346,24 @@ impl TcpStream {
     /// # Errors
     ///
     /// As [`send`](Self::send).
+    ///
+    /// `linked` chains the next operation queued to this one
+    /// (`IOSQE_IO_LINK`): it starts only after this one completed in full,
+    /// and fails with `-ECANCELED` if this one fails or sends less. Reserve
+    /// room for the whole chain first ([`Ring::reserve`]) so that it reaches
+    /// the kernel in one submission.
     pub unsafe fn send_borrowed(
         &self,
         ptr: *const u8,
         len: usize,
         zc: bool,
+        linked: bool,
         keep: Box<dyn Any>,
     ) -> Result<u64> {
-        // SAFETY: the caller's contract.
-        unsafe { self.send_raw(ptr, len, keep, zc, None) }
+        let entry = self.send_entry(ptr, len, zc, None, linked)?;
+        let kind = if zc { OpKind::SendZc } else { OpKind::Send };
+        // SAFETY: the caller's contract; `keep` goes with the op.
+        unsafe { self.socket.push(entry, kind, Some(keep)) }
     }
 
     /// Queues a send of `len` bytes at `ptr`, kept valid by `keep`.
@@ -374,7 +383,7 @@ impl TcpStream {
         zc: bool,
         fixed: Option<u16>,
     ) -> Result<u64> {
-        let entry = self.send_entry(ptr, len, zc, fixed)?;
+        let entry = self.send_entry(ptr, len, zc, fixed, false)?;
         let kind = if zc { OpKind::SendZc } else { OpKind::Send };
         // SAFETY: the caller's contract; `keep` goes with the op.
         unsafe { self.socket.push(entry, kind, Some(keep)) }
@@ -387,6 +396,7 @@ impl TcpStream {
         len: usize,
         zc: bool,
         fixed: Option<u16>,
+        linked: bool,
     ) -> Result<squeue::Entry> {
         let fd = self.raw_fd()?;
         if len > i32::MAX as usize {
@@ -396,16 +406,23 @@ impl TcpStream {
             });
         }
         let flags = libc::MSG_NOSIGNAL | libc::MSG_WAITALL;
+        let link = if linked {
+            squeue::Flags::IO_LINK
+        } else {
+            squeue::Flags::empty()
+        };
         Ok(if zc {
             opcode::SendZc::new(types::Fd(fd), ptr, len as u32)
                 .buf_index(fixed)
                 .flags(flags)
                 .zc_flags(SEND_ZC_REPORT_USAGE)
                 .build()
+                .flags(link)
         } else {
             opcode::Send::new(types::Fd(fd), ptr, len as u32)
                 .flags(flags)
                 .build()
+                .flags(link)
         })
     }
 

@@ -404,6 +404,8 @@ impl RegisteredBufferPool {
     ///
     /// As [`submit_read_fixed`](Self::submit_read_fixed), plus
     /// [`Error::Closed`] for a closed stream.
+    ///
+    /// `linked`: as in [`TcpStream::send_borrowed`].
     pub fn submit_send(
         &self,
         stream: &TcpStream,
@@ -411,11 +413,12 @@ impl RegisteredBufferPool {
         buf_offset: usize,
         len: usize,
         zc: bool,
+        linked: bool,
     ) -> Result<u64> {
         self.check_fixed_op(index, 0, len, buf_offset)?;
         let kind = if zc { OpKind::SendZc } else { OpKind::Send };
         let build = |addr: *mut u8, buf_index: u16| {
-            stream.send_entry(addr, len, zc, zc.then_some(buf_index))
+            stream.send_entry(addr, len, zc, zc.then_some(buf_index), linked)
         };
         self.submit_with(
             kind,

@@ -339,6 +339,54 @@ impl Ring {
         self.inner.submit()
     }
 
+    /// Makes room for `n` entries in the submission queue (handing what is
+    /// queued to the kernel if needed), so that a chain of linked operations
+    /// queued next reaches the kernel in one submission.
+    ///
+    /// # Errors
+    ///
+    /// As [`Ring::submit`]; [`Error::InvalidArgument`] when `n` exceeds the
+    /// queue's size.
+    pub fn reserve(&self, n: u32) -> Result<()> {
+        let (cap, used) = self.inner.with_uring(|u| {
+            let sq = u.submission();
+            (sq.capacity(), sq.len())
+        })?;
+        if n as usize > cap {
+            return Err(Error::InvalidArgument {
+                name: "n",
+                reason: format!("{n} entries do not fit a submission queue of {cap}"),
+            });
+        }
+        if cap - used < n as usize {
+            self.inner.submit()?;
+        }
+        Ok(())
+    }
+
+    /// Cancels the operation in `slot` (the low 32 bits of its `user_data`),
+    /// if one is in flight there; its completion still comes, usually with
+    /// `-ECANCELED`. Returns whether there was one.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`], [`Error::Sys`] when the queue could not be flushed.
+    pub fn cancel_slot(&self, slot: u32) -> Result<bool> {
+        let user_data = {
+            let ops = self.inner.ops.borrow();
+            match ops.entries.get(slot as usize) {
+                Some(e) if e.op.is_some() => (u64::from(e.generation) << 32) | u64::from(slot),
+                _ => return Ok(false),
+            }
+        };
+        let cancel = opcode::AsyncCancel::new(user_data)
+            .build()
+            .user_data(CANCEL_USER_DATA);
+        // SAFETY: a cancel request references no memory.
+        unsafe { self.inner.push_untracked(&cancel) }?;
+        Ok(true)
+    }
+
     /// Blocks until at least `want` completions are ready for [`Ring::reap`]
     /// (after submitting what is queued); completions already moved aside by
     /// an earlier call count.

@@ -222,7 +222,7 @@ fn send_zc_reports_copy_after_the_notification() {
     let pool = RegisteredBufferPool::new(&ring, 65536, 2).unwrap();
     let i = pool.acquire().unwrap();
     pool.get_mut(i).unwrap().fill(0xab);
-    let zc = pool.submit_send(&client, i, 0, 65536, true).unwrap();
+    let zc = pool.submit_send(&client, i, 0, 65536, true, false).unwrap();
     assert_eq!(
         pool.release(i).unwrap_err().code(),
         "ERR_ZCIO_BUFFER_IN_FLIGHT"

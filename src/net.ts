@@ -1,0 +1,478 @@
+// TcpListener and TcpStream: stream sockets (TCP over IPv4/IPv6, Unix)
+// driven by the ring. Sends of one stream are kept in order: while sends are
+// in flight, new ones wait here and go to the kernel as one chain of linked
+// operations when the previous chain has been sent. A zero-copy send settles
+// only when its notification says the memory is free again.
+
+import { Duplex } from 'node:stream'
+import { native, type NativeListener, type NativeSocketAddress, type NativeStream } from './binding.js'
+import { errnoError, invalidArgType, invalidArgValue, zcioError } from './errors.js'
+import { F_MORE, F_NOTIF, type Completer, Ring, ringInternals } from './ring.js'
+import { RegisteredBufferPool, poolNative } from './pool.js'
+import { validateFd, validateInteger, validateObject } from './validate.js'
+import type { BufferGroup, Chunk } from './group.js'
+
+/** `{ family: 'IPv4' | 'IPv6', address, port }`, or `{ family: 'unix', path }`. */
+export type SocketAddress = NativeSocketAddress
+
+/** Where to connect or listen: `host` (a numeric address, default 127.0.0.1) and `port`, or a Unix `path`. */
+export interface AddressOptions {
+  host?: string
+  port?: number
+  path?: string
+}
+
+/** Options of `TcpListener.bind`. */
+export interface ListenOptions extends AddressOptions {
+  /** Pending-connection queue length; default 511. */
+  backlog?: number
+}
+
+/** A pool buffer to send in place: `length` bytes from `offset` (default: the whole buffer). */
+export interface PoolSlice {
+  pool: RegisteredBufferPool
+  index: number
+  offset?: number
+  length?: number
+}
+
+/** What a send takes: any `Uint8Array`, or a pool buffer (sent as a registered buffer). */
+export type SendData = Uint8Array | PoolSlice
+
+/** The outcome of a zero-copy send. */
+export interface SendZcResult {
+  /** Bytes sent; below the total when the send stopped part-way. */
+  bytes: number
+  /** The kernel copied (at least partly) instead of sending from the memory itself (always on loopback). */
+  copied: boolean
+  /** Indices (in the call's buffer list) of buffers not sent in full: they are the caller's again. */
+  unsent: number[]
+}
+
+const ECANCELED = -125
+const COPIED = 0x80000000 | 0
+const MAX_CHAIN = 16
+
+let nativeOfStream: (s: TcpStream) => NativeStream
+
+/** The binding object of `stream` (for this package's classes only). */
+export function streamNative(stream: TcpStream): NativeStream {
+  if (!(stream instanceof TcpStream)) throw invalidArgType('stream', 'an instance of TcpStream', stream)
+  return nativeOfStream(stream)
+}
+
+function checkAddress(options: AddressOptions, name: string): { host: string | null; port: number; path: string | null } {
+  validateObject(options, name)
+  if (options.path !== undefined) {
+    if (typeof options.path !== 'string') throw invalidArgType(`${name}.path`, 'of type string', options.path)
+    return { host: null, port: 0, path: options.path }
+  }
+  const host = options.host ?? '127.0.0.1'
+  if (typeof host !== 'string') throw invalidArgType(`${name}.host`, 'of type string', host)
+  const port = options.port ?? 0
+  validateInteger(port, `${name}.port`, 0, 65535)
+  return { host, port, path: null }
+}
+
+/** One buffer of a send, queued until its chain goes to the kernel. */
+interface Item {
+  data: SendData
+  zc: boolean
+  /** Called once with the byte count (or error) and whether the kernel copied. */
+  done(bytes: number | Error, copied: boolean): void
+}
+
+/** A connected stream socket whose sends and receives go through the ring. */
+export class TcpStream {
+  readonly #native: NativeStream
+  readonly #ring: Ring
+  readonly #completer: Completer
+  #queue: Item[] = []
+  /** Sends handed to the kernel whose send result has not come. */
+  #sending = 0
+  /** Operations whose final completion (notification) has not come. */
+  #live = 0
+  #idle: (() => void)[] = []
+  #closed = false
+
+  static {
+    nativeOfStream = (s) => s.#native
+  }
+
+  /** @internal Use `connect`, `fromFd` or a listener. */
+  constructor(ring: Ring, handle: NativeStream) {
+    if (!(handle instanceof native.TcpStream)) throw zcioError('ERR_ILLEGAL_CONSTRUCTOR', 'Illegal constructor')
+    this.#native = handle
+    this.#ring = ring
+    this.#completer = ringInternals(ring).completer
+  }
+
+  /** Connects to `host:port` (or a Unix `path`); rejects with `ECONNREFUSED`... */
+  static connect(ring: Ring, options: AddressOptions): Promise<TcpStream> {
+    try {
+      if (!(ring instanceof Ring)) throw invalidArgType('ring', 'an instance of Ring', ring)
+      const a = checkAddress(options, 'options')
+      const internals = ringInternals(ring)
+      const [handle, slot] = native.TcpStream.connect(internals.native, a.host, a.port, a.path)
+      const stream = new TcpStream(ring, handle)
+      return new Promise((resolve, reject) => {
+        internals.completer.listen(slot, (result) => {
+          if (result < 0) {
+            handle.close()
+            reject(errnoError(result, 'connect'))
+          } else resolve(stream)
+        })
+      })
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
+  /** Adopts a connected stream socket; the stream owns (and closes) it from now on. */
+  static fromFd(ring: Ring, fd: number): TcpStream {
+    if (!(ring instanceof Ring)) throw invalidArgType('ring', 'an instance of Ring', ring)
+    validateFd(fd)
+    return new TcpStream(ring, native.TcpStream.fromFd(ringInternals(ring).native, fd))
+  }
+
+  get localAddress(): SocketAddress {
+    return this.#native.localAddress
+  }
+
+  get remoteAddress(): SocketAddress {
+    return this.#native.remoteAddress
+  }
+
+  /** The descriptor (owned by the stream). */
+  get fd(): number {
+    return this.#native.fd
+  }
+
+  get closed(): boolean {
+    return this.#closed
+  }
+
+  /** Turns Nagle's algorithm off (default) or on. */
+  setNoDelay(noDelay = true): this {
+    if (typeof noDelay !== 'boolean') throw invalidArgType('noDelay', 'of type boolean', noDelay)
+    this.#native.setNoDelay(noDelay)
+    return this
+  }
+
+  /** Shuts sending (default), receiving or both down: the peer sees end of stream. */
+  shutdown(how: 'read' | 'write' | 'both' = 'write'): void {
+    const code = ({ read: 0, write: 1, both: 2 } as const)[how]
+    if (code === undefined) throw invalidArgValue('how', how, "must be 'read', 'write' or 'both'")
+    this.#native.shutdown(code)
+  }
+
+  /** Sends all of `data`, after every earlier send of this stream; resolves with the byte count. */
+  send(data: SendData): Promise<number> {
+    return new Promise<number>((resolve, reject) => {
+      this.#enqueue([data], false, (bytes) => (bytes instanceof Error ? reject(bytes) : resolve(bytes)))
+    })
+  }
+
+  /**
+   * Zero-copy send of one or several buffers, in order (Linux 6.0): settles
+   * when the kernel no longer uses any of the memory (the notification), with
+   * whether it copied after all. Pool buffers go as registered buffers and
+   * can't be released meanwhile (`ERR_ZCIO_BUFFER_IN_FLIGHT`); a `Uint8Array`
+   * must not be changed before the promise settles.
+   */
+  sendZc(buffers: SendData | SendData[]): Promise<SendZcResult> {
+    const list = Array.isArray(buffers) ? buffers : [buffers]
+    return new Promise<SendZcResult>((resolve, reject) => {
+      const results: (number | Error)[] = []
+      let copied = false
+      let left = list.length
+      this.#enqueue(list, true, (bytes, c, i) => {
+        results[i] = bytes
+        copied ||= c
+        if (--left > 0) return
+        const hard = results.find((r): r is Error => r instanceof Error && (r as { errno?: number }).errno !== ECANCELED)
+        const sent = results.reduce<number>((n, r) => n + (typeof r === 'number' ? r : 0), 0)
+        const unsent = results.flatMap((r, k) => (typeof r === 'number' && r === byteLength(list[k]) ? [] : [k]))
+        if (hard && sent === 0) reject(hard)
+        else resolve({ bytes: sent, copied, unsent })
+      })
+    })
+  }
+
+  #enqueue(list: SendData[], zc: boolean, done: (bytes: number | Error, copied: boolean, i: number) => void): void {
+    if (this.#closed) {
+      list.forEach((_, i) => done(zcioError('ERR_ZCIO_CLOSED', 'the stream is closed'), false, i))
+      return
+    }
+    list.forEach((data, i) => {
+      checkData(data, i)
+      this.#queue.push({ data, zc, done: (b, c) => done(b, c, i) })
+    })
+    if (this.#sending === 0) this.#flush()
+  }
+
+  /** Hands the queued sends to the kernel as one chain of linked operations. */
+  #flush(): void {
+    const batch = this.#queue.splice(0, MAX_CHAIN)
+    if (batch.length === 0) return
+    const ring = ringInternals(this.#ring).native
+    try {
+      ring.reserve(batch.length)
+    } catch {
+      // A ring too small for the chain: send one at a time.
+      this.#queue.unshift(...batch.splice(1))
+    }
+    for (let k = 0; k < batch.length; k++) {
+      const item = batch[k]
+      const linked = k < batch.length - 1
+      let slot: number
+      try {
+        slot = this.#submit(item, linked)
+      } catch (e) {
+        // Nothing of this item reached the kernel; the rest of the chain
+        // would not be linked to it: fail them too, in order.
+        for (const rest of batch.slice(k)) rest.done(e as Error, false)
+        if (this.#sending === 0) this.#flush()
+        return
+      }
+      this.#sending++
+      this.#live++
+      let bytes: number | Error = 0
+      this.#completer.listen(slot, (result, flags) => {
+        if ((flags & F_NOTIF) === 0) {
+          bytes = result < 0 ? errnoError(result, 'send') : result
+          if (--this.#sending === 0) this.#flush()
+        }
+        if ((flags & F_MORE) !== 0) return
+        this.#live--
+        item.done(bytes, (flags & F_NOTIF) !== 0 && (result & COPIED) !== 0)
+        if (this.#live === 0) for (const f of this.#idle.splice(0)) f()
+      })
+    }
+  }
+
+  #submit(item: Item, linked: boolean): number {
+    const d = item.data
+    if (d instanceof Uint8Array) return this.#native.send(d, item.zc, linked)
+    const size = poolSize(d.pool)
+    const offset = d.offset ?? 0
+    const length = d.length ?? size - offset
+    return this.#native.sendPool(poolNative(d.pool), d.index, offset, length, item.zc, linked)
+  }
+
+  /**
+   * Refuses new sends, cancels what is in flight and closes the socket; resolves
+   * once every send has ended (zero-copy sends: their notification), so no
+   * memory is still in the kernel's hands. Queued sends reject with `ERR_ZCIO_CLOSED`.
+   */
+  close(): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true
+      for (const item of this.#queue.splice(0)) item.done(zcioError('ERR_ZCIO_CLOSED', 'the stream is closed'), false)
+      this.#native.close()
+    }
+    if (this.#live === 0) return Promise.resolve()
+    return new Promise((resolve) => this.#idle.push(resolve))
+  }
+
+  /**
+   * A `stream.Duplex` over this socket, receiving through `group`. Each chunk
+   * is copied once into a `Buffer` (Node streams hand data on to consumers
+   * that keep it) and released at once; while the readable side is full,
+   * chunks are held instead, so the group runs dry and TCP flow control
+   * slows the peer down. Writes go through `send`.
+   */
+  toNodeStream(group: BufferGroup): Duplex {
+    const held: Chunk[] = []
+    let receiving: { stop(): void } | undefined
+    let wanted = false
+    let ended = false
+    const region = group.buffer
+    const size = group.bufferSize
+    const duplex: Duplex = new Duplex({
+      read: () => {
+        wanted = true
+        while (wanted && held.length > 0) {
+          const c = held.shift()!
+          wanted = duplex.push(Buffer.from(c.data))
+          c.release()
+        }
+        if (ended && held.length === 0) duplex.push(null)
+        receiving ??= group.recvCallback(this, {
+          onChunk: (id, offset, length) => {
+            const start = id * size + offset
+            if (wanted && held.length === 0) {
+              wanted = duplex.push(Buffer.from(region.subarray(start, start + length)))
+              group.put(id)
+            } else {
+              held.push({ bufferId: id, data: region.subarray(start, start + length), release: () => group.put(id) })
+            }
+          },
+          onEnd: (error) => {
+            ended = true
+            if (error) duplex.destroy(error)
+            else if (held.length === 0) duplex.push(null)
+          },
+        })
+      },
+      write: (chunk: Buffer, _enc, cb) => {
+        this.send(chunk).then(() => cb(), cb)
+      },
+      final: (cb) => {
+        try {
+          this.shutdown('write')
+          cb()
+        } catch (e) {
+          cb(e as Error)
+        }
+      },
+      destroy: (err, cb) => {
+        receiving?.stop()
+        for (const c of held.splice(0)) c.release()
+        this.close().then(() => cb(err), cb)
+      },
+    })
+    return duplex
+  }
+}
+
+function poolSize(pool: RegisteredBufferPool): number {
+  return pool.bufferSize
+}
+
+function byteLength(d: SendData): number {
+  if (d instanceof Uint8Array) return d.byteLength
+  const offset = d.offset ?? 0
+  return d.length ?? poolSize(d.pool) - offset
+}
+
+function checkData(d: unknown, i: number): asserts d is SendData {
+  if (d instanceof Uint8Array) return
+  if (typeof d === 'object' && d !== null && (d as PoolSlice).pool instanceof RegisteredBufferPool) {
+    const s = d as PoolSlice
+    validateInteger(s.index, `buffers[${i}].index`, 0, 2 ** 32 - 1)
+    if (s.offset !== undefined) validateInteger(s.offset, `buffers[${i}].offset`, 0, 2 ** 32 - 1)
+    if (s.length !== undefined) validateInteger(s.length, `buffers[${i}].length`, 0, 2 ** 31 - 1)
+    return
+  }
+  throw invalidArgType(`buffers[${i}]`, 'an instance of Uint8Array or a { pool, index } pool slice', d)
+}
+
+/** A listening socket; accepted connections arrive as `TcpStream`s (multishot accept). */
+export class TcpListener {
+  readonly #native: NativeListener
+  readonly #ring: Ring
+  #armed = false
+  #ready: TcpStream[] = []
+  #takers: { resolve: (s: TcpStream | null) => void; reject: (e: Error) => void }[] = []
+  #ended = false
+  #error: Error | undefined
+
+  private constructor(ring: Ring, handle: NativeListener) {
+    this.#native = handle
+    this.#ring = ring
+  }
+
+  /** Binds and listens (port 0: any free port, see `address`). Throws `EADDRINUSE`... */
+  static bind(ring: Ring, options: ListenOptions = {}): TcpListener {
+    if (!(ring instanceof Ring)) throw invalidArgType('ring', 'an instance of Ring', ring)
+    const a = checkAddress(options, 'options')
+    const backlog = options.backlog ?? 511
+    validateInteger(backlog, 'options.backlog', 0, 2 ** 31 - 1)
+    return new TcpListener(ring, native.TcpListener.bind(ringInternals(ring).native, a.host, a.port, a.path, backlog))
+  }
+
+  get address(): SocketAddress {
+    return this.#native.localAddress
+  }
+
+  #arm(): void {
+    if (this.#armed || this.#ended) return
+    const internals = ringInternals(this.#ring)
+    const slot = this.#native.acceptMultishot()
+    this.#armed = true
+    internals.completer.listen(slot, (result, flags) => {
+      if (result >= 0) {
+        const stream = TcpStream.fromFd(this.#ring, result)
+        const t = this.#takers.shift()
+        if (t) t.resolve(stream)
+        else this.#ready.push(stream)
+      }
+      if ((flags & F_MORE) !== 0) return
+      this.#armed = false
+      if (result < 0 && result !== ECANCELED) this.#error = errnoError(result, 'accept')
+      if (result < 0) this.#end()
+      else this.#arm()
+    })
+  }
+
+  #end(): void {
+    this.#ended = true
+    for (const t of this.#takers.splice(0)) {
+      if (this.#error) t.reject(this.#error)
+      else t.resolve(null)
+    }
+  }
+
+  /** The next connection; `null` once the listener is closed. */
+  accept(): Promise<TcpStream | null> {
+    const s = this.#ready.shift()
+    if (s) return Promise.resolve(s)
+    if (this.#ended) return this.#error ? Promise.reject(this.#error) : Promise.resolve(null)
+    try {
+      this.#arm()
+    } catch (e) {
+      return Promise.reject(e)
+    }
+    return new Promise((resolve, reject) => this.#takers.push({ resolve, reject }))
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<TcpStream> {
+    for (;;) {
+      const s = await this.accept()
+      if (s === null) return
+      yield s
+    }
+  }
+
+  /** Stops accepting; connections accepted but not taken are closed. */
+  close(): void {
+    this.#native.close()
+    if (!this.#armed) this.#end()
+    for (const s of this.#ready.splice(0)) void s.close()
+  }
+}
+
+/** One message of `sendZcBatch`. */
+export interface ZcMessage {
+  stream: TcpStream
+  buffers: SendData | SendData[]
+}
+
+/**
+ * Zero-copy sends of many messages in one call (each in order on its
+ * stream): one result per message, `{ bytes, copied, unsent }` or `{ error }`.
+ */
+export async function sendZcBatch(messages: ZcMessage[]): Promise<(SendZcResult | { error: Error })[]> {
+  if (!Array.isArray(messages)) throw invalidArgType('messages', 'an instance of Array', messages)
+  const settled = await Promise.allSettled(
+    messages.map((m, i) => {
+      validateObject(m, `messages[${i}]`)
+      return m.stream instanceof TcpStream
+        ? m.stream.sendZc(m.buffers)
+        : Promise.reject(invalidArgType(`messages[${i}].stream`, 'an instance of TcpStream', m.stream))
+    }),
+  )
+  return settled.map((r) => (r.status === 'fulfilled' ? r.value : { error: r.reason as Error }))
+}
+
+declare module './ring.js' {
+  interface Ring {
+    /** `sendZcBatch(messages)` (see there). */
+    sendZcBatch(messages: ZcMessage[]): Promise<(SendZcResult | { error: Error })[]>
+  }
+}
+
+Ring.prototype.sendZcBatch = function sendZcBatchOfRing(this: Ring, messages: ZcMessage[]) {
+  return sendZcBatch(messages)
+}
