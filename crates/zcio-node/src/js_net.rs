@@ -338,6 +338,7 @@ impl TcpStream {
     /// Sends `length` bytes of pool buffer `index` from `bufferOffset`
     /// (zero-copy: as a registered buffer); returns the slot.
     #[napi]
+    #[allow(clippy::too_many_arguments)]
     pub fn send_pool(
         &self,
         env: Env,

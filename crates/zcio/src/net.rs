@@ -7,7 +7,7 @@
 //! descriptor number is never reused under an operation in flight.
 
 use std::any::Any;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 
@@ -37,7 +37,11 @@ pub enum Shutdown {
 
 pub(crate) struct SocketShared {
     ring: Rc<RingInner>,
-    fd: OwnedFd,
+    /// The descriptor's number, kept for messages after it is closed.
+    raw: RawFd,
+    /// The descriptor, closed once the socket is closed and no operation
+    /// uses it any more.
+    fd: RefCell<Option<OwnedFd>>,
     ops: Cell<u32>,
     closed: Cell<bool>,
 }
@@ -46,6 +50,7 @@ impl OpOwner for SocketShared {
     fn complete(&self, _op: &Op, cqe: Cqe) -> Placed {
         if cqe.last {
             self.ops.set(self.ops.get() - 1);
+            self.close_if_idle();
         }
         Placed::default()
     }
@@ -55,7 +60,8 @@ impl SocketShared {
     fn new(ring: &Rc<RingInner>, fd: OwnedFd) -> Rc<SocketShared> {
         Rc::new(SocketShared {
             ring: ring.clone(),
-            fd,
+            raw: fd.as_raw_fd(),
+            fd: RefCell::new(Some(fd)),
             ops: Cell::new(0),
             closed: Cell::new(false),
         })
@@ -66,7 +72,21 @@ impl SocketShared {
         if self.closed.get() {
             return Err(Error::Closed { what });
         }
-        Ok(self.fd.as_raw_fd())
+        Ok(self.raw)
+    }
+
+    /// The descriptor for a query (`getsockname`...), while it is open.
+    fn query_fd(&self) -> Result<RawFd> {
+        if self.fd.borrow().is_none() {
+            return Err(Error::Closed { what: "stream" });
+        }
+        Ok(self.raw)
+    }
+
+    fn close_if_idle(&self) {
+        if self.closed.get() && self.ops.get() == 0 {
+            drop(self.fd.borrow_mut().take());
+        }
     }
 
     /// Queues `entry` with this socket as owner.
@@ -95,14 +115,16 @@ impl SocketShared {
     /// Marks the socket closed and cancels its operations; the descriptor
     /// closes when the last of them (and the last handle) is gone.
     fn close(&self) {
-        if self.closed.replace(true) || self.ops.get() == 0 {
+        if self.closed.replace(true) {
             return;
         }
-        let cancel = opcode::AsyncCancel2::new(
-            types::CancelBuilder::fd(types::Fd(self.fd.as_raw_fd())).all(),
-        )
-        .build()
-        .user_data(crate::ring::CANCEL_USER_DATA);
+        if self.ops.get() == 0 {
+            self.close_if_idle();
+            return;
+        }
+        let cancel = opcode::AsyncCancel2::new(types::CancelBuilder::fd(types::Fd(self.raw)).all())
+            .build()
+            .user_data(crate::ring::CANCEL_USER_DATA);
         // SAFETY: a cancel request references no memory. If it can't be
         // queued, the operations end by themselves (or with the ring).
         let _ = unsafe { self.ring.push_untracked(&cancel) };
@@ -137,7 +159,7 @@ pub struct TcpListener {
 impl std::fmt::Debug for TcpListener {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TcpListener")
-            .field("fd", &self.socket.fd.as_raw_fd())
+            .field("fd", &self.socket.raw)
             .finish()
     }
 }
@@ -193,16 +215,16 @@ impl TcpListener {
     ///
     /// [`Error::Sys`] (`getsockname`).
     pub fn local_addr(&self) -> Result<SockAddr> {
-        sockaddr::local(self.socket.fd.as_raw_fd())
+        sockaddr::local(self.socket.query_fd()?)
     }
 
     /// The listening descriptor.
     pub fn as_raw_fd(&self) -> RawFd {
-        self.socket.fd.as_raw_fd()
+        self.socket.raw
     }
 
     /// Stops accepting: cancels the accept in flight; the descriptor closes
-    /// once it has ended and every handle is dropped.
+    /// once no operation uses it.
     pub fn close(&self) {
         self.socket.close();
     }
@@ -217,7 +239,7 @@ pub struct TcpStream {
 impl std::fmt::Debug for TcpStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TcpStream")
-            .field("fd", &self.socket.fd.as_raw_fd())
+            .field("fd", &self.socket.raw)
             .field("closed", &self.socket.closed.get())
             .finish()
     }
@@ -278,7 +300,7 @@ impl TcpStream {
         let socket = SocketShared::new(inner, fd);
         let raw = Box::new(addr.to_raw());
         let entry = opcode::Connect::new(
-            types::Fd(socket.fd.as_raw_fd()),
+            types::Fd(socket.raw),
             (&raw.0 as *const libc::sockaddr_storage).cast(),
             raw.1,
         )
@@ -463,7 +485,7 @@ impl TcpStream {
     ///
     /// [`Error::Sys`] (`getsockname`).
     pub fn local_addr(&self) -> Result<SockAddr> {
-        sockaddr::local(self.socket.fd.as_raw_fd())
+        sockaddr::local(self.socket.query_fd()?)
     }
 
     /// The peer's address.
@@ -472,12 +494,12 @@ impl TcpStream {
     ///
     /// [`Error::Sys`] (`getpeername`, `ENOTCONN`).
     pub fn peer_addr(&self) -> Result<SockAddr> {
-        sockaddr::peer(self.socket.fd.as_raw_fd())
+        sockaddr::peer(self.socket.query_fd()?)
     }
 
     /// The descriptor (owned by the stream).
     pub fn as_raw_fd(&self) -> RawFd {
-        self.socket.fd.as_raw_fd()
+        self.socket.raw
     }
 
     /// Operations on the stream whose final completion has not come.
@@ -492,8 +514,8 @@ impl TcpStream {
 
     /// Refuses new operations and cancels those in flight (zero-copy sends
     /// already handed to the network still end with their notification). The
-    /// descriptor is closed once the last operation has completed and every
-    /// handle is dropped.
+    /// descriptor is closed at once if no operation uses it, else after the
+    /// last one's final completion.
     pub fn close(&self) {
         self.socket.close();
     }
