@@ -92,6 +92,10 @@ packTest('the packed package installs and works as a user uses it', (t) => {
     const ts = ok(t, run(process.execPath, ['quickstart.mjs'], app), 'the TypeScript quick start')
     t.regex(ts, /read 4096 bytes, first byte 255\nrejected with ERR_OUT_OF_RANGE/)
 
+    fs.writeFileSync(path.join(app, 'network.js'), readmeBlock('## Network (JavaScript)', 'js'))
+    const net = ok(t, run(process.execPath, ['network.js'], app), 'the network example')
+    t.regex(net, /sent 19 bytes \(copied: true\), echoed: hello over io_uring/)
+
     const bench = ok(t, run('npx', ['--no-install', 'zcio', 'bench', '--quick'], app), 'npx zcio bench --quick')
     t.regex(bench, /readFixed/)
   } finally {
