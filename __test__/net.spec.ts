@@ -248,3 +248,47 @@ netTest('accept iterates connections until the listener closes', async (t) => {
   await Promise.all([...clients, ...got].map((s) => s.close()))
   ring.close()
 })
+
+netTest('a chunk outlives its collected group and its closed ring', async (t) => {
+  const ring = new Ring()
+  const { server, client, listener } = await pair(ring)
+  let group: InstanceType<typeof BufferGroup> | undefined = new BufferGroup(ring, { groupId: 8, bufferSize: 64, bufferCount: 2 })
+  await client.send(Buffer.from('kept'))
+  const chunk = (await group.recv(server))!
+  group = undefined
+  for (let i = 0; i < 3; i++) {
+    globalThis.gc?.()
+    await new Promise((r) => setImmediate(r))
+  }
+  await Promise.all([client.close(), server.close()])
+  listener.close()
+  ring.close()
+  globalThis.gc?.()
+  t.is(Buffer.from(chunk.data).toString(), 'kept')
+  chunk.release() // counted back; nothing goes to a kernel that is gone
+  t.is(codeOf(() => chunk.release()), 'ERR_ZCIO_NOT_ACQUIRED')
+})
+
+zcTest('close() with zero-copy sends in flight settles after their notifications', async (t) => {
+  const ring = new Ring()
+  const { server, client, listener } = await pair(ring)
+  const big = payload(4 << 20, 9)
+  // Nobody reads: the sends can't all complete before close() cancels them.
+  const sends = Array.from({ length: 8 }, () => client.sendZc(big))
+  let closed = false
+  const closing = client.close().then(() => (closed = true))
+  for (let i = 0; i < 5; i++) await new Promise((r) => setTimeout(r, 20))
+  // Bytes sit unread in the peer's receive queue: the kernel still holds
+  // the memory, so close() must not have settled.
+  t.false(closed)
+  await server.close() // frees the peer's queue, and with it the memory
+  const results = await Promise.allSettled(sends)
+  await closing
+  t.true(client.closed)
+  for (const r of results) {
+    if (r.status === 'fulfilled') t.true(r.value.bytes <= big.length)
+    else t.true(['ECANCELED', 'ERR_ZCIO_CLOSED', 'EPIPE', 'ECONNRESET'].includes((r.reason as NodeJS.ErrnoException).code!), String((r.reason as Error).message))
+  }
+  listener.close()
+  ring.close()
+})
