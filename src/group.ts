@@ -253,7 +253,7 @@ export class BufferGroup {
           }
           this.#waiting.push(waiter)
         } else end()
-      } else if (result === -125 && stopped) end()
+      } else if (result === -125 && (stopped || stream.closed)) end() // stopped, or its stream closed
       else end(errnoError(result, 'recv'))
     }
     arm(false)
