@@ -18,7 +18,7 @@ use io_uring::{cqueue, opcode, squeue, types};
 
 use crate::error::{Error, Result};
 use crate::net::TcpStream;
-use crate::op::{Cqe, Op, OpKind, OpOwner, Placed};
+use crate::op::{Cqe, Keep, Op, OpKind, OpOwner, Placed};
 use crate::pool::Region;
 use crate::published::Published;
 use crate::ring::{Ring, RingInner};
@@ -305,7 +305,7 @@ impl BufferGroup {
             .borrow()
             .clone()
             .ok_or(Error::Closed { what: "group" })?;
-        let op = Op::new(s.clone(), kind, 0).keep(Box::new((reg, stream.keep_alive())));
+        let op = Op::new(s.clone(), kind, 0).keep(Keep::Two(reg, stream.keep_alive()));
         s.state.borrow_mut().receives += 1;
         // SAFETY: the kernel writes only into buffers of this group's ring,
         // which lie in `s.data`; the op holds the group (and so the data) and

@@ -14,7 +14,7 @@ use std::rc::Rc;
 use io_uring::{opcode, squeue, types};
 
 use crate::error::{Error, Result};
-use crate::op::{Cqe, Op, OpKind, OpOwner, Placed};
+use crate::op::{Cqe, Keep, Op, OpKind, OpOwner, Placed};
 use crate::ring::{Ring, RingInner};
 use crate::sockaddr::{self, SockAddr};
 
@@ -94,14 +94,8 @@ impl SocketShared {
     /// # Safety
     ///
     /// Whatever `entry` points at is owned by `keep` (or is static).
-    unsafe fn push(
-        self: &Rc<Self>,
-        entry: squeue::Entry,
-        kind: OpKind,
-        keep: Option<Box<dyn Any>>,
-    ) -> Result<u64> {
-        let mut op = Op::new(self.clone(), kind, 0);
-        op.keep = keep;
+    unsafe fn push(self: &Rc<Self>, entry: squeue::Entry, kind: OpKind, keep: Keep) -> Result<u64> {
+        let op = Op::new(self.clone(), kind, 0).keep(keep);
         self.ops.set(self.ops.get() + 1);
         // SAFETY: the caller's contract; the op holds the socket (its fd
         // stays open) and `keep` until the final completion.
@@ -206,7 +200,7 @@ impl TcpListener {
             .flags(libc::SOCK_CLOEXEC)
             .build();
         // SAFETY: a multishot accept without an address buffer references no memory.
-        unsafe { self.socket.push(entry, OpKind::AcceptMulti, None) }
+        unsafe { self.socket.push(entry, OpKind::AcceptMulti, Keep::Nothing) }
     }
 
     /// The bound address.
@@ -306,7 +300,7 @@ impl TcpStream {
         )
         .build();
         // SAFETY: the address lives in `raw`, kept by the op.
-        let user_data = unsafe { socket.push(entry, OpKind::Connect, Some(raw)) }?;
+        let user_data = unsafe { socket.push(entry, OpKind::Connect, Keep::Boxed(raw)) }?;
         Ok((TcpStream { socket }, user_data))
     }
 
@@ -385,7 +379,7 @@ impl TcpStream {
         let entry = self.send_entry(ptr, len, zc, None, linked)?;
         let kind = if zc { OpKind::SendZc } else { OpKind::Send };
         // SAFETY: the caller's contract; `keep` goes with the op.
-        unsafe { self.socket.push(entry, kind, Some(keep)) }
+        unsafe { self.socket.push(entry, kind, Keep::Boxed(keep)) }
     }
 
     /// Queues a send of `len` bytes at `ptr`, kept valid by `keep`.
@@ -408,7 +402,7 @@ impl TcpStream {
         let entry = self.send_entry(ptr, len, zc, fixed, false)?;
         let kind = if zc { OpKind::SendZc } else { OpKind::Send };
         // SAFETY: the caller's contract; `keep` goes with the op.
-        unsafe { self.socket.push(entry, kind, Some(keep)) }
+        unsafe { self.socket.push(entry, kind, Keep::Boxed(keep)) }
     }
 
     /// The SQE of a send (`MSG_NOSIGNAL | MSG_WAITALL`).

@@ -87,8 +87,20 @@ pub(crate) struct Op {
     /// chunks, ...).
     pub(crate) arg: u32,
     /// Further memory the kernel uses (a socket address, an application
-    /// buffer), dropped with the op.
-    pub(crate) keep: Option<Box<dyn Any>>,
+    /// buffer, a socket), dropped with the op.
+    pub(crate) keep: Keep,
+}
+
+/// What an op keeps alive besides its owner. Shared handles are stored as
+/// they are, so the common cases (a socket, a group's registration) cost no
+/// allocation per operation. The fields are never read: they are held only to
+/// be dropped with the op.
+#[allow(dead_code)]
+pub(crate) enum Keep {
+    Nothing,
+    Shared(Rc<dyn Any>),
+    Two(Rc<dyn Any>, Rc<dyn Any>),
+    Boxed(Box<dyn Any>),
 }
 
 impl Op {
@@ -97,12 +109,12 @@ impl Op {
             owner,
             kind,
             arg,
-            keep: None,
+            keep: Keep::Nothing,
         }
     }
 
-    pub(crate) fn keep(mut self, memory: Box<dyn Any>) -> Op {
-        self.keep = Some(memory);
+    pub(crate) fn keep(mut self, keep: Keep) -> Op {
+        self.keep = keep;
         self
     }
 }

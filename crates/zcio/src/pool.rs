@@ -11,7 +11,7 @@ use io_uring::{opcode, squeue, types};
 use crate::buf_table::MAX_REGISTERED_BUFFERS;
 use crate::error::{Error, Result};
 use crate::net::TcpStream;
-use crate::op::{Cqe, Op, OpKind, OpOwner, Placed};
+use crate::op::{Cqe, Keep, Op, OpKind, OpOwner, Placed};
 use crate::published::Published;
 use crate::ring::{Ring, RingInner};
 use crate::slots::{Counters, Slot, Slots};
@@ -455,7 +455,7 @@ impl RegisteredBufferPool {
         drop(slots);
         let mut op = Op::new(s.clone(), kind, index);
         if let Some(keep) = keep {
-            op = op.keep(Box::new(keep));
+            op = op.keep(Keep::Shared(keep));
         }
         // SAFETY: `addr..addr+len` lies inside registered buffer `buf_index`,
         // and `op` holds the pool (and so its memory and registration) until
