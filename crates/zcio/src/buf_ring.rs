@@ -507,3 +507,7 @@ impl OpOwner for GroupShared {
         placed
     }
 }
+
+#[cfg(test)]
+#[path = "buf_ring_tests.rs"]
+mod tests;
