@@ -292,3 +292,24 @@ zcTest('close() with zero-copy sends in flight settles after their notifications
   listener.close()
   ring.close()
 })
+
+netTest('closing a group ends a multishot receive waiting for buffers', async (t) => {
+  const ring = new Ring()
+  const { server, client, listener } = await pair(ring)
+  const group = new BufferGroup(ring, { groupId: 10, bufferSize: 64, bufferCount: 1 })
+  let ended: Error | undefined | null = null
+  const chunks: number[] = []
+  group.recvCallback(server, {
+    onChunk: (id) => chunks.push(id), // held: the group runs dry
+    onEnd: (e) => (ended = e),
+  })
+  await client.send(Buffer.alloc(1000))
+  while (group.enobufsCount === 0) await new Promise((r) => setTimeout(r, 5))
+  t.is(ended, null)
+  group.close()
+  t.is((ended as unknown as NodeJS.ErrnoException | null)?.code, 'ERR_ZCIO_CLOSED')
+  group.put(chunks[0])
+  await Promise.all([client.close(), server.close()])
+  listener.close()
+  ring.close()
+})

@@ -331,7 +331,11 @@ export class BufferGroup {
    */
   close(): void {
     this.#native.close()
+    // Receives waiting for a buffer end now (their re-arm fails with
+    // ERR_ZCIO_CLOSED) instead of waiting forever.
+    const waiting = this.#waiting
     this.#waiting = []
+    for (const rearm of waiting) rearm()
   }
 
   [Symbol.dispose](): void {
