@@ -4,6 +4,7 @@
 // operations when the previous chain has been sent. A zero-copy send settles
 // only when its notification says the memory is free again.
 
+import { closeSync } from 'node:fs'
 import { Duplex } from 'node:stream'
 import { native, type NativeListener, type NativeSocketAddress, type NativeStream } from './binding.js'
 import { errnoError, invalidArgType, invalidArgValue, zcioError } from './errors.js'
@@ -393,10 +394,18 @@ export class TcpListener {
     this.#armed = true
     internals.completer.listen(slot, (result, flags) => {
       if (result >= 0) {
-        const stream = TcpStream.fromFd(this.#ring, result)
-        const t = this.#takers.shift()
-        if (t) t.resolve(stream)
-        else this.#ready.push(stream)
+        let stream: TcpStream | undefined
+        try {
+          stream = TcpStream.fromFd(this.#ring, result)
+        } catch {
+          // The ring closed under the accept: the new descriptor is ours to close.
+          closeSync(result)
+        }
+        if (stream) {
+          const t = this.#takers.shift()
+          if (t) t.resolve(stream)
+          else this.#ready.push(stream)
+        }
       }
       if ((flags & F_MORE) !== 0) return
       this.#armed = false
