@@ -169,6 +169,11 @@ export declare class TcpStream {
    */
   send(data: unknown, zc: boolean, linked: boolean): number
   /**
+   * Sends several `Uint8Array`s as one operation, in order; the layer
+   * keeps them referenced until the completion. Returns the slot.
+   */
+  sendv(data: Uint8Array[], linked: boolean): number
+  /**
    * Sends `length` bytes of pool buffer `index` from `bufferOffset`
    * (zero-copy: as a registered buffer); returns the slot.
    */

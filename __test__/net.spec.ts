@@ -313,3 +313,30 @@ netTest('closing a group ends a multishot receive waiting for buffers', async (t
   listener.close()
   ring.close()
 })
+
+netTest('write() queues without a promise, goes out vectored and in order; flush() reports errors', async (t) => {
+  const ring = new Ring()
+  const { server, client, listener } = await pair(ring)
+  const group = new BufferGroup(ring, { groupId: 11, bufferSize: 65536, bufferCount: 16 })
+  const msgs = Array.from({ length: 5000 }, (_, i) => payload(1 + (i % 200), i + 1))
+  const receiving = receiveAll(group, server)
+  for (const m of msgs) client.write(m)
+  await client.flush()
+  await client.send(Buffer.from('end')) // a promise send after writes keeps the order
+  client.shutdown()
+  const got = await receiving
+  t.true(got.equals(Buffer.concat([...msgs, Buffer.from('end')])))
+  t.is(codeOf(() => client.write('x' as unknown as Uint8Array)), 'ERR_INVALID_ARG_TYPE')
+  // After the peer is gone, a flush rejects with the error a write met.
+  await server.close()
+  let code: string | undefined
+  for (let i = 0; i < 200 && code === undefined; i++) {
+    client.write(payload(65536))
+    code = await rejectionCode(client.flush())
+  }
+  t.true(['EPIPE', 'ECONNRESET', 'ERR_ZCIO_SHORT_SEND'].includes(code!), String(code))
+  await client.close()
+  t.is(codeOf(() => client.write(Buffer.from('x'))), 'ERR_ZCIO_CLOSED')
+  listener.close()
+  ring.close()
+})

@@ -53,6 +53,8 @@ export interface SendZcResult {
 const ECANCELED = -125
 const COPIED = 0x80000000 | 0
 const MAX_CHAIN = 16
+/** Buffers per vectored send (IOV_MAX). */
+const MAX_IOV = 1024
 
 let nativeOfStream: (s: TcpStream) => NativeStream
 
@@ -95,6 +97,16 @@ export class TcpStream {
   #live = 0
   #idle: (() => void)[] = []
   #closed = false
+  /** `write` calls so far, and how many of them have ended. */
+  #writes = 0
+  #writesDone = 0
+  #writeError: Error | undefined
+  #flushers: { upTo: number; resolve: () => void; reject: (e: Error) => void }[] = []
+  readonly #writeDone = (bytes: number | Error): void => {
+    this.#writesDone++
+    if (bytes instanceof Error) this.#writeError ??= bytes
+    if (this.#flushers.length > 0) this.#wakeFlushers()
+  }
 
   static {
     nativeOfStream = (s) => s.#native
@@ -175,6 +187,43 @@ export class TcpStream {
   }
 
   /**
+   * Queues `data` to be sent after every earlier send, without a promise:
+   * the fast form for many small messages (consecutive writes go to the
+   * kernel as one vectored send). `data` must not change until a later
+   * `flush()` resolves. Errors are reported by `flush()`. Returns the number
+   * of writes not yet sent, for backpressure.
+   */
+  write(data: Uint8Array): number {
+    if (!(data instanceof Uint8Array)) throw invalidArgType('data', 'an instance of Uint8Array', data)
+    if (this.#closed) throw zcioError('ERR_ZCIO_CLOSED', 'the stream is closed')
+    this.#writes++
+    this.#queue.push({ data, zc: false, done: this.#writeDone })
+    if (this.#sending === 0) this.#flush()
+    return this.#writes - this.#writesDone
+  }
+
+  /**
+   * Resolves once every `write` made before it has been sent; rejects with the
+   * first error a write met (then cleared).
+   */
+  flush(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#flushers.push({ upTo: this.#writes, resolve, reject })
+      this.#wakeFlushers()
+    })
+  }
+
+  #wakeFlushers(): void {
+    while (this.#flushers.length > 0 && this.#flushers[0].upTo <= this.#writesDone) {
+      const f = this.#flushers.shift()!
+      const e = this.#writeError
+      this.#writeError = undefined
+      if (e) f.reject(e)
+      else f.resolve()
+    }
+  }
+
+  /**
    * Zero-copy send of one or several buffers, in order (Linux 6.0): settles
    * when the kernel no longer uses any of the memory (the notification), with
    * whether it copied after all. Pool buffers go as registered buffers and
@@ -214,45 +263,57 @@ export class TcpStream {
 
   /** Hands the queued sends to the kernel as one chain of linked operations. */
   #flush(): void {
-    const batch = this.#queue.splice(0, MAX_CHAIN)
-    if (batch.length === 0) return
+    // Consecutive plain sends of Uint8Arrays go as one vectored send.
+    const units: Item[][] = []
+    let taken = 0
+    while (units.length < MAX_CHAIN && taken < this.#queue.length) {
+      const item = this.#queue[taken++]
+      const last = units[units.length - 1]
+      if (isPlain(item) && last !== undefined && isPlain(last[0]) && last.length < MAX_IOV) last.push(item)
+      else units.push([item])
+    }
+    if (units.length === 0) return
+    this.#queue.splice(0, taken)
     const ring = ringInternals(this.#ring).native
     try {
-      ring.reserve(batch.length)
+      ring.reserve(units.length)
     } catch {
-      // A ring too small for the chain: send one at a time.
-      this.#queue.unshift(...batch.splice(1))
+      // A ring too small for the chain: one operation at a time.
+      this.#queue.unshift(...units.splice(1).flat())
     }
-    for (let k = 0; k < batch.length; k++) {
-      const item = batch[k]
-      const linked = k < batch.length - 1
+    for (let k = 0; k < units.length; k++) {
+      const unit = units[k]
+      const linked = k < units.length - 1
       let slot: number
       try {
-        slot = this.#submit(item, linked)
+        slot = this.#submit(unit, linked)
       } catch (e) {
-        // Nothing of this item reached the kernel; the rest of the chain
+        // Nothing of this unit reached the kernel; the rest of the chain
         // would not be linked to it: fail them too, in order.
-        for (const rest of batch.slice(k)) rest.done(e as Error, false)
+        for (const rest of units.slice(k).flat()) rest.done(e as Error, false)
         if (this.#sending === 0) this.#flush()
         return
       }
       this.#sending++
       this.#live++
-      let bytes: number | Error = 0
+      let result0 = 0
       this.#completer.listen(slot, (result, flags) => {
         if ((flags & F_NOTIF) === 0) {
-          bytes = result < 0 ? errnoError(result, 'send') : result
+          result0 = result
           if (--this.#sending === 0) this.#flush()
         }
         if ((flags & F_MORE) !== 0) return
         this.#live--
-        item.done(bytes, (flags & F_NOTIF) !== 0 && (result & COPIED) !== 0)
+        const copied = (flags & F_NOTIF) !== 0 && (result & COPIED) !== 0
+        settleUnit(unit, result0, copied)
         if (this.#live === 0) for (const f of this.#idle.splice(0)) f()
       })
     }
   }
 
-  #submit(item: Item, linked: boolean): number {
+  #submit(unit: Item[], linked: boolean): number {
+    if (unit.length > 1) return this.#native.sendv(unit.map((i) => i.data as Uint8Array), linked)
+    const item = unit[0]
     const d = item.data
     if (d instanceof Uint8Array) return this.#native.send(d, item.zc, linked)
     const size = poolSize(d.pool)
@@ -334,6 +395,35 @@ export class TcpStream {
       },
     })
     return duplex
+  }
+}
+
+function isPlain(item: Item): boolean {
+  return !item.zc && item.data instanceof Uint8Array
+}
+
+/** Hands a unit's result to its items, in order: bytes up to each one's length. */
+function settleUnit(unit: Item[], result: number, copied: boolean): void {
+  if (result < 0) {
+    const err = errnoError(result, 'send')
+    for (const item of unit) item.done(err, copied)
+    return
+  }
+  if (unit.length === 1) {
+    unit[0].done(result, copied)
+    return
+  }
+  let left = result
+  for (const item of unit) {
+    const want = byteLength(item.data)
+    if (left >= want) {
+      item.done(want, copied)
+      left -= want
+    } else {
+      // The connection ended part-way (a short send despite MSG_WAITALL).
+      item.done(zcioError('ERR_ZCIO_SHORT_SEND', `the connection ended after ${result} bytes of a vectored send`), copied)
+      left = 0
+    }
   }
 }
 

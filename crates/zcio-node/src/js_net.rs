@@ -335,6 +335,43 @@ impl TcpStream {
         Ok(self.owner.track(ud))
     }
 
+    /// Sends several `Uint8Array`s as one operation, in order; the layer
+    /// keeps them referenced until the completion. Returns the slot.
+    #[napi(ts_args_type = "data: Uint8Array[], linked: boolean")]
+    pub fn sendv(&self, env: Env, data: Unknown, linked: bool) -> Result<u32> {
+        let raw = data.raw();
+        let mut len = 0u32;
+        // SAFETY: napi calls on the current env with local out-pointers.
+        let is_array = unsafe {
+            let mut is = false;
+            sys::napi_is_array(env.raw(), raw, &mut is);
+            is && sys::napi_get_array_length(env.raw(), raw, &mut len) == sys::Status::napi_ok
+        };
+        if !is_array {
+            return Err(throw_code(
+                &env,
+                "ERR_INVALID_ARG_TYPE",
+                "data must be an array of Uint8Array",
+            ));
+        }
+        let mut ranges = Vec::with_capacity(len as usize);
+        for i in 0..len {
+            let mut v = ptr::null_mut();
+            // SAFETY: as above; `v` is a value of this env.
+            unsafe { sys::napi_get_element(env.raw(), raw, i, &mut v) };
+            // SAFETY: a value of this env.
+            let item = unsafe { Unknown::from_raw_unchecked(env.raw(), v) };
+            ranges.push(bytes_of(&env, &item)?);
+        }
+        // SAFETY: the layer holds every Uint8Array until the completion.
+        let ud = unsafe {
+            self.core
+                .send_vectored_borrowed(&ranges, linked, Box::new(()))
+        }
+        .or_throw(&env)?;
+        Ok(self.owner.track(ud))
+    }
+
     /// Sends `length` bytes of pool buffer `index` from `bufferOffset`
     /// (zero-copy: as a registered buffer); returns the slot.
     #[napi]

@@ -24,6 +24,13 @@ pub const SEND_ZC_REPORT_USAGE: u16 = 8;
 /// In a zero-copy notification's result: the data was copied, at least partly.
 pub const NOTIF_USAGE_ZC_COPIED: u32 = 1 << 31;
 
+/// A vectored send's header and iovecs, owned by its op.
+struct VectoredMsg {
+    iov: Vec<libc::iovec>,
+    hdr: libc::msghdr,
+    _keep: Box<dyn Any>,
+}
+
 /// How to shut a stream down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shutdown {
@@ -380,6 +387,64 @@ impl TcpStream {
         let kind = if zc { OpKind::SendZc } else { OpKind::Send };
         // SAFETY: the caller's contract; `keep` goes with the op.
         unsafe { self.socket.push(entry, kind, Keep::Boxed(keep)) }
+    }
+
+    /// Queues one send of several memory ranges, in order (`IORING_OP_SENDMSG`
+    /// with an iovec per range, `MSG_WAITALL`): one operation, one pass
+    /// through the socket layer, where a send per range would cost one each.
+    /// At most 1024 ranges (`IOV_MAX`).
+    ///
+    /// # Safety
+    ///
+    /// As [`send_borrowed`](Self::send_borrowed), for every range.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send); [`Error::OutOfRange`] for more than 1024
+    /// ranges or more than 2 GiB - 1 bytes in all.
+    pub unsafe fn send_vectored_borrowed(
+        &self,
+        ranges: &[(*const u8, usize)],
+        linked: bool,
+        keep: Box<dyn Any>,
+    ) -> Result<u64> {
+        let fd = self.raw_fd()?;
+        let total: usize = ranges.iter().map(|r| r.1).sum();
+        if ranges.len() > 1024 || total > i32::MAX as usize {
+            return Err(Error::OutOfRange {
+                name: "buffers",
+                reason: format!(
+                    "{} buffers of {total} bytes in all: at most 1024 and 2^31 - 1 bytes",
+                    ranges.len()
+                ),
+            });
+        }
+        let mut msg = Box::new(VectoredMsg {
+            iov: ranges
+                .iter()
+                .map(|&(p, l)| libc::iovec {
+                    iov_base: p as *mut libc::c_void,
+                    iov_len: l,
+                })
+                .collect(),
+            // SAFETY: msghdr is plain data; all zeros is a valid empty header.
+            hdr: unsafe { std::mem::zeroed() },
+            _keep: keep,
+        });
+        msg.hdr.msg_iov = msg.iov.as_mut_ptr();
+        msg.hdr.msg_iovlen = msg.iov.len();
+        let link = if linked {
+            squeue::Flags::IO_LINK
+        } else {
+            squeue::Flags::empty()
+        };
+        let entry = opcode::SendMsg::new(types::Fd(fd), &msg.hdr)
+            .flags((libc::MSG_NOSIGNAL | libc::MSG_WAITALL) as u32)
+            .build()
+            .flags(link);
+        // SAFETY: the header and iovecs live in the boxed `msg`, kept by the
+        // op (a Box does not move its contents); the ranges per the caller.
+        unsafe { self.socket.push(entry, OpKind::Send, Keep::Boxed(msg)) }
     }
 
     /// Queues a send of `len` bytes at `ptr`, kept valid by `keep`.
