@@ -57,6 +57,8 @@ const MAX_CHAIN = 16
 const MAX_IOV = 1024
 
 let nativeOfStream: (s: TcpStream) => NativeStream
+/** `probe().sendZc`, read once. */
+let zcSupport: boolean | undefined
 
 /** The binding object of `stream` (for this package's classes only). */
 export function streamNative(stream: TcpStream): NativeStream {
@@ -231,6 +233,12 @@ export class TcpStream {
    * must not be changed before the promise settles.
    */
   sendZc(buffers: SendData | SendData[]): Promise<SendZcResult> {
+    zcSupport ??= native.probe().sendZc
+    if (!zcSupport) {
+      return Promise.reject(
+        zcioError('ERR_ZCIO_UNSUPPORTED', `zero-copy send (IORING_OP_SEND_ZC) needs Linux 6.0; see probe().sendZc`),
+      )
+    }
     const list = Array.isArray(buffers) ? buffers : [buffers]
     return new Promise<SendZcResult>((resolve, reject) => {
       const results: (number | Error)[] = []
