@@ -18,6 +18,8 @@ mod op;
 mod pool;
 mod probe;
 mod published;
+#[cfg(feature = "rdma")]
+pub mod rdma;
 mod ring;
 mod slots;
 mod sockaddr;

@@ -1,0 +1,2 @@
+//! RDMA verbs (cargo feature `rdma`).
+mod sys;
