@@ -121,6 +121,19 @@ pub enum Error {
         /// The group id.
         group_id: u16,
     },
+    /// RDMA verbs can't be used here: libibverbs, a provider or a device is
+    /// missing (`reason` says which and what to do).
+    #[error("RDMA is unavailable: {reason}")]
+    RdmaUnavailable {
+        /// What is missing.
+        reason: String,
+    },
+    /// A memory region can't be closed while work requests use it.
+    #[error("the memory region is in use by {count} outstanding work requests")]
+    MrInUse {
+        /// Work requests still holding it.
+        count: u32,
+    },
     /// The ring's registered-buffer table has no room left for the pool.
     #[error("the ring's registered-buffer table is full ({capacity} buffers in all); close a pool or use another ring")]
     TableFull {
@@ -166,6 +179,8 @@ impl Error {
             Error::Unsupported { .. } => "ERR_ZCIO_UNSUPPORTED",
             Error::TableFull { .. } => "ERR_ZCIO_TABLE_FULL",
             Error::GroupInUse { .. } => "ERR_ZCIO_GROUP_IN_USE",
+            Error::RdmaUnavailable { .. } => "ERR_ZCIO_RDMA_UNAVAILABLE",
+            Error::MrInUse { .. } => "ERR_ZCIO_MR_IN_USE",
         }
     }
 

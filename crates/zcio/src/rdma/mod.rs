@@ -1,2 +1,299 @@
-//! RDMA verbs (cargo feature `rdma`).
+//! RDMA verbs (cargo feature `rdma`), safe: seed, the `ibverbs` crate's
+//! `QueuePair`, whose post calls are `unsafe`; here every work request holds
+//! its memory region until its completion is polled (or flushed), so no
+//! sequence of safe calls lets the device touch memory that was freed or
+//! deregistered.
+//!
+//! libibverbs is loaded on first use ([`devices`], [`Context::open`]); where
+//! it, a provider or a device is missing the calls fail with
+//! [`Error::RdmaUnavailable`], and everything else in the crate works.
+//!
+//! Objects hold what they need (`Rc`): a memory region its protection
+//! domain, a queue pair its domain and completion queues, each of them the
+//! device context; so destruction always runs in the order verbs requires.
+//! `close()` on any of them refuses new use and lets the verbs object go once
+//! nothing references it.
+
+mod cq;
+mod mr;
+mod qp;
 mod sys;
+
+use std::ffi::CStr;
+use std::rc::Rc;
+
+pub use cq::{CompletionQueue, WorkCompletion, WorkOpcode};
+pub use mr::MemoryRegion;
+pub use qp::{Endpoint, PreparedQueuePair, QpOptions, QueuePair, Sge};
+
+use crate::error::{Error, Result};
+
+/// An RDMA device as `ibv_get_device_list` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// The kernel's name (`rxe0`, `mlx5_0`).
+    pub name: String,
+    /// The node GUID, host byte order.
+    pub guid: u64,
+    /// Ports, numbered from 1.
+    pub ports: u8,
+}
+
+fn unavailable(reason: impl Into<String>) -> Error {
+    Error::RdmaUnavailable {
+        reason: reason.into(),
+    }
+}
+
+fn verbs() -> Result<&'static sys::Verbs> {
+    sys::verbs().map_err(unavailable)
+}
+
+/// The errno of the last failed call, as a `Sys` error of `call`.
+fn last_error(call: &'static str) -> Error {
+    Error::sys(call, std::io::Error::last_os_error())
+}
+
+/// A verbs call that returns an errno (0 on success).
+fn check(call: &'static str, rc: i32) -> Result<()> {
+    match rc {
+        0 => Ok(()),
+        e if e > 0 => Err(Error::sys(call, std::io::Error::from_raw_os_error(e))),
+        _ => Err(last_error(call)),
+    }
+}
+
+/// Whether libibverbs loads and sees at least one device; `Err` says what
+/// is missing.
+///
+/// # Errors
+///
+/// [`Error::RdmaUnavailable`].
+pub fn available() -> Result<()> {
+    if devices()?.is_empty() {
+        return Err(unavailable(
+            "libibverbs found no RDMA device (no hardware, no provider for it in ibverbs-providers, \
+             or no Soft-RoCE link: `rdma link add rxe0 type rxe netdev <if>`)",
+        ));
+    }
+    Ok(())
+}
+
+/// The RDMA devices of this machine.
+///
+/// # Errors
+///
+/// [`Error::RdmaUnavailable`] without libibverbs; [`Error::Sys`]
+/// (`ibv_get_device_list`).
+pub fn devices() -> Result<Vec<DeviceInfo>> {
+    let v = verbs()?;
+    let mut n = 0;
+    // SAFETY: plain call with an out-pointer to a local.
+    let list = unsafe { (v.get_device_list)(&mut n) };
+    if list.is_null() {
+        return Err(last_error("ibv_get_device_list"));
+    }
+    let mut out = Vec::new();
+    for i in 0..n.max(0) as usize {
+        // SAFETY: `list` holds `n` device pointers until freed below.
+        let dev = unsafe { *list.add(i) };
+        // SAFETY: a device of the list; the name is a NUL-terminated string
+        // owned by libibverbs.
+        let name = unsafe { CStr::from_ptr((v.get_device_name)(dev)) }
+            .to_string_lossy()
+            .into_owned();
+        // SAFETY: as above.
+        let guid = u64::from_be(unsafe { (v.get_device_guid)(dev) });
+        let ports = Ctx::open_raw(v, dev)
+            .map(|ctx| ctx.count_ports())
+            .unwrap_or(0);
+        out.push(DeviceInfo { name, guid, ports });
+    }
+    // SAFETY: the list came from ibv_get_device_list and is freed once.
+    unsafe { (v.free_device_list)(list) };
+    Ok(out)
+}
+
+pub(crate) struct Ctx {
+    v: &'static sys::Verbs,
+    raw: *mut sys::ibv_context,
+}
+
+impl Ctx {
+    fn open_raw(v: &'static sys::Verbs, dev: *mut sys::ibv_device) -> Result<Ctx> {
+        // SAFETY: `dev` comes from a live device list.
+        let raw = unsafe { (v.open_device)(dev) };
+        if raw.is_null() {
+            return Err(last_error("ibv_open_device"));
+        }
+        Ok(Ctx { v, raw })
+    }
+
+    fn port_attr(&self, port: u8) -> Result<sys::ibv_port_attr> {
+        let mut attr = sys::ibv_port_attr::default();
+        // SAFETY: the context is open; `attr` is large enough for the
+        // structure the exported function fills (checked by the layout test).
+        check("ibv_query_port", unsafe {
+            (self.v.query_port)(self.raw, port, &mut attr)
+        })?;
+        Ok(attr)
+    }
+
+    fn count_ports(&self) -> u8 {
+        (1..=u8::MAX)
+            .take_while(|&p| self.port_attr(p).is_ok())
+            .count() as u8
+    }
+
+    fn gid(&self, port: u8, index: i32) -> Result<[u8; 16]> {
+        let mut gid = sys::ibv_gid::default();
+        // SAFETY: the context is open; `gid` is an out-parameter.
+        check("ibv_query_gid", unsafe {
+            (self.v.query_gid)(self.raw, port, index, &mut gid)
+        })?;
+        Ok(gid.raw)
+    }
+}
+
+impl Drop for Ctx {
+    fn drop(&mut self) {
+        // SAFETY: every object made from the context holds an Rc of it, so
+        // none is left when this runs.
+        unsafe { (self.v.close_device)(self.raw) };
+    }
+}
+
+/// An open RDMA device.
+#[derive(Clone)]
+pub struct Context {
+    ctx: Rc<Ctx>,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context").finish_non_exhaustive()
+    }
+}
+
+impl Context {
+    /// Opens device `name`, or the first device when `None`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RdmaUnavailable`] (no libibverbs, no device, no such device),
+    /// [`Error::Sys`] (`ibv_open_device`).
+    pub fn open(name: Option<&str>) -> Result<Context> {
+        let v = verbs()?;
+        let mut n = 0;
+        // SAFETY: out-pointer to a local.
+        let list = unsafe { (v.get_device_list)(&mut n) };
+        if list.is_null() {
+            return Err(last_error("ibv_get_device_list"));
+        }
+        let mut found = None;
+        for i in 0..n.max(0) as usize {
+            // SAFETY: `list` holds `n` devices until freed below.
+            let dev = unsafe { *list.add(i) };
+            // SAFETY: a NUL-terminated name owned by libibverbs.
+            let dev_name = unsafe { CStr::from_ptr((v.get_device_name)(dev)) };
+            if name.is_none_or(|want| dev_name.to_bytes() == want.as_bytes()) {
+                found = Some(Ctx::open_raw(v, dev));
+                break;
+            }
+        }
+        // SAFETY: freed once; an opened context does not need the list.
+        unsafe { (v.free_device_list)(list) };
+        match found {
+            Some(ctx) => Ok(Context { ctx: Rc::new(ctx?) }),
+            None => Err(unavailable(match name {
+                Some(want) => format!("no RDMA device named {want:?}"),
+                None => "libibverbs found no RDMA device".into(),
+            })),
+        }
+    }
+
+    /// Allocates a protection domain.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sys`] (`ibv_alloc_pd`).
+    pub fn alloc_pd(&self) -> Result<ProtectionDomain> {
+        let c = &self.ctx;
+        // SAFETY: the context is open.
+        let raw = unsafe { (c.v.alloc_pd)(c.raw) };
+        if raw.is_null() {
+            return Err(last_error("ibv_alloc_pd"));
+        }
+        Ok(ProtectionDomain {
+            pd: Rc::new(Pd {
+                ctx: c.clone(),
+                raw,
+            }),
+        })
+    }
+
+    /// Creates a completion queue of at least `entries` entries, with a
+    /// completion channel for event-driven use.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for 0 or more than 2^31 - 1 entries,
+    /// [`Error::Sys`] (`ibv_create_comp_channel`, `ibv_create_cq`).
+    pub fn create_cq(&self, entries: u32) -> Result<CompletionQueue> {
+        CompletionQueue::new(&self.ctx, entries)
+    }
+}
+
+pub(crate) struct Pd {
+    ctx: Rc<Ctx>,
+    raw: *mut sys::ibv_pd,
+}
+
+impl Drop for Pd {
+    fn drop(&mut self) {
+        // SAFETY: memory regions and queue pairs hold the domain, so none is
+        // left when this runs.
+        unsafe { (self.ctx.v.dealloc_pd)(self.raw) };
+    }
+}
+
+/// A protection domain: memory regions and queue pairs live in one.
+#[derive(Clone)]
+pub struct ProtectionDomain {
+    pd: Rc<Pd>,
+}
+
+impl std::fmt::Debug for ProtectionDomain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProtectionDomain").finish_non_exhaustive()
+    }
+}
+
+impl ProtectionDomain {
+    /// Allocates `size` bytes (page-aligned, zeroed) and registers them with
+    /// local write, remote read and remote write access.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for 0 bytes, [`Error::Sys`] (`mmap`,
+    /// `ibv_reg_mr`; `ENOMEM` over `RLIMIT_MEMLOCK`).
+    pub fn allocate(&self, size: usize) -> Result<MemoryRegion> {
+        MemoryRegion::new(&self.pd, size)
+    }
+
+    /// Creates a reliable-connected queue pair, ready for
+    /// [`PreparedQueuePair::handshake`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sys`] (`ibv_create_qp`, `ibv_modify_qp`, `ibv_query_port`,
+    /// `ibv_query_gid`).
+    pub fn create_qp(
+        &self,
+        send_cq: &CompletionQueue,
+        recv_cq: &CompletionQueue,
+        options: QpOptions,
+    ) -> Result<PreparedQueuePair> {
+        PreparedQueuePair::new(&self.pd, send_cq, recv_cq, options)
+    }
+}
