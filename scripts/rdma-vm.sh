@@ -260,32 +260,28 @@ exec 3< <(exec timeout -k 10 $((TIMEOUT + BOOT_TIMEOUT)) qemu-system-x86_64 \
   -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
   </dev/null 2>"$CACHE/qemu.log")
 VM_PID=$!
-# Filters the command's output through to stdout as it comes, line by line
-# (awk: bash's read would take a system call per byte), and keeps the
-# marker lines: "ready" is reported at once, the rest goes to $RUN/result.
-CMD="$*" awk -v mark="@@zcio-vm@@ $nonce " -v result="$RUN/result" -v start="$start" '
-  { sub(/\r$/, "") }
-  i = index($0, mark) {
-    if (i > 1) print substr($0, 1, i - 1)     # output that lacked a final newline
-    split(substr($0, i + length(mark)), w, " ")
-    if (w[1] == "ready") {
-      "date +%s" | getline now
-      print "rdma-vm: VM ready after " now - start " s, rxe0 up; running: " ENVIRON["CMD"]
-    } else {
-      print substr($0, i + length(mark)) >result; close(result)
-    }
-    fflush(); next
-  }
-  { print; fflush() }' <&3
+# Passes the command's output through as it comes, line by line, and keeps
+# the marker lines. (awk would be quicker, but mawk holds piped input back
+# until its buffer fills, and output must stream.)
+code= error=
+while IFS= read -r -u 3 line || [[ -n $line ]]; do
+  line=${line%$'\r'}
+  if [[ $line == *"@@zcio-vm@@ $nonce "* ]]; then
+    [[ -n ${line%%@@zcio-vm@@*} ]] && printf '%s\n' "${line%%@@zcio-vm@@*}"  # output without final newline
+    read -r kind rest <<<"${line##*@@zcio-vm@@ $nonce }"
+    case $kind in
+      ready) say "VM ready after $(( $(date +%s) - start )) s, rxe0 up; running: $*" ;;
+      exit) code=$rest ;;
+      error) error=$rest ;;
+    esac
+    continue
+  fi
+  printf '%s\n' "$line"
+done
 exec 3<&-
 qemu_rc=0; wait "$VM_PID" || qemu_rc=$?
 VM_PID=
 elapsed=$(( $(date +%s) - start ))
-code= error=
-if [[ -f $RUN/result ]]; then
-  read -r kind rest <"$RUN/result"
-  case $kind in exit) code=$rest ;; error) error=$rest ;; esac
-fi
 
 if [[ -n $code ]]; then
   note=; [[ $code == 124 ]] && note=" (the time limit of ${TIMEOUT} s, ZCIO_VM_TIMEOUT)"
