@@ -1,5 +1,6 @@
 import test from 'ava'
 import * as fs from 'node:fs'
+import { spawnSync } from 'node:child_process'
 import { pipeline } from 'node:stream/promises'
 import { Readable, Writable } from 'node:stream'
 import { codeOf, probed, rejectionCode, zcio } from './support.js'
@@ -339,4 +340,13 @@ netTest('write() queues without a promise, goes out vectored and in order; flush
   t.is(codeOf(() => client.write(Buffer.from('x'))), 'ERR_ZCIO_CLOSED')
   listener.close()
   ring.close()
+})
+
+test('the addon does not link libibverbs (RDMA loads it on first use)', (t) => {
+  const addon = fs.readdirSync(new URL('../..', import.meta.url)).find((f) => f.endsWith('.node'))
+  if (!addon) return t.pass('no local build to inspect (installed from a platform package)')
+  const out = spawnSync('ldd', [new URL(`../../${addon}`, import.meta.url).pathname], { encoding: 'utf8' })
+  if (out.error) return t.pass('ldd unavailable')
+  t.notRegex(out.stdout, /libibverbs/)
+  t.regex(out.stdout, /libc\.so/)
 })

@@ -49,6 +49,23 @@ fn verbs() -> Result<&'static sys::Verbs> {
     sys::verbs().map_err(unavailable)
 }
 
+/// `ibv_get_device_list`, with its failure explained.
+fn device_list(v: &sys::Verbs) -> Result<(*mut *mut sys::ibv_device, usize)> {
+    let mut n = 0;
+    // SAFETY: plain call with an out-pointer to a local.
+    let list = unsafe { (v.get_device_list)(&mut n) };
+    if list.is_null() {
+        let e = std::io::Error::last_os_error();
+        return Err(match e.raw_os_error() {
+            Some(libc::ENOSYS) => unavailable(
+                "the kernel offers no RDMA verbs (ib_uverbs is not loaded, or no RDMA stack):                  load ib_uverbs and a device driver, or add a Soft-RoCE link                  (`modprobe rdma_rxe; rdma link add rxe0 type rxe netdev <if>`)",
+            ),
+            _ => Error::sys("ibv_get_device_list", e),
+        });
+    }
+    Ok((list, n.max(0) as usize))
+}
+
 /// The errno of the last failed call, as a `Sys` error of `call`.
 fn last_error(call: &'static str) -> Error {
     Error::sys(call, std::io::Error::last_os_error())
@@ -87,14 +104,9 @@ pub fn available() -> Result<()> {
 /// (`ibv_get_device_list`).
 pub fn devices() -> Result<Vec<DeviceInfo>> {
     let v = verbs()?;
-    let mut n = 0;
-    // SAFETY: plain call with an out-pointer to a local.
-    let list = unsafe { (v.get_device_list)(&mut n) };
-    if list.is_null() {
-        return Err(last_error("ibv_get_device_list"));
-    }
+    let (list, n) = device_list(v)?;
     let mut out = Vec::new();
-    for i in 0..n.max(0) as usize {
+    for i in 0..n {
         // SAFETY: `list` holds `n` device pointers until freed below.
         let dev = unsafe { *list.add(i) };
         // SAFETY: a device of the list; the name is a NUL-terminated string
@@ -145,6 +157,17 @@ impl Ctx {
             .count() as u8
     }
 
+    /// The first GID of `port` that is set and not link-local (`fe80::/10`),
+    /// or 0.
+    fn routable_gid(&self, port: u8, table_len: i32) -> u8 {
+        (0..table_len.clamp(0, 256))
+            .find(|&i| {
+                self.gid(port, i)
+                    .is_ok_and(|g| g != [0; 16] && !(g[0] == 0xfe && g[1] & 0xc0 == 0x80))
+            })
+            .map_or(0, |i| i as u8)
+    }
+
     fn gid(&self, port: u8, index: i32) -> Result<[u8; 16]> {
         let mut gid = sys::ibv_gid::default();
         // SAFETY: the context is open; `gid` is an out-parameter.
@@ -184,14 +207,9 @@ impl Context {
     /// [`Error::Sys`] (`ibv_open_device`).
     pub fn open(name: Option<&str>) -> Result<Context> {
         let v = verbs()?;
-        let mut n = 0;
-        // SAFETY: out-pointer to a local.
-        let list = unsafe { (v.get_device_list)(&mut n) };
-        if list.is_null() {
-            return Err(last_error("ibv_get_device_list"));
-        }
+        let (list, n) = device_list(v)?;
         let mut found = None;
-        for i in 0..n.max(0) as usize {
+        for i in 0..n {
             // SAFETY: `list` holds `n` devices until freed below.
             let dev = unsafe { *list.add(i) };
             // SAFETY: a NUL-terminated name owned by libibverbs.

@@ -1,0 +1,247 @@
+//! `CompletionQueue`: polled completions, mapped back to the work requests
+//! (and their memory holds) of the queue pairs that use the queue.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::os::fd::RawFd;
+use std::rc::{Rc, Weak};
+
+use super::qp::QpShared;
+use super::{check, last_error, sys, Ctx};
+use crate::error::{Error, Result};
+
+/// What a completed work request was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkOpcode {
+    /// A send (with or without immediate data).
+    Send,
+    /// An RDMA WRITE.
+    RdmaWrite,
+    /// An RDMA READ.
+    RdmaRead,
+    /// A receive.
+    Recv,
+    /// A receive of an RDMA WRITE with immediate data.
+    RecvRdmaWithImm,
+    /// Anything else (the device's opcode).
+    Other(i32),
+}
+
+impl WorkOpcode {
+    fn from_raw(op: i32) -> WorkOpcode {
+        match op {
+            0 => WorkOpcode::Send,
+            1 => WorkOpcode::RdmaWrite,
+            2 => WorkOpcode::RdmaRead,
+            128 => WorkOpcode::Recv,
+            129 => WorkOpcode::RecvRdmaWithImm,
+            o => WorkOpcode::Other(o),
+        }
+    }
+
+    /// The name bindings show (`"send"`, `"recv"`...).
+    pub fn name(self) -> &'static str {
+        match self {
+            WorkOpcode::Send => "send",
+            WorkOpcode::RdmaWrite => "rdma-write",
+            WorkOpcode::RdmaRead => "rdma-read",
+            WorkOpcode::Recv => "recv",
+            WorkOpcode::RecvRdmaWithImm => "recv-rdma-with-imm",
+            WorkOpcode::Other(_) => "other",
+        }
+    }
+}
+
+/// One completed (or flushed) work request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkCompletion {
+    /// The `wr_id` given when it was posted.
+    pub wr_id: u64,
+    /// `IBV_WC_SUCCESS` (0) or the device's error status
+    /// (`IBV_WC_WR_FLUSH_ERR` = 5 for requests flushed by a QP in error).
+    pub status: i32,
+    /// What it was.
+    pub opcode: WorkOpcode,
+    /// Bytes received (receives) or transferred.
+    pub byte_len: u32,
+    /// Immediate data (host byte order), when the message carried some.
+    pub imm_data: Option<u32>,
+    /// The queue pair's number.
+    pub qp_num: u32,
+}
+
+impl WorkCompletion {
+    /// Whether it completed successfully.
+    pub fn is_ok(&self) -> bool {
+        self.status == sys::IBV_WC_SUCCESS
+    }
+
+    /// Whether it was flushed (its queue pair went to the error state).
+    pub fn is_flushed(&self) -> bool {
+        self.status == sys::IBV_WC_WR_FLUSH_ERR
+    }
+}
+
+pub(crate) struct Cq {
+    pub(crate) ctx: Rc<Ctx>,
+    pub(crate) raw: *mut sys::ibv_cq,
+    channel: *mut sys::ibv_comp_channel,
+    /// The queue pairs whose completions land here, by number.
+    pub(crate) qps: RefCell<HashMap<u32, Weak<QpShared>>>,
+}
+
+impl Drop for Cq {
+    fn drop(&mut self) {
+        // SAFETY: queue pairs hold their queues, so none uses this one any
+        // more; the channel goes after the queue, as verbs requires.
+        unsafe {
+            (self.ctx.v.destroy_cq)(self.raw);
+            (self.ctx.v.destroy_comp_channel)(self.channel);
+        }
+    }
+}
+
+/// A completion queue, polled directly ([`poll`](Self::poll)) or driven by
+/// its completion channel's descriptor ([`fd`](Self::fd),
+/// [`arm`](Self::arm), [`ack_events`](Self::ack_events)).
+#[derive(Clone)]
+pub struct CompletionQueue {
+    pub(crate) cq: Rc<Cq>,
+}
+
+impl std::fmt::Debug for CompletionQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompletionQueue")
+            .field("fd", &self.fd())
+            .finish()
+    }
+}
+
+impl CompletionQueue {
+    pub(crate) fn new(ctx: &Rc<Ctx>, entries: u32) -> Result<CompletionQueue> {
+        if entries == 0 || entries > i32::MAX as u32 {
+            return Err(Error::InvalidArgument {
+                name: "entries",
+                reason: format!("{entries} is not between 1 and 2^31 - 1"),
+            });
+        }
+        // SAFETY: the context is open.
+        let channel = unsafe { (ctx.v.create_comp_channel)(ctx.raw) };
+        if channel.is_null() {
+            return Err(last_error("ibv_create_comp_channel"));
+        }
+        // SAFETY: the channel was just made; its fd is ours to configure.
+        let fd = unsafe { (*channel).fd };
+        // SAFETY: fcntl on a descriptor we own; events are read without blocking.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFL);
+            libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
+        }
+        // SAFETY: context and channel are live; no cq_context is used.
+        let raw =
+            unsafe { (ctx.v.create_cq)(ctx.raw, entries as i32, std::ptr::null_mut(), channel, 0) };
+        if raw.is_null() {
+            let e = last_error("ibv_create_cq");
+            // SAFETY: the channel has no queue yet.
+            unsafe { (ctx.v.destroy_comp_channel)(channel) };
+            return Err(e);
+        }
+        Ok(CompletionQueue {
+            cq: Rc::new(Cq {
+                ctx: ctx.clone(),
+                raw,
+                channel,
+                qps: RefCell::default(),
+            }),
+        })
+    }
+
+    /// Takes up to `max` completions. Each releases the memory holds of its
+    /// work request and reports the caller's `wr_id`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sys`] (`ibv_poll_cq`).
+    pub fn poll(&self, max: usize) -> Result<Vec<WorkCompletion>> {
+        let cq = &self.cq;
+        let mut wcs = vec![sys::ibv_wc::default(); max.min(4096)];
+        // SAFETY: the provider's poll_cq, on a live queue, filling at most
+        // `wcs.len()` entries.
+        let n = unsafe {
+            let poll = (*cq.ctx.raw).ops.poll_cq.expect("provider without poll_cq");
+            poll(cq.raw, wcs.len() as i32, wcs.as_mut_ptr())
+        };
+        if n < 0 {
+            return Err(Error::sys(
+                "ibv_poll_cq",
+                std::io::Error::from_raw_os_error(-n),
+            ));
+        }
+        let mut out = Vec::with_capacity(n as usize);
+        let qps = cq.qps.borrow();
+        for wc in &wcs[..n as usize] {
+            let Some(qp) = qps.get(&wc.qp_num).and_then(Weak::upgrade) else {
+                continue; // a queue pair destroyed since: its requests are gone
+            };
+            let Some(wr_id) = qp.finish(wc.wr_id) else {
+                continue;
+            };
+            out.push(WorkCompletion {
+                wr_id,
+                status: wc.status,
+                opcode: WorkOpcode::from_raw(wc.opcode),
+                byte_len: wc.byte_len,
+                imm_data: (wc.wc_flags & sys::IBV_WC_WITH_IMM != 0)
+                    .then(|| u32::from_be(wc.imm_data)),
+                qp_num: wc.qp_num,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The completion channel's descriptor (non-blocking): readable when a
+    /// completion arrived after [`arm`](Self::arm).
+    pub fn fd(&self) -> RawFd {
+        // SAFETY: the channel lives as long as the queue.
+        unsafe { (*self.cq.channel).fd }
+    }
+
+    /// Asks for an event on the channel at the next completion.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sys`] (`ibv_req_notify_cq`).
+    pub fn arm(&self) -> Result<()> {
+        let cq = &self.cq;
+        // SAFETY: the provider's req_notify_cq on a live queue.
+        check("ibv_req_notify_cq", unsafe {
+            let notify = (*cq.ctx.raw)
+                .ops
+                .req_notify_cq
+                .expect("provider without req_notify_cq");
+            notify(cq.raw, 0)
+        })
+    }
+
+    /// Reads and acknowledges the channel's pending events; returns how
+    /// many there were.
+    pub fn ack_events(&self) -> u32 {
+        let cq = &self.cq;
+        let mut n = 0;
+        loop {
+            let mut ev_cq = std::ptr::null_mut();
+            let mut ev_ctx = std::ptr::null_mut();
+            // SAFETY: a non-blocking read of the channel's next event.
+            let rc = unsafe { (cq.ctx.v.get_cq_event)(cq.channel, &mut ev_cq, &mut ev_ctx) };
+            if rc != 0 {
+                break;
+            }
+            n += 1;
+        }
+        if n > 0 {
+            // SAFETY: acknowledges exactly the events read above.
+            unsafe { (cq.ctx.v.ack_cq_events)(cq.raw, n) };
+        }
+        n
+    }
+}

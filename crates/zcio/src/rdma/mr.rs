@@ -1,0 +1,177 @@
+//! `MemoryRegion`: page-aligned memory registered with a protection domain,
+//! held by every work request that uses it.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use super::{last_error, sys, Pd};
+use crate::error::{Error, Result};
+use crate::sys::Mmap;
+
+pub(crate) struct Mr {
+    pd: Rc<Pd>,
+    raw: *mut sys::ibv_mr,
+    map: Mmap,
+    len: usize,
+    /// Work requests posted and not yet completed that use the region.
+    in_use: Cell<u32>,
+    closed: Cell<bool>,
+}
+
+impl Mr {
+    pub(crate) fn pd(&self) -> &Rc<Pd> {
+        &self.pd
+    }
+
+    pub(crate) fn lkey(&self) -> u32 {
+        // SAFETY: the registration lives as long as `self`.
+        unsafe { (*self.raw).lkey }
+    }
+
+    /// The address of `start..end`, checked against the region.
+    pub(crate) fn range(&self, start: usize, end: usize) -> Result<(u64, u32)> {
+        if self.closed.get() {
+            return Err(Error::Closed {
+                what: "memory region",
+            });
+        }
+        if start > end || end > self.len || end - start > u32::MAX as usize {
+            return Err(Error::OutOfRange {
+                name: "end",
+                reason: format!(
+                    "{start}..{end} is not a range inside the region's {} bytes",
+                    self.len
+                ),
+            });
+        }
+        Ok((
+            self.map.as_ptr() as u64 + start as u64,
+            (end - start) as u32,
+        ))
+    }
+
+    pub(crate) fn hold(self: &Rc<Self>) -> MrHold {
+        self.in_use.set(self.in_use.get() + 1);
+        MrHold(self.clone())
+    }
+}
+
+impl Drop for Mr {
+    fn drop(&mut self) {
+        // SAFETY: no work request holds the region any more (each holds an
+        // Rc), so the device no longer uses it; deregistered before the
+        // memory is unmapped (fields drop after this).
+        unsafe { (self.pd.ctx.v.dereg_mr)(self.raw) };
+    }
+}
+
+/// A work request's hold on a region: counted, released on drop.
+pub(crate) struct MrHold(Rc<Mr>);
+
+impl Drop for MrHold {
+    fn drop(&mut self) {
+        self.0.in_use.set(self.0.in_use.get() - 1);
+    }
+}
+
+/// Registered memory: `lkey` for local work requests, `rkey` and `addr` for
+/// a peer's RDMA READ/WRITE.
+#[derive(Clone)]
+pub struct MemoryRegion {
+    pub(crate) mr: Rc<Mr>,
+}
+
+impl std::fmt::Debug for MemoryRegion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryRegion")
+            .field("len", &self.mr.len)
+            .field("lkey", &self.lkey())
+            .field("rkey", &self.rkey())
+            .field("in_use", &self.mr.in_use.get())
+            .finish()
+    }
+}
+
+impl MemoryRegion {
+    pub(crate) fn new(pd: &Rc<Pd>, size: usize) -> Result<MemoryRegion> {
+        if size == 0 {
+            return Err(Error::InvalidArgument {
+                name: "size",
+                reason: "a memory region needs at least one byte".into(),
+            });
+        }
+        let map = Mmap::anonymous(size).map_err(|e| Error::sys("mmap", e))?;
+        let access = sys::IBV_ACCESS_LOCAL_WRITE
+            | sys::IBV_ACCESS_REMOTE_READ
+            | sys::IBV_ACCESS_REMOTE_WRITE;
+        // SAFETY: the memory is a live mapping owned by the region, which
+        // deregisters it before unmapping.
+        let raw = unsafe { (pd.ctx.v.reg_mr)(pd.raw, map.as_ptr().cast(), size, access) };
+        if raw.is_null() {
+            return Err(last_error("ibv_reg_mr"));
+        }
+        Ok(MemoryRegion {
+            mr: Rc::new(Mr {
+                pd: pd.clone(),
+                raw,
+                map,
+                len: size,
+                in_use: Cell::new(0),
+                closed: Cell::new(false),
+            }),
+        })
+    }
+
+    /// Start of the memory (the address a peer names in RDMA READ/WRITE).
+    pub fn addr(&self) -> u64 {
+        self.mr.map.as_ptr() as u64
+    }
+
+    /// Usable bytes.
+    pub fn len(&self) -> usize {
+        self.mr.len
+    }
+
+    /// Whether the region is empty (never).
+    pub fn is_empty(&self) -> bool {
+        self.mr.len == 0
+    }
+
+    /// The local key.
+    pub fn lkey(&self) -> u32 {
+        self.mr.lkey()
+    }
+
+    /// The remote key.
+    pub fn rkey(&self) -> u32 {
+        // SAFETY: the registration lives as long as the region.
+        unsafe { (*self.mr.raw).rkey }
+    }
+
+    /// Start of the memory, for reading and writing in place (bindings).
+    /// The device may write into ranges a posted receive or a peer's RDMA
+    /// WRITE targets until their completion.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.mr.map.as_ptr()
+    }
+
+    /// Work requests posted and not completed that use the region.
+    pub fn in_use(&self) -> u32 {
+        self.mr.in_use.get()
+    }
+
+    /// Refuses further posts; the region is deregistered once no handle
+    /// is left.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::MrInUse`] while work requests use it (nothing changes).
+    pub fn close(&self) -> Result<()> {
+        let n = self.mr.in_use.get();
+        if n > 0 {
+            return Err(Error::MrInUse { count: n });
+        }
+        self.mr.closed.set(true);
+        Ok(())
+    }
+}

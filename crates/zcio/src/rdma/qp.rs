@@ -1,0 +1,580 @@
+//! `QueuePair` (reliable connected), with safe posting: each work request
+//! holds the memory regions it names until its completion is polled or
+//! flushed, or the queue pair is destroyed (after which the device no longer
+//! touches them).
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use super::cq::{CompletionQueue, Cq};
+use super::mr::{MemoryRegion, MrHold};
+use super::{check, last_error, sys, Pd};
+use crate::error::{Error, Result};
+
+/// Sizes of a queue pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QpOptions {
+    /// Send work requests outstanding at most.
+    pub max_send_wr: u32,
+    /// Receive work requests outstanding at most.
+    pub max_recv_wr: u32,
+    /// Scatter/gather entries per work request.
+    pub max_sge: u32,
+    /// The GID table index for RoCE (needed on Ethernet links such as
+    /// Soft-RoCE); `None`: on Ethernet links the first GID that is not
+    /// link-local (an IP address's, reachable through the IP stack), else
+    /// index 0; no GID on InfiniBand.
+    pub gid_index: Option<u8>,
+    /// The device port (from 1).
+    pub port: u8,
+}
+
+impl Default for QpOptions {
+    fn default() -> Self {
+        QpOptions {
+            max_send_wr: 64,
+            max_recv_wr: 64,
+            max_sge: 2,
+            gid_index: None,
+            port: 1,
+        }
+    }
+}
+
+/// What a peer needs to connect to a queue pair (exchanged out of band).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The port's local identifier (0 on RoCE).
+    pub lid: u16,
+    /// The queue pair number.
+    pub qpn: u32,
+    /// The initial packet sequence number (24 bits).
+    pub psn: u32,
+    /// The GID (all zero when none is used).
+    pub gid: [u8; 16],
+}
+
+/// One scatter/gather entry: bytes `start..end` of a memory region.
+#[derive(Debug, Clone, Copy)]
+pub struct Sge<'a> {
+    /// The region.
+    pub mr: &'a MemoryRegion,
+    /// First byte.
+    pub start: usize,
+    /// One past the last byte.
+    pub end: usize,
+}
+
+/// A posted work request: the caller's `wr_id` and the regions it holds.
+type Posted = (u64, Vec<MrHold>);
+
+/// Posted work requests by slot, each with a generation (the internal
+/// `wr_id` is both), so a stale id never matches a newer request.
+#[derive(Default)]
+struct WrTable {
+    entries: Vec<(u32, Option<Posted>)>,
+    free: Vec<u32>,
+    live: u32,
+}
+
+impl WrTable {
+    fn insert(&mut self, wr_id: u64, holds: Vec<MrHold>) -> u64 {
+        let slot = self.free.pop().unwrap_or_else(|| {
+            self.entries.push((0, None));
+            (self.entries.len() - 1) as u32
+        });
+        let e = &mut self.entries[slot as usize];
+        e.0 = e.0.wrapping_add(1);
+        e.1 = Some((wr_id, holds));
+        self.live += 1;
+        (u64::from(e.0) << 32) | u64::from(slot)
+    }
+
+    fn remove(&mut self, id: u64) -> Option<u64> {
+        let slot = id as u32;
+        let e = self.entries.get_mut(slot as usize)?;
+        if u64::from(e.0) != id >> 32 {
+            return None;
+        }
+        let (wr_id, holds) = e.1.take()?;
+        drop(holds);
+        self.free.push(slot);
+        self.live -= 1;
+        Some(wr_id)
+    }
+}
+
+pub(crate) struct QpShared {
+    pd: Rc<Pd>,
+    send_cq: Rc<Cq>,
+    recv_cq: Rc<Cq>,
+    raw: *mut sys::ibv_qp,
+    qpn: u32,
+    wrs: RefCell<WrTable>,
+    options: QpOptions,
+    gid_index: Option<u8>,
+    psn: u32,
+}
+
+impl QpShared {
+    /// A work request completed (or was flushed): drops its holds and
+    /// returns the caller's `wr_id`.
+    pub(crate) fn finish(&self, id: u64) -> Option<u64> {
+        self.wrs.borrow_mut().remove(id)
+    }
+
+    fn qpn(&self) -> u32 {
+        self.qpn
+    }
+
+    fn modify(&self, attr: &mut sys::ibv_qp_attr, mask: i32) -> Result<()> {
+        // SAFETY: a live queue pair and an attribute struct of verbs' layout.
+        check("ibv_modify_qp", unsafe {
+            (self.pd.ctx.v.modify_qp)(self.raw, attr, mask)
+        })
+    }
+}
+
+impl Drop for QpShared {
+    fn drop(&mut self) {
+        // SAFETY: destroying the queue pair stops the device's use of every
+        // work request's memory; only then do the holds (in `wrs`) go.
+        unsafe { (self.pd.ctx.v.destroy_qp)(self.raw) };
+        self.send_cq.qps.borrow_mut().remove(&self.qpn);
+        self.recv_cq.qps.borrow_mut().remove(&self.qpn);
+    }
+}
+
+/// A queue pair made and moved to INIT; [`handshake`](Self::handshake) with
+/// the peer's [`Endpoint`] connects it.
+pub struct PreparedQueuePair {
+    qp: Rc<QpShared>,
+    endpoint: Endpoint,
+}
+
+impl std::fmt::Debug for PreparedQueuePair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedQueuePair")
+            .field("endpoint", &self.endpoint)
+            .finish()
+    }
+}
+
+fn random_psn() -> u32 {
+    let mut b = [0u8; 4];
+    // SAFETY: fills a local buffer.
+    unsafe { libc::getrandom(b.as_mut_ptr().cast(), 4, 0) };
+    u32::from_ne_bytes(b) & 0x00ff_ffff
+}
+
+impl PreparedQueuePair {
+    pub(crate) fn new(
+        pd: &Rc<Pd>,
+        send_cq: &CompletionQueue,
+        recv_cq: &CompletionQueue,
+        options: QpOptions,
+    ) -> Result<PreparedQueuePair> {
+        let v = pd.ctx.v;
+        let mut init = sys::ibv_qp_init_attr {
+            qp_context: std::ptr::null_mut(),
+            send_cq: send_cq.cq.raw,
+            recv_cq: recv_cq.cq.raw,
+            srq: std::ptr::null_mut(),
+            cap: sys::ibv_qp_cap {
+                max_send_wr: options.max_send_wr,
+                max_recv_wr: options.max_recv_wr,
+                max_send_sge: options.max_sge,
+                max_recv_sge: options.max_sge,
+                max_inline_data: 0,
+            },
+            qp_type: sys::IBV_QPT_RC,
+            sq_sig_all: 0,
+        };
+        // SAFETY: live domain and queues; `init` has verbs' layout.
+        let raw = unsafe { (v.create_qp)(pd.raw, &mut init) };
+        if raw.is_null() {
+            return Err(last_error("ibv_create_qp"));
+        }
+        // SAFETY: the queue pair was just created.
+        let qpn = unsafe { (*raw).qp_num };
+        let port = match pd.ctx.port_attr(options.port) {
+            Ok(p) => p,
+            Err(e) => {
+                // SAFETY: nothing uses the new queue pair yet.
+                unsafe { (v.destroy_qp)(raw) };
+                return Err(e);
+            }
+        };
+        let ethernet = port.link_layer == 2;
+        let gid_index = match options.gid_index {
+            Some(i) => Some(i),
+            None if ethernet => Some(pd.ctx.routable_gid(options.port, port.gid_tbl_len)),
+            None => None,
+        };
+        let qp = Rc::new(QpShared {
+            pd: pd.clone(),
+            send_cq: send_cq.cq.clone(),
+            recv_cq: recv_cq.cq.clone(),
+            raw,
+            qpn,
+            wrs: RefCell::default(),
+            options,
+            gid_index,
+            psn: random_psn(),
+        });
+        for cq in [&qp.send_cq, &qp.recv_cq] {
+            cq.qps.borrow_mut().insert(qpn, Rc::downgrade(&qp));
+        }
+        let mut attr = sys::ibv_qp_attr {
+            qp_state: sys::IBV_QPS_INIT,
+            pkey_index: 0,
+            port_num: options.port,
+            qp_access_flags: (sys::IBV_ACCESS_LOCAL_WRITE
+                | sys::IBV_ACCESS_REMOTE_READ
+                | sys::IBV_ACCESS_REMOTE_WRITE) as u32,
+            ..Default::default()
+        };
+        qp.modify(
+            &mut attr,
+            sys::IBV_QP_STATE
+                | sys::IBV_QP_PKEY_INDEX
+                | sys::IBV_QP_PORT
+                | sys::IBV_QP_ACCESS_FLAGS,
+        )?;
+        let gid = match gid_index {
+            Some(i) => pd.ctx.gid(options.port, i32::from(i))?,
+            None => [0; 16],
+        };
+        let endpoint = Endpoint {
+            lid: port.lid,
+            qpn,
+            psn: qp.psn,
+            gid,
+        };
+        Ok(PreparedQueuePair { qp, endpoint })
+    }
+
+    /// What the peer needs: send it out of band.
+    pub fn endpoint(&self) -> Endpoint {
+        self.endpoint
+    }
+
+    /// Connects to the peer's endpoint: INIT → RTR → RTS (path MTU 1024,
+    /// as `ibv_rc_pingpong` uses).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sys`] (`ibv_modify_qp`): a bad endpoint, an unreachable GID.
+    pub fn handshake(self, remote: Endpoint) -> Result<QueuePair> {
+        let qp = self.qp;
+        let o = qp.options;
+        let mut ah = sys::ibv_ah_attr {
+            dlid: remote.lid,
+            port_num: o.port,
+            ..Default::default()
+        };
+        if let Some(i) = qp.gid_index {
+            ah.is_global = 1;
+            ah.grh.hop_limit = 1;
+            ah.grh.dgid.raw = remote.gid;
+            ah.grh.sgid_index = i;
+        }
+        let mut rtr = sys::ibv_qp_attr {
+            qp_state: sys::IBV_QPS_RTR,
+            path_mtu: sys::IBV_MTU_1024,
+            dest_qp_num: remote.qpn,
+            rq_psn: remote.psn,
+            max_dest_rd_atomic: 1,
+            min_rnr_timer: 12,
+            ah_attr: ah,
+            ..Default::default()
+        };
+        qp.modify(
+            &mut rtr,
+            sys::IBV_QP_STATE
+                | sys::IBV_QP_AV
+                | sys::IBV_QP_PATH_MTU
+                | sys::IBV_QP_DEST_QPN
+                | sys::IBV_QP_RQ_PSN
+                | sys::IBV_QP_MAX_DEST_RD_ATOMIC
+                | sys::IBV_QP_MIN_RNR_TIMER,
+        )?;
+        let mut rts = sys::ibv_qp_attr {
+            qp_state: sys::IBV_QPS_RTS,
+            timeout: 14,
+            retry_cnt: 7,
+            rnr_retry: 7,
+            sq_psn: qp.psn,
+            max_rd_atomic: 1,
+            ..Default::default()
+        };
+        qp.modify(
+            &mut rts,
+            sys::IBV_QP_STATE
+                | sys::IBV_QP_TIMEOUT
+                | sys::IBV_QP_RETRY_CNT
+                | sys::IBV_QP_RNR_RETRY
+                | sys::IBV_QP_SQ_PSN
+                | sys::IBV_QP_MAX_QP_RD_ATOMIC,
+        )?;
+        Ok(QueuePair { qp })
+    }
+}
+
+/// A connected queue pair. Every post is safe: the regions it names are
+/// held (and can't be closed: [`Error::MrInUse`]) until its completion is
+/// polled from the completion queue, flushed, or the queue pair is gone.
+pub struct QueuePair {
+    qp: Rc<QpShared>,
+}
+
+impl std::fmt::Debug for QueuePair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueuePair")
+            .field("qpn", &self.qp.qpn())
+            .field("outstanding", &self.outstanding())
+            .finish()
+    }
+}
+
+enum Post {
+    Send {
+        imm: Option<u32>,
+    },
+    Write {
+        addr: u64,
+        rkey: u32,
+        imm: Option<u32>,
+    },
+    Read {
+        addr: u64,
+        rkey: u32,
+    },
+    Recv,
+}
+
+impl QueuePair {
+    /// Posts a signaled SEND of `mr[start..end]` (the seed's `post_send`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::OutOfRange`] for a range outside the region, [`Error::Closed`]
+    /// for a closed region, [`Error::Sys`] (`ibv_post_send`: `ENOMEM` when
+    /// the send queue is full, `EINVAL`...).
+    pub fn post_send(&self, mr: &MemoryRegion, start: usize, end: usize, wr_id: u64) -> Result<()> {
+        self.post(&[Sge { mr, start, end }], wr_id, Post::Send { imm: None })
+    }
+
+    /// Posts a SEND of several entries, optionally with immediate data.
+    ///
+    /// # Errors
+    ///
+    /// As [`post_send`](Self::post_send).
+    pub fn post_send_sges(&self, sges: &[Sge<'_>], wr_id: u64, imm: Option<u32>) -> Result<()> {
+        self.post(sges, wr_id, Post::Send { imm })
+    }
+
+    /// Posts a receive into `mr[start..end]` (the seed's `post_receive`).
+    ///
+    /// # Errors
+    ///
+    /// As [`post_send`](Self::post_send) (`ibv_post_recv`).
+    pub fn post_receive(
+        &self,
+        mr: &MemoryRegion,
+        start: usize,
+        end: usize,
+        wr_id: u64,
+    ) -> Result<()> {
+        self.post(&[Sge { mr, start, end }], wr_id, Post::Recv)
+    }
+
+    /// Posts a receive scattered over several entries.
+    ///
+    /// # Errors
+    ///
+    /// As [`post_receive`](Self::post_receive).
+    pub fn post_receive_sges(&self, sges: &[Sge<'_>], wr_id: u64) -> Result<()> {
+        self.post(sges, wr_id, Post::Recv)
+    }
+
+    /// Posts an RDMA WRITE of `sges` to the peer's `remote_addr` (`rkey`),
+    /// with immediate data (which consumes a receive at the peer) if given.
+    ///
+    /// # Errors
+    ///
+    /// As [`post_send`](Self::post_send).
+    pub fn post_write(
+        &self,
+        sges: &[Sge<'_>],
+        remote_addr: u64,
+        rkey: u32,
+        wr_id: u64,
+        imm: Option<u32>,
+    ) -> Result<()> {
+        self.post(
+            sges,
+            wr_id,
+            Post::Write {
+                addr: remote_addr,
+                rkey,
+                imm,
+            },
+        )
+    }
+
+    /// Posts an RDMA READ of the peer's `remote_addr` (`rkey`) into `sges`.
+    ///
+    /// # Errors
+    ///
+    /// As [`post_send`](Self::post_send).
+    pub fn post_read(
+        &self,
+        sges: &[Sge<'_>],
+        remote_addr: u64,
+        rkey: u32,
+        wr_id: u64,
+    ) -> Result<()> {
+        self.post(
+            sges,
+            wr_id,
+            Post::Read {
+                addr: remote_addr,
+                rkey,
+            },
+        )
+    }
+
+    fn post(&self, sges: &[Sge<'_>], wr_id: u64, kind: Post) -> Result<()> {
+        if sges.is_empty() || sges.len() > self.qp.options.max_sge as usize {
+            return Err(Error::OutOfRange {
+                name: "sges",
+                reason: format!(
+                    "{} entries; between 1 and {} (maxSge) are allowed",
+                    sges.len(),
+                    self.qp.options.max_sge
+                ),
+            });
+        }
+        let mut list = Vec::with_capacity(sges.len());
+        let mut holds = Vec::with_capacity(sges.len());
+        for s in sges {
+            if !Rc::ptr_eq(s.mr.mr.pd(), &self.qp.pd) {
+                return Err(Error::InvalidArgument {
+                    name: "mr",
+                    reason: "the memory region belongs to another protection domain".into(),
+                });
+            }
+            let (addr, length) = s.mr.mr.range(s.start, s.end)?;
+            list.push(sys::ibv_sge {
+                addr,
+                length,
+                lkey: s.mr.mr.lkey(),
+            });
+            holds.push(s.mr.mr.hold());
+        }
+        let id = self.qp.wrs.borrow_mut().insert(wr_id, holds);
+        let ctx = &self.qp.pd.ctx;
+        // SAFETY: the provider's post calls on a live queue pair; the WR and
+        // SGE list are read during the call only; the memory they name is
+        // held (in `wrs`) until the completion.
+        let rc = unsafe {
+            let mut bad_send = std::ptr::null_mut();
+            let mut bad_recv = std::ptr::null_mut();
+            match kind {
+                Post::Recv => {
+                    let mut wr = sys::ibv_recv_wr {
+                        wr_id: id,
+                        next: std::ptr::null_mut(),
+                        sg_list: list.as_mut_ptr(),
+                        num_sge: list.len() as i32,
+                    };
+                    let post = (*ctx.raw)
+                        .ops
+                        .post_recv
+                        .expect("provider without post_recv");
+                    post(self.qp.raw, &mut wr, &mut bad_recv)
+                }
+                _ => {
+                    let mut wr: sys::ibv_send_wr = std::mem::zeroed();
+                    wr.wr_id = id;
+                    wr.sg_list = list.as_mut_ptr();
+                    wr.num_sge = list.len() as i32;
+                    wr.send_flags = sys::IBV_SEND_SIGNALED;
+                    let imm = match kind {
+                        Post::Send { imm } => {
+                            wr.opcode = if imm.is_some() {
+                                sys::IBV_WR_SEND_WITH_IMM
+                            } else {
+                                sys::IBV_WR_SEND
+                            };
+                            imm
+                        }
+                        Post::Write { addr, rkey, imm } => {
+                            wr.opcode = if imm.is_some() {
+                                sys::IBV_WR_RDMA_WRITE_WITH_IMM
+                            } else {
+                                sys::IBV_WR_RDMA_WRITE
+                            };
+                            wr.rdma = sys::ibv_rdma_wr {
+                                remote_addr: addr,
+                                rkey,
+                            };
+                            imm
+                        }
+                        Post::Read { addr, rkey } => {
+                            wr.opcode = sys::IBV_WR_RDMA_READ;
+                            wr.rdma = sys::ibv_rdma_wr {
+                                remote_addr: addr,
+                                rkey,
+                            };
+                            None
+                        }
+                        Post::Recv => unreachable!(),
+                    };
+                    wr.imm_data = imm.unwrap_or(0).to_be();
+                    let post = (*ctx.raw)
+                        .ops
+                        .post_send
+                        .expect("provider without post_send");
+                    post(self.qp.raw, &mut wr, &mut bad_send)
+                }
+            }
+        };
+        if rc != 0 {
+            // Not posted: the device never saw it.
+            self.qp.wrs.borrow_mut().remove(id);
+            let call = if matches!(kind, Post::Recv) {
+                "ibv_post_recv"
+            } else {
+                "ibv_post_send"
+            };
+            return check(call, rc);
+        }
+        Ok(())
+    }
+
+    /// Work requests posted whose completion was not polled yet.
+    pub fn outstanding(&self) -> u32 {
+        self.qp.wrs.borrow().live
+    }
+
+    /// The queue pair's number.
+    pub fn qpn(&self) -> u32 {
+        self.qp.qpn()
+    }
+
+    /// Moves the queue pair to the error state: every outstanding work
+    /// request completes as flushed (`IBV_WC_WR_FLUSH_ERR`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sys`] (`ibv_modify_qp`).
+    pub fn set_error(&self) -> Result<()> {
+        let mut attr = sys::ibv_qp_attr {
+            qp_state: sys::IBV_QPS_ERR,
+            ..Default::default()
+        };
+        self.qp.modify(&mut attr, sys::IBV_QP_STATE)
+    }
+}

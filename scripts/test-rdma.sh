@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# `npm run test:rdma`: every RDMA test, for real, in the Soft-RoCE VM
+# (scripts/rdma-vm.sh): the rig's own smoke test (rdma-core's
+# ibv_rc_pingpong), then the core crate's RDMA tests, including those
+# ignored on machines without a device. The tests are built here first:
+# the repository is read-only inside the VM.
+#
+# Exit codes: the tests' own, or 77 (with a SKIPPED line) where the rig
+# can't run on this machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== building the RDMA tests"
+bin=$(cargo test -p zcio --features rdma --test rdma --no-run --message-format=json 2>/dev/null |
+  node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{for(const l of s.split("\n")){try{const m=JSON.parse(l);if(m.executable&&m.target&&m.target.name==="rdma")console.log(m.executable)}catch{}}})' |
+  tail -1)
+[ -n "$bin" ] || { echo "could not build the RDMA tests"; exit 1; }
+rel=${bin#"$PWD"/}
+
+job=$(cat <<JOB
+set -e
+bash scripts/rdma-smoke.sh
+echo "== Rust RDMA tests (zcio::rdma)"
+"$rel" --include-ignored --test-threads=1
+JOB
+)
+exec bash scripts/rdma-vm.sh -- bash -c "$job"
