@@ -35,6 +35,72 @@ export declare class BufferGroup {
   close(): void
 }
 
+/** A completion queue. */
+export declare class RdmaCompletionQueue {
+  /** Takes up to `max` completions now (possibly none). */
+  poll(max: number): Array<RdmaWorkCompletion>
+  /**
+   * Resolves with up to `max` completions as soon as there is one,
+   * driven by the completion channel on this thread's event loop.
+   */
+  wait(max: number): Promise<RdmaWorkCompletion[]>
+}
+
+/** An open RDMA device. */
+export declare class RdmaContext {
+  /** Opens device `name`, or the first one. */
+  static open(name?: string | undefined | null): RdmaContext
+  allocPd(): RdmaProtectionDomain
+  createCq(entries: number): RdmaCompletionQueue
+}
+
+/** Registered memory. */
+export declare class RdmaMemoryRegion {
+  /**
+   * A `Uint8Array` over the region (no copy); the memory stays mapped
+   * while it exists.
+   */
+  buffer(): Uint8Array
+  /** The region's id, as work requests name it. */
+  get id(): number
+  get lkey(): number
+  get rkey(): number
+  /** The start address (below 2^53 on every 64-bit Linux). */
+  get addr(): number
+  get length(): number
+  /** Work requests outstanding on the region. */
+  get inUse(): number
+  /** Throws `ERR_ZCIO_MR_IN_USE` while work requests use it. */
+  close(): void
+}
+
+/** A queue pair in INIT, waiting for the peer's endpoint. */
+export declare class RdmaPreparedQueuePair {
+  endpoint(): RdmaEndpoint
+  /** INIT → RTR → RTS with the peer's endpoint; usable once. */
+  handshake(remote: RdmaEndpoint): RdmaQueuePair
+}
+
+/** A protection domain. */
+export declare class RdmaProtectionDomain {
+  /** Allocates and registers `size` bytes (page-aligned). */
+  allocate(size: number): RdmaMemoryRegion
+  /** Creates an RC queue pair (`gidIndex < 0`: chosen automatically). */
+  createQp(sendCq: RdmaCompletionQueue, recvCq: RdmaCompletionQueue, maxSendWr: number, maxRecvWr: number, maxSge: number, gidIndex: number): RdmaPreparedQueuePair
+}
+
+/** A connected queue pair. */
+export declare class RdmaQueuePair {
+  postSend(sges: Array<RdmaSgeRef>, wrId: number, imm?: number | undefined | null): void
+  postReceive(sges: Array<RdmaSgeRef>, wrId: number): void
+  postWrite(sges: Array<RdmaSgeRef>, remoteAddr: number, rkey: number, wrId: number, imm?: number | undefined | null): void
+  postRead(sges: Array<RdmaSgeRef>, remoteAddr: number, rkey: number, wrId: number): void
+  /** Moves the queue pair to the error state: outstanding requests flush. */
+  setError(): void
+  get outstanding(): number
+  get qpn(): number
+}
+
 /**
  * Page-aligned buffers registered once with a ring as io_uring fixed buffers
  * (the binding under the layer's `RegisteredBufferPool`).
@@ -234,6 +300,48 @@ export interface ProbeResult {
   deferTaskrun: boolean
   /** Soft `RLIMIT_MEMLOCK` in bytes; `null` when unlimited. */
   memlockLimit?: number
+}
+
+/** An RDMA device. */
+export interface RdmaDevice {
+  name: string
+  /** The node GUID, 16 hex digits. */
+  guid: string
+  ports: number
+}
+
+/**
+ * The RDMA devices of this machine (throws `ERR_ZCIO_RDMA_UNAVAILABLE`
+ * without libibverbs or kernel support).
+ */
+export declare function rdmaDevices(): Array<RdmaDevice>
+
+/** What a peer needs to connect (`gid`: 32 hex digits). */
+export interface RdmaEndpoint {
+  lid: number
+  qpn: number
+  psn: number
+  gid: string
+}
+
+/** A scatter/gather entry as the layer passes it: a region's `id`. */
+export interface RdmaSgeRef {
+  id: number
+  start: number
+  end: number
+}
+
+/** Why RDMA can't be used here, or `null` when a device is usable. */
+export declare function rdmaUnavailableReason(): string | null
+
+/** One completed (or flushed) work request. */
+export interface RdmaWorkCompletion {
+  wrId: number
+  /** 0 on success; 5 (`IBV_WC_WR_FLUSH_ERR`) for flushed requests. */
+  status: number
+  opcode: 'send' | 'rdma-write' | 'rdma-read' | 'recv' | 'recv-rdma-with-imm' | 'other'
+  byteLen: number
+  immData?: number
 }
 
 /** The setup flags the kernel accepted. */

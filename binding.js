@@ -836,8 +836,16 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.BufferGroup = nativeBinding.BufferGroup
+module.exports.RdmaCompletionQueue = nativeBinding.RdmaCompletionQueue
+module.exports.RdmaContext = nativeBinding.RdmaContext
+module.exports.RdmaMemoryRegion = nativeBinding.RdmaMemoryRegion
+module.exports.RdmaPreparedQueuePair = nativeBinding.RdmaPreparedQueuePair
+module.exports.RdmaProtectionDomain = nativeBinding.RdmaProtectionDomain
+module.exports.RdmaQueuePair = nativeBinding.RdmaQueuePair
 module.exports.RegisteredBufferPool = nativeBinding.RegisteredBufferPool
 module.exports.Ring = nativeBinding.Ring
 module.exports.TcpListener = nativeBinding.TcpListener
 module.exports.TcpStream = nativeBinding.TcpStream
 module.exports.probe = nativeBinding.probe
+module.exports.rdmaDevices = nativeBinding.rdmaDevices
+module.exports.rdmaUnavailableReason = nativeBinding.rdmaUnavailableReason

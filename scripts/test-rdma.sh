@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # `npm run test:rdma`: every RDMA test, for real, in the Soft-RoCE VM
 # (scripts/rdma-vm.sh): the rig's own smoke test (rdma-core's
-# ibv_rc_pingpong), then the core crate's RDMA tests, including those
-# ignored on machines without a device. The tests are built here first:
-# the repository is read-only inside the VM.
+# ibv_rc_pingpong), the core crate's RDMA tests (including those ignored on
+# machines without a device), then the JS ones against the built addon.
+# Everything is built here first: the repository is read-only inside the VM
+# (the addon must already be built: `npm run build`).
 #
 # Exit codes: the tests' own, or 77 (with a SKIPPED line) where the rig
 # can't run on this machine.
@@ -16,12 +17,16 @@ bin=$(cargo test -p zcio --features rdma --test rdma --no-run --message-format=j
   tail -1)
 [ -n "$bin" ] || { echo "could not build the RDMA tests"; exit 1; }
 rel=${bin#"$PWD"/}
+echo "== compiling the JS tests"
+npx --no-install tsc -p __test__/tsconfig.json
 
 job=$(cat <<JOB
 set -e
 bash scripts/rdma-smoke.sh
 echo "== Rust RDMA tests (zcio::rdma)"
 "$rel" --include-ignored --test-threads=1
+echo "== JS RDMA tests (ava)"
+ZCIO_REQUIRE_RDMA=1 node node_modules/ava/entrypoints/cli.mjs __test__/build/rdma.spec.js
 JOB
 )
 exec bash scripts/rdma-vm.sh -- bash -c "$job"

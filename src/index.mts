@@ -1,7 +1,7 @@
 // The ES module entry: the same classes as the CommonJS entry (one instance
 // of the package, whichever way it is loaded).
 
-export { Ring, RegisteredBufferPool, BufferGroup, TcpStream, TcpListener, sendZcBatch, probe } from './index.js'
+export { Ring, RegisteredBufferPool, BufferGroup, TcpStream, TcpListener, sendZcBatch, rdma, probe } from './index.js'
 export type {
   RingOptions,
   RingFeatures,
@@ -21,4 +21,15 @@ export type {
   SendZcResult,
   SocketAddress,
   ZcMessage,
+  RdmaContext,
+  ProtectionDomain,
+  MemoryRegion,
+  CompletionQueue,
+  PreparedQueuePair,
+  QueuePair,
+  Endpoint,
+  WorkCompletion,
+  Sge,
+  QpOptions,
+  RdmaDevice,
 } from './index.js'

@@ -2,6 +2,7 @@
 // This is the public API; the native binding under it is internal.
 
 import { native, type NativeProbe } from './binding.js'
+import { rdma } from './rdma.js'
 
 export { Ring, type RingOptions, type RingFeatures, type Completion } from './ring.js'
 export { RegisteredBufferPool, type AcquiredBuffer, type PoolStats } from './pool.js'
@@ -24,15 +25,43 @@ export {
   type SocketAddress,
   type ZcMessage,
 } from './net.js'
+export {
+  rdma,
+  type Context as RdmaContext,
+  type ProtectionDomain,
+  type MemoryRegion,
+  type CompletionQueue,
+  type PreparedQueuePair,
+  type QueuePair,
+  type Endpoint,
+  type WorkCompletion,
+  type Sge,
+  type QpOptions,
+  type RdmaDevice,
+} from './rdma.js'
 export type { ZcioError } from './errors.js'
 
 /** What the running kernel and process support; see `probe()`. */
-export type ProbeResult = NativeProbe
+export type ProbeResult = NativeProbe & {
+  /**
+   * RDMA verbs are usable: libibverbs loads and sees a device (checked, and
+   * libibverbs loaded, on first read of this property).
+   */
+  readonly rdma: boolean
+  /** Why RDMA is unavailable, or `null` (read lazily, as `rdma`). */
+  readonly rdmaReason: string | null
+}
 
 /**
  * Reports what this kernel and process support, without throwing: use it to
  * choose a code path or to skip tests.
  */
 export function probe(): ProbeResult {
-  return native.probe()
+  const p = native.probe()
+  let reason: string | null | undefined
+  const rdmaReason = (): string | null => (reason === undefined ? (reason = rdma.unavailableReason()) : reason)
+  return Object.defineProperties(p, {
+    rdma: { get: () => rdmaReason() === null, enumerable: true },
+    rdmaReason: { get: rdmaReason, enumerable: true },
+  }) as ProbeResult
 }

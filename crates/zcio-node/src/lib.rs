@@ -9,6 +9,7 @@ mod external;
 mod fast;
 mod js_net;
 mod js_pool;
+pub mod js_rdma;
 mod js_ring;
 mod uv;
 

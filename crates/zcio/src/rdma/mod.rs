@@ -58,7 +58,9 @@ fn device_list(v: &sys::Verbs) -> Result<(*mut *mut sys::ibv_device, usize)> {
         let e = std::io::Error::last_os_error();
         return Err(match e.raw_os_error() {
             Some(libc::ENOSYS) => unavailable(
-                "the kernel offers no RDMA verbs (ib_uverbs is not loaded, or no RDMA stack):                  load ib_uverbs and a device driver, or add a Soft-RoCE link                  (`modprobe rdma_rxe; rdma link add rxe0 type rxe netdev <if>`)",
+                "the kernel offers no RDMA verbs (ib_uverbs is not loaded, or no RDMA stack): \
+                 load ib_uverbs and a device driver, or add a Soft-RoCE link \
+                 (`modprobe rdma_rxe; rdma link add rxe0 type rxe netdev <if>`)",
             ),
             _ => Error::sys("ibv_get_device_list", e),
         });

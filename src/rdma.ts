@@ -1,0 +1,258 @@
+// RDMA verbs: contexts, protection domains, memory regions, completion
+// queues and reliable-connected queue pairs. Posting is safe: every work
+// request holds the memory regions it names until its completion is polled
+// (or flushed), so a region in use can't be closed (ERR_ZCIO_MR_IN_USE).
+// libibverbs is loaded on first use; without it, a provider or a device,
+// calls throw ERR_ZCIO_RDMA_UNAVAILABLE saying which is missing.
+
+import { native } from './binding.js'
+import type * as Native from '../binding'
+import { invalidArgType, invalidArgValue } from './errors.js'
+import { validateInteger, validateObject } from './validate.js'
+
+export type RdmaDevice = Native.RdmaDevice
+export type Endpoint = Native.RdmaEndpoint
+export type WorkCompletion = Native.RdmaWorkCompletion
+
+/** Bytes `start..end` of a memory region. */
+export interface Sge {
+  mr: MemoryRegion
+  start: number
+  end: number
+}
+
+/** Options of `pd.createQp`. */
+export interface QpOptions {
+  maxSendWr?: number
+  maxRecvWr?: number
+  /** Scatter/gather entries per work request (default 2). */
+  maxSge?: number
+  /** GID table index (RoCE); default: the first routable GID on Ethernet links. */
+  gidIndex?: number
+}
+
+const MAX_SAFE = Number.MAX_SAFE_INTEGER
+
+const handles = new WeakMap<object, object>()
+function handle<T extends object>(o: object): T {
+  return handles.get(o) as T
+}
+
+function toSges(list: Sge[], name: string): Native.RdmaSgeRef[] {
+  if (!Array.isArray(list)) throw invalidArgType(name, 'an instance of Array', list)
+  return list.map((s, i) => {
+    validateObject(s, `${name}[${i}]`)
+    if (!(s.mr instanceof MemoryRegion)) throw invalidArgType(`${name}[${i}].mr`, 'an instance of MemoryRegion', s.mr)
+    validateInteger(s.start, `${name}[${i}].start`, 0, MAX_SAFE)
+    validateInteger(s.end, `${name}[${i}].end`, 0, MAX_SAFE)
+    return { id: handle<Native.RdmaMemoryRegion>(s.mr).id, start: s.start, end: s.end }
+  })
+}
+
+/** Registered memory: `buffer` is a view of it (no copy). */
+export class MemoryRegion {
+  /** A `Uint8Array` over the region. */
+  readonly buffer: Uint8Array
+  /** @internal */
+  constructor(h: Native.RdmaMemoryRegion) {
+    handles.set(this, h)
+    this.buffer = h.buffer()
+  }
+  get lkey(): number {
+    return handle<Native.RdmaMemoryRegion>(this).lkey
+  }
+  get rkey(): number {
+    return handle<Native.RdmaMemoryRegion>(this).rkey
+  }
+  /** The start address, for a peer's RDMA READ/WRITE. */
+  get addr(): number {
+    return handle<Native.RdmaMemoryRegion>(this).addr
+  }
+  get length(): number {
+    return handle<Native.RdmaMemoryRegion>(this).length
+  }
+  /** Work requests posted and not completed that use the region. */
+  get inUse(): number {
+    return handle<Native.RdmaMemoryRegion>(this).inUse
+  }
+  /** Refuses further posts; throws `ERR_ZCIO_MR_IN_USE` while work requests use it. */
+  close(): void {
+    handle<Native.RdmaMemoryRegion>(this).close()
+  }
+}
+
+/** A completion queue: `poll()` now, or `await wait()` on the event loop. */
+export class CompletionQueue {
+  /** @internal */
+  constructor(h: Native.RdmaCompletionQueue) {
+    handles.set(this, h)
+  }
+  /** Up to `max` completions, possibly none. */
+  poll(max = 16): WorkCompletion[] {
+    validateInteger(max, 'max', 1, 4096)
+    return handle<Native.RdmaCompletionQueue>(this).poll(max)
+  }
+  /**
+   * Resolves with up to `max` completions as soon as there is at least one
+   * (driven by the completion channel; keeps the process alive while pending).
+   */
+  wait(max = 16): Promise<WorkCompletion[]> {
+    try {
+      validateInteger(max, 'max', 1, 4096)
+      const h = handle<Native.RdmaCompletionQueue>(this)
+      // The promise keeps the queue referenced until it settles.
+      return h.wait(max).then((r) => (void this, r))
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+}
+
+/** A connected queue pair. */
+export class QueuePair {
+  /** @internal */
+  constructor(h: Native.RdmaQueuePair) {
+    handles.set(this, h)
+  }
+  #h(): Native.RdmaQueuePair {
+    return handle<Native.RdmaQueuePair>(this)
+  }
+  /** Posts a signaled SEND of `mr[start..end]`. */
+  postSend(mr: MemoryRegion, start: number, end: number, wrId: number): void {
+    this.postSendSges([{ mr, start, end }], wrId)
+  }
+  /** Posts a SEND of several entries, with immediate data if given. */
+  postSendSges(sges: Sge[], wrId: number, immData?: number): void {
+    checkWrId(wrId)
+    if (immData !== undefined) validateInteger(immData, 'immData', 0, 2 ** 32 - 1)
+    this.#h().postSend(toSges(sges, 'sges'), wrId, immData)
+  }
+  /** Posts a receive into `mr[start..end]`. */
+  postReceive(mr: MemoryRegion, start: number, end: number, wrId: number): void {
+    this.postReceiveSges([{ mr, start, end }], wrId)
+  }
+  postReceiveSges(sges: Sge[], wrId: number): void {
+    checkWrId(wrId)
+    this.#h().postReceive(toSges(sges, 'sges'), wrId)
+  }
+  /** Posts an RDMA WRITE into the peer's `remoteAddr` (`rkey`). */
+  postWrite(sges: Sge[], remoteAddr: number, rkey: number, wrId: number, immData?: number): void {
+    checkWrId(wrId)
+    validateInteger(remoteAddr, 'remoteAddr', 0, MAX_SAFE)
+    validateInteger(rkey, 'rkey', 0, 2 ** 32 - 1)
+    if (immData !== undefined) validateInteger(immData, 'immData', 0, 2 ** 32 - 1)
+    this.#h().postWrite(toSges(sges, 'sges'), remoteAddr, rkey, wrId, immData)
+  }
+  /** Posts an RDMA READ of the peer's `remoteAddr` (`rkey`) into `sges`. */
+  postRead(sges: Sge[], remoteAddr: number, rkey: number, wrId: number): void {
+    checkWrId(wrId)
+    validateInteger(remoteAddr, 'remoteAddr', 0, MAX_SAFE)
+    validateInteger(rkey, 'rkey', 0, 2 ** 32 - 1)
+    this.#h().postRead(toSges(sges, 'sges'), remoteAddr, rkey, wrId)
+  }
+  /** Moves the queue pair to the error state: every outstanding request completes as flushed (status 5). */
+  setError(): void {
+    this.#h().setError()
+  }
+  get outstanding(): number {
+    return this.#h().outstanding
+  }
+  get qpn(): number {
+    return this.#h().qpn
+  }
+}
+
+function checkWrId(wrId: number): void {
+  validateInteger(wrId, 'wrId', 0, MAX_SAFE)
+}
+
+/** A queue pair in INIT: send `endpoint()` to the peer, then `handshake(theirs)`. */
+export class PreparedQueuePair {
+  readonly #endpoint: Endpoint
+  /** @internal */
+  constructor(h: Native.RdmaPreparedQueuePair) {
+    handles.set(this, h)
+    this.#endpoint = h.endpoint()
+  }
+  /** What the peer needs (still readable after `handshake`). */
+  endpoint(): Endpoint {
+    return { ...this.#endpoint }
+  }
+  /** INIT → RTR → RTS; usable once. */
+  handshake(remote: Endpoint): QueuePair {
+    validateObject(remote, 'remote')
+    validateInteger(remote.lid, 'remote.lid', 0, 65535)
+    validateInteger(remote.qpn, 'remote.qpn', 0, 2 ** 24 - 1)
+    validateInteger(remote.psn, 'remote.psn', 0, 2 ** 24 - 1)
+    if (typeof remote.gid !== 'string' || !/^[0-9a-f]{32}$/i.test(remote.gid)) {
+      throw invalidArgValue('remote.gid', remote.gid, 'must be 32 hex digits')
+    }
+    return new QueuePair(handle<Native.RdmaPreparedQueuePair>(this).handshake(remote))
+  }
+}
+
+/** A protection domain. */
+export class ProtectionDomain {
+  /** @internal */
+  constructor(h: Native.RdmaProtectionDomain) {
+    handles.set(this, h)
+  }
+  /** Allocates and registers `size` bytes (page-aligned; local write, remote read and write). */
+  allocate(size: number): MemoryRegion {
+    validateInteger(size, 'size', 1, MAX_SAFE)
+    return new MemoryRegion(handle<Native.RdmaProtectionDomain>(this).allocate(size))
+  }
+  /** A reliable-connected queue pair on `sendCq` / `recvCq`. */
+  createQp(sendCq: CompletionQueue, recvCq: CompletionQueue, options: QpOptions = {}): PreparedQueuePair {
+    if (!(sendCq instanceof CompletionQueue)) throw invalidArgType('sendCq', 'an instance of CompletionQueue', sendCq)
+    if (!(recvCq instanceof CompletionQueue)) throw invalidArgType('recvCq', 'an instance of CompletionQueue', recvCq)
+    validateObject(options, 'options')
+    const { maxSendWr = 64, maxRecvWr = 64, maxSge = 2, gidIndex = -1 } = options
+    validateInteger(maxSendWr, 'options.maxSendWr', 1, 2 ** 31 - 1)
+    validateInteger(maxRecvWr, 'options.maxRecvWr', 1, 2 ** 31 - 1)
+    validateInteger(maxSge, 'options.maxSge', 1, 64)
+    validateInteger(gidIndex, 'options.gidIndex', -1, 255)
+    return new PreparedQueuePair(
+      handle<Native.RdmaProtectionDomain>(this).createQp(
+        handle<Native.RdmaCompletionQueue>(sendCq),
+        handle<Native.RdmaCompletionQueue>(recvCq),
+        maxSendWr,
+        maxRecvWr,
+        maxSge,
+        gidIndex,
+      ),
+    )
+  }
+}
+
+/** An open RDMA device. */
+export class Context {
+  /** @internal */
+  constructor(h: Native.RdmaContext) {
+    handles.set(this, h)
+  }
+  allocPd(): ProtectionDomain {
+    return new ProtectionDomain(handle<Native.RdmaContext>(this).allocPd())
+  }
+  createCq(entries: number): CompletionQueue {
+    validateInteger(entries, 'entries', 1, 2 ** 31 - 1)
+    return new CompletionQueue(handle<Native.RdmaContext>(this).createCq(entries))
+  }
+}
+
+/** RDMA entry points. */
+export const rdma = {
+  /** The RDMA devices of this machine. */
+  devices(): RdmaDevice[] {
+    return native.rdmaDevices()
+  },
+  /** Opens device `name`, or the first one. */
+  open(name?: string): Context {
+    if (name !== undefined && typeof name !== 'string') throw invalidArgType('name', 'of type string', name)
+    return new Context(native.RdmaContext.open(name))
+  },
+  /** Why RDMA can't be used here (libibverbs, kernel support or a device missing), or `null`. */
+  unavailableReason(): string | null {
+    return native.rdmaUnavailableReason() ?? null
+  },
+}
