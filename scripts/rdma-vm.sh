@@ -180,8 +180,11 @@ h=/mnt/host
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,cache=loose,ro hostroot $h \
   || fail "cannot mount the host's root over 9p"
 cp $h$run/job.sh /job.sh || fail "cannot read $run/job.sh from the host"
+# The host's /tmp stays reachable (read-only) at /run/host-tmp: a checkout
+# there (CI clones into mktemp -d) is the command's directory.
 mount -t proc proc $h/proc && mount -t sysfs sysfs $h/sys && mount -t devtmpfs devtmpfs $h/dev \
-  && mount -t tmpfs tmpfs $h/tmp && mount -t tmpfs tmpfs $h/run \
+  && mount -t tmpfs tmpfs $h/run && mkdir -p $h/run/host-tmp && mount -o bind $h/tmp $h/run/host-tmp \
+  && mount -t tmpfs tmpfs $h/tmp \
   && mkdir -p $h/dev/shm $h/dev/pts && mount -t tmpfs tmpfs $h/dev/shm \
   && mount -t devpts devpts $h/dev/pts || fail "cannot mount the chroot's file systems"
 cp /job.sh $h/tmp/.zcio-vm-job.sh
@@ -241,7 +244,9 @@ RUN=$(scratch); CLEAN+=("$RUN")
     if [[ $v == *=* ]]; then printf 'export %q\n' "$v"
     elif [[ -v $v ]]; then printf 'export %s=%q\n' "$v" "${!v}"; fi
   done
-  printf 'cd %q || exit 125\n' "$(pwd -P)"
+  dir=$(pwd -P)
+  case $dir in /tmp/*) dir=/run/host-tmp${dir#/tmp} ;; esac
+  printf 'cd %q || exit 125\n' "$dir"
   printf 'exec'; printf ' %q' "$@"; echo
 } >"$RUN/job.sh"
 
