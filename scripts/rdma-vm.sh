@@ -245,7 +245,7 @@ RUN=$(scratch); CLEAN+=("$RUN")
     elif [[ -v $v ]]; then printf 'export %s=%q\n' "$v" "${!v}"; fi
   done
   dir=$(pwd -P)
-  case $dir in /tmp/*) dir=/run/host-tmp${dir#/tmp} ;; esac
+  case $dir in /tmp | /tmp/*) dir=/run/host-tmp${dir#/tmp} ;; esac
   printf 'cd %q || exit 125\n' "$dir"
   printf 'exec'; printf ' %q' "$@"; echo
 } >"$RUN/job.sh"
