@@ -1,4 +1,6 @@
 import test from 'ava'
+import { spawn } from 'node:child_process'
+import { join } from 'node:path'
 import { zcio } from './support.js'
 
 const { rdma, probe } = zcio
@@ -81,3 +83,42 @@ rdmaTest('a queue pair forced into the error state flushes every outstanding wrI
   t.is(s.b.outstanding, 0)
   s.mrB.close()
 })
+
+/** Runs `cmd`, resolving with its exit code and output. */
+function run(cmd: string, args: string[]): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    child.stdout.on('data', (d) => (out += d))
+    child.stderr.on('data', (d) => (out += d))
+    child.on('close', (code) => resolve({ code, out }))
+    child.on('error', (e) => resolve({ code: -1, out: String(e) }))
+  })
+}
+
+const pingpong = join(import.meta.dirname, 'rdma-pingpong.js')
+const ITERS = '100'
+
+for (const zcioRole of ['server', 'client'] as const) {
+  rdmaTest(`interop with rdma-core's ibv_rc_pingpong, zcio as ${zcioRole}`, async (t) => {
+    const port = String(18515 + (zcioRole === 'server' ? 1 : 2))
+    const tool = ['-g', '1', '-n', ITERS, '-s', '4096', '-p', port]
+    let ours: ReturnType<typeof run>
+    let theirs: ReturnType<typeof run>
+    if (zcioRole === 'server') {
+      ours = run(process.execPath, [pingpong, 'server', port, ITERS, '4096'])
+      await new Promise((r) => setTimeout(r, 1500)) // let it listen
+      theirs = run('ibv_rc_pingpong', [...tool, '127.0.0.1'])
+    } else {
+      theirs = run('ibv_rc_pingpong', tool)
+      await new Promise((r) => setTimeout(r, 1500))
+      ours = run(process.execPath, [pingpong, 'client', '127.0.0.1', port, ITERS, '4096'])
+    }
+    const [a, b] = await Promise.all([ours, theirs])
+    t.is(a.code, 0, a.out)
+    t.is(b.code, 0, b.out)
+    t.regex(a.out, new RegExp(`OK ${ITERS} iterations, ${Number(ITERS) * 4096} bytes checked`))
+    t.regex(b.out, new RegExp(`${ITERS} iters in`))
+    t.log(b.out.trim().split('\n').pop())
+  })
+}
