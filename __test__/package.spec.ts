@@ -59,7 +59,7 @@ packTest('the packed package installs and works as a user uses it', (t) => {
     t.deepEqual(fs.readdirSync(path.join(app, 'node_modules')).filter((d) => !d.startsWith('.')).sort(), ['zcio', `zcio-${triple}`].sort())
 
     const required = ok(t, run(process.execPath, ['-e', "const z = require('zcio'); console.log(Object.keys(z).sort().join())"], app), 'require')
-    t.is(required.trim(), 'BufferGroup,RegisteredBufferPool,Ring,TcpListener,TcpStream,probe,rdma,sendZcBatch')
+    t.is(required.trim(), 'BufferGroup,RegisteredBufferPool,Ring,TcpListener,TcpStream,ZeroCopyBufferManager,probe,rdma,sendZcBatch')
     const imported = ok(t, run(process.execPath, ['--input-type=module', '-e', "import { Ring, probe } from 'zcio'; console.log(typeof Ring, typeof probe().ioUring)"], app), 'import')
     t.is(imported.trim(), 'function boolean')
 

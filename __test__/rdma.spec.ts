@@ -122,3 +122,33 @@ for (const zcioRole of ['server', 'client'] as const) {
     t.log(b.out.trim().split('\n').pop())
   })
 }
+
+rdmaTest('ZeroCopyBufferManager over RDMA: header + data as one two-SGE message, keys back, pending keys flushed', async (t) => {
+  const s = setup()
+  const m = new zcio.ZeroCopyBufferManager({ dataSize: 65536, headerSize: 32, headerCount: 2 }, s.pd)
+  const reg = m.getMr()
+  t.is(reg.kind, 'rdma')
+  for (let i = 0; i < 1024; i++) m.data[i] = (i * 13) & 0xff
+  s.b.postReceive(s.mrB, 0, 4096, 1)
+  m.send(s.a, Buffer.from('HEADER'), 10, 500, 77)
+  t.deepEqual(m.getPendingSends(), [77])
+  const [wc] = await s.cqA.wait()
+  t.is(m.handle(wc), 77)
+  t.deepEqual(m.getPendingSends(), [])
+  const [rx] = await s.cqB.wait()
+  t.is(rx.byteLen, 6 + 500)
+  t.deepEqual(Buffer.from(s.mrB.buffer.subarray(0, 506)), Buffer.concat([Buffer.from('HEADER'), Buffer.from(m.data.subarray(10, 510))]))
+  // Exhaustion, then a queue pair in error reports both pending keys.
+  m.send(s.a, Buffer.from('h1'), 0, 10, 1)
+  m.send(s.a, Buffer.from('h2'), 0, 10, 2)
+  t.throws(() => m.send(s.a, Buffer.from('h3'), 0, 10, 3), { code: 'ERR_ZCIO_NO_BUFFERS' })
+  t.is(m.getNumAvailableBuffers(), 0)
+  s.a.setError() // no receive at the peer: both sends are still outstanding
+  while (m.getPendingSends().length > 0) for (const c of await s.cqA.wait()) m.handle(c)
+  const it = m.completed()
+  const reported = [(await it.next()).value, (await it.next()).value, (await it.next()).value]
+  t.is(reported[0].key, 77)
+  t.is(reported[0].error, undefined)
+  t.deepEqual(reported.slice(1).map((d) => d.key).sort(), [1, 2])
+  t.true(reported.slice(1).every((d) => d.error !== undefined), 'flushed sends carry an error')
+})

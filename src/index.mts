@@ -1,7 +1,7 @@
 // The ES module entry: the same classes as the CommonJS entry (one instance
 // of the package, whichever way it is loaded).
 
-export { Ring, RegisteredBufferPool, BufferGroup, TcpStream, TcpListener, sendZcBatch, rdma, probe } from './index.js'
+export { Ring, RegisteredBufferPool, BufferGroup, TcpStream, TcpListener, sendZcBatch, rdma, ZeroCopyBufferManager, probe } from './index.js'
 export type {
   RingOptions,
   RingFeatures,
@@ -32,4 +32,8 @@ export type {
   Sge,
   QpOptions,
   RdmaDevice,
+  ZeroCopyBufferManagerOptions,
+  HeaderBuffer,
+  Registration,
+  SendDone,
 } from './index.js'

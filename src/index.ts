@@ -39,6 +39,13 @@ export {
   type QpOptions,
   type RdmaDevice,
 } from './rdma.js'
+export {
+  ZeroCopyBufferManager,
+  type ZeroCopyBufferManagerOptions,
+  type HeaderBuffer,
+  type Registration,
+  type SendDone,
+} from './zcbm.js'
 export type { ZcioError } from './errors.js'
 
 /** What the running kernel and process support; see `probe()`. */
