@@ -9,7 +9,7 @@ import { native, type NativeGroup } from './binding.js'
 import { errnoError, invalidArgType, invalidArgValue, zcioError } from './errors.js'
 import { F_BUFFER, F_MORE, type Completer, Ring, ringInternals } from './ring.js'
 import { validateInteger, validateObject } from './validate.js'
-import { streamNative, type TcpStream } from './net.js'
+import { onStreamClose, streamNative, type TcpStream } from './net.js'
 
 /** Options of `new BufferGroup()`. */
 export interface BufferGroupOptions {
@@ -137,7 +137,7 @@ export class BufferGroup {
   }
 
   get closed(): boolean {
-    return this.#counts[C.closed] === 1
+    return this.#counts[C.closed] === 1 || this.#ring.closed
   }
 
   stats(): BufferGroupStats {
@@ -236,6 +236,36 @@ export class BufferGroup {
       }
       this.#completer.listen(slot, handler)
     }
+    // Waiting for a buffer to come back: a release re-arms; the stream's or
+    // the ring's close ends the receive instead.
+    let unhook: (() => void) | undefined
+    const unpark = (): void => {
+      this.#waiting = this.#waiting.filter((w) => w !== waiter)
+      waiter = undefined
+      unhook?.()
+      unhook = undefined
+    }
+    const park = (): void => {
+      waiter = () => {
+        unpark()
+        arm(true)
+      }
+      this.#waiting.push(waiter)
+      const offStream = onStreamClose(stream, () => {
+        unpark()
+        end()
+      })
+      const closers = ringInternals(this.#ring).closers
+      const onRing = (): void => {
+        unpark()
+        end(zcioError('ERR_ZCIO_CLOSED', 'the ring was closed'))
+      }
+      closers.add(onRing)
+      unhook = () => {
+        offStream()
+        closers.delete(onRing)
+      }
+    }
     const handler = (result: number, flags: number, offset: number): void => {
       if (result > 0 && (flags & F_BUFFER) !== 0) callbacks.onChunk(flags >>> 16, offset, result)
       else if ((flags & F_BUFFER) !== 0) this.#release(flags >>> 16) // an empty chunk
@@ -246,13 +276,8 @@ export class BufferGroup {
         // The kernel ended it (no buffer left, or its own reasons): go on
         // once a buffer is back.
         if (this.availableCount > 0) arm(true)
-        else if (!stopped) {
-          waiter = () => {
-            waiter = undefined
-            arm(true)
-          }
-          this.#waiting.push(waiter)
-        } else end()
+        else if (!stopped) park()
+        else end()
       } else if (result === -125 && (stopped || stream.closed)) end() // stopped, or its stream closed
       else end(errnoError(result, 'recv'))
     }
@@ -263,7 +288,7 @@ export class BufferGroup {
         stopped = true
         if (slot >= 0) ring.cancelSlot(slot)
         else {
-          this.#waiting = this.#waiting.filter((w) => w !== waiter)
+          unpark()
           end()
         }
       },

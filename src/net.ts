@@ -60,6 +60,15 @@ let nativeOfStream: (s: TcpStream) => NativeStream
 /** `probe().sendZc`, read once. */
 let zcSupport: boolean | undefined
 
+let closersOf: (s: TcpStream) => Set<() => void>
+
+/** Runs `f` once `stream` is closed (for this package's classes only); returns the undo. */
+export function onStreamClose(stream: TcpStream, f: () => void): () => void {
+  const set = closersOf(stream)
+  set.add(f)
+  return () => set.delete(f)
+}
+
 /** The binding object of `stream` (for this package's classes only). */
 export function streamNative(stream: TcpStream): NativeStream {
   if (!(stream instanceof TcpStream)) throw invalidArgType('stream', 'an instance of TcpStream', stream)
@@ -104,6 +113,8 @@ export class TcpStream {
   #writesDone = 0
   #writeError: Error | undefined
   #flushers: { upTo: number; resolve: () => void; reject: (e: Error) => void }[] = []
+  /** Called once the stream is closed (receives waiting for a buffer end). */
+  readonly #closers = new Set<() => void>()
   readonly #writeDone = (bytes: number | Error): void => {
     this.#writesDone++
     if (bytes instanceof Error) this.#writeError ??= bytes
@@ -112,6 +123,7 @@ export class TcpStream {
 
   static {
     nativeOfStream = (s) => s.#native
+    closersOf = (s) => s.#closers
   }
 
   /** @internal Use `connect`, `fromFd` or a listener. */
@@ -262,9 +274,31 @@ export class TcpStream {
       list.forEach((_, i) => done(zcioError('ERR_ZCIO_CLOSED', 'the stream is closed'), false, i))
       return
     }
+    list.forEach((data, i) => checkData(data, i))
+    // Pool buffers are lent (in flight) from now, not from when their turn
+    // in the queue comes: releasing one before the kernel is done with it
+    // must fail, whether its send is queued here or already in the kernel.
+    const lentHere: PoolSlice[] = []
+    try {
+      for (const d of list) {
+        if (!(d instanceof Uint8Array)) {
+          lend(d)
+          lentHere.push(d)
+        }
+      }
+    } catch (e) {
+      for (const d of lentHere) unlend(d)
+      throw e
+    }
     list.forEach((data, i) => {
-      checkData(data, i)
-      this.#queue.push({ data, zc, done: (b, c) => done(b, c, i) })
+      this.#queue.push({
+        data,
+        zc,
+        done: (b, c) => {
+          if (!(data instanceof Uint8Array)) unlend(data)
+          done(b, c, i)
+        },
+      })
     })
     if (this.#sending === 0) this.#flush()
   }
@@ -340,6 +374,9 @@ export class TcpStream {
       this.#closed = true
       for (const item of this.#queue.splice(0)) item.done(zcioError('ERR_ZCIO_CLOSED', 'the stream is closed'), false)
       this.#native.close()
+      const closers = [...this.#closers]
+      this.#closers.clear()
+      for (const f of closers) f()
     }
     if (this.#live === 0) return Promise.resolve()
     return new Promise((resolve) => this.#idle.push(resolve))
@@ -403,6 +440,29 @@ export class TcpStream {
       },
     })
     return duplex
+  }
+}
+
+/** Queued or in-flight sends per pool buffer: the first marks it in flight, the last unmarks it. */
+const lent = new WeakMap<RegisteredBufferPool, Map<number, number>>()
+
+function lend(d: PoolSlice): void {
+  let uses = lent.get(d.pool)
+  if (uses === undefined) lent.set(d.pool, (uses = new Map()))
+  const n = uses.get(d.index) ?? 0
+  if (n === 0) d.pool.markInFlight(d.index) // throws unless the buffer is acquired
+  uses.set(d.index, n + 1)
+}
+
+function unlend(d: PoolSlice): void {
+  const uses = lent.get(d.pool)
+  const n = uses?.get(d.index) ?? 0
+  if (n > 1) return void uses!.set(d.index, n - 1)
+  uses?.delete(d.index)
+  try {
+    d.pool.completeInFlight(d.index)
+  } catch {
+    // The pool (or its ring) was closed meanwhile: nothing to give back.
   }
 }
 

@@ -127,6 +127,8 @@ export interface RingInternals {
   native: NativeRing
   completer: Completer
   counts: Float64Array
+  /** Called once the ring is closed (receives waiting for a buffer end). */
+  closers: Set<() => void>
 }
 
 let internalsOf: (ring: Ring) => RingInternals
@@ -182,7 +184,7 @@ export class Ring {
     const completer = new Completer()
     const ring = new native.Ring(entries, sqpollIdleMs, completer.settle)
     completer.cq = ring.completionArray()
-    this.#internals = { native: ring, completer, counts: ring.counts() }
+    this.#internals = { native: ring, completer, counts: ring.counts(), closers: new Set() }
   }
 
   /** Operations queued or in flight whose completion has not been delivered. */
@@ -235,6 +237,9 @@ export class Ring {
    */
   close(): void {
     this.#internals.native.close()
+    const closers = [...this.#internals.closers]
+    this.#internals.closers.clear()
+    for (const f of closers) f()
   }
 
   /** `close()`, for `using ring = new Ring()`. */

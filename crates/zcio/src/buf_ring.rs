@@ -94,6 +94,8 @@ struct State {
     in_kernel: Vec<bool>,
     head: Vec<u32>,
     available: u32,
+    /// Buffers the kernel handed back with chunks not all released.
+    held: u32,
     chunks_out: u32,
     enobufs: u64,
     rearms: u64,
@@ -352,6 +354,7 @@ impl BufferGroup {
         st.chunks[b] -= 1;
         st.chunks_out -= 1;
         if st.chunks[b] == 0 && !st.in_kernel[b] {
+            st.held -= 1;
             st.head[b] = 0;
             if let Some(reg) = reg.as_ref() {
                 s.add(reg, &mut st, buffer_id, 0);
@@ -415,9 +418,11 @@ impl BufferGroup {
         self.shared.state.borrow().available
     }
 
-    /// Buffers handed back by the kernel and not yet fully released.
+    /// Buffers handed back by the kernel and not yet fully released. While
+    /// the group is open, `available + held == buffer_count`; after
+    /// [`close`](Self::close) released buffers are neither.
     pub fn held_count(&self) -> u32 {
-        self.shared.count - self.available_count()
+        self.shared.state.borrow().held
     }
 
     /// Chunks received and not released.
@@ -463,7 +468,7 @@ impl GroupShared {
         let p = &self.published;
         p.set_count(gc::BUFFERS, f64::from(self.count));
         p.set_count(gc::AVAILABLE, f64::from(st.available));
-        p.set_count(gc::HELD, f64::from(self.count - st.available));
+        p.set_count(gc::HELD, f64::from(st.held));
         p.set_count(gc::CHUNKS, f64::from(st.chunks_out));
         p.set_count(gc::ENOBUFS, st.enobufs as f64);
         p.set_count(gc::REARMS, st.rearms as f64);
@@ -499,6 +504,7 @@ impl OpOwner for GroupShared {
                 if done && st.in_kernel[b] {
                     st.in_kernel[b] = false;
                     st.available -= 1;
+                    st.held += 1;
                 }
             }
         }

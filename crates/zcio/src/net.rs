@@ -132,6 +132,17 @@ impl SocketShared {
     }
 }
 
+/// One operation of a socket started by another owner; ends with the op.
+struct SocketUse(Rc<SocketShared>);
+
+impl Drop for SocketUse {
+    fn drop(&mut self) {
+        let s = &self.0;
+        s.ops.set(s.ops.get() - 1);
+        s.close_if_idle();
+    }
+}
+
 fn new_socket(family: i32) -> Result<OwnedFd> {
     let fd = syscall!(socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0))
         .map_err(|e| Error::sys("socket", e))?;
@@ -315,9 +326,19 @@ impl TcpStream {
         self.socket.raw_fd("stream")
     }
 
-    /// What an operation on this stream keeps to hold the descriptor open.
+    /// What an operation on this stream that another owner started (a
+    /// group's receive, a pool buffer's send) keeps: it holds the descriptor
+    /// open and counts as one of the stream's operations, so `close()`
+    /// cancels it and the descriptor closes only after it.
     pub(crate) fn keep_alive(&self) -> Rc<dyn Any> {
-        self.socket.clone() as Rc<dyn Any>
+        let s = &self.socket;
+        s.ops.set(s.ops.get() + 1);
+        Rc::new(SocketUse(s.clone()))
+    }
+
+    /// Whether the stream was made on `ring`.
+    pub(crate) fn is_on(&self, ring: &Rc<RingInner>) -> bool {
+        Rc::ptr_eq(&self.socket.ring, ring)
     }
 
     /// Queues a send of `data` (`IORING_OP_SEND` with `MSG_NOSIGNAL` and

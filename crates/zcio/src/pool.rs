@@ -416,6 +416,12 @@ impl RegisteredBufferPool {
         linked: bool,
     ) -> Result<u64> {
         self.check_fixed_op(index, 0, len, buf_offset)?;
+        if !stream.is_on(&self.shared.ring) {
+            return Err(Error::InvalidArgument {
+                name: "pool",
+                reason: "the pool belongs to another ring than the stream".into(),
+            });
+        }
         let kind = if zc { OpKind::SendZc } else { OpKind::Send };
         let build = |addr: *mut u8, buf_index: u16| {
             stream.send_entry(addr, len, zc, zc.then_some(buf_index), linked)
