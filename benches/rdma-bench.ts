@@ -2,7 +2,7 @@
 // ib_send_bw / ib_send_lat on the same device, in one run. Meant for the
 // Soft-RoCE VM (`npm run bench:rdma`), or any machine with a device:
 //
-//   node dist/benches/rdma-bench.js [--device rxe0] [--gid 1] [--json file]
+//   node dist/benches/rdma-bench.js [--device rxe0] [--gid 1] [--events] [--json file]
 //
 // zcio: two RC queue pairs of one process, SENDs of --size bytes (default
 // 64 KiB) with a window of receives and sends in flight, then 64-byte SENDs
@@ -14,6 +14,8 @@ import * as fs from 'node:fs'
 import { rdma } from 'zcio'
 
 interface Args {
+  /** Wait for completions through the completion channel only (no busy polling). */
+  events: boolean
   device?: string
   gid: number
   size: number
@@ -23,7 +25,7 @@ interface Args {
 }
 
 function parse(argv: string[]): Args {
-  const a: Args = { gid: 1, size: 65536, iters: 2000, runs: 3 }
+  const a: Args = { events: false, gid: 1, size: 65536, iters: 2000, runs: 3 }
   for (let i = 0; i < argv.length; i++) {
     const v = argv[i + 1]
     switch (argv[i]) {
@@ -33,11 +35,28 @@ function parse(argv: string[]): Args {
       case '--iters': a.iters = Number(v); i++; break
       case '--runs': a.runs = Number(v); i++; break
       case '--json': a.json = v; i++; break
+      case '--events': a.events = true; break
       default: throw new Error(`unknown option ${argv[i]}`)
     }
   }
   return a
 }
+
+/**
+ * The next completions of `cq`: busy-polled first, as perftest does by
+ * default, then (or, with --events, only) through the completion channel.
+ */
+let spin = true
+async function take(cq: { poll(max: number): WC[]; wait(max: number): Promise<WC[]> }, max: number): Promise<WC[]> {
+  if (spin) {
+    for (let i = 0; i < 200_000; i++) {
+      const c = cq.poll(max)
+      if (c.length > 0) return c
+    }
+  }
+  return cq.wait(max)
+}
+type WC = { status: number; opcode: string }
 
 const median = (xs: number[]): number => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]
 
@@ -54,32 +73,17 @@ async function zcioSend(a: Args, size: number, iters: number): Promise<[number, 
   const r = pr.handshake(ps.endpoint())
   const src = pd.allocate(size)
   const dst = pd.allocate(size * window)
-  for (let i = 0; i < window; i++) r.postReceive(dst, i * size, (i + 1) * size, i)
-  let posted = 0
-  let sent = 0
-  let received = 0
+  // Rounds of `window` messages: receives, then sends, then every
+  // completion of both queues.
   const t0 = process.hrtime.bigint()
-  while (posted < Math.min(window, iters)) s.postSend(src, 0, size, posted++)
-  // Receives and sends complete on their own queues: drain both.
-  const drainRecv = async (): Promise<void> => {
-    while (received < iters) {
-      for (const c of await cqR.wait(64)) {
-        if (c.status !== 0) throw new Error(`receive failed: status ${c.status}`)
-        received++
-        if (received + window <= iters) r.postReceive(dst, c.wrId * size, (c.wrId + 1) * size, c.wrId)
-      }
-    }
+  for (let done = 0; done < iters; ) {
+    const n = Math.min(window, iters - done)
+    for (let i = 0; i < n; i++) r.postReceive(dst, i * size, (i + 1) * size, i)
+    for (let i = 0; i < n; i++) s.postSend(src, 0, size, i)
+    for (let got = 0; got < n; ) got += check(await take(cqS, 64))
+    for (let got = 0; got < n; ) got += check(await take(cqR, 64))
+    done += n
   }
-  const drainSend = async (): Promise<void> => {
-    while (sent < iters) {
-      for (const c of await cqS.wait(64)) {
-        if (c.status !== 0) throw new Error(`send failed: status ${c.status}`)
-        sent++
-        if (posted < iters) s.postSend(src, 0, size, posted++)
-      }
-    }
-  }
-  await Promise.all([drainRecv(), drainSend()])
   const sec = Number(process.hrtime.bigint() - t0) / 1e9
   return [(size * iters) / sec / 1e6, iters / sec]
 }
@@ -95,10 +99,18 @@ async function zcioLatency(a: Args, iters: number): Promise<number> {
   const qa = pa.handshake(pb.endpoint())
   const qb = pb.handshake(pa.endpoint())
   const mr = pd.allocate(4096)
+  // Completions seen per queue and opcode: a wait for one kind must not
+  // lose the other kind's completions.
+  const seen = new Map<typeof cqA, Record<string, number>>([
+    [cqA, {}],
+    [cqB, {}],
+  ])
   const until = async (cq: typeof cqA, op: string): Promise<void> => {
-    for (;;) {
-      for (const c of await cq.wait(4)) if (c.opcode === op) return
+    const counts = seen.get(cq)!
+    while (!counts[op]) {
+      for (const c of await take(cq, 4)) counts[c.opcode] = (counts[c.opcode] ?? 0) + 1
     }
+    counts[op]--
   }
   const t0 = process.hrtime.bigint()
   for (let i = 0; i < iters; i++) {
@@ -108,10 +120,15 @@ async function zcioLatency(a: Args, iters: number): Promise<number> {
     await until(cqB, 'recv')
     qb.postSend(mr, 0, 64, 2)
     await until(cqA, 'recv')
-    // Reap the send completions too, so the queues never fill.
-    await Promise.all([until(cqA, 'send'), until(cqB, 'send')])
+    await until(cqA, 'send')
+    await until(cqB, 'send')
   }
   return Number(process.hrtime.bigint() - t0) / 1e3 / iters / 2
+}
+
+function check(wcs: { status: number }[]): number {
+  for (const c of wcs) if (c.status !== 0) throw new Error(`work request failed: status ${c.status}`)
+  return wcs.length
 }
 
 function run(cmd: string, args: string[]): Promise<string> {
@@ -144,13 +161,18 @@ function lastRow(out: string): number[] {
 
 async function main(): Promise<void> {
   const a = parse(process.argv.slice(2))
+  spin = !a.events
   const have = await run('which', ['ib_send_bw']).then(() => true, () => false)
   const res: Record<string, number[]> = { zcioBw: [], zcioRate: [], perfBw: [], perfRate: [], perfLat: [], zcioLat: [] }
   for (let i = 0; i < a.runs; i++) {
-    process.stderr.write(`run ${i + 1}/${a.runs}\r`)
+    const step = (what: string): boolean => process.stderr.write(`run ${i + 1}/${a.runs}: ${what}\n`)
+    step('zcio bandwidth')
     res.zcioBw.push((await zcioSend(a, a.size, a.iters))[0])
+    step('zcio message rate')
     res.zcioRate.push((await zcioSend(a, 64, a.iters * 4))[1])
+    step('zcio latency')
     res.zcioLat.push(await zcioLatency(a, 200))
+    if (have) step('perftest')
     if (have) {
       // ib_send_bw: #bytes #iterations BW peak[MB/sec] BW average[MB/sec] MsgRate[Mpps]
       const bw = lastRow(await perftest('ib_send_bw', a, ['-s', String(a.size), '-n', String(a.iters), '-F'], 18700 + i))
@@ -167,7 +189,9 @@ async function main(): Promise<void> {
     [`send ${a.size} B bandwidth (MB/s)`, m.zcioBw, m.perfBw],
     ['64 B message rate (msg/s)', m.zcioRate, m.perfRate],
   ]
-  console.log(`RDMA on ${a.device ?? 'the first device'}, medians of ${a.runs} runs`)
+  console.log(
+    `RDMA on ${a.device ?? 'the first device'}, medians of ${a.runs} runs; zcio completions ${a.events ? 'from the completion channel (wait)' : 'busy-polled, then wait (as perftest polls)'}`,
+  )
   console.log('case'.padEnd(36), 'zcio'.padStart(12), 'perftest'.padStart(12), 'ratio'.padStart(8))
   for (const [name, z, p] of rows as [string, number, number][]) {
     console.log(name.padEnd(36), z.toFixed(1).padStart(12), p.toFixed(1).padStart(12), (z / p).toFixed(2).padStart(8))
