@@ -1,7 +1,7 @@
 // Library bugs found by the model-based test (__test__/model), each reduced
 // to the shrunk sequence the driver printed, kept as regression tests. A bug
 // found and not yet fixed is added here as `test.failing` (with an entry in
-// KNOWN_ISSUES in __test__/model/world.ts so the search goes on past it).
+// KNOWN_ISSUES in __test__/model/model.ts so the search goes on past it).
 
 import { codeOf, fixedTest, zcio } from './support.js'
 
