@@ -2,7 +2,8 @@
 // family: rings and pools (rings-pools.ts), buffers (buffers.ts), I/O
 // (io.ts, targets.ts), batches and argument errors (batch.ts), completions
 // and pipes (completions.ts), lifecycle and timing (lifecycle.ts), workers
-// (workers.ts). Each command acts, lets pending promise reactions run, then
+// (workers.ts), and the network: rings, groups and pairs (net-life.ts),
+// sends (net-send.ts), receives (net-recv.ts). Each command acts, lets pending promise reactions run, then
 // checks the whole world against the model (World.check).
 
 import fc from 'fast-check'
@@ -11,6 +12,9 @@ import { acquire, fill, indexCall } from './buffers.js'
 import { pipeCmd, ringCall } from './completions.js'
 import { flood, Inspect, io } from './io.js'
 import { lifecycle, timing } from './lifecycle.js'
+import { netLifeCmd } from './net-life.js'
+import { recvCmd } from './net-recv.js'
+import { sendCmd } from './net-send.js'
 import { newBigPool, newPool, newRing } from './rings-pools.js'
 import { workerCmd } from './workers.js'
 
@@ -33,6 +37,9 @@ export const commandArb = fc.oneof(
   { weight: 1, arbitrary: workerCmd },
   { weight: 1, arbitrary: flood },
   { weight: 1, arbitrary: fc.nat(1023).map((p) => new Inspect(p)) },
+  { weight: 6, arbitrary: netLifeCmd },
+  { weight: 9, arbitrary: sendCmd },
+  { weight: 9, arbitrary: recvCmd },
 )
 
 export function commandsArb(maxCommands: number, replayPath?: string) {

@@ -11,6 +11,8 @@ import {
   type BufM, type FileM, type Op, type PipeM, type PoolM, type RingM, type SimpleTarget, type Target, type Tracked,
   FILE_CAP, KNOWN_ISSUES, ModelError, PIPE_IO_MAX, SETTLE_TIMEOUT_MS, TABLE_SIZE, cover, fail, ioUringFds, show, sleep, thrownCode, tick,
 } from './model.js'
+import { NetState, checkNet, netPending } from './net-model.js'
+import { netCleanup, netFinish } from './net-finish.js'
 import * as ops from './ops.js'
 import type { Session } from './session.js'
 
@@ -35,6 +37,8 @@ export class World {
   tracked: Tracked[] = []
   /** The ops of each batch, by op: a batch settles as a whole. */
   batchOf = new Map<Op, Op[]>()
+  /** Network rings, groups and streams (net-model.ts). */
+  net = new NetState()
   workersStarted = 0
   bigPools = 0
   /**
@@ -190,6 +194,7 @@ export class World {
 
   check(where: string): void {
     checks.check(this, where)
+    checkNet(this, where)
   }
 
   feedPipes(): Promise<void> {
@@ -240,10 +245,10 @@ export class World {
     for (let round = 0; ; round++) {
       this.takeAll()
       if (this.failures.length > 0) return
-      const left = this.mustSettle()
+      const left = [...this.mustSettle().map((o) => o.label), ...netPending(this)]
       if (left.length === 0) return
       if (Date.now() > deadline) {
-        fail(`hang: after ${timeoutMs} ms these operations have not completed:\n  ${left.map((o) => o.label).join('\n  ')}`)
+        fail(`hang: after ${timeoutMs} ms these operations have not completed:\n  ${left.join('\n  ')}`)
       }
       if (round < 50) await tick()
       else await sleep(2)
@@ -253,6 +258,7 @@ export class World {
   async finish(): Promise<void> {
     this.log('-- finish')
     await this.settle()
+    await netFinish(this)
     await this.feedPipes()
     await this.settle()
     for (const r of this.rings) {
@@ -315,6 +321,7 @@ export class World {
         }
       }
     } finally {
+      netCleanup(this)
       for (const f of this.files) fs.closeSync(f.fd)
       for (const t of [this.zero, this.null, this.dir]) fs.closeSync(t.fd)
       fs.rmSync(this.runDir, { recursive: true, force: true })
