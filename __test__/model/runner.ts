@@ -5,7 +5,9 @@
 
 import fc from 'fast-check'
 import { commandsArb, addRing, addPool } from './commands.js'
-import { ModelError, World, coverage, openSession, type Session } from './world.js'
+import { ModelError, coverage } from './model.js'
+import { openSession, type Session } from './session.js'
+import { World } from './world.js'
 
 export const DEFAULT_MAX_COMMANDS = 60
 const RUNS_PER_BATCH = 25
@@ -20,7 +22,7 @@ export interface FuzzOptions {
   /** fast-check's replay path of the commands, printed with a failure. */
   replayPath?: string
   maxCommands?: number
-  /** Tolerate the known library bugs (see KNOWN_ISSUES in world.ts). */
+  /** Tolerate the known library bugs (see KNOWN_ISSUES in model.ts). */
   tolerateKnown?: boolean
   log: (line: string) => void
 }
