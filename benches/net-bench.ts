@@ -35,7 +35,7 @@ export interface NetRunOptions {
   runs?: number
   /** Ping-pong round trips per run (default 50,000). */
   roundTrips?: number
-  /** Pipelined messages per run (default 2,000,000). */
+  /** Pipelined messages per run (default 1,000,000). */
   messages?: number
   quiet?: boolean
   progressStream?: NodeJS.WriteStream
@@ -187,7 +187,7 @@ export function median(values: readonly number[]): number {
 function config(opts: NetRunOptions): NetConfig {
   const size = Math.ceil((opts.size ?? 4 * GiB) / WRITE_BYTES) * WRITE_BYTES
   const roundTrips = opts.roundTrips ?? 50_000
-  const messages = opts.messages ?? 2_000_000
+  const messages = opts.messages ?? 1_000_000
   return {
     sizeBytes: size,
     warmupBytes: Math.max(WRITE_BYTES, Math.min(256 * MiB, Math.ceil(size / 8 / WRITE_BYTES) * WRITE_BYTES)),
@@ -207,7 +207,7 @@ function config(opts: NetRunOptions): NetConfig {
 function amounts(group: Mode, cfg: NetConfig): Amounts {
   if (group === 'stream') return { warm: cfg.warmupBytes, measured: cfg.sizeBytes, timeoutMs: 60_000 + (cfg.sizeBytes / (10 * MiB)) * 1000 }
   if (group === 'ping-pong') return { warm: cfg.warmupRoundTrips, measured: cfg.roundTrips, timeoutMs: 60_000 + cfg.roundTrips * 0.5 }
-  return { warm: cfg.warmupMessages, measured: cfg.messages, timeoutMs: 60_000 + cfg.messages * 0.05 }
+  return { warm: cfg.warmupMessages, measured: cfg.messages, timeoutMs: 60_000 + cfg.messages * 0.2 }
 }
 
 function fmtValue(group: Mode, v: number): string {

@@ -49,7 +49,7 @@ Options (bench net):
   --runs <n>             Runs per case, each in fresh processes after a
                          warm-up connection; medians are reported (default 3)
   --round-trips <n>      Ping-pong round trips per run (default 50000)
-  --messages <n>         Pipelined messages per run (default 2000000)
+  --messages <n>         Pipelined messages per run (default 1000000)
   --json <file>          Also write every run, the medians and the bars as
                          JSON to <file>
   --quick                Smoke test, well under a minute: --size 256M --runs 1
