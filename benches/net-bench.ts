@@ -9,8 +9,10 @@
 
 import { fork } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
+import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
+import { performance } from 'node:perf_hooks'
 import { GiB, MiB, Progress, errorMessage, fmtInt, loadZcio } from './common.js'
 import type { MachineFacts, ProbeResult } from './common.js'
 import {
@@ -52,6 +54,8 @@ export interface NetBenchResult {
 }
 
 export const GROUPS: readonly Mode[] = ['stream', 'ping-pong', 'pipelined']
+/** Other processes' share of one CPU during a run above which the report says so. */
+const OTHER_LOAD_NOTE = 0.1
 const PEER_SCRIPT = path.join(__dirname, 'net-peer.js')
 
 // ---------------------------------------------------------------------------
@@ -146,33 +150,71 @@ async function runPeers(c: NetCase, a: Amounts, onPhase: (phase: string) => void
     const { port } = await server.next('listening', 30_000)
     client = new Peer({ role: 'client', impl, mode: c.group, sender: c.sender ?? 'write', port }, `${c.name} sender`)
     await client.next('ready', 30_000)
-    let last: [PeerMessage & { type: 'ran' }, PeerMessage & { type: 'served' }] | null = null
-    for (const [phase, amount] of [['warm-up', a.warm], ['measuring', a.measured]] as const) {
-      onPhase(phase)
-      client.send({ type: 'run', amount })
-      last = await Promise.all([client.next('ran', a.timeoutMs), server.next('served', a.timeoutMs)])
-    }
-    const [ran, served] = last!
+    onPhase('warm-up')
+    client.send({ type: 'run', amount: a.warm })
+    await Promise.all([client.next('ran', a.timeoutMs), server.next('served', a.timeoutMs)])
+    onPhase('measuring')
+    const machine = new MachineCpu()
+    client.send({ type: 'run', amount: a.measured })
+    const [ran, served] = await Promise.all([client.next('ran', a.timeoutMs), server.next('served', a.timeoutMs)])
+    const window = machine.end()
     const want = c.group === 'stream' ? a.measured : a.measured * MESSAGE_BYTES
     if (served.bytes !== want) throw new Error(`${c.name}: the receiver counted ${served.bytes} bytes, expected ${want}`)
     const clientCpuSec = ran.cpu.user + ran.cpu.system
     const serverCpuSec = served.cpu.user + served.cpu.system
-    return sample(c.group, served.bytes, c.group === 'ping-pong' ? ran.seconds : served.seconds, clientCpuSec, serverCpuSec, a.measured)
+    const seconds = c.group === 'ping-pong' ? ran.seconds : served.seconds
+    return sample(c.group, served.bytes, seconds, clientCpuSec, serverCpuSec, a.measured, window)
   } finally {
     await Promise.all([server.stop(), client?.stop()])
   }
 }
 
-function sample(group: Mode, bytes: number, seconds: number, clientCpuSec: number, serverCpuSec: number, count: number): NetSample {
+/**
+ * The CPU time of the whole machine over a window (/proc/stat): what the
+ * rest of the machine used while a case ran, so that a busy run shows.
+ */
+class MachineCpu {
+  readonly #start = procStat()
+  readonly #t0 = performance.now()
+
+  end(): { busySec: number | null; wallSec: number } {
+    const now = procStat()
+    const wallSec = (performance.now() - this.#t0) / 1000
+    return { busySec: now !== null && this.#start !== null ? now - this.#start : null, wallSec }
+  }
+}
+
+// User + nice + system seconds of all CPUs (no irq, softirq or steal).
+function procStat(): number | null {
+  try {
+    const fields = fs.readFileSync('/proc/stat', 'utf8').split('\n', 1)[0].trim().split(/\s+/)
+    return (Number(fields[1]) + Number(fields[2]) + Number(fields[3])) / CLOCK_TICKS
+  } catch {
+    return null
+  }
+}
+
+// USER_HZ: 100 on every Linux architecture Node runs on.
+const CLOCK_TICKS = 100
+
+type Window = ReturnType<MachineCpu['end']>
+
+function sample(
+  group: Mode,
+  bytes: number,
+  seconds: number,
+  clientCpuSec: number,
+  serverCpuSec: number,
+  count: number,
+  window: Window,
+): NetSample {
   const both = clientCpuSec + serverCpuSec
-  if (group === 'stream') {
-    return { bytes, seconds, clientCpuSec, serverCpuSec, value: (bytes * 8) / seconds / 1e9, cpu: both / (bytes / GiB) }
-  }
-  if (group === 'ping-pong') {
-    // Two messages per round trip, one each way.
-    return { bytes, count, seconds, clientCpuSec, serverCpuSec, value: (seconds / count) * 1e6, cpu: (both / (2 * count)) * 1e6 }
-  }
-  return { bytes, count, seconds, clientCpuSec, serverCpuSec, value: count / seconds, cpu: (both / count) * 1e6 }
+  const otherCpuSec = window.busySec === null ? null : Math.max(0, window.busySec - both)
+  const base = { bytes, seconds, clientCpuSec, serverCpuSec, otherCpuSec, wallSec: window.wallSec }
+  if (group === 'stream') return { ...base, value: (bytes * 8) / seconds / 1e9, cpu: both / (bytes / GiB) }
+  // Ping-pong: two messages per round trip, one each way.
+  if (group === 'ping-pong') return { ...base, count, value: (seconds / count) * 1e6, cpu: (both / (2 * count)) * 1e6 }
+  return { ...base, count, value: count / seconds, cpu: (both / count) * 1e6 }
 }
 
 // ---------------------------------------------------------------------------
@@ -286,6 +328,7 @@ export async function runNet(opts: NetRunOptions = {}): Promise<NetBenchResult> 
       cpu: median(runs.map((s) => s.cpu)),
       clientCpuSec: median(runs.map((s) => s.clientCpuSec)),
       serverCpuSec: median(runs.map((s) => s.serverCpuSec)),
+      maxOtherLoad: otherLoad(runs),
       runs,
       ratioToNode: null,
       cpuRatioToNode: null,
@@ -295,9 +338,12 @@ export async function runNet(opts: NetRunOptions = {}): Promise<NetBenchResult> 
   }
   addRatios(results)
   const loadAverageEnd = os.loadavg()
-  if (Math.max(...loadAverageStart.slice(0, 1), ...loadAverageEnd.slice(0, 1)) > os.cpus().length * 0.5) {
+  const busy = results.filter((r) => r.maxOtherLoad !== null && r.maxOtherLoad > OTHER_LOAD_NOTE)
+  if (busy.length) {
+    const worst = busy.reduce((x, y) => (y.maxOtherLoad! > x.maxOtherLoad! ? y : x))
     notes.push(
-      `the machine was busy: load average ${loadAverageStart[0].toFixed(2)} at the start, ${loadAverageEnd[0].toFixed(2)} at the end (${os.cpus().length} CPUs)`,
+      `other processes used up to ${(worst.maxOtherLoad! * 100).toFixed(0)}% of a CPU during ${worst.group} / ${worst.name} ` +
+        `(${busy.length} case${busy.length === 1 ? '' : 's'} above ${OTHER_LOAD_NOTE * 100}%): those figures are disturbed`,
     )
   }
   progress.clear()
@@ -312,11 +358,23 @@ export async function runNet(opts: NetRunOptions = {}): Promise<NetBenchResult> 
   }
 }
 
+// /proc/stat counts in 10 ms ticks per CPU: runs shorter than a second are
+// left out of the other processes' share.
+function otherLoad(runs: readonly NetSample[]): number | null {
+  const long = runs.filter((s) => s.otherCpuSec !== null && s.wallSec >= 1)
+  return long.length ? Math.max(...long.map((s) => s.otherCpuSec! / s.wallSec)) : null
+}
+
 async function iperfSample(a: Amounts, onPhase: (phase: string) => void): Promise<NetSample> {
-  const r = await runIperf3(a.warm, a.measured, a.timeoutMs, onPhase)
+  let machine: MachineCpu | null = null
+  const r = await runIperf3(a.warm, a.measured, a.timeoutMs, (phase) => {
+    if (phase === 'measuring') machine = new MachineCpu()
+    onPhase(phase)
+  })
+  const window = (machine as MachineCpu | null)?.end() ?? { busySec: null, wallSec: r.seconds }
   // CPU over everything sent; the rate is iperf3's own (its receiver's
   // bytes over its receiver's seconds, which leave out the last few writes).
-  const s = sample('stream', a.measured, r.seconds, r.clientCpuSec, r.serverCpuSec, 0)
+  const s = sample('stream', a.measured, r.seconds, r.clientCpuSec, r.serverCpuSec, 0, window)
   return { ...s, value: r.bitsPerSecond / 1e9 }
 }
 

@@ -95,6 +95,15 @@ export interface NetSample {
   /** CPU seconds (user + system) of the sending (client) and receiving (server) process. */
   clientCpuSec: number
   serverCpuSec: number
+  /**
+   * CPU seconds the rest of the machine used over the measured connection:
+   * user + system time of all CPUs (/proc/stat) minus both processes'; null
+   * where /proc/stat can't be read. Softirq time (the loopback's receive
+   * path) and steal are left out.
+   */
+  otherCpuSec: number | null
+  /** Seconds of the measured connection, as the parent saw it (the window of `otherCpuSec`). */
+  wallSec: number
   /** The case's figure (see `UNITS`). */
   value: number
   /** CPU seconds of both processes per GiB (stream) or per million 64-byte messages (ping-pong: both directions). */
@@ -113,6 +122,8 @@ export interface NetCaseResult {
   cpu: number
   clientCpuSec: number
   serverCpuSec: number
+  /** The largest share of one CPU that other processes used during a run of 1 s or more (0.25: a quarter of a CPU); null if none was that long. */
+  maxOtherLoad: number | null
   runs: NetSample[]
   /** Median figure against the group's Node net case (for ping-pong, a round-trip time ratio: below 1 is faster). */
   ratioToNode: number | null

@@ -105,6 +105,7 @@ export function netReport(res: NetBenchResult, bars: readonly NetBar[]): string 
       `load average ${m.loadAverageStart[0].toFixed(2)} -> ${m.loadAverageEnd[0].toFixed(2)}`,
   )
   out.push('CPU: user + system of both processes (getrusage), sender + receiver in parentheses')
+  out.push('others: the most CPU the rest of the machine used during a run of the case (of a second or more), in % of one CPU (/proc/stat)')
   for (const note of res.notes) out.push(`note: ${note}`)
 
   for (const group of ['stream', 'ping-pong', 'pipelined'] as const) {
@@ -112,10 +113,12 @@ export function netReport(res: NetBenchResult, bars: readonly NetBar[]): string 
     const stream = group === 'stream'
     const head = ['case', u.value, 'runs', u.cpu, 'vs Node net', 'CPU vs Node']
     if (stream) head.push('vs iperf3', 'CPU vs iperf3')
+    head.push('others')
     const rows: string[][] = [head]
     for (const r of res.results.filter((x) => x.group === group)) {
       const row = [r.name, fmtValue(group, r.value), spread(group, r.runs), cpuSplit(r), fmtRatio(r.ratioToNode), fmtRatio(r.cpuRatioToNode)]
       if (stream) row.push(fmtRatio(r.ratioToIperf3), fmtRatio(r.cpuRatioToIperf3))
+      row.push(r.maxOtherLoad === null ? '-' : `${(r.maxOtherLoad * 100).toFixed(0)}%`)
       rows.push(row)
     }
     for (const s of res.skipped.filter((x) => x.group === group)) {
