@@ -177,18 +177,20 @@ class MachineCpu {
   readonly #start = procStat()
   readonly #t0 = performance.now()
 
-  end(): { busySec: number | null; wallSec: number } {
+  end(): { busySec: number | null; stealSec: number | null; wallSec: number } {
     const now = procStat()
     const wallSec = (performance.now() - this.#t0) / 1000
-    return { busySec: now !== null && this.#start !== null ? now - this.#start : null, wallSec }
+    if (now === null || this.#start === null) return { busySec: null, stealSec: null, wallSec }
+    return { busySec: now.busy - this.#start.busy, stealSec: now.steal - this.#start.steal, wallSec }
   }
 }
 
-// User + nice + system seconds of all CPUs (no irq, softirq or steal).
-function procStat(): number | null {
+// User + nice + system seconds of all CPUs (no irq, softirq), and the time
+// the hypervisor ran something else (steal).
+function procStat(): { busy: number; steal: number } | null {
   try {
-    const fields = fs.readFileSync('/proc/stat', 'utf8').split('\n', 1)[0].trim().split(/\s+/)
-    return (Number(fields[1]) + Number(fields[2]) + Number(fields[3])) / CLOCK_TICKS
+    const f = fs.readFileSync('/proc/stat', 'utf8').split('\n', 1)[0].trim().split(/\s+/).map(Number)
+    return { busy: (f[1] + f[2] + f[3]) / CLOCK_TICKS, steal: (f[8] || 0) / CLOCK_TICKS }
   } catch {
     return null
   }
@@ -210,7 +212,7 @@ function sample(
 ): NetSample {
   const both = clientCpuSec + serverCpuSec
   const otherCpuSec = window.busySec === null ? null : Math.max(0, window.busySec - both)
-  const base = { bytes, seconds, clientCpuSec, serverCpuSec, otherCpuSec, wallSec: window.wallSec }
+  const base = { bytes, seconds, clientCpuSec, serverCpuSec, otherCpuSec, stealSec: window.stealSec, wallSec: window.wallSec }
   if (group === 'stream') return { ...base, value: (bytes * 8) / seconds / 1e9, cpu: both / (bytes / GiB) }
   // Ping-pong: two messages per round trip, one each way.
   if (group === 'ping-pong') return { ...base, count, value: (seconds / count) * 1e6, cpu: (both / (2 * count)) * 1e6 }
@@ -328,7 +330,8 @@ export async function runNet(opts: NetRunOptions = {}): Promise<NetBenchResult> 
       cpu: median(runs.map((s) => s.cpu)),
       clientCpuSec: median(runs.map((s) => s.clientCpuSec)),
       serverCpuSec: median(runs.map((s) => s.serverCpuSec)),
-      maxOtherLoad: otherLoad(runs),
+      maxOtherLoad: maxShare(runs, (s) => s.otherCpuSec),
+      maxSteal: maxShare(runs, (s) => s.stealSec),
       runs,
       ratioToNode: null,
       cpuRatioToNode: null,
@@ -346,6 +349,11 @@ export async function runNet(opts: NetRunOptions = {}): Promise<NetBenchResult> 
         `(${busy.length} case${busy.length === 1 ? '' : 's'} above ${OTHER_LOAD_NOTE * 100}%): those figures are disturbed`,
     )
   }
+  const steal = results.flatMap((r) => r.runs).reduce((n, x) => n + (x.stealSec ?? 0), 0)
+  const wall = results.flatMap((r) => r.runs).reduce((n, x) => n + x.wallSec, 0)
+  if (wall > 0 && steal / wall > OTHER_LOAD_NOTE) {
+    notes.push(`the hypervisor took ${((steal / wall) * 100).toFixed(0)}% of a CPU on average during the measured runs (steal time)`)
+  }
   progress.clear()
   return {
     machine: { ...machineFacts(zcio), loadAverageStart, loadAverageEnd },
@@ -358,11 +366,11 @@ export async function runNet(opts: NetRunOptions = {}): Promise<NetBenchResult> 
   }
 }
 
-// /proc/stat counts in 10 ms ticks per CPU: runs shorter than a second are
-// left out of the other processes' share.
-function otherLoad(runs: readonly NetSample[]): number | null {
-  const long = runs.filter((s) => s.otherCpuSec !== null && s.wallSec >= 1)
-  return long.length ? Math.max(...long.map((s) => s.otherCpuSec! / s.wallSec)) : null
+// The largest share of one CPU `of` a run took; /proc/stat counts in 10 ms
+// ticks per CPU, so runs shorter than a second are left out.
+function maxShare(runs: readonly NetSample[], of: (s: NetSample) => number | null): number | null {
+  const long = runs.filter((s) => of(s) !== null && s.wallSec >= 1)
+  return long.length ? Math.max(...long.map((s) => of(s)! / s.wallSec)) : null
 }
 
 async function iperfSample(a: Amounts, onPhase: (phase: string) => void): Promise<NetSample> {
@@ -371,7 +379,7 @@ async function iperfSample(a: Amounts, onPhase: (phase: string) => void): Promis
     if (phase === 'measuring') machine = new MachineCpu()
     onPhase(phase)
   })
-  const window = (machine as MachineCpu | null)?.end() ?? { busySec: null, wallSec: r.seconds }
+  const window = (machine as MachineCpu | null)?.end() ?? { busySec: null, stealSec: null, wallSec: r.seconds }
   // CPU over everything sent; the rate is iperf3's own (its receiver's
   // bytes over its receiver's seconds, which leave out the last few writes).
   const s = sample('stream', a.measured, r.seconds, r.clientCpuSec, r.serverCpuSec, 0, window)

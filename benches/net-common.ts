@@ -102,6 +102,8 @@ export interface NetSample {
    * path) and steal are left out.
    */
   otherCpuSec: number | null
+  /** Steal time of all CPUs over the same window (the hypervisor ran something else); null without /proc/stat. */
+  stealSec: number | null
   /** Seconds of the measured connection, as the parent saw it (the window of `otherCpuSec`). */
   wallSec: number
   /** The case's figure (see `UNITS`). */
@@ -124,6 +126,8 @@ export interface NetCaseResult {
   serverCpuSec: number
   /** The largest share of one CPU that other processes used during a run of 1 s or more (0.25: a quarter of a CPU); null if none was that long. */
   maxOtherLoad: number | null
+  /** The same for steal time (the hypervisor running something else on this machine's CPUs). */
+  maxSteal: number | null
   runs: NetSample[]
   /** Median figure against the group's Node net case (for ping-pong, a round-trip time ratio: below 1 is faster). */
   ratioToNode: number | null

@@ -64,6 +64,10 @@ function fmtValue(group: Mode, v: number): string {
   return fmtInt(v)
 }
 
+function fmtShare(v: number | null): string {
+  return v === null ? '-' : `${(v * 100).toFixed(0)}%`
+}
+
 function fmtCpu(v: number): string {
   return v >= 10 ? v.toFixed(1) : v.toFixed(3)
 }
@@ -105,7 +109,10 @@ export function netReport(res: NetBenchResult, bars: readonly NetBar[]): string 
       `load average ${m.loadAverageStart[0].toFixed(2)} -> ${m.loadAverageEnd[0].toFixed(2)}`,
   )
   out.push('CPU: user + system of both processes (getrusage), sender + receiver in parentheses')
-  out.push('others: the most CPU the rest of the machine used during a run of the case (of a second or more), in % of one CPU (/proc/stat)')
+  out.push(
+    'others, steal: the most CPU the rest of the machine, and the hypervisor (steal), took during a run of the case ' +
+      '(of a second or more), in % of one CPU (/proc/stat)',
+  )
   for (const note of res.notes) out.push(`note: ${note}`)
 
   for (const group of ['stream', 'ping-pong', 'pipelined'] as const) {
@@ -113,12 +120,12 @@ export function netReport(res: NetBenchResult, bars: readonly NetBar[]): string 
     const stream = group === 'stream'
     const head = ['case', u.value, 'runs', u.cpu, 'vs Node net', 'CPU vs Node']
     if (stream) head.push('vs iperf3', 'CPU vs iperf3')
-    head.push('others')
+    head.push('others', 'steal')
     const rows: string[][] = [head]
     for (const r of res.results.filter((x) => x.group === group)) {
       const row = [r.name, fmtValue(group, r.value), spread(group, r.runs), cpuSplit(r), fmtRatio(r.ratioToNode), fmtRatio(r.cpuRatioToNode)]
       if (stream) row.push(fmtRatio(r.ratioToIperf3), fmtRatio(r.cpuRatioToIperf3))
-      row.push(r.maxOtherLoad === null ? '-' : `${(r.maxOtherLoad * 100).toFixed(0)}%`)
+      row.push(fmtShare(r.maxOtherLoad), fmtShare(r.maxSteal))
       rows.push(row)
     }
     for (const s of res.skipped.filter((x) => x.group === group)) {
