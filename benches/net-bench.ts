@@ -26,7 +26,7 @@ import {
   WINDOW,
   WRITE_BYTES,
 } from './net-common.js'
-import type { Mode, NetCase, NetCaseResult, NetConfig, NetSample, NetSkipped, ParentMessage, PeerMessage, PeerSpec } from './net-common.js'
+import type { Cpu, Mode, NetCase, NetCaseResult, NetConfig, NetSample, NetSkipped, ParentMessage, PeerMessage, PeerSpec } from './net-common.js'
 import { iperf3Command, iperf3Version, runIperf3 } from './net-iperf.js'
 import { machineFacts } from './setup.js'
 
@@ -160,10 +160,8 @@ async function runPeers(c: NetCase, a: Amounts, onPhase: (phase: string) => void
     const window = machine.end()
     const want = c.group === 'stream' ? a.measured : a.measured * MESSAGE_BYTES
     if (served.bytes !== want) throw new Error(`${c.name}: the receiver counted ${served.bytes} bytes, expected ${want}`)
-    const clientCpuSec = ran.cpu.user + ran.cpu.system
-    const serverCpuSec = served.cpu.user + served.cpu.system
     const seconds = c.group === 'ping-pong' ? ran.seconds : served.seconds
-    return sample(c.group, served.bytes, seconds, clientCpuSec, serverCpuSec, a.measured, window)
+    return sample(c.group, served.bytes, seconds, ran.cpu, served.cpu, a.measured, window)
   } finally {
     await Promise.all([server.stop(), client?.stop()])
   }
@@ -205,14 +203,16 @@ function sample(
   group: Mode,
   bytes: number,
   seconds: number,
-  clientCpuSec: number,
-  serverCpuSec: number,
+  clientCpu: Cpu,
+  serverCpu: Cpu,
   count: number,
   window: Window,
 ): NetSample {
+  const clientCpuSec = clientCpu.user + clientCpu.system
+  const serverCpuSec = serverCpu.user + serverCpu.system
   const both = clientCpuSec + serverCpuSec
   const otherCpuSec = window.busySec === null ? null : Math.max(0, window.busySec - both)
-  const base = { bytes, seconds, clientCpuSec, serverCpuSec, otherCpuSec, stealSec: window.stealSec, wallSec: window.wallSec }
+  const base = { bytes, seconds, clientCpuSec, serverCpuSec, clientCpu, serverCpu, otherCpuSec, stealSec: window.stealSec, wallSec: window.wallSec }
   if (group === 'stream') return { ...base, value: (bytes * 8) / seconds / 1e9, cpu: both / (bytes / GiB) }
   // Ping-pong: two messages per round trip, one each way.
   if (group === 'ping-pong') return { ...base, count, value: (seconds / count) * 1e6, cpu: (both / (2 * count)) * 1e6 }
@@ -382,7 +382,7 @@ async function iperfSample(a: Amounts, onPhase: (phase: string) => void): Promis
   const window = (machine as MachineCpu | null)?.end() ?? { busySec: null, stealSec: null, wallSec: r.seconds }
   // CPU over everything sent; the rate is iperf3's own (its receiver's
   // bytes over its receiver's seconds, which leave out the last few writes).
-  const s = sample('stream', a.measured, r.seconds, r.clientCpuSec, r.serverCpuSec, 0, window)
+  const s = sample('stream', a.measured, r.seconds, r.clientCpu, r.serverCpu, 0, window)
   return { ...s, value: r.bitsPerSecond / 1e9 }
 }
 

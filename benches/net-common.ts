@@ -95,6 +95,9 @@ export interface NetSample {
   /** CPU seconds (user + system) of the sending (client) and receiving (server) process. */
   clientCpuSec: number
   serverCpuSec: number
+  /** The same, split into user and system time. */
+  clientCpu: Cpu
+  serverCpu: Cpu
   /**
    * CPU seconds the rest of the machine used over the measured connection:
    * user + system time of all CPUs (/proc/stat) minus both processes'; null

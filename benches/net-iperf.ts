@@ -9,6 +9,7 @@ import { spawn, spawnSync } from 'node:child_process'
 import * as net from 'node:net'
 import { errorMessage, shellJoin } from './common.js'
 import { HOST } from './net-common.js'
+import type { Cpu } from './net-common.js'
 
 export interface Iperf3Outcome {
   /** Bytes the receiver counted. */
@@ -16,9 +17,9 @@ export interface Iperf3Outcome {
   /** The receiver's seconds and bits per second. */
   seconds: number
   bitsPerSecond: number
-  /** CPU seconds (user + system) of the client (sender) and the server (receiver). */
-  clientCpuSec: number
-  serverCpuSec: number
+  /** CPU seconds of the client (sender) and the server (receiver). */
+  clientCpu: Cpu
+  serverCpu: Cpu
 }
 
 /** `iperf3 --version`'s first line, or null when iperf3 is not installed. */
@@ -53,7 +54,7 @@ interface Iperf3Json {
   error?: string
   end?: {
     sum_received?: { bytes: number; seconds: number; bits_per_second: number }
-    cpu_utilization_percent?: { host_total: number; remote_total: number }
+    cpu_utilization_percent?: { host_user: number; host_system: number; remote_user: number; remote_system: number }
   }
 }
 
@@ -96,8 +97,8 @@ function parse(text: string): Iperf3Outcome {
     bytes: r.bytes,
     seconds: r.seconds,
     bitsPerSecond: r.bits_per_second,
-    clientCpuSec: (cpu.host_total / 100) * r.seconds,
-    serverCpuSec: (cpu.remote_total / 100) * r.seconds,
+    clientCpu: { user: (cpu.host_user / 100) * r.seconds, system: (cpu.host_system / 100) * r.seconds },
+    serverCpu: { user: (cpu.remote_user / 100) * r.seconds, system: (cpu.remote_system / 100) * r.seconds },
   }
 }
 
