@@ -268,6 +268,7 @@ export async function runNet(opts: NetRunOptions = {}): Promise<NetBenchResult> 
 
   const zcio = await loadZcio()
   const probe = zcio.probe ?? null
+  const iperf = iperf3Version()
   const why = (c: NetCase): string | null => {
     if (c.impl === 'iperf3') return iperf ? null : 'iperf3 not installed (apt-get install iperf3)'
     if (c.impl !== 'zcio') return null
@@ -276,7 +277,6 @@ export async function runNet(opts: NetRunOptions = {}): Promise<NetBenchResult> 
     if (c.sender === 'sendZc' && !probe.sendZc) return `no zero-copy send (probe().sendZc is false; kernel ${probe.kernelRelease}, needs Linux 6.0)`
     return null
   }
-  const iperf = iperf3Version()
 
   const runnable = NET_CASES.filter((c) => {
     const reason = why(c)
