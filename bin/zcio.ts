@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// The `zcio` command: `zcio bench` runs the read benchmark.
+// The `zcio` command: `zcio bench` runs the read benchmark, `zcio bench net`
+// the loopback TCP one.
 
 import { spawn } from 'node:child_process'
 import * as fs from 'node:fs'
@@ -7,8 +8,10 @@ import * as path from 'node:path'
 import { errorCode, errorMessage } from '../benches/common.js'
 import type { BenchResult } from '../benches/common.js'
 import type { BenchJson } from '../benches/report.js'
+import type { NetBenchJson } from '../benches/net-report.js'
 
 const USAGE = `Usage: zcio [bench] [options]
+       zcio bench net [options]
 
 Commands:
   bench                  Read benchmark: zcio registered buffers next to
@@ -17,8 +20,16 @@ Commands:
                          page-cache-warm file, then the cost of single pool
                          calls, then a pass/miss summary of the library's
                          performance bars (default)
+  bench net              Loopback TCP benchmark, sender and receiver in
+                         separate processes: a stream in 64 KiB writes (zcio
+                         send() and sendZc() of pool buffers into a multishot
+                         receive, Node net, iperf3 when installed), 64-byte
+                         ping-pong and pipelined 64-byte messages (zcio, Node
+                         net); throughput or rate and the CPU of both
+                         processes, medians of several runs, ratios and a
+                         pass/miss summary of the network bars
 
-Options:
+Options (bench):
   --size <bytes>         File size: bytes or with a K/M/G/T suffix (1024-based),
                          e.g. 1G, 256M (default 1G, at least 1M)
   --duration <seconds>   Measured seconds per case, after a 0.3 s warm-up
@@ -31,6 +42,20 @@ Options:
                          per-call table (explicit --size/--duration still win)
   --calls                Only the per-call table (ns per call of pool and
                          ring methods): no file, no fio
+
+Options (bench net):
+  --size <bytes>         Bytes per stream run, with a K/M/G/T suffix as above
+                         (default 4G, at least 1M; rounded up to 64 KiB)
+  --runs <n>             Runs per case, each in fresh processes after a
+                         warm-up connection; medians are reported (default 3)
+  --round-trips <n>      Ping-pong round trips per run (default 50000)
+  --messages <n>         Pipelined messages per run (default 1000000)
+  --json <file>          Also write every run, the medians and the bars as
+                         JSON to <file>
+  --quick                Smoke test, well under a minute: --size 256M --runs 1
+                         --round-trips 5000 --messages 200000 (explicit
+                         options still win)
+
   -h, --help             Show this help
 
 Progress goes to stderr, the result tables to stdout.
@@ -47,7 +72,7 @@ function parseSize(text: string): number {
 class UsageError extends Error {}
 
 interface CliOptions {
-  command: 'bench'
+  command: 'bench' | 'net'
   help: boolean
   size: number | undefined
   durationSec: number | undefined
@@ -55,6 +80,21 @@ interface CliOptions {
   json: string | undefined
   quick: boolean
   callsOnly: boolean
+  runs: number | undefined
+  roundTrips: number | undefined
+  messages: number | undefined
+}
+
+const VALUE_OPTIONS = ['--size', '--duration', '--file', '--json', '--runs', '--round-trips', '--messages']
+const READ_ONLY = ['--duration', '--file', '--calls']
+const NET_ONLY = ['--runs', '--round-trips', '--messages']
+
+function parseCount(name: string, value: string, min: number, max: number): number {
+  const n = /^\s*\d+\s*$/.test(value) ? Number(value) : NaN
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    throw new UsageError(`${name}: expected a whole number from ${min} to ${max}; got ${JSON.stringify(value)}`)
+  }
+  return n
 }
 
 function parseArgs(argv: readonly string[]): CliOptions {
@@ -67,7 +107,11 @@ function parseArgs(argv: readonly string[]): CliOptions {
     json: undefined,
     quick: false,
     callsOnly: false,
+    runs: undefined,
+    roundTrips: undefined,
+    messages: undefined,
   }
+  const seen = new Set<string>()
   let commandSeen = false
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]
@@ -76,6 +120,10 @@ function parseArgs(argv: readonly string[]): CliOptions {
       continue
     }
     if (!arg.startsWith('-')) {
+      if (arg === 'net' && commandSeen && opts.command === 'bench') {
+        opts.command = 'net'
+        continue
+      }
       if (commandSeen) throw new UsageError(`unexpected argument: ${arg}`)
       if (arg === 'help') opts.help = true
       else if (arg !== 'bench') throw new UsageError(`unknown command: ${arg}`)
@@ -84,7 +132,8 @@ function parseArgs(argv: readonly string[]): CliOptions {
     }
     const eq = arg.indexOf('=')
     const name = eq === -1 ? arg : arg.slice(0, eq)
-    const takesValue = name === '--size' || name === '--duration' || name === '--file' || name === '--json'
+    seen.add(name)
+    const takesValue = VALUE_OPTIONS.includes(name)
     if (!takesValue) {
       if (name === '--quick' && eq === -1) {
         opts.quick = true
@@ -115,11 +164,26 @@ function parseArgs(argv: readonly string[]): CliOptions {
       opts.durationSec = d
     } else if (name === '--file') {
       opts.file = value
+    } else if (name === '--runs') {
+      opts.runs = parseCount(name, value, 1, 100)
+    } else if (name === '--round-trips') {
+      opts.roundTrips = parseCount(name, value, 1, 1e9)
+    } else if (name === '--messages') {
+      opts.messages = parseCount(name, value, 1, 1e10)
     } else {
       opts.json = value
     }
   }
-  if (opts.quick) {
+  const misplaced = [...seen].find((o) => (opts.command === 'net' ? READ_ONLY : NET_ONLY).includes(o))
+  if (misplaced && !opts.help) {
+    throw new UsageError(`${misplaced} is an option of ${opts.command === 'net' ? "'zcio bench'" : "'zcio bench net'"}`)
+  }
+  if (opts.quick && opts.command === 'net') {
+    opts.size ??= 256 * 1024 * 1024
+    opts.runs ??= 1
+    opts.roundTrips ??= 5000
+    opts.messages ??= 200_000
+  } else if (opts.quick) {
     if (opts.size === undefined) opts.size = 64 * 1024 * 1024
     if (opts.durationSec === undefined) opts.durationSec = 1
   }
@@ -170,6 +234,35 @@ function reexecWithGc(argv: readonly string[]): void {
   })
 }
 
+/** `zcio bench net`: no heap deltas, so no re-run under --expose-gc. */
+async function benchNet(opts: CliOptions): Promise<number> {
+  const { runNet } = await import('../benches/net-bench.js')
+  const { netBars, netReport } = await import('../benches/net-report.js')
+  let doc: NetBenchJson
+  try {
+    const res = await runNet({ size: opts.size, runs: opts.runs, roundTrips: opts.roundTrips, messages: opts.messages })
+    const list = netBars(res)
+    process.stdout.write(netReport(res, list))
+    doc = { ...res, bars: list }
+  } catch (e) {
+    process.stderr.write(`zcio bench net: ${errorMessage(e)}\n`)
+    return 1
+  }
+  return writeJson(opts.json, doc)
+}
+
+function writeJson(file: string | undefined, doc: unknown): number {
+  if (file === undefined) return 0
+  try {
+    fs.writeFileSync(file, JSON.stringify(doc, null, 2) + '\n')
+  } catch (e) {
+    process.stderr.write(`zcio bench: cannot write ${file}: ${errorMessage(e)}\n`)
+    return 1
+  }
+  process.stderr.write(`results written to ${file}\n`)
+  return 0
+}
+
 /** Runs the command line; resolves with the exit code, or null when a child process carries on. */
 async function main(argv: readonly string[]): Promise<number | null> {
   let opts: CliOptions
@@ -184,6 +277,7 @@ async function main(argv: readonly string[]): Promise<number | null> {
     process.stdout.write(USAGE)
     return 0
   }
+  if (opts.command === 'net') return benchNet(opts)
   if (typeof globalThis.gc !== 'function' && process.env.ZCIO_BENCH_REEXEC !== '1') {
     reexecWithGc(argv)
     return null
@@ -219,16 +313,7 @@ async function main(argv: readonly string[]): Promise<number | null> {
     process.stderr.write(`zcio bench: ${errorMessage(e)}\n`)
     return errorCode(e) === 'ERR_ZCIO_BENCH_USAGE' ? 2 : 1
   }
-  if (opts.json !== undefined) {
-    try {
-      fs.writeFileSync(opts.json, JSON.stringify(doc, null, 2) + '\n')
-    } catch (e) {
-      process.stderr.write(`zcio bench: cannot write ${opts.json}: ${errorMessage(e)}\n`)
-      return 1
-    }
-    process.stderr.write(`results written to ${opts.json}\n`)
-  }
-  return 0
+  return writeJson(opts.json, doc)
 }
 
 main(process.argv.slice(2)).then(

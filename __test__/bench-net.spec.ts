@@ -1,0 +1,65 @@
+import test from 'ava'
+import { execFile } from 'node:child_process'
+import * as fs from 'node:fs'
+import { createRequire } from 'node:module'
+import * as path from 'node:path'
+import { promisify } from 'node:util'
+import { probed, root, tmpFile } from './support.js'
+
+const run = promisify(execFile)
+const require = createRequire(import.meta.url)
+
+interface Case {
+  group: string
+  name: string
+  impl: string
+  sender?: string
+}
+
+interface Doc {
+  config: { runs: number }
+  results: { group: string; name: string; value: number; cpu: number; clientCpuSec: number; serverCpuSec: number; runs: { value: number; cpu: number }[] }[]
+  skipped: { group: string; name: string; reason: string }[]
+  bars: { bar: string; pass: boolean | null }[]
+}
+
+const required = process.env.ZCIO_REQUIRE_IO_URING === '1'
+const netAvailable = probed.ioUring && probed.bufRing
+const netTest = netAvailable || required ? test : test.skip
+if (!netAvailable && !required) console.warn('zcio: skipping the network bench test: no provided-buffer rings')
+
+netTest('zcio bench net --quick measures every case, with positive numbers', async (t) => {
+  t.timeout(120_000)
+  const json = tmpFile('bench-net.json')
+  const cli = path.join(root, 'dist', 'bin', 'zcio.js')
+  const { stdout } = await run(process.execPath, [cli, 'bench', 'net', '--quick', '--json', json], { timeout: 110_000, maxBuffer: 1 << 20 })
+  const doc = JSON.parse(fs.readFileSync(json, 'utf8')) as Doc
+  fs.rmSync(path.dirname(json), { recursive: true, force: true })
+
+  const { NET_CASES } = require(path.join(root, 'dist', 'benches', 'net-common.js')) as { NET_CASES: Case[] }
+  t.true(NET_CASES.length >= 9)
+  for (const group of ['stream', 'ping-pong', 'pipelined']) {
+    t.true(NET_CASES.some((c) => c.group === group && c.impl === 'zcio'), `${group}: no zcio case`)
+    t.true(NET_CASES.some((c) => c.group === group && c.impl === 'node'), `${group}: no Node case`)
+  }
+  for (const c of NET_CASES) {
+    const what = `${c.group} / ${c.name}`
+    const r = doc.results.find((x) => x.group === c.group && x.name === c.name)
+    if (!r) {
+      // Only what this machine lacks may be skipped: iperf3, or zero-copy send.
+      const s = doc.skipped.find((x) => x.group === c.group && x.name === c.name)
+      t.truthy(s, `${what}: neither measured nor skipped`)
+      const allowed = (c.impl === 'iperf3' && /not installed/.test(s!.reason)) || (c.sender === 'sendZc' && !probed.sendZc)
+      t.true(allowed, `${what}: skipped: ${s!.reason}`)
+      t.log(`${what}: skipped: ${s!.reason}`)
+      continue
+    }
+    t.is(r.runs.length, doc.config.runs, what)
+    for (const [k, v] of Object.entries({ value: r.value, cpu: r.cpu, clientCpuSec: r.clientCpuSec, serverCpuSec: r.serverCpuSec })) {
+      t.true(Number.isFinite(v) && v > 0, `${what}: ${k} is ${v}`)
+    }
+    t.true(stdout.includes(c.name), `${what}: not in the table`)
+  }
+  t.true(doc.bars.length > 0)
+  t.regex(stdout, /summary/)
+})

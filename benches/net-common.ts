@@ -1,0 +1,165 @@
+// Constants, protocol and record types shared by the net bench modules
+// (the parent and its peer processes).
+
+export const HOST = '127.0.0.1'
+/** Bytes per write of the stream cases, and per receive buffer. */
+export const WRITE_BYTES = 64 * 1024
+/** Bytes per message of the ping-pong and pipelined cases. */
+export const MESSAGE_BYTES = 64
+/** Buffers of the receive group (of WRITE_BYTES each). */
+export const GROUP_COUNT = 128
+/** 64 KiB sends in flight per zcio stream sender (`send()`, and pool buffers for `sendZc()`). */
+export const SEND_DEPTH = 16
+/** 64-byte sends in flight (zcio), or written per event-loop turn (Node), in the pipelined case. */
+export const WINDOW = 128
+
+export type Mode = 'stream' | 'ping-pong' | 'pipelined'
+/** The client's send path: zcio `send()`/`sendZc()`, Node `socket.write()`, or writes corked per turn. */
+export type Sender = 'send' | 'sendZc' | 'write' | 'cork'
+
+export type PeerSpec =
+  | { role: 'server'; impl: 'zcio' | 'node'; mode: Mode }
+  | { role: 'client'; impl: 'zcio' | 'node'; mode: Mode; sender: Sender; port: number }
+
+/** CPU seconds of one process over one connection. */
+export interface Cpu {
+  user: number
+  system: number
+}
+
+export type PeerMessage =
+  | { type: 'listening'; port: number }
+  /** The client is set up and waits for `run`. */
+  | { type: 'ready' }
+  /** Bytes received; `seconds` from the first byte to end of stream. */
+  | { type: 'served'; bytes: number; seconds: number; cpu: Cpu }
+  /** `seconds` from the first send to the last one done (ping-pong: the last reply). */
+  | { type: 'ran'; seconds: number; cpu: Cpu }
+  | { type: 'error'; message: string }
+
+export type ParentMessage =
+  /** `amount`: bytes (stream), round trips (ping-pong) or messages (pipelined). */
+  | { type: 'run'; amount: number }
+  | { type: 'exit' }
+
+
+// ---------------------------------------------------------------------------
+// Cases and results
+
+export const ZCIO_SEND = 'zcio send() -> multishot recv'
+export const ZCIO_SENDZC = 'zcio sendZc(pool) -> multishot recv'
+export const ZCIO_PINGPONG = 'zcio send() + multishot recv'
+export const NODE_NET = 'Node net'
+export const NODE_CORK = 'Node net, cork per 128 (writev)'
+export const IPERF3 = 'iperf3'
+
+export type Impl = 'zcio' | 'node' | 'iperf3'
+
+export interface NetCase {
+  group: Mode
+  name: string
+  impl: Impl
+  /** The client's send path (peers only). */
+  sender?: Sender
+  /** Shown for context; no bar is held against it. */
+  info?: boolean
+}
+
+export const NET_CASES: readonly NetCase[] = [
+  { group: 'stream', name: ZCIO_SEND, impl: 'zcio', sender: 'send' },
+  { group: 'stream', name: ZCIO_SENDZC, impl: 'zcio', sender: 'sendZc' },
+  { group: 'stream', name: NODE_NET, impl: 'node', sender: 'write' },
+  { group: 'stream', name: IPERF3, impl: 'iperf3' },
+  { group: 'ping-pong', name: ZCIO_PINGPONG, impl: 'zcio', sender: 'send' },
+  { group: 'ping-pong', name: NODE_NET, impl: 'node', sender: 'write' },
+  { group: 'pipelined', name: ZCIO_SEND, impl: 'zcio', sender: 'send' },
+  { group: 'pipelined', name: NODE_NET, impl: 'node', sender: 'write' },
+  { group: 'pipelined', name: NODE_CORK, impl: 'node', sender: 'cork', info: true },
+]
+
+/** What a case's figure is: Gbit/s (stream), µs per round trip (ping-pong), messages/s (pipelined). */
+export const UNITS: Readonly<Record<Mode, { value: string; cpu: string; higherIsBetter: boolean }>> = {
+  stream: { value: 'Gbit/s', cpu: 'CPU s/GiB', higherIsBetter: true },
+  'ping-pong': { value: 'us/round trip', cpu: 'CPU s/1M msgs', higherIsBetter: false },
+  pipelined: { value: 'msgs/s', cpu: 'CPU s/1M msgs', higherIsBetter: true },
+}
+
+/** One measured connection (after its warm-up). */
+export interface NetSample {
+  /** Bytes the receiver counted. */
+  bytes: number
+  /** Round trips (ping-pong) or messages (pipelined); absent for streams. */
+  count?: number
+  /** What the rate is taken over: the receiver's first byte to end of stream; ping-pong: the client's first send to last reply. */
+  seconds: number
+  /** CPU seconds (user + system) of the sending (client) and receiving (server) process. */
+  clientCpuSec: number
+  serverCpuSec: number
+  /** The same, split into user and system time. */
+  clientCpu: Cpu
+  serverCpu: Cpu
+  /**
+   * CPU seconds the rest of the machine used over the measured connection:
+   * user + system time of all CPUs (/proc/stat) minus both processes'; null
+   * where /proc/stat can't be read. Softirq time (the loopback's receive
+   * path) and steal are left out.
+   */
+  otherCpuSec: number | null
+  /** Steal time of all CPUs over the same window (the hypervisor ran something else); null without /proc/stat. */
+  stealSec: number | null
+  /** Seconds of the measured connection, as the parent saw it (the window of `otherCpuSec`). */
+  wallSec: number
+  /** The case's figure (see `UNITS`). */
+  value: number
+  /** CPU seconds of both processes per GiB (stream) or per million 64-byte messages (ping-pong: both directions). */
+  cpu: number
+}
+
+export interface NetCaseResult {
+  group: Mode
+  name: string
+  impl: Impl
+  info?: boolean
+  unit: string
+  cpuUnit: string
+  /** Medians over the runs. */
+  value: number
+  cpu: number
+  clientCpuSec: number
+  serverCpuSec: number
+  /** The largest share of one CPU that other processes used during a run of 1 s or more (0.25: a quarter of a CPU); null if none was that long. */
+  maxOtherLoad: number | null
+  /** The same for steal time (the hypervisor running something else on this machine's CPUs). */
+  maxSteal: number | null
+  runs: NetSample[]
+  /** Median figure against the group's Node net case (for ping-pong, a round-trip time ratio: below 1 is faster). */
+  ratioToNode: number | null
+  cpuRatioToNode: number | null
+  /** Stream only: against iperf3. */
+  ratioToIperf3?: number | null
+  cpuRatioToIperf3?: number | null
+  /** iperf3's measured command line. */
+  command?: string
+}
+
+export interface NetSkipped {
+  group: Mode
+  name: string
+  reason: string
+}
+
+export interface NetConfig {
+  sizeBytes: number
+  warmupBytes: number
+  writeBytes: number
+  roundTrips: number
+  warmupRoundTrips: number
+  messages: number
+  warmupMessages: number
+  messageBytes: number
+  runs: number
+  /** zcio stream sends in flight; pipelined: zcio sends in flight, Node writes per turn. */
+  sendDepth: number
+  window: number
+  receiveGroup: { bufferSize: number; bufferCount: number; incremental: boolean }
+}

@@ -1,0 +1,154 @@
+// Tables, bars and the JSON document of `zcio bench net`.
+
+import { fmtInt } from './common.js'
+import { passMark } from './calls.js'
+import { fmtBytes, fmtRatio, table } from './report.js'
+import type { Align } from './report.js'
+import type { NetBenchResult } from './net-bench.js'
+import { IPERF3, NODE_NET, UNITS, ZCIO_PINGPONG, ZCIO_SEND, ZCIO_SENDZC } from './net-common.js'
+import type { Mode, NetCaseResult, NetSample } from './net-common.js'
+
+/** A bar: a ratio of zcio's median to a reference's that has to be at least (or at most) `target`. */
+export interface NetBar {
+  bar: string
+  measured: number | null
+  target: number
+  /** `min`: measured >= target; `max`: measured <= target. */
+  kind: 'min' | 'max'
+  /** Null when a side of the comparison was not measured. */
+  pass: boolean | null
+  detail: string
+}
+
+/** The document `--json` writes. */
+export interface NetBenchJson extends NetBenchResult {
+  bars: NetBar[]
+}
+
+function find(res: NetBenchResult, group: Mode, name: string): NetCaseResult | undefined {
+  return res.results.find((r) => r.group === group && r.name === name)
+}
+
+function bar(text: string, kind: 'min' | 'max', target: number, num: number | undefined, den: number | undefined, detail: string): NetBar {
+  const measured = num !== undefined && den !== undefined && den > 0 ? num / den : null
+  const pass = measured === null ? null : kind === 'min' ? measured >= target : measured <= target
+  return { bar: text, measured, target, kind, pass, detail }
+}
+
+export function netBars(res: NetBenchResult): NetBar[] {
+  const out: NetBar[] = []
+  const node = find(res, 'stream', NODE_NET)
+  const iperf = find(res, 'stream', IPERF3)
+  for (const [name, short] of [
+    [ZCIO_SEND, 'send()'],
+    [ZCIO_SENDZC, 'sendZc()'],
+  ] as const) {
+    const z = find(res, 'stream', name)
+    out.push(bar(`stream ${short}: Gbit/s vs Node net`, 'min', 1.0, z?.value, node?.value, 'throughput, medians'))
+    out.push(bar(`stream ${short}: Gbit/s vs iperf3`, 'min', 0.9, z?.value, iperf?.value, iperf ? 'throughput, medians' : 'no iperf3 run'))
+    out.push(bar(`stream ${short}: CPU/GiB vs Node net`, 'max', 0.8, z?.cpu, node?.cpu, 'CPU s per GiB, both processes'))
+    out.push(bar(`stream ${short}: CPU/GiB vs iperf3`, 'max', 1.15, z?.cpu, iperf?.cpu, iperf ? 'CPU s per GiB, both processes' : 'no iperf3 run'))
+  }
+  const pipe = find(res, 'pipelined', ZCIO_SEND)
+  const pipeNode = find(res, 'pipelined', NODE_NET)
+  out.push(bar('pipelined 64 B: msgs/s vs Node net', 'min', 3.0, pipe?.value, pipeNode?.value, 'messages per second, medians'))
+  const pp = find(res, 'ping-pong', ZCIO_PINGPONG)
+  const ppNode = find(res, 'ping-pong', NODE_NET)
+  out.push(bar('ping-pong 64 B: round trip vs Node net', 'max', 0.6, pp?.value, ppNode?.value, 'us per round trip, medians'))
+  return out
+}
+
+function fmtValue(group: Mode, v: number): string {
+  if (group === 'stream') return v.toFixed(2)
+  if (group === 'ping-pong') return v.toFixed(1)
+  return fmtInt(v)
+}
+
+function fmtShare(v: number | null): string {
+  return v === null ? '-' : `${(v * 100).toFixed(0)}%`
+}
+
+function fmtCpu(v: number): string {
+  return v >= 10 ? v.toFixed(1) : v.toFixed(3)
+}
+
+function spread(group: Mode, runs: readonly NetSample[]): string {
+  if (runs.length < 2) return '-'
+  const vs = runs.map((s) => s.value)
+  return `${fmtValue(group, Math.min(...vs))}..${fmtValue(group, Math.max(...vs))}`
+}
+
+// CPU of the two processes, each scaled like the total (per GiB or per million messages).
+function cpuSplit(r: NetCaseResult): string {
+  const both = r.clientCpuSec + r.serverCpuSec
+  if (!(both > 0)) return fmtCpu(r.cpu)
+  const k = r.cpu / both
+  return `${fmtCpu(r.cpu)} (${fmtCpu(r.clientCpuSec * k)} + ${fmtCpu(r.serverCpuSec * k)})`
+}
+
+const TITLES: Record<Mode, (res: NetBenchResult) => string> = {
+  stream: (res) =>
+    `stream: ${fmtBytes(res.config.sizeBytes)} in ${res.config.writeBytes / 1024} KiB writes (warm-up ${fmtBytes(res.config.warmupBytes)}); ` +
+    `zcio: ${res.config.sendDepth} sends in flight, receive group ${res.config.receiveGroup.bufferCount} x ${res.config.receiveGroup.bufferSize / 1024} KiB`,
+  'ping-pong': (res) =>
+    `ping-pong: ${fmtInt(res.config.roundTrips)} round trips of ${res.config.messageBytes} B each way (warm-up ${fmtInt(res.config.warmupRoundTrips)}), TCP_NODELAY`,
+  pipelined: (res) =>
+    `pipelined: ${fmtInt(res.config.messages)} messages of ${res.config.messageBytes} B (warm-up ${fmtInt(res.config.warmupMessages)}), ` +
+    `zcio ${res.config.window} sends in flight, Node up to ${res.config.window} writes per turn, TCP_NODELAY`,
+}
+
+export function netReport(res: NetBenchResult, bars: readonly NetBar[]): string {
+  const m = res.machine
+  const out: string[] = []
+  out.push(
+    `zcio bench net: ${m.cpus} CPU x ${m.cpuModel} | kernel ${m.kernelRelease} | Node ${m.node}` +
+      `${res.iperf3 ? ` | ${res.iperf3.version}` : ''} | loopback TCP, sender and receiver in separate processes`,
+  )
+  out.push(
+    `${res.config.runs} run${res.config.runs === 1 ? '' : 's'} per case (fresh processes, warm-up connection first), medians | ` +
+      `load average ${m.loadAverageStart[0].toFixed(2)} -> ${m.loadAverageEnd[0].toFixed(2)}`,
+  )
+  out.push('CPU: user + system of both processes (getrusage), sender + receiver in parentheses')
+  out.push(
+    'others, steal: the most CPU the rest of the machine, and the hypervisor (steal), took during a run of the case ' +
+      '(of a second or more), in % of one CPU (/proc/stat)',
+  )
+  for (const note of res.notes) out.push(`note: ${note}`)
+
+  for (const group of ['stream', 'ping-pong', 'pipelined'] as const) {
+    const u = UNITS[group]
+    const stream = group === 'stream'
+    const head = ['case', u.value, 'runs', u.cpu, 'vs Node net', 'CPU vs Node']
+    if (stream) head.push('vs iperf3', 'CPU vs iperf3')
+    head.push('others', 'steal')
+    const rows: string[][] = [head]
+    for (const r of res.results.filter((x) => x.group === group)) {
+      const row = [r.name, fmtValue(group, r.value), spread(group, r.runs), cpuSplit(r), fmtRatio(r.ratioToNode), fmtRatio(r.cpuRatioToNode)]
+      if (stream) row.push(fmtRatio(r.ratioToIperf3), fmtRatio(r.cpuRatioToIperf3))
+      row.push(fmtShare(r.maxOtherLoad), fmtShare(r.maxSteal))
+      rows.push(row)
+    }
+    for (const s of res.skipped.filter((x) => x.group === group)) {
+      rows.push([s.name, 'skipped', ...head.slice(2).map(() => '-')])
+    }
+    out.push('', TITLES[group](res), table(rows, ['l', ...head.slice(1).map((): Align => 'r')]))
+    if (stream && res.iperf3) out.push(`  iperf3: iperf3 -s -p <port> -B 127.0.0.1 --forceflush; ${res.iperf3.command}`)
+    if (group === 'ping-pong') out.push('  vs Node net: round-trip time ratio (below 1.00x is faster); CPU per message counts both directions')
+  }
+  const reasons = new Set(res.skipped.map((s) => s.reason))
+  if (reasons.size) out.push('')
+  for (const reason of reasons) out.push(`skipped: ${reason}`)
+
+  const rows: string[][] = [['bar', 'measured', 'target', '', 'detail']]
+  for (const b of bars) {
+    const target = `${b.kind === 'min' ? '>=' : '<='} ${fmtRatio(b.target)}`
+    let detail = b.detail
+    if (b.pass === false && b.measured !== null) {
+      const off = b.kind === 'min' ? b.target / b.measured - 1 : b.measured / b.target - 1
+      detail += `; ${b.kind === 'min' ? 'needs' : 'over by'} ${(off * 100).toFixed(0)}%${b.kind === 'min' ? ' more' : ''}`
+    }
+    rows.push([b.bar, fmtRatio(b.measured), target, b.pass === null ? 'n/a' : passMark(b.pass), detail])
+  }
+  out.push('', 'summary', table(rows, ['l', 'r', 'r', 'l', 'l']))
+  return out.join('\n') + '\n'
+}
