@@ -23,12 +23,14 @@ fixedTest('submit() on a closed ring without DEFER_TASKRUN throws ERR_ZCIO_CLOSE
 })
 
 // ---------------------------------------------------------------------------
-// Network (buffer groups and streams): open, tolerated by the driver.
+// Network (buffer groups and streams): found by the driver, fixed in the
+// library (see the commit "Fix five ownership findings of the randomized
+// network driver").
 
 const { BufferGroup, RegisteredBufferPool, TcpListener, TcpStream } = zcio
 type Stream = InstanceType<typeof TcpStream>
-/** `test.failing` where the kernel has provided-buffer rings, a visible skip elsewhere. */
-const netFailing = probed.ioUring && probed.bufRing ? test.failing : test.skip
+/** A test where the kernel has provided-buffer rings, a visible skip elsewhere. */
+const netFixed = probed.ioUring && probed.bufRing ? test : test.skip
 const turn = (ms = 0): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
 async function loopPair(ring: InstanceType<typeof Ring>): Promise<{ client: Stream; server: Stream }> {
@@ -61,7 +63,7 @@ async function after(p: Promise<unknown>, ms: number): Promise<string> {
 // to the kernel. The send then rejects with ERR_ZCIO_NOT_ACQUIRED, and so
 // does every later send of its chain; had the buffer been acquired again
 // meanwhile, it would have sent the new owner's bytes.
-netFailing('a pool buffer of a send queued behind another can not be released before it settles', async (t) => {
+netFixed('a pool buffer of a send queued behind another can not be released before it settles', async (t) => {
   const ring = new Ring()
   const { client, server } = await loopPair(ring)
   const pool = new RegisteredBufferPool(ring, 4096, 2)
@@ -93,7 +95,7 @@ netFailing('a pool buffer of a send queued behind another can not be released be
 // listener's ECANCELED, although the bytes were sent), and the send's own
 // completion goes to the other ring. Expected: refused (an argument error),
 // or sent and reported through the stream's ring.
-netFailing('a send from a pool of another ring settles with its own result', async (t) => {
+netFixed('a send from a pool of another ring settles with its own result', async (t) => {
   const ring = new Ring()
   const { client, server } = await loopPair(ring)
   const other = new Ring()
@@ -121,7 +123,7 @@ netFailing('a send from a pool of another ring settles with its own result', asy
 // since the kernel still holds the file, the peer sees no end of stream.
 // Expected (DESIGN.md, Sockets): close() cancels the receive (ECANCELED),
 // the descriptor closes after it, and the peer sees the close.
-netFailing('close() of a stream cancels its group receive and the peer sees the end', async (t) => {
+netFixed('close() of a stream cancels its group receive and the peer sees the end', async (t) => {
   const ring = new Ring()
   const { client, server } = await loopPair(ring)
   const group = new BufferGroup(ring, { groupId: 0, bufferSize: 16, bufferCount: 1 })
@@ -145,7 +147,7 @@ netFailing('close() of a stream cancels its group receive and the peer sees the 
 // after group.close() (which empties #waiting) never: the iterator's next()
 // stays pending for good. Expected: closing the ring, the stream or the
 // group ends the receive (ERR_ZCIO_CLOSED / ECANCELED, or end of iteration).
-netFailing('a multishot receive waiting for a buffer ends when its group, stream or ring closes', async (t) => {
+netFixed('a multishot receive waiting for a buffer ends when its group, stream or ring closes', async (t) => {
   const outcomes: string[] = []
   for (const how of ['ring', 'stream', 'group'] as const) {
     const ring = new Ring()
@@ -177,7 +179,7 @@ netFailing('a multishot receive waiting for a buffer ends when its group, stream
 // chunks out (the documented meaning: 0 here); availableCount +
 // heldCount === bufferCount then needs a word for the buffers a closed
 // group keeps, or they count as available.
-netFailing('heldCount of a closed group counts only buffers with chunks out', async (t) => {
+netFixed('heldCount of a closed group counts only buffers with chunks out', async (t) => {
   const ring = new Ring()
   const { client, server } = await loopPair(ring)
   const group = new BufferGroup(ring, { groupId: 0, bufferSize: 16, bufferCount: 1 })

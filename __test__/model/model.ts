@@ -265,16 +265,7 @@ export function checkErrorShape(e: unknown, code: string, what: string): void {
  * behaviour (logging it) so that the search goes on past them;
  * ZCIO_FUZZ_STRICT=1 makes them failures again.
  */
-export const KNOWN_ISSUES: Record<string, string> = {
-  'queued-send-release':
-    'a pool buffer named by a send that waits behind another send of its stream can be released (the send then fails with ERR_ZCIO_NOT_ACQUIRED, or sends whoever acquired the buffer next)',
-  'closed-group-held':
-    'a buffer of a closed group whose chunks were all released still counts in heldCount (and not in availableCount)',
-  'close-recv':
-    'TcpStream.close() with only a group receive in flight closes the descriptor at once and cancels nothing: the receive stays pending (EBADF if not yet submitted), the peer sees no end of stream',
-  'parked-multishot':
-    'a multishot receive waiting for a buffer (after ENOBUFS) does not end when its ring or stream closes until a chunk is released, and never after group.close()',
-}
+export const KNOWN_ISSUES: Record<string, string> = {}
 
 /** What the runs exercised, summed over a session (printed at the end). */
 export const coverage = new Map<string, number>()

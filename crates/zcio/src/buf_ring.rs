@@ -34,7 +34,7 @@ pub const MAX_GROUP_BUFFERS: u32 = 32768;
 pub mod group_counts {
     /// Buffers in the group.
     pub const BUFFERS: usize = 0;
-    /// Buffers in the kernel's ring (it may fill them).
+    /// Buffers in the kernel's ring (it may fill them), or free after close.
     pub const AVAILABLE: usize = 1;
     /// Buffers the kernel handed back whose chunks are not all released.
     pub const HELD: usize = 2;
@@ -359,6 +359,10 @@ impl BufferGroup {
             if let Some(reg) = reg.as_ref() {
                 s.add(reg, &mut st, buffer_id, 0);
                 s.commit(reg, &mut st, 1);
+            } else {
+                // Closed: no ring to return it to, but it is free again.
+                st.in_kernel[b] = true;
+                st.available += 1;
             }
         }
         drop(st);
@@ -418,9 +422,10 @@ impl BufferGroup {
         self.shared.state.borrow().available
     }
 
-    /// Buffers handed back by the kernel and not yet fully released. While
-    /// the group is open, `available + held == buffer_count`; after
-    /// [`close`](Self::close) released buffers are neither.
+    /// Buffers handed back by the kernel and not yet fully released.
+    /// `available + held == buffer_count` always (after
+    /// [`close`](Self::close), released buffers count as available: free,
+    /// though no kernel ring takes them any more).
     pub fn held_count(&self) -> u32 {
         self.shared.state.borrow().held
     }
