@@ -298,7 +298,7 @@ netTest('closing a group ends a multishot receive waiting for buffers', async (t
   const ring = new Ring()
   const { server, client, listener } = await pair(ring)
   const group = new BufferGroup(ring, { groupId: 10, bufferSize: 64, bufferCount: 1 })
-  let ended: Error | undefined | null = null
+  let ended: Error | undefined | null = null as Error | undefined | null
   const chunks: number[] = []
   group.recvCallback(server, {
     onChunk: (id) => chunks.push(id), // held: the group runs dry

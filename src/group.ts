@@ -232,6 +232,8 @@ export class BufferGroup {
       try {
         slot = this.#native.recvMultishot(s, rearm)
       } catch (e) {
+        // ERR_ZCIO_CLOSED when the group was closed while the receive
+        // waited for a buffer.
         return end(e as Error)
       }
       this.#completer.listen(slot, handler)
@@ -253,7 +255,7 @@ export class BufferGroup {
       this.#waiting.push(waiter)
       const offStream = onStreamClose(stream, () => {
         unpark()
-        end()
+        end(zcioError('ERR_ZCIO_CLOSED', 'the stream was closed'))
       })
       const closers = ringInternals(this.#ring).closers
       const onRing = (): void => {
@@ -278,7 +280,7 @@ export class BufferGroup {
         if (this.availableCount > 0) arm(true)
         else if (!stopped) park()
         else end()
-      } else if (result === -125 && (stopped || stream.closed)) end() // stopped, or its stream closed
+      } else if (result === -125 && stopped) end()
       else end(errnoError(result, 'recv'))
     }
     arm(false)

@@ -150,11 +150,12 @@ class CloseGroup extends Cmd {
   act(w: World) {
     const gs = liveGroups(w)
     const g = gs[this.group % gs.length]
+    // Closed before the call: receives waiting for a buffer end inside it.
+    g.closed = true
     const res = thrownCode(() => g.real!.close())
     w.log(`  ${g.name}.close()`)
     if (res.threw) fail(`${g.name}.close() threw ${res.code}`)
     cover(g.chunks.length > 0 ? 'group closed with chunks held' : 'group closed')
-    g.closed = true
   }
   toString() {
     return `group #${this.group}.close()`
