@@ -156,7 +156,10 @@ function zcioClient(z: Zcio, mode: Mode, sender: Sender, port: number): Run {
     } else if (mode === 'stream') {
       await windowed(amount / WRITE_BYTES, SEND_DEPTH, () => conn.send(block))
     } else if (mode === 'pipelined') {
-      await windowed(amount, WINDOW, () => conn.send(message))
+      // write(): no promise per message; consecutive writes go out as one
+      // vectored send. flush() is the backpressure (and reports errors).
+      for (let i = 0; i < amount; i++) if (conn.write(message) > WINDOW) await conn.flush()
+      await conn.flush()
     } else {
       // Ping-pong: the next message goes when the whole reply is in.
       await new Promise<void>((resolve, reject) => {
@@ -164,7 +167,7 @@ function zcioClient(z: Zcio, mode: Mode, sender: Sender, port: number): Run {
         let received = 0
         const next = (): void => {
           sent++
-          conn.send(message).then(undefined, reject)
+          conn.write(message)
         }
         group!.recvCallback(conn, {
           onChunk: (bufferId, _offset, length) => {
@@ -177,7 +180,8 @@ function zcioClient(z: Zcio, mode: Mode, sender: Sender, port: number): Run {
               conn.shutdown('write')
             }
           },
-          onEnd: (error) => (error ? reject(error) : sent === amount ? resolve() : reject(new Error('connection ended early'))),
+          onEnd: (error) =>
+            error ? reject(error) : sent === amount ? conn.flush().then(resolve, reject) : reject(new Error('connection ended early')),
         })
         next()
       })
