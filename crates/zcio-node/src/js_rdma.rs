@@ -77,6 +77,11 @@ fn wr_id(env: &Env, v: f64) -> Result<u64> {
     crate::error::int_arg(env, "wrId", v, 9007199254740991.0, true)
 }
 
+/// A peer's address for RDMA READ/WRITE (below 2^53 on every 64-bit Linux).
+fn remote_address(env: &Env, v: f64) -> Result<u64> {
+    crate::error::int_arg(env, "remoteAddr", v, 9007199254740991.0, true)
+}
+
 fn offset(env: &Env, name: &'static str, v: f64) -> Result<usize> {
     Ok(crate::error::int_arg(env, name, v, 9007199254740991.0, true)? as usize)
 }
@@ -392,8 +397,7 @@ impl RdmaQueuePair {
     ) -> Result<()> {
         let held = sges(&env, &sges_)?;
         let list = as_sges(&held);
-        let addr =
-            crate::error::int_arg(&env, "remoteAddr", remote_addr, 9007199254740991.0, true)?;
+        let addr = remote_address(&env, remote_addr)?;
         self.qp
             .post_write(&list, addr, rkey, wr_id(&env, wr_id_)?, imm)
             .or_throw(&env)
@@ -410,8 +414,7 @@ impl RdmaQueuePair {
     ) -> Result<()> {
         let held = sges(&env, &sges_)?;
         let list = as_sges(&held);
-        let addr =
-            crate::error::int_arg(&env, "remoteAddr", remote_addr, 9007199254740991.0, true)?;
+        let addr = remote_address(&env, remote_addr)?;
         self.qp
             .post_read(&list, addr, rkey, wr_id(&env, wr_id_)?)
             .or_throw(&env)

@@ -133,7 +133,7 @@ impl SocketShared {
 }
 
 /// One operation of a socket started by another owner; ends with the op.
-struct SocketUse(Rc<SocketShared>);
+pub(crate) struct SocketUse(Rc<SocketShared>);
 
 impl Drop for SocketUse {
     fn drop(&mut self) {
@@ -330,10 +330,10 @@ impl TcpStream {
     /// group's receive, a pool buffer's send) keeps: it holds the descriptor
     /// open and counts as one of the stream's operations, so `close()`
     /// cancels it and the descriptor closes only after it.
-    pub(crate) fn keep_alive(&self) -> Rc<dyn Any> {
+    pub(crate) fn socket_use(&self) -> SocketUse {
         let s = &self.socket;
         s.ops.set(s.ops.get() + 1);
-        Rc::new(SocketUse(s.clone()))
+        SocketUse(s.clone())
     }
 
     /// Whether the stream was made on `ring`.
@@ -355,7 +355,7 @@ impl TcpStream {
             (s.as_ptr(), s.len())
         };
         // SAFETY: `data` is boxed and kept by the op; its slice does not move.
-        unsafe { self.send_raw(ptr, len, data, false, None) }
+        unsafe { self.send_borrowed(ptr, len, false, false, data) }
     }
 
     /// Queues a zero-copy send of `data` (`IORING_OP_SEND_ZC`, Linux 6.0;
@@ -375,7 +375,7 @@ impl TcpStream {
             (s.as_ptr(), s.len())
         };
         // SAFETY: as in `send`.
-        unsafe { self.send_raw(ptr, len, data, true, None) }
+        unsafe { self.send_borrowed(ptr, len, true, false, data) }
     }
 
     /// Queues a send (or, with `zc`, a zero-copy send) of memory the caller
@@ -466,29 +466,6 @@ impl TcpStream {
         // SAFETY: the header and iovecs live in the boxed `msg`, kept by the
         // op (a Box does not move its contents); the ranges per the caller.
         unsafe { self.socket.push(entry, OpKind::Send, Keep::Boxed(msg)) }
-    }
-
-    /// Queues a send of `len` bytes at `ptr`, kept valid by `keep`.
-    /// `fixed` names a registered buffer containing the range (zero-copy
-    /// sends only).
-    ///
-    /// # Safety
-    ///
-    /// `ptr..ptr + len` stays valid, and unmodified if the data must not
-    /// change, as long as `keep` lives; for `fixed`, it lies inside that
-    /// registered buffer.
-    pub(crate) unsafe fn send_raw(
-        &self,
-        ptr: *const u8,
-        len: usize,
-        keep: Box<dyn Any>,
-        zc: bool,
-        fixed: Option<u16>,
-    ) -> Result<u64> {
-        let entry = self.send_entry(ptr, len, zc, fixed, false)?;
-        let kind = if zc { OpKind::SendZc } else { OpKind::Send };
-        // SAFETY: the caller's contract; `keep` goes with the op.
-        unsafe { self.socket.push(entry, kind, Keep::Boxed(keep)) }
     }
 
     /// The SQE of a send (`MSG_NOSIGNAL | MSG_WAITALL`).

@@ -11,6 +11,8 @@
 use std::any::Any;
 use std::rc::Rc;
 
+use crate::net::SocketUse;
+
 /// The kind of an operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpKind {
@@ -91,15 +93,17 @@ pub(crate) struct Op {
     pub(crate) keep: Keep,
 }
 
-/// What an op keeps alive besides its owner. Shared handles are stored as
-/// they are, so the common cases (a socket, a group's registration) cost no
-/// allocation per operation. The fields are never read: they are held only to
-/// be dropped with the op.
+/// What an op keeps alive besides its owner. Handles are stored as they are,
+/// so the common cases (a socket, a group's registration) cost no allocation
+/// per operation. The fields are never read: they are held only to be
+/// dropped with the op.
 #[allow(dead_code)]
 pub(crate) enum Keep {
     Nothing,
-    Shared(Rc<dyn Any>),
-    Two(Rc<dyn Any>, Rc<dyn Any>),
+    /// A socket the op runs on (counted as one of its operations).
+    Socket(SocketUse),
+    /// A registration and the socket.
+    Two(Rc<dyn Any>, SocketUse),
     Boxed(Box<dyn Any>),
 }
 

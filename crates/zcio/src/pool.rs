@@ -10,7 +10,7 @@ use io_uring::{opcode, squeue, types};
 
 use crate::buf_table::MAX_REGISTERED_BUFFERS;
 use crate::error::{Error, Result};
-use crate::net::TcpStream;
+use crate::net::{SocketUse, TcpStream};
 use crate::op::{Cqe, Keep, Op, OpKind, OpOwner, Placed};
 use crate::published::Published;
 use crate::ring::{Ring, RingInner};
@@ -431,7 +431,7 @@ impl RegisteredBufferPool {
             index,
             buf_offset,
             false,
-            Some(stream.keep_alive()),
+            Some(stream.socket_use()),
             build,
         )
     }
@@ -444,7 +444,7 @@ impl RegisteredBufferPool {
         index: u32,
         buf_offset: usize,
         manual: bool,
-        keep: Option<Rc<dyn std::any::Any>>,
+        socket: Option<SocketUse>,
         build: impl FnOnce(*mut u8, u16) -> Result<squeue::Entry>,
     ) -> Result<u64> {
         let s = &self.shared;
@@ -460,8 +460,8 @@ impl RegisteredBufferPool {
         slots.begin_op(index, manual)?;
         drop(slots);
         let mut op = Op::new(s.clone(), kind, index);
-        if let Some(keep) = keep {
-            op = op.keep(Keep::Shared(keep));
+        if let Some(socket) = socket {
+            op = op.keep(Keep::Socket(socket));
         }
         // SAFETY: `addr..addr+len` lies inside registered buffer `buf_index`,
         // and `op` holds the pool (and so its memory and registration) until
