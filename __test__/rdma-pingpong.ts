@@ -77,6 +77,7 @@ async function main(): Promise<void> {
     const server = net.createServer()
     server.listen(port)
     await once(server, 'listening')
+    console.log(`listening on ${port}`) // the peer may connect now
     ;[sock] = (await once(server, 'connection')) as [net.Socket]
     server.close()
     const peer = decode(await read(sock, RECORD))
@@ -85,8 +86,17 @@ async function main(): Promise<void> {
     sock.write(encode(me))
     await read(sock, 5) // "done"
   } else if (mode === 'client') {
-    sock = net.connect(port, host)
-    await once(sock, 'connect')
+    // The peer's server may not be listening yet: retry for a while.
+    for (let attempt = 0; ; attempt++) {
+      sock = net.connect(port, host)
+      try {
+        await once(sock, 'connect')
+        break
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ECONNREFUSED' || attempt >= 300) throw e
+        await new Promise((r) => setTimeout(r, 100))
+      }
+    }
     sock.write(encode(me))
     const peer = decode(await read(sock, RECORD))
     sock.write(Buffer.from('done\0', 'latin1'))

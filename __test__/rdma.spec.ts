@@ -84,12 +84,18 @@ rdmaTest('a queue pair forced into the error state flushes every outstanding wrI
   s.mrB.close()
 })
 
-/** Runs `cmd`, resolving with its exit code and output. */
-function run(cmd: string, args: string[]): Promise<{ code: number | null; out: string }> {
+/**
+ * Runs `cmd` (killed after 90 s), resolving with its exit code and output;
+ * `ready` resolves when its output first matches `readyWhen`.
+ */
+function run(cmd: string, args: string[], readyWhen?: RegExp, ready?: () => void): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], timeout: 90_000 })
     let out = ''
-    child.stdout.on('data', (d) => (out += d))
+    child.stdout.on('data', (d) => {
+      out += d
+      if (readyWhen?.test(out)) ready?.()
+    })
     child.stderr.on('data', (d) => (out += d))
     child.on('close', (code) => resolve({ code, out }))
     child.on('error', (e) => resolve({ code: -1, out: String(e) }))
@@ -106,12 +112,16 @@ for (const zcioRole of ['server', 'client'] as const) {
     let ours: ReturnType<typeof run>
     let theirs: ReturnType<typeof run>
     if (zcioRole === 'server') {
-      ours = run(process.execPath, [pingpong, 'server', port, ITERS, '4096'])
-      await new Promise((r) => setTimeout(r, 1500)) // let it listen
+      // The tool connects once, so start it only when our server listens
+      // (Node takes seconds to start in the VM).
+      let listening!: () => void
+      const up = new Promise<void>((r) => (listening = r))
+      ours = run(process.execPath, [pingpong, 'server', port, ITERS, '4096'], /listening on/, listening)
+      await Promise.race([up, ours])
       theirs = run('ibv_rc_pingpong', [...tool, '127.0.0.1'])
     } else {
+      // Our client retries its connection until the tool listens.
       theirs = run('ibv_rc_pingpong', tool)
-      await new Promise((r) => setTimeout(r, 1500))
       ours = run(process.execPath, [pingpong, 'client', '127.0.0.1', port, ITERS, '4096'])
     }
     const [a, b] = await Promise.all([ours, theirs])
