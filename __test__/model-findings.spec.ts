@@ -195,3 +195,44 @@ netFixed('heldCount of a closed group counts only buffers with chunks out', asyn
   t.is(s.heldCount, 0)
   t.is(s.availableCount + s.heldCount, s.bufferCount)
 })
+
+// Seed 1697419723 (shrunk to: client sends 1 byte from a pool buffer;
+// server.shutdown('write'); client.shutdown('write') twice). Expected the
+// second shutdown to be a no-op, as Node's end() is. Got ENOTCONN: once both
+// sides have sent their FIN the socket is in TIME_WAIT and shutdown(2)
+// fails. The same change orders the shutdown after the sends made before it
+// (a shutdown called while a send was still queued shut the socket first,
+// and the send failed with EPIPE).
+netFixed('shutdown is idempotent and comes after the sends made before it', async (t) => {
+  const ring = new Ring()
+  const { client, server } = await loopPair(ring)
+  const group = new BufferGroup(ring, { groupId: 0, bufferSize: 65536, bufferCount: 8 })
+  const data = new Uint8Array(1 << 20).map((_, i) => i * 7)
+  const sent = client.send(data)
+  client.write(data.subarray(0, 100))
+  client.shutdown('write')
+  t.is(await sent, data.length)
+  await client.flush()
+  const late = await client.send(new Uint8Array(1)).then(() => 'sent', (e: NodeJS.ErrnoException) => `${e.code} ${e.syscall}`)
+  t.is(late, 'EPIPE send')
+  client.write(new Uint8Array(1))
+  t.is(await client.flush().then(() => 'ok', (e: NodeJS.ErrnoException) => e.code), 'EPIPE')
+  let got = 0
+  for (;;) {
+    const c = await group.recv(server)
+    if (c === null) break
+    got += c.data.length
+    c.release()
+  }
+  t.is(got, data.length + 100)
+  server.shutdown('write')
+  await turn(50)
+  t.notThrows(() => client.shutdown('write'))
+  t.notThrows(() => client.shutdown('both'))
+  t.notThrows(() => client.shutdown('read'))
+  t.notThrows(() => server.shutdown('write'))
+  await Promise.all([client.close(), server.close()])
+  t.is(codeOf(() => client.shutdown('write')), 'ERR_ZCIO_CLOSED')
+  group.close()
+  ring.close()
+})

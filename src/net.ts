@@ -51,6 +51,7 @@ export interface SendZcResult {
 }
 
 const ECANCELED = -125
+const EPIPE = 32
 const COPIED = 0x80000000 | 0
 const MAX_CHAIN = 16
 /** Buffers per vectored send (IOV_MAX). */
@@ -108,6 +109,11 @@ export class TcpStream {
   #live = 0
   #idle: (() => void)[] = []
   #closed = false
+  #shutRead = false
+  /** Set by `shutdown()`: sends from then on fail with `EPIPE`. */
+  #shutWrite = false
+  /** A write shutdown waiting for earlier sends to end. */
+  #shutPending = false
   /** `write` calls so far, and how many of them have ended. */
   #writes = 0
   #writesDone = 0
@@ -186,11 +192,46 @@ export class TcpStream {
     return this
   }
 
-  /** Shuts sending (default), receiving or both down: the peer sees end of stream. */
+  /**
+   * Shuts sending (default), receiving or both down: the peer sees end of
+   * stream after every byte of the sends made before this call, as Node's
+   * `end()`. While earlier sends are still queued or in the kernel, the
+   * write side is shut once they have ended; sends made after this call fail
+   * with `EPIPE`, and an error of the deferred shutdown is reported by
+   * `flush()`. Shutting a side down again is a no-op.
+   */
   shutdown(how: 'read' | 'write' | 'both' = 'write'): void {
     const code = ({ read: 0, write: 1, both: 2 } as const)[how]
     if (code === undefined) throw invalidArgValue('how', how, "must be 'read', 'write' or 'both'")
-    this.#native.shutdown(code)
+    if (this.#closed) throw zcioError('ERR_ZCIO_CLOSED', 'the stream is closed')
+    const read = code !== 1 && !this.#shutRead
+    const write = code !== 0 && !this.#shutWrite
+    if (read) {
+      try {
+        this.#native.shutdown(0)
+      } catch (e) {
+        // Once both sides have sent their FIN the socket is no longer
+        // connected: there is nothing left to shut.
+        if (!(this.#shutWrite && (e as { code?: string }).code === 'ENOTCONN')) throw e
+      }
+      this.#shutRead = true
+    }
+    if (!write) return
+    this.#shutWrite = true
+    if (this.#queue.length === 0 && this.#sending === 0) this.#native.shutdown(1)
+    else this.#shutPending = true
+  }
+
+  /** Shuts the write side down once the sends made before `shutdown()` have ended. */
+  #shutdownNow(): void {
+    this.#shutPending = false
+    if (this.#closed) return
+    try {
+      this.#native.shutdown(1)
+    } catch (e) {
+      this.#writeError ??= e as Error
+      if (this.#flushers.length > 0) this.#wakeFlushers()
+    }
   }
 
   /** Sends all of `data`, after every earlier send of this stream; resolves with the byte count. */
@@ -211,6 +252,10 @@ export class TcpStream {
     if (!(data instanceof Uint8Array)) throw invalidArgType('data', 'an instance of Uint8Array', data)
     if (this.#closed) throw zcioError('ERR_ZCIO_CLOSED', 'the stream is closed')
     this.#writes++
+    if (this.#shutWrite) {
+      this.#writeDone(errnoError(-EPIPE, 'send'))
+      return this.#writes - this.#writesDone
+    }
     this.#queue.push({ data, zc: false, done: this.#writeDone })
     if (this.#sending === 0) this.#flush()
     return this.#writes - this.#writesDone
@@ -275,6 +320,10 @@ export class TcpStream {
       return
     }
     list.forEach((data, i) => checkData(data, i))
+    if (this.#shutWrite) {
+      list.forEach((_, i) => done(errnoError(-EPIPE, 'send'), false, i))
+      return
+    }
     // Pool buffers are lent (in flight) from now, not from when their turn
     // in the queue comes: releasing one before the kernel is done with it
     // must fail, whether its send is queued here or already in the kernel.
@@ -314,7 +363,10 @@ export class TcpStream {
       if (isPlain(item) && last !== undefined && isPlain(last[0]) && last.length < MAX_IOV) last.push(item)
       else units.push([item])
     }
-    if (units.length === 0) return
+    if (units.length === 0) {
+      if (this.#shutPending) this.#shutdownNow()
+      return
+    }
     this.#queue.splice(0, taken)
     const ring = ringInternals(this.#ring).native
     try {
