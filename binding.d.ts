@@ -200,6 +200,13 @@ export declare class Ring {
    * least one is available (at once, with `[]`, when none is in flight).
    */
   completions(): Promise<Completion[]>
+  /**
+   * Microseconds the driver spins for the next completion, with operations
+   * in flight, before it lets the event loop sleep (0: never).
+   */
+  get busyPoll(): number
+  /** Sets `busyPoll` (0 to 100000 microseconds). */
+  setBusyPoll(us: number): void
   /** The setup flags the kernel accepted. */
   get features(): RingFeatures
   /**
@@ -352,6 +359,11 @@ export interface RingFeatures {
   deferTaskrun: boolean
   /** `IORING_SETUP_COOP_TASKRUN` (Linux 5.19). */
   coopTaskrun: boolean
+  /**
+   * `IORING_SETUP_TASKRUN_FLAG` (Linux 5.19): the loop wakes once per
+   * batch of completions, and `busyPoll` works.
+   */
+  taskrunFlag: boolean
   /** `IORING_SETUP_SQPOLL` (a kernel submission thread). */
   sqpoll: boolean
 }

@@ -18,14 +18,16 @@ const MAX_GROUPS = 8
 const MAX_PAIRS = 4
 const CONNECT_TIMEOUT_MS = 5000
 
-export function addNetRing(w: World, entries: number, poolSize: number): NetRingM | null {
+export function addNetRing(w: World, entries: number, poolSize: number, busyPoll = 0): NetRingM | null {
   if (w.net.rings.length >= MAX_NET_RINGS) return null
-  const ring = new zcio.Ring({ entries })
+  // Busy polling changes only how the driver waits: every outcome stays the same.
+  const ring = new zcio.Ring(busyPoll > 0 ? { entries, busyPoll } : { entries })
+  if (busyPoll > 0) cover('network ring with busy polling')
   const r: NetRingM = { name: `net${w.net.rings.length}`, real: ring, closed: false, pool: null, groups: [], streams: [] }
   const pool = new zcio.RegisteredBufferPool(ring, poolSize, 4)
   r.pool = { real: pool, size: poolSize, bufs: [0, 1, 2, 3].map((index) => ({ index, acquired: false, sends: 0, poisoned: false })) }
   w.net.rings.push(r)
-  w.log(`  ${r.name} = new Ring({ entries: ${entries} }), with a pool of 4 x ${poolSize}`)
+  w.log(`  ${r.name} = new Ring({ entries: ${entries}${busyPoll > 0 ? `, busyPoll: ${busyPoll}` : ''} }), with a pool of 4 x ${poolSize}`)
   return r
 }
 
@@ -37,14 +39,14 @@ function pickNetRing(w: World, n: number, open = true): NetRingM | null {
 }
 
 class NewNetRing extends Cmd {
-  constructor(readonly entries: number, readonly poolSize: number) {
+  constructor(readonly entries: number, readonly poolSize: number, readonly busyPoll: number) {
     super()
   }
   act(w: World) {
-    if (!addNetRing(w, this.entries, this.poolSize)) w.log('  (network ring limit reached: skipped)')
+    if (!addNetRing(w, this.entries, this.poolSize, this.busyPoll)) w.log('  (network ring limit reached: skipped)')
   }
   toString() {
-    return `network ring (entries ${this.entries}, pool buffers of ${this.poolSize})`
+    return `network ring (entries ${this.entries}, pool buffers of ${this.poolSize}${this.busyPoll > 0 ? `, busyPoll ${this.busyPoll}` : ''})`
   }
 }
 
@@ -345,7 +347,12 @@ class CloseNetRing extends Cmd {
 }
 
 export const netLifeCmd = fc.oneof(
-  { weight: 1, arbitrary: fc.record({ e: fc.constantFrom(4, 8, 64, 256), s: fc.constantFrom(64, 4096, 65536) }).map(({ e, s }) => new NewNetRing(e, s)) },
+  {
+    weight: 1,
+    arbitrary: fc
+      .record({ e: fc.constantFrom(4, 8, 64, 256), s: fc.constantFrom(64, 4096, 65536), b: fc.constantFrom(0, 0, 30, 200) })
+      .map(({ e, s, b }) => new NewNetRing(e, s, b)),
+  },
   {
     weight: 4,
     arbitrary: fc

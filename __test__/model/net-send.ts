@@ -101,7 +101,9 @@ function afterSend(w: World, x: SendM): void {
 function checkInFlight(w: World, x: SendM): void {
   const s = x.stream
   const p = s.ring.pool!
-  if (s.closed || s.ring.closed || !p.real) return
+  // A send refused at once (closed stream or ring, write side shut down)
+  // never holds its buffers.
+  if (s.closed || s.ring.closed || s.shutWrite || !p.real) return
   for (const b of new Set(x.bufs)) {
     if (!b.acquired) continue
     const res = thrownCode(() => p.real!.release(b.index))

@@ -93,6 +93,9 @@ pub struct Driver {
     js_backlog: RefCell<std::collections::VecDeque<[i32; JS_QUAD]>>,
     /// The layer's settle function is running (deliveries nest into its loop).
     js_settling: Cell<bool>,
+    /// How long `drive` spins for the next completion before it lets the
+    /// loop sleep, in microseconds (0: never).
+    pub busy_poll_us: Cell<u32>,
 }
 
 /// Why the driver could not start.
@@ -152,6 +155,7 @@ impl Driver {
             js_cq: (0..JS_CHUNK * JS_QUAD).map(|_| Cell::new(0)).collect(),
             js_backlog: RefCell::default(),
             js_settling: Cell::new(false),
+            busy_poll_us: Cell::new(0),
         };
         let fresh = FreshHandles {
             poll: Cell::new(poll),
@@ -346,12 +350,33 @@ impl Driver {
         }
     }
 
-    /// Submit, reap, settle, repeat.
+    /// Submit, reap, settle, repeat, until nothing is left to do.
+    ///
+    /// While it runs, the kernel's eventfd signal is off (where the kernel
+    /// flags deferred work): every completion of this round trip is reaped
+    /// here, and a signal would only wake the loop again for nothing. Once
+    /// the signal is back on, whatever arrived meanwhile is looked for
+    /// (`has_work`, shared memory only), so nothing waits for a wake-up that
+    /// never comes. The last round enters the kernel only if there is
+    /// something to submit or deferred work to run.
     fn drive(&self) {
-        for _ in 0..MAX_ROUNDS {
+        let gated = self.ring.features().taskrun_flag;
+        self.ring.set_eventfd_enabled(false);
+        let mut rounds = 0;
+        loop {
             if self.torn_down.get() {
                 return;
             }
+            if rounds == MAX_ROUNDS {
+                // Leave the rest to the next loop iteration, after the other
+                // handles had their turn.
+                self.ring.set_eventfd_enabled(true);
+                if gated && self.ring.has_work() {
+                    self.ring.signal_eventfd();
+                }
+                break;
+            }
+            rounds += 1;
             // A failing enter leaves the queued entries for the next round;
             // their operations are still tracked and settled on completion.
             let _ = self.ring.submit();
@@ -359,6 +384,17 @@ impl Driver {
             self.ring.reap(&mut done);
             if done.is_empty() {
                 *self.scratch.borrow_mut() = done;
+                if !gated {
+                    break;
+                }
+                if self.spin() {
+                    continue;
+                }
+                self.ring.set_eventfd_enabled(true);
+                if self.ring.has_work() {
+                    self.ring.set_eventfd_enabled(false);
+                    continue;
+                }
                 break;
             }
             *self.scratch.borrow_mut() = done;
@@ -367,6 +403,26 @@ impl Driver {
         }
         self.update_ref();
         self.maybe_teardown();
+    }
+
+    /// Busy polling (`busy_poll_us` > 0, operations in flight): spins on the
+    /// ring's shared memory until a completion or deferred work shows up, or
+    /// the time is over. Returns whether something showed up.
+    fn spin(&self) -> bool {
+        let us = self.busy_poll_us.get();
+        if us == 0 || self.ring.in_flight() == 0 {
+            return false;
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_micros(u64::from(us));
+        loop {
+            if self.ring.has_work() {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::hint::spin_loop();
+        }
     }
 
     /// Runs `settle_callback` through `napi_make_callback`: Node enters the

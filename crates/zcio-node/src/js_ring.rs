@@ -21,6 +21,9 @@ pub struct RingFeatures {
     pub defer_taskrun: bool,
     /// `IORING_SETUP_COOP_TASKRUN` (Linux 5.19).
     pub coop_taskrun: bool,
+    /// `IORING_SETUP_TASKRUN_FLAG` (Linux 5.19): the loop wakes once per
+    /// batch of completions, and `busyPoll` works.
+    pub taskrun_flag: bool,
     /// `IORING_SETUP_SQPOLL` (a kernel submission thread).
     pub sqpoll: bool,
 }
@@ -168,6 +171,21 @@ impl Ring {
         PromiseRaw::new(env.raw(), promise)
     }
 
+    /// Microseconds the driver spins for the next completion, with operations
+    /// in flight, before it lets the event loop sleep (0: never).
+    #[napi(getter)]
+    pub fn busy_poll(&self) -> u32 {
+        self.driver.busy_poll_us.get()
+    }
+
+    /// Sets `busyPoll` (0 to 100000 microseconds).
+    #[napi]
+    pub fn set_busy_poll(&self, env: Env, us: f64) -> Result<()> {
+        let us = int_arg(&env, "busyPoll", us, 100_000.0, true)? as u32;
+        self.driver.busy_poll_us.set(us);
+        Ok(())
+    }
+
     /// The setup flags the kernel accepted.
     #[napi(getter)]
     pub fn features(&self) -> RingFeatures {
@@ -176,6 +194,7 @@ impl Ring {
             single_issuer: f.single_issuer,
             defer_taskrun: f.defer_taskrun,
             coop_taskrun: f.coop_taskrun,
+            taskrun_flag: f.taskrun_flag,
             sqpoll: f.sqpoll,
         }
     }

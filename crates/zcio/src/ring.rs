@@ -56,6 +56,11 @@ pub struct RingFeatures {
     pub defer_taskrun: bool,
     /// `IORING_SETUP_COOP_TASKRUN` (Linux 5.19).
     pub coop_taskrun: bool,
+    /// `IORING_SETUP_TASKRUN_FLAG` (Linux 5.19, with `COOP_TASKRUN`): the
+    /// kernel flags deferred completion work in the submission ring, so
+    /// [`Ring::has_work`] and [`Ring::submit`] know without a system call
+    /// whether there is any.
+    pub taskrun_flag: bool,
     /// `IORING_SETUP_SQPOLL`.
     pub sqpoll: bool,
 }
@@ -306,6 +311,42 @@ impl Ring {
         sys::eventfd_drain(&self.inner.eventfd)
     }
 
+    /// Signals the eventfd, as the kernel does: a caller that stops reaping
+    /// with work left uses it to be woken again.
+    pub fn signal_eventfd(&self) {
+        sys::eventfd_signal(&self.inner.eventfd)
+    }
+
+    /// Turns the kernel's eventfd signal off (`false`) or on again
+    /// (`IORING_CQ_EVENTFD_DISABLED`, Linux 5.8), for a caller that is
+    /// reaping anyway and would only be woken for completions it has
+    /// already seen. After turning it on again, call [`Ring::has_work`]:
+    /// what arrived meanwhile signalled nothing. Does nothing on a closed
+    /// ring, or where the kernel can't flag deferred work
+    /// ([`RingFeatures::taskrun_flag`]): there the signal stays on.
+    pub fn set_eventfd_enabled(&self, on: bool) {
+        if !self.inner.features.taskrun_flag {
+            return;
+        }
+        let _ = self.inner.with_uring(|u| {
+            if on {
+                u.completion().enable_eventfd()
+            } else {
+                u.completion().disable_eventfd()
+            }
+        });
+    }
+
+    /// Whether [`Ring::submit`] or [`Ring::reap`] has anything to do now:
+    /// entries queued, completions ready, or completion work the kernel
+    /// deferred to this thread (`IORING_SQ_TASKRUN`). Reads shared memory
+    /// only, no system call. Where the kernel can't flag deferred work
+    /// ([`RingFeatures::taskrun_flag`]), it answers `true` while operations
+    /// are in flight.
+    pub fn has_work(&self) -> bool {
+        self.inner.has_work()
+    }
+
     /// Operations submitted (or queued) whose completion has not been reaped.
     pub fn in_flight(&self) -> u32 {
         self.inner.in_flight()
@@ -449,10 +490,12 @@ fn setup(options: RingOptions) -> Result<(IoUring, RingFeatures)> {
         single_issuer: true,
         defer_taskrun: !sqpoll,
         coop_taskrun: !sqpoll,
+        taskrun_flag: !sqpoll,
         sqpoll,
     });
     attempts.push(RingFeatures {
         coop_taskrun: !sqpoll,
+        taskrun_flag: !sqpoll,
         sqpoll,
         ..RingFeatures::default()
     });
@@ -472,6 +515,9 @@ fn setup(options: RingOptions) -> Result<(IoUring, RingFeatures)> {
         }
         if f.coop_taskrun {
             b.setup_coop_taskrun();
+        }
+        if f.taskrun_flag {
+            b.setup_taskrun_flag();
         }
         if let Some(idle) = options.sqpoll_idle_ms {
             b.setup_sqpoll(idle);
@@ -610,13 +656,34 @@ impl RingInner {
     pub(crate) fn submit(&self) -> Result<u32> {
         // Checked first: the early return below must not hide a closed ring.
         self.check_open()?;
-        let overflow = self
-            .with_uring(|uring| uring.submission().cq_overflow())
-            .unwrap_or(false);
-        if self.pending.get() == 0 && !self.features.defer_taskrun && !overflow {
+        let (overflow, taskrun) = self
+            .with_uring(|uring| {
+                let sq = uring.submission();
+                (sq.cq_overflow(), sq.taskrun())
+            })
+            .unwrap_or((false, false));
+        // With DEFER_TASKRUN, completion work waits for an enter; the flag
+        // (when the kernel sets it) says whether there is any.
+        let deferred = self.features.defer_taskrun && (taskrun || !self.features.taskrun_flag);
+        if self.pending.get() == 0 && !deferred && !overflow {
             return Ok(0);
         }
         self.enter(0, None).or_else(busy_is_zero)
+    }
+
+    pub(crate) fn has_work(&self) -> bool {
+        if self.pending.get() > 0 || !self.backlog.borrow().is_empty() {
+            return true;
+        }
+        let flagged = self.features.taskrun_flag;
+        self.with_uring(|u| {
+            let overflow = u.submission().cq_overflow();
+            let taskrun = u.submission().taskrun();
+            let ready = !u.completion().is_empty();
+            ready || overflow || taskrun
+        })
+        .map(|now| now || (!flagged && self.in_flight() > 0))
+        .unwrap_or(false)
     }
 
     pub(crate) fn submit_and_wait(&self, want: u32) -> Result<u32> {

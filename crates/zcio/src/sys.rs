@@ -110,6 +110,13 @@ pub(crate) fn eventfd_drain(fd: &OwnedFd) -> bool {
     n == 8
 }
 
+/// Adds 1 to an eventfd's counter (a full counter is already signalled).
+pub(crate) fn eventfd_signal(fd: &OwnedFd) {
+    let value: u64 = 1;
+    // SAFETY: writes 8 bytes from a local u64.
+    let _ = unsafe { libc::write(fd.as_raw_fd(), (&value as *const u64).cast(), 8) };
+}
+
 /// `IORING_REGISTER_BUFFERS_UPDATE` (`linux/io_uring.h`, Linux 5.13).
 const IORING_REGISTER_BUFFERS_UPDATE: libc::c_long = 16;
 

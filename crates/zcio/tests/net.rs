@@ -275,3 +275,62 @@ fn refused_connect_and_closed_stream() {
     s.close();
     assert_eq!(s.send(vec![1u8]).unwrap_err().code(), "ERR_ZCIO_CLOSED");
 }
+
+/// The driver of a JS ring turns the eventfd off while it reaps and relies on
+/// `has_work` (shared memory only) to see what arrived meanwhile: data that
+/// lands for a receive must show there, as deferred work, before any system
+/// call runs it; and a ring with nothing to do must say so.
+#[test]
+fn has_work_sees_a_deferred_receive_without_a_system_call() {
+    require!(buf_ring);
+    let ring = ring();
+    if !ring.features().taskrun_flag || !ring.features().defer_taskrun {
+        eprintln!("SKIPPED has_work: the ring has no TASKRUN_FLAG / DEFER_TASKRUN");
+        return;
+    }
+    let (server, client, _listener) = pair(&ring);
+    let group = BufferGroup::new(
+        &ring,
+        GroupOptions {
+            group_id: 3,
+            buffer_size: 64,
+            buffer_count: 4,
+            incremental: false,
+        },
+    )
+    .unwrap();
+    let op = group.recv_multishot(&server).unwrap();
+    ring.submit().unwrap();
+    let mut out = Vec::new();
+    ring.reap(&mut out);
+    assert!(!ring.has_work(), "idle ring reports work: {out:?}");
+    ring.set_eventfd_enabled(false);
+    ring.clear_eventfd();
+    let msg = b"ping";
+    // SAFETY: writes 4 bytes from a live buffer to the client's socket.
+    let n = unsafe { libc::write(client.as_raw_fd(), msg.as_ptr().cast(), msg.len()) };
+    assert_eq!(n, 4);
+    let start = std::time::Instant::now();
+    while !ring.has_work() {
+        assert!(
+            start.elapsed().as_secs() < 5,
+            "the receive never showed as work"
+        );
+        std::hint::spin_loop();
+    }
+    assert!(
+        !ring.clear_eventfd(),
+        "the eventfd was signalled while turned off"
+    );
+    ring.set_eventfd_enabled(true);
+    ring.submit().unwrap();
+    out.clear();
+    ring.reap(&mut out);
+    let c = out
+        .iter()
+        .find(|c| c.user_data == op)
+        .expect("the receive completed");
+    assert_eq!(c.result, 4);
+    group.release(c.buffer).unwrap();
+    assert!(!ring.has_work());
+}
