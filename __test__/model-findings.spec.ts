@@ -236,3 +236,17 @@ netFixed('shutdown is idempotent and comes after the sends made before it', asyn
   group.close()
   ring.close()
 })
+
+// Seed 1768114219 (shrunk to: a pair on net0; net0.close();
+// server.shutdown('write'); server.send(1 byte)). shutdown() threw
+// ERR_ZCIO_CLOSED, as it should, but had already marked the write side shut,
+// so the send then failed with EPIPE instead of ERR_ZCIO_CLOSED.
+netFixed('a shutdown refused on a closed ring marks nothing', async (t) => {
+  const ring = new Ring()
+  const { client, server } = await loopPair(ring)
+  ring.close()
+  t.is(codeOf(() => server.shutdown('write')), 'ERR_ZCIO_CLOSED')
+  const code = await server.send(new Uint8Array(1)).then(() => 'sent', (e: NodeJS.ErrnoException) => e.code)
+  t.is(code, 'ERR_ZCIO_CLOSED')
+  await Promise.all([client.close(), server.close()])
+})

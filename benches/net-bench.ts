@@ -144,11 +144,11 @@ interface Amounts {
 /** One run of a case between two peers: a warm-up connection, then the measured one. */
 async function runPeers(c: NetCase, a: Amounts, onPhase: (phase: string) => void): Promise<NetSample> {
   const impl = c.impl === 'zcio' ? 'zcio' : 'node'
-  const server = new Peer({ role: 'server', impl, mode: c.group }, `${c.name} receiver`)
+  const server = new Peer({ role: 'server', impl, mode: c.group, busyPoll: c.busyPoll }, `${c.name} receiver`)
   let client: Peer | null = null
   try {
     const { port } = await server.next('listening', 30_000)
-    client = new Peer({ role: 'client', impl, mode: c.group, sender: c.sender ?? 'write', port }, `${c.name} sender`)
+    client = new Peer({ role: 'client', impl, mode: c.group, sender: c.sender ?? 'write', port, busyPoll: c.busyPoll }, `${c.name} sender`)
     await client.next('ready', 30_000)
     onPhase('warm-up')
     client.send({ type: 'run', amount: a.warm })

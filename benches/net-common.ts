@@ -17,9 +17,10 @@ export type Mode = 'stream' | 'ping-pong' | 'pipelined'
 /** The client's send path: zcio `send()`/`sendZc()`, Node `socket.write()`, or writes corked per turn. */
 export type Sender = 'send' | 'sendZc' | 'write' | 'cork'
 
+/** `busyPoll`: the zcio rings' `busyPoll` (µs), both processes. */
 export type PeerSpec =
-  | { role: 'server'; impl: 'zcio' | 'node'; mode: Mode }
-  | { role: 'client'; impl: 'zcio' | 'node'; mode: Mode; sender: Sender; port: number }
+  | { role: 'server'; impl: 'zcio' | 'node'; mode: Mode; busyPoll?: number }
+  | { role: 'client'; impl: 'zcio' | 'node'; mode: Mode; sender: Sender; port: number; busyPoll?: number }
 
 /** CPU seconds of one process over one connection. */
 export interface Cpu {
@@ -49,6 +50,9 @@ export type ParentMessage =
 export const ZCIO_SEND = 'zcio send() -> multishot recv'
 export const ZCIO_SENDZC = 'zcio sendZc(pool) -> multishot recv'
 export const ZCIO_PINGPONG = 'zcio send() + multishot recv'
+/** Busy polling of both zcio rings in ping-pong (µs). */
+export const BUSY_POLL_US = 200
+export const ZCIO_PINGPONG_BUSY = `zcio, busyPoll ${BUSY_POLL_US} µs`
 export const NODE_NET = 'Node net'
 export const NODE_CORK = 'Node net, cork per 128 (writev)'
 export const IPERF3 = 'iperf3'
@@ -63,6 +67,8 @@ export interface NetCase {
   sender?: Sender
   /** Shown for context; no bar is held against it. */
   info?: boolean
+  /** `busyPoll` of both zcio rings (µs). */
+  busyPoll?: number
 }
 
 export const NET_CASES: readonly NetCase[] = [
@@ -71,6 +77,7 @@ export const NET_CASES: readonly NetCase[] = [
   { group: 'stream', name: NODE_NET, impl: 'node', sender: 'write' },
   { group: 'stream', name: IPERF3, impl: 'iperf3' },
   { group: 'ping-pong', name: ZCIO_PINGPONG, impl: 'zcio', sender: 'send' },
+  { group: 'ping-pong', name: ZCIO_PINGPONG_BUSY, impl: 'zcio', sender: 'send', busyPoll: BUSY_POLL_US },
   { group: 'ping-pong', name: NODE_NET, impl: 'node', sender: 'write' },
   { group: 'pipelined', name: ZCIO_SEND, impl: 'zcio', sender: 'send' },
   { group: 'pipelined', name: NODE_NET, impl: 'node', sender: 'write' },

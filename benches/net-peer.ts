@@ -76,8 +76,8 @@ class Receipt {
 // ---------------------------------------------------------------------------
 // Servers: count what arrives; in ping-pong, answer every 64 bytes with 64.
 
-async function zcioServer(z: Zcio, mode: Mode): Promise<void> {
-  const ring = new z.Ring()
+async function zcioServer(z: Zcio, mode: Mode, busyPoll = 0): Promise<void> {
+  const ring = new z.Ring({ busyPoll })
   const group = new z.BufferGroup(ring, { groupId: 1, bufferSize: WRITE_BYTES, bufferCount: GROUP_COUNT })
   const listener = z.TcpListener.bind(ring, { host: HOST, port: 0 })
   post({ type: 'listening', port: listener.address.port ?? 0 })
@@ -94,12 +94,13 @@ async function zcioServer(z: Zcio, mode: Mode): Promise<void> {
           group.put(bufferId)
           receipt.add(length)
           if (mode !== 'ping-pong') return
-          for (pending += length; pending >= MESSAGE_BYTES; pending -= MESSAGE_BYTES) conn.send(reply).then(undefined, fail)
+          for (pending += length; pending >= MESSAGE_BYTES; pending -= MESSAGE_BYTES) conn.write(reply)
         },
         onEnd: (error) => (error ? reject(error) : resolve()),
       })
     })
     const served = receipt.done()
+    await conn.flush()
     await conn.close()
     post(served)
   }
@@ -134,8 +135,8 @@ async function nodeServer(mode: Mode): Promise<void> {
 
 type Run = (amount: number) => Promise<PeerMessage>
 
-function zcioClient(z: Zcio, mode: Mode, sender: Sender, port: number): Run {
-  const ring: Ring = new z.Ring()
+function zcioClient(z: Zcio, mode: Mode, sender: Sender, port: number, busyPoll = 0): Run {
+  const ring: Ring = new z.Ring({ busyPoll })
   const group = mode === 'ping-pong' ? new z.BufferGroup(ring, { groupId: 2, bufferSize: 4096, bufferCount: 16 }) : null
   let pool: RegisteredBufferPool | null = null
   if (sender === 'sendZc') {
@@ -268,9 +269,9 @@ async function main(): Promise<void> {
     else if (m.type === 'run' && run) run(m.amount).then(post, fail)
   })
   process.on('disconnect', () => process.exit(0))
-  if (spec.role === 'server') void (z ? zcioServer(z, spec.mode) : nodeServer(spec.mode)).catch(fail)
+  if (spec.role === 'server') void (z ? zcioServer(z, spec.mode, spec.busyPoll) : nodeServer(spec.mode)).catch(fail)
   else {
-    run = z ? zcioClient(z, spec.mode, spec.sender, spec.port) : nodeClient(spec.mode, spec.sender, spec.port)
+    run = z ? zcioClient(z, spec.mode, spec.sender, spec.port, spec.busyPoll) : nodeClient(spec.mode, spec.sender, spec.port)
     post({ type: 'ready' })
   }
 }

@@ -5,7 +5,7 @@ import { passMark } from './calls.js'
 import { fmtBytes, fmtRatio, table } from './report.js'
 import type { Align } from './report.js'
 import type { NetBenchResult } from './net-bench.js'
-import { IPERF3, NODE_NET, UNITS, ZCIO_PINGPONG, ZCIO_SEND, ZCIO_SENDZC } from './net-common.js'
+import { IPERF3, NODE_NET, UNITS, ZCIO_PINGPONG, ZCIO_PINGPONG_BUSY, ZCIO_SEND, ZCIO_SENDZC } from './net-common.js'
 import type { Mode, NetCaseResult, NetSample } from './net-common.js'
 
 /** A bar: a ratio of zcio's median to a reference's that has to be at least (or at most) `target`. */
@@ -55,6 +55,8 @@ export function netBars(res: NetBenchResult): NetBar[] {
   const pp = find(res, 'ping-pong', ZCIO_PINGPONG)
   const ppNode = find(res, 'ping-pong', NODE_NET)
   out.push(bar('ping-pong 64 B: round trip vs Node net', 'max', 0.6, pp?.value, ppNode?.value, 'us per round trip, medians'))
+  const busy = find(res, 'ping-pong', ZCIO_PINGPONG_BUSY)
+  out.push(bar('ping-pong 64 B, busyPoll: round trip vs Node net', 'max', 0.6, busy?.value, ppNode?.value, 'us per round trip, medians'))
   return out
 }
 

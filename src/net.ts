@@ -203,7 +203,7 @@ export class TcpStream {
   shutdown(how: 'read' | 'write' | 'both' = 'write'): void {
     const code = ({ read: 0, write: 1, both: 2 } as const)[how]
     if (code === undefined) throw invalidArgValue('how', how, "must be 'read', 'write' or 'both'")
-    if (this.#closed) throw zcioError('ERR_ZCIO_CLOSED', 'the stream is closed')
+    if (this.#closed || this.#ring.closed) throw zcioError('ERR_ZCIO_CLOSED', 'the stream is closed')
     const read = code !== 1 && !this.#shutRead
     const write = code !== 0 && !this.#shutWrite
     if (read) {
@@ -217,9 +217,9 @@ export class TcpStream {
       this.#shutRead = true
     }
     if (!write) return
-    this.#shutWrite = true
     if (this.#queue.length === 0 && this.#sending === 0) this.#native.shutdown(1)
     else this.#shutPending = true
+    this.#shutWrite = true
   }
 
   /** Shuts the write side down once the sends made before `shutdown()` have ended. */

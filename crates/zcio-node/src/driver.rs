@@ -405,8 +405,8 @@ impl Driver {
         self.maybe_teardown();
     }
 
-    /// Busy polling (`busy_poll_us` > 0, operations in flight): spins on the
-    /// ring's shared memory until a completion or deferred work shows up, or
+    /// Busy polling (`busy_poll_us` > 0, operations in flight): polls the
+    /// ring's shared memory (yielding the CPU between looks) until a completion or deferred work shows up, or
     /// the time is over. Returns whether something showed up.
     fn spin(&self) -> bool {
         let us = self.busy_poll_us.get();
@@ -421,7 +421,10 @@ impl Driver {
             if std::time::Instant::now() >= deadline {
                 return false;
             }
-            std::hint::spin_loop();
+            // Yields rather than spins in place: where the peer (or anything
+            // else) waits for this CPU, it runs, instead of the spin
+            // delaying the very reply it waits for.
+            std::thread::yield_now();
         }
     }
 
