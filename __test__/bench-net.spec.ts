@@ -63,3 +63,21 @@ netTest('zcio bench net --quick measures every case, with positive numbers', asy
   t.true(doc.bars.length > 0)
   t.regex(stdout, /summary/)
 })
+
+netTest('zcio bench net --only runs the named groups alone; a bad group is a usage error', async (t) => {
+  t.timeout(60_000)
+  const json = tmpFile('bench-net-only.json')
+  const cli = path.join(root, 'dist', 'bin', 'zcio.js')
+  await run(process.execPath, [cli, 'bench', 'net', '--only', 'ping-pong', '--runs', '1', '--round-trips', '300', '--json', json], { timeout: 55_000 })
+  const doc = JSON.parse(fs.readFileSync(json, 'utf8')) as Doc
+  fs.rmSync(path.dirname(json), { recursive: true, force: true })
+  t.true(doc.results.length >= 2)
+  t.deepEqual([...new Set(doc.results.map((r) => r.group))], ['ping-pong'])
+  for (const r of doc.results) t.true(r.value > 0, r.name)
+  const bad = await run(process.execPath, [cli, 'bench', 'net', '--only', 'stream,nope']).then(
+    () => null,
+    (e: { code: number; stderr: string }) => e,
+  )
+  t.truthy(bad)
+  t.regex(bad!.stderr, /--only: expected groups among stream, ping-pong, pipelined/)
+})

@@ -39,6 +39,8 @@ export interface NetRunOptions {
   roundTrips?: number
   /** Pipelined messages per run (default 1,000,000). */
   messages?: number
+  /** Only these groups (default: all). */
+  only?: readonly Mode[]
   quiet?: boolean
   progressStream?: NodeJS.WriteStream
 }
@@ -285,10 +287,11 @@ export async function runNet(opts: NetRunOptions = {}): Promise<NetBenchResult> 
   })
   const samples = new Map<NetCase, NetSample[]>(runnable.map((c) => [c, []]))
   const failed = new Set<NetCase>()
-  const steps = runnable.length * cfg.runs
+  const steps = runnable.filter((c) => !opts.only || opts.only.includes(c.group)).length * cfg.runs
   let step = 0
 
   for (const group of GROUPS) {
+    if (opts.only && !opts.only.includes(group)) continue
     const cases = runnable.filter((c) => c.group === group)
     const a = amounts(group, cfg)
     for (let r = 1; r <= cfg.runs; r++) {

@@ -9,6 +9,9 @@ import { errorCode, errorMessage } from '../benches/common.js'
 import type { BenchResult } from '../benches/common.js'
 import type { BenchJson } from '../benches/report.js'
 import type { NetBenchJson } from '../benches/net-report.js'
+import type { Mode } from '../benches/net-common.js'
+
+const NET_GROUPS: readonly Mode[] = ['stream', 'ping-pong', 'pipelined']
 
 const USAGE = `Usage: zcio [bench] [options]
        zcio bench net [options]
@@ -50,6 +53,8 @@ Options (bench net):
                          warm-up connection; medians are reported (default 3)
   --round-trips <n>      Ping-pong round trips per run (default 50000)
   --messages <n>         Pipelined messages per run (default 1000000)
+  --only <groups>        Only these groups, comma-separated: stream,
+                         ping-pong, pipelined (default: all)
   --json <file>          Also write every run, the medians and the bars as
                          JSON to <file>
   --quick                Smoke test, well under a minute: --size 256M --runs 1
@@ -83,11 +88,12 @@ interface CliOptions {
   runs: number | undefined
   roundTrips: number | undefined
   messages: number | undefined
+  only: Mode[] | undefined
 }
 
-const VALUE_OPTIONS = ['--size', '--duration', '--file', '--json', '--runs', '--round-trips', '--messages']
+const VALUE_OPTIONS = ['--size', '--duration', '--file', '--json', '--runs', '--round-trips', '--messages', '--only']
 const READ_ONLY = ['--duration', '--file', '--calls']
-const NET_ONLY = ['--runs', '--round-trips', '--messages']
+const NET_ONLY = ['--runs', '--round-trips', '--messages', '--only']
 
 function parseCount(name: string, value: string, min: number, max: number): number {
   const n = /^\s*\d+\s*$/.test(value) ? Number(value) : NaN
@@ -110,6 +116,7 @@ function parseArgs(argv: readonly string[]): CliOptions {
     runs: undefined,
     roundTrips: undefined,
     messages: undefined,
+    only: undefined,
   }
   const seen = new Set<string>()
   let commandSeen = false
@@ -170,6 +177,13 @@ function parseArgs(argv: readonly string[]): CliOptions {
       opts.roundTrips = parseCount(name, value, 1, 1e9)
     } else if (name === '--messages') {
       opts.messages = parseCount(name, value, 1, 1e10)
+    } else if (name === '--only') {
+      const groups = value.split(',').map((g) => g.trim())
+      const bad = groups.find((g) => !(NET_GROUPS as readonly string[]).includes(g))
+      if (bad !== undefined || groups.length === 0) {
+        throw new UsageError(`--only: expected groups among ${NET_GROUPS.join(', ')}; got ${JSON.stringify(value)}`)
+      }
+      opts.only = groups as Mode[]
     } else {
       opts.json = value
     }
@@ -240,7 +254,7 @@ async function benchNet(opts: CliOptions): Promise<number> {
   const { netBars, netReport } = await import('../benches/net-report.js')
   let doc: NetBenchJson
   try {
-    const res = await runNet({ size: opts.size, runs: opts.runs, roundTrips: opts.roundTrips, messages: opts.messages })
+    const res = await runNet({ size: opts.size, runs: opts.runs, roundTrips: opts.roundTrips, messages: opts.messages, only: opts.only })
     const list = netBars(res)
     process.stdout.write(netReport(res, list))
     doc = { ...res, bars: list }
