@@ -455,6 +455,7 @@ impl TcpStream {
         msg.hdr.msg_iov = msg.iov.as_mut_ptr();
         msg.hdr.msg_iovlen = msg.iov.len();
         let link = if linked {
+            self.socket.ring.note_linked();
             squeue::Flags::IO_LINK
         } else {
             squeue::Flags::empty()
@@ -486,6 +487,7 @@ impl TcpStream {
         }
         let flags = libc::MSG_NOSIGNAL | libc::MSG_WAITALL;
         let link = if linked {
+            self.socket.ring.note_linked();
             squeue::Flags::IO_LINK
         } else {
             squeue::Flags::empty()

@@ -218,6 +218,8 @@ pub(crate) struct RingInner {
     pub(crate) table: RefCell<BufTable>,
     /// SQEs pushed but not yet handed to the kernel.
     pending: Cell<u32>,
+    /// Of those, how many carry `IO_LINK` (see `note_linked`).
+    linked: Cell<u32>,
     closed: Cell<bool>,
     /// Counts mirrored for bindings (see `published.rs`).
     published: Rc<Published>,
@@ -286,6 +288,7 @@ impl Ring {
                 graveyard: RefCell::default(),
                 table: RefCell::new(BufTable::new()),
                 pending: Cell::new(0),
+                linked: Cell::new(0),
                 closed: Cell::new(false),
                 published: Published::new(rc::LEN, 0),
                 backlog: RefCell::default(),
@@ -653,9 +656,31 @@ impl RingInner {
         }
     }
 
+    /// Counts an entry queued with `IO_LINK`: the next [`RingInner::submit`]
+    /// runs the chain through in one call.
+    pub(crate) fn note_linked(&self) {
+        self.linked.set(self.linked.get().saturating_add(1));
+    }
+
     pub(crate) fn submit(&self) -> Result<u32> {
         // Checked first: the early return below must not hide a closed ring.
         self.check_open()?;
+        let linked = self.linked.replace(0);
+        if linked > 0 && self.features.defer_taskrun && self.pending.get() > 0 {
+            // With DEFER_TASKRUN each next link of a chain is issued by task
+            // work, and one enter that waits for nothing runs one batch of
+            // it: a chain of n sends took n calls. Asking for up to two
+            // completions per link (a zero-copy send has two) with a zero
+            // timeout makes the kernel run the chain's task work through, and
+            // never blocks: what can't complete yet times out at once (ETIME,
+            // counted as 0 here).
+            return self
+                .enter(
+                    linked.saturating_mul(2).saturating_add(2),
+                    Some(Duration::ZERO),
+                )
+                .or_else(busy_is_zero);
+        }
         let (overflow, taskrun) = self
             .with_uring(|uring| {
                 let sq = uring.submission();

@@ -334,3 +334,44 @@ fn has_work_sees_a_deferred_receive_without_a_system_call() {
     group.release(c.buffer).unwrap();
     assert!(!ring.has_work());
 }
+
+/// With DEFER_TASKRUN each next link of a chain is issued by task work; one
+/// `submit` must run a whole chain of sends through (it took one call per
+/// link), and must not block doing it.
+#[test]
+fn one_submit_runs_a_linked_chain_through() {
+    require!(buf_ring);
+    let ring = ring();
+    if !ring.features().defer_taskrun {
+        eprintln!("SKIPPED linked chain: the ring has no DEFER_TASKRUN");
+        return;
+    }
+    let (server, client, _listener) = pair(&ring);
+    let data: std::rc::Rc<Vec<u8>> = std::rc::Rc::new(payload(4096));
+    let links = 8;
+    ring.reserve(links).unwrap();
+    let mut ids = Vec::new();
+    for k in 0..links {
+        // SAFETY: `data` is kept by every op (the boxed Rc) until its completion.
+        let id = unsafe {
+            client.send_borrowed(
+                data.as_ptr(),
+                data.len(),
+                false,
+                k + 1 < links,
+                Box::new(data.clone()),
+            )
+        }
+        .unwrap();
+        ids.push(id);
+    }
+    let start = std::time::Instant::now();
+    ring.submit().unwrap();
+    assert!(start.elapsed().as_millis() < 500, "submit blocked");
+    let mut out = Vec::new();
+    ring.reap(&mut out);
+    let done: Vec<_> = out.iter().filter(|c| ids.contains(&c.user_data)).collect();
+    assert_eq!(done.len(), links as usize, "one submit completed {done:?}");
+    assert!(done.iter().all(|c| c.result == 4096), "{done:?}");
+    drop(server);
+}
