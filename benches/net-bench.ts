@@ -247,6 +247,7 @@ function config(opts: NetRunOptions): NetConfig {
     sendDepth: SEND_DEPTH,
     window: WINDOW,
     receiveGroup: { bufferSize: WRITE_BYTES, bufferCount: GROUP_COUNT, incremental: false },
+    groups: GROUPS.filter((g) => !opts.only || opts.only.includes(g)),
   }
 }
 
@@ -287,11 +288,11 @@ export async function runNet(opts: NetRunOptions = {}): Promise<NetBenchResult> 
   })
   const samples = new Map<NetCase, NetSample[]>(runnable.map((c) => [c, []]))
   const failed = new Set<NetCase>()
-  const steps = runnable.filter((c) => !opts.only || opts.only.includes(c.group)).length * cfg.runs
+  const steps = runnable.filter((c) => cfg.groups.includes(c.group)).length * cfg.runs
   let step = 0
 
   for (const group of GROUPS) {
-    if (opts.only && !opts.only.includes(group)) continue
+    if (!cfg.groups.includes(group)) continue
     const cases = runnable.filter((c) => c.group === group)
     const a = amounts(group, cfg)
     for (let r = 1; r <= cfg.runs; r++) {

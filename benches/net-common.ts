@@ -169,4 +169,6 @@ export interface NetConfig {
   sendDepth: number
   window: number
   receiveGroup: { bufferSize: number; bufferCount: number; incremental: boolean }
+  /** The groups measured (`--only`; default all). */
+  groups: Mode[]
 }

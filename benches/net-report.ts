@@ -10,6 +10,7 @@ import type { Mode, NetCaseResult, NetSample } from './net-common.js'
 
 /** A bar: a ratio of zcio's median to a reference's that has to be at least (or at most) `target`. */
 export interface NetBar {
+  group: Mode
   bar: string
   measured: number | null
   target: number
@@ -29,10 +30,10 @@ function find(res: NetBenchResult, group: Mode, name: string): NetCaseResult | u
   return res.results.find((r) => r.group === group && r.name === name)
 }
 
-function bar(text: string, kind: 'min' | 'max', target: number, num: number | undefined, den: number | undefined, detail: string): NetBar {
+function bar(group: Mode, text: string, kind: 'min' | 'max', target: number, num: number | undefined, den: number | undefined, detail: string): NetBar {
   const measured = num !== undefined && den !== undefined && den > 0 ? num / den : null
   const pass = measured === null ? null : kind === 'min' ? measured >= target : measured <= target
-  return { bar: text, measured, target, kind, pass, detail }
+  return { group, bar: text, measured, target, kind, pass, detail }
 }
 
 export function netBars(res: NetBenchResult): NetBar[] {
@@ -44,20 +45,20 @@ export function netBars(res: NetBenchResult): NetBar[] {
     [ZCIO_SENDZC, 'sendZc()'],
   ] as const) {
     const z = find(res, 'stream', name)
-    out.push(bar(`stream ${short}: Gbit/s vs Node net`, 'min', 1.0, z?.value, node?.value, 'throughput, medians'))
-    out.push(bar(`stream ${short}: Gbit/s vs iperf3`, 'min', 0.9, z?.value, iperf?.value, iperf ? 'throughput, medians' : 'no iperf3 run'))
-    out.push(bar(`stream ${short}: CPU/GiB vs Node net`, 'max', 0.8, z?.cpu, node?.cpu, 'CPU s per GiB, both processes'))
-    out.push(bar(`stream ${short}: CPU/GiB vs iperf3`, 'max', 1.15, z?.cpu, iperf?.cpu, iperf ? 'CPU s per GiB, both processes' : 'no iperf3 run'))
+    out.push(bar('stream', `stream ${short}: Gbit/s vs Node net`, 'min', 1.0, z?.value, node?.value, 'throughput, medians'))
+    out.push(bar('stream', `stream ${short}: Gbit/s vs iperf3`, 'min', 0.9, z?.value, iperf?.value, iperf ? 'throughput, medians' : 'no iperf3 run'))
+    out.push(bar('stream', `stream ${short}: CPU/GiB vs Node net`, 'max', 0.8, z?.cpu, node?.cpu, 'CPU s per GiB, both processes'))
+    out.push(bar('stream', `stream ${short}: CPU/GiB vs iperf3`, 'max', 1.15, z?.cpu, iperf?.cpu, iperf ? 'CPU s per GiB, both processes' : 'no iperf3 run'))
   }
   const pipe = find(res, 'pipelined', ZCIO_SEND)
   const pipeNode = find(res, 'pipelined', NODE_NET)
-  out.push(bar('pipelined 64 B: msgs/s vs Node net', 'min', 3.0, pipe?.value, pipeNode?.value, 'messages per second, medians'))
+  out.push(bar('pipelined', 'pipelined 64 B: msgs/s vs Node net', 'min', 3.0, pipe?.value, pipeNode?.value, 'messages per second, medians'))
   const pp = find(res, 'ping-pong', ZCIO_PINGPONG)
   const ppNode = find(res, 'ping-pong', NODE_NET)
-  out.push(bar('ping-pong 64 B: round trip vs Node net', 'max', 0.6, pp?.value, ppNode?.value, 'us per round trip, medians'))
+  out.push(bar('ping-pong', 'ping-pong 64 B: round trip vs Node net', 'max', 0.6, pp?.value, ppNode?.value, 'us per round trip, medians'))
   const busy = find(res, 'ping-pong', ZCIO_PINGPONG_BUSY)
-  out.push(bar('ping-pong 64 B, busyPoll: round trip vs Node net', 'max', 0.6, busy?.value, ppNode?.value, 'us per round trip, medians'))
-  return out
+  out.push(bar('ping-pong', 'ping-pong 64 B, busyPoll: round trip vs Node net', 'max', 0.6, busy?.value, ppNode?.value, 'us per round trip, medians'))
+  return out.filter((b) => res.config.groups.includes(b.group))
 }
 
 function fmtValue(group: Mode, v: number): string {
@@ -117,7 +118,7 @@ export function netReport(res: NetBenchResult, bars: readonly NetBar[]): string 
   )
   for (const note of res.notes) out.push(`note: ${note}`)
 
-  for (const group of ['stream', 'ping-pong', 'pipelined'] as const) {
+  for (const group of res.config.groups) {
     const u = UNITS[group]
     const stream = group === 'stream'
     const head = ['case', u.value, 'runs', u.cpu, 'vs Node net', 'CPU vs Node']
