@@ -113,6 +113,8 @@ export interface SendM {
   settled: boolean
   /** Part of sendZcBatch: the model hears of it only when the whole batch resolves. */
   batched: boolean
+  /** Made after shutdown('write'): refused with EPIPE. Sends made before it go out first. */
+  afterShut: boolean
 }
 
 export interface StreamM {

@@ -12,11 +12,11 @@ import {
 import type { World } from './world.js'
 
 /** Errors a send may end with once its stream, its peer or its ring went away. */
-function allowedFailures(s: StreamM): string[] {
+function allowedFailures(s: StreamM, x: SendM): string[] {
   const out: string[] = []
   if (s.closed) out.push('ERR_ZCIO_CLOSED', 'ECANCELED', 'EPIPE', 'ECONNRESET')
   if (s.peer.closed) out.push('EPIPE', 'ECONNRESET', 'ECANCELED')
-  if (s.shutWrite) out.push('EPIPE', 'ECANCELED')
+  if (x.afterShut) out.push('EPIPE')
   if (s.ring.closed) out.push('ECANCELED', 'ERR_ZCIO_CLOSED')
   return out
 }
@@ -125,10 +125,11 @@ function checkInFlight(w: World, x: SendM): void {
 function prepareSend(w: World, s: StreamM, items: Item[], zc: boolean, seed: number): { x: SendM; data: unknown[] } {
   const built = build(w, s, items, seed)
   const len = built.bytes.reduce((a, b) => a + b.length, 0)
-  const open = !s.closed && !s.ring.closed
+  // After shutdown('write') a send is refused (EPIPE) and sends nothing.
+  const open = !s.closed && !s.ring.closed && !s.shutWrite
   const start = open ? s.outLen : -1
   if (open) for (const b of built.bytes) appendOut(s, b)
-  const x: SendM = { label: '', stream: s, zc, start, len, bufs: built.bufs, settled: false, batched: false }
+  const x: SendM = { label: '', stream: s, zc, start, len, bufs: built.bufs, settled: false, batched: false, afterShut: s.shutWrite }
   const shown = built.data.map((d) => (d instanceof Uint8Array ? `${d.length} bytes` : `pool[${d.index}] ${d.offset}+${d.length}`)).join(', ')
   x.label = `${s.name}.${zc ? 'sendZc' : 'send'}(${shown}) @${start}`
   for (const b of built.bufs) b.sends++
@@ -160,7 +161,7 @@ export function settled(w: World, x: SendM, value: unknown, error: unknown): voi
     x.stream.sends.delete(x)
     afterSend(w, x)
     const s = x.stream
-    const allowed = allowedFailures(s)
+    const allowed = allowedFailures(s, x)
     if (x.bufs.some((b) => b.poisoned) || (x.start >= s.notAcquiredFrom)) allowed.push('ERR_ZCIO_NOT_ACQUIRED')
     if (s.unix && x.zc) allowed.push('ENOTSUP', 'EOPNOTSUPP')
     if (error !== undefined) {
