@@ -250,3 +250,28 @@ netFixed('a shutdown refused on a closed ring marks nothing', async (t) => {
   t.is(code, 'ERR_ZCIO_CLOSED')
   await Promise.all([client.close(), server.close()])
 })
+
+// Seed 1358186362 (shrunk to: a group on net0; a pair on net1; a receive of
+// the group on the server stream; net1.close()). Expected the receive to
+// end: the stream's ring is closed, so is the stream. Got a receive pending
+// until net0 closed: closing a ring left its sockets open, and a stream's
+// close cancelled only the operations on its own ring, not a group's
+// receive queued on another ring. Now a ring's close closes its sockets and
+// a socket's close cancels on every ring its operations went to.
+netFixed('a receive on another ring ends when the stream or its ring closes', async (t) => {
+  for (const how of ['ring', 'stream'] as const) {
+    const a = new Ring()
+    const b = new Ring()
+    const group = new BufferGroup(a, { groupId: 0, bufferSize: 16, bufferCount: 2 })
+    const { client, server } = await loopPair(b)
+    const recv = group.recv(server)
+    await turn(20)
+    if (how === 'ring') b.close()
+    else await server.close()
+    t.is(await after(recv, 2000), 'ECANCELED', how)
+    await Promise.all([client.close(), server.close()])
+    if (!b.closed) b.close()
+    group.close()
+    a.close()
+  }
+})

@@ -307,7 +307,7 @@ impl BufferGroup {
             .borrow()
             .clone()
             .ok_or(Error::Closed { what: "group" })?;
-        let op = Op::new(s.clone(), kind, 0).keep(Keep::Two(reg, stream.socket_use()));
+        let op = Op::new(s.clone(), kind, 0).keep(Keep::Two(reg, stream.socket_use(&s.ring)));
         s.state.borrow_mut().receives += 1;
         // SAFETY: the kernel writes only into buffers of this group's ring,
         // which lie in `s.data`; the op holds the group (and so the data) and

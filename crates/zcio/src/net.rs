@@ -9,12 +9,12 @@
 use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 
 use io_uring::{opcode, squeue, types};
 
 use crate::error::{Error, Result};
-use crate::op::{Cqe, Keep, Op, OpKind, OpOwner, Placed};
+use crate::op::{Cqe, Keep, Op, OpKind, OpOwner, Placed, RingCloseHook};
 use crate::ring::{Ring, RingInner};
 use crate::sockaddr::{self, SockAddr};
 
@@ -51,6 +51,9 @@ pub(crate) struct SocketShared {
     fd: RefCell<Option<OwnedFd>>,
     ops: Cell<u32>,
     closed: Cell<bool>,
+    /// Other rings this socket's operations were queued on (a group's
+    /// receive on another ring): `close()` cancels there too.
+    foreign: RefCell<Vec<Weak<RingInner>>>,
 }
 
 impl OpOwner for SocketShared {
@@ -63,15 +66,25 @@ impl OpOwner for SocketShared {
     }
 }
 
+impl RingCloseHook for SocketShared {
+    fn ring_closed(&self) {
+        self.close();
+    }
+}
+
 impl SocketShared {
     fn new(ring: &Rc<RingInner>, fd: OwnedFd) -> Rc<SocketShared> {
-        Rc::new(SocketShared {
+        let s = Rc::new(SocketShared {
             ring: ring.clone(),
             raw: fd.as_raw_fd(),
             fd: RefCell::new(Some(fd)),
             ops: Cell::new(0),
             closed: Cell::new(false),
-        })
+            foreign: RefCell::new(Vec::new()),
+        });
+        let hook: Weak<dyn RingCloseHook> = Rc::downgrade(&s) as Weak<dyn RingCloseHook>;
+        ring.on_close(hook);
+        s
     }
 
     fn raw_fd(&self, what: &'static str) -> Result<RawFd> {
@@ -129,6 +142,11 @@ impl SocketShared {
         // SAFETY: a cancel request references no memory. If it can't be
         // queued, the operations end by themselves (or with the ring).
         let _ = unsafe { self.ring.push_untracked(&cancel) };
+        for ring in self.foreign.take().iter().filter_map(Weak::upgrade) {
+            // SAFETY: as above. It cancels only operations on this
+            // descriptor, which is still open (they hold it).
+            let _ = unsafe { ring.push_untracked(&cancel) };
+        }
     }
 }
 
@@ -330,8 +348,21 @@ impl TcpStream {
     /// group's receive, a pool buffer's send) keeps: it holds the descriptor
     /// open and counts as one of the stream's operations, so `close()`
     /// cancels it and the descriptor closes only after it.
-    pub(crate) fn socket_use(&self) -> SocketUse {
+    ///
+    /// `ring` is the ring the operation is queued on; when it is not the
+    /// stream's own, `close()` cancels there too.
+    pub(crate) fn socket_use(&self, ring: &Rc<RingInner>) -> SocketUse {
         let s = &self.socket;
+        if !Rc::ptr_eq(&s.ring, ring) {
+            let mut foreign = s.foreign.borrow_mut();
+            foreign.retain(|w| w.strong_count() > 0);
+            if !foreign
+                .iter()
+                .any(|w| std::ptr::eq(w.as_ptr(), Rc::as_ptr(ring)))
+            {
+                foreign.push(Rc::downgrade(ring));
+            }
+        }
         s.ops.set(s.ops.get() + 1);
         SocketUse(s.clone())
     }

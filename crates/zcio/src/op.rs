@@ -13,6 +13,12 @@ use std::rc::Rc;
 
 use crate::net::SocketUse;
 
+/// Told when the ring closes: a socket made on it closes too (its descriptor
+/// as soon as no operation of another ring uses it).
+pub(crate) trait RingCloseHook {
+    fn ring_closed(&self);
+}
+
 /// The kind of an operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpKind {

@@ -431,7 +431,7 @@ impl RegisteredBufferPool {
             index,
             buf_offset,
             false,
-            Some(stream.socket_use()),
+            Some(stream.socket_use(&self.shared.ring)),
             build,
         )
     }

@@ -2,14 +2,14 @@
 
 use std::cell::{Cell, RefCell};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 
 use io_uring::{opcode, squeue, types, IoUring};
 
 use crate::buf_table::BufTable;
 use crate::error::{Error, Result};
-use crate::op::{Cqe, Op, OpKind};
+use crate::op::{Cqe, Op, OpKind, RingCloseHook};
 use crate::published::{ring_counts as rc, Published};
 use crate::{probe, sys};
 
@@ -220,6 +220,8 @@ pub(crate) struct RingInner {
     pending: Cell<u32>,
     /// Of those, how many carry `IO_LINK` (see `note_linked`).
     linked: Cell<u32>,
+    /// Told when the ring closes (see `on_close`).
+    close_hooks: RefCell<Vec<Weak<dyn RingCloseHook>>>,
     closed: Cell<bool>,
     /// Counts mirrored for bindings (see `published.rs`).
     published: Rc<Published>,
@@ -289,6 +291,7 @@ impl Ring {
                 table: RefCell::new(BufTable::new()),
                 pending: Cell::new(0),
                 linked: Cell::new(0),
+                close_hooks: RefCell::new(Vec::new()),
                 closed: Cell::new(false),
                 published: Published::new(rc::LEN, 0),
                 backlog: RefCell::default(),
@@ -656,6 +659,15 @@ impl RingInner {
         }
     }
 
+    /// Registers `hook`, told once the ring has closed (while it lives).
+    pub(crate) fn on_close(&self, hook: Weak<dyn RingCloseHook>) {
+        let mut hooks = self.close_hooks.borrow_mut();
+        if hooks.len() >= 64 && hooks.len().is_power_of_two() {
+            hooks.retain(|h| h.strong_count() > 0);
+        }
+        hooks.push(hook);
+    }
+
     /// Counts an entry queued with `IO_LINK`: the next [`RingInner::submit`]
     /// runs the chain through in one call.
     pub(crate) fn note_linked(&self) {
@@ -864,6 +876,10 @@ impl RingInner {
         self.table.borrow_mut().forget();
         // Closing the fd releases the registered buffers and the rings.
         drop(self.uring.borrow_mut().take());
+        let hooks = self.close_hooks.take();
+        for hook in hooks.iter().filter_map(Weak::upgrade) {
+            hook.ring_closed();
+        }
         result
     }
 

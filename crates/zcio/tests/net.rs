@@ -375,3 +375,45 @@ fn one_submit_runs_a_linked_chain_through() {
     assert!(done.iter().all(|c| c.result == 4096), "{done:?}");
     drop(server);
 }
+
+/// A group's receive queued on another ring than its stream's: closing the
+/// stream, or the stream's ring, cancels it (the socket tells every ring its
+/// operations went to).
+#[test]
+fn closing_a_stream_or_its_ring_cancels_a_receive_on_another_ring() {
+    require!(buf_ring);
+    for close_ring in [false, true] {
+        let a = ring();
+        let b = ring();
+        let (server, _client, _listener) = pair(&b);
+        let group = BufferGroup::new(
+            &a,
+            GroupOptions {
+                group_id: 0,
+                buffer_size: 16,
+                buffer_count: 2,
+                incremental: false,
+            },
+        )
+        .unwrap();
+        let op = group.recv(&server).unwrap();
+        a.submit().unwrap();
+        if close_ring {
+            b.close(&mut Vec::new()).unwrap();
+        } else {
+            server.close();
+        }
+        let mut out = Vec::new();
+        let start = std::time::Instant::now();
+        while !out.iter().any(|c: &Completion| c.user_data == op) {
+            assert!(
+                start.elapsed().as_secs() < 5,
+                "the receive never ended (close_ring {close_ring})"
+            );
+            a.submit_and_wait(1).unwrap();
+            a.reap(&mut out);
+        }
+        let c = out.iter().find(|c| c.user_data == op).unwrap();
+        assert_eq!(c.result, -libc::ECANCELED, "{c:?}");
+    }
+}
