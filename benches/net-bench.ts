@@ -77,7 +77,7 @@ class Peer {
 
   constructor(spec: PeerSpec, label: string) {
     this.#label = label
-    this.#child = fork(PEER_SCRIPT, [JSON.stringify(spec)], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], execArgv: [] })
+    this.#child = fork(PEER_SCRIPT, [JSON.stringify(spec)], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], execArgv: ['--expose-gc'] })
     this.#child.stderr?.on('data', (d: Buffer) => (this.#stderr = (this.#stderr + d.toString('utf8')).slice(-4000)))
     this.#child.on('message', (m: PeerMessage) => {
       this.#inbox.push(m)
@@ -163,7 +163,8 @@ async function runPeers(c: NetCase, a: Amounts, onPhase: (phase: string) => void
     const want = c.group === 'stream' ? a.measured : a.measured * MESSAGE_BYTES
     if (served.bytes !== want) throw new Error(`${c.name}: the receiver counted ${served.bytes} bytes, expected ${want}`)
     const seconds = c.group === 'ping-pong' ? ran.seconds : served.seconds
-    return sample(c.group, served.bytes, seconds, ran.cpu, served.cpu, a.measured, window)
+    const perMessage = (ran.heap + served.heap) / (c.group === 'stream' ? a.measured / WRITE_BYTES : c.group === 'ping-pong' ? 2 * a.measured : a.measured)
+    return sample(c.group, served.bytes, seconds, ran.cpu, served.cpu, a.measured, window, perMessage)
   } finally {
     await Promise.all([server.stop(), client?.stop()])
   }
@@ -209,12 +210,13 @@ function sample(
   serverCpu: Cpu,
   count: number,
   window: Window,
+  heapPerMessage: number | null,
 ): NetSample {
   const clientCpuSec = clientCpu.user + clientCpu.system
   const serverCpuSec = serverCpu.user + serverCpu.system
   const both = clientCpuSec + serverCpuSec
   const otherCpuSec = window.busySec === null ? null : Math.max(0, window.busySec - both)
-  const base = { bytes, seconds, clientCpuSec, serverCpuSec, clientCpu, serverCpu, otherCpuSec, stealSec: window.stealSec, wallSec: window.wallSec }
+  const base = { bytes, seconds, clientCpuSec, serverCpuSec, clientCpu, serverCpu, otherCpuSec, stealSec: window.stealSec, wallSec: window.wallSec, heapPerMessage }
   if (group === 'stream') return { ...base, value: (bytes * 8) / seconds / 1e9, cpu: both / (bytes / GiB) }
   // Ping-pong: two messages per round trip, one each way.
   if (group === 'ping-pong') return { ...base, count, value: (seconds / count) * 1e6, cpu: (both / (2 * count)) * 1e6 }
@@ -334,6 +336,7 @@ export async function runNet(opts: NetRunOptions = {}): Promise<NetBenchResult> 
       cpu: median(runs.map((s) => s.cpu)),
       clientCpuSec: median(runs.map((s) => s.clientCpuSec)),
       serverCpuSec: median(runs.map((s) => s.serverCpuSec)),
+      heapPerMessage: runs.some((s) => s.heapPerMessage === null) ? null : median(runs.map((s) => s.heapPerMessage!)),
       maxOtherLoad: maxShare(runs, (s) => s.otherCpuSec),
       maxSteal: maxShare(runs, (s) => s.stealSec),
       runs,
@@ -386,7 +389,7 @@ async function iperfSample(a: Amounts, onPhase: (phase: string) => void): Promis
   const window = (machine as MachineCpu | null)?.end() ?? { busySec: null, stealSec: null, wallSec: r.seconds }
   // CPU over everything sent; the rate is iperf3's own (its receiver's
   // bytes over its receiver's seconds, which leave out the last few writes).
-  const s = sample('stream', a.measured, r.seconds, r.clientCpu, r.serverCpu, 0, window)
+  const s = sample('stream', a.measured, r.seconds, r.clientCpu, r.serverCpu, 0, window, null)
   return { ...s, value: r.bitsPerSecond / 1e9 }
 }
 

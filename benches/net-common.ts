@@ -33,9 +33,10 @@ export type PeerMessage =
   /** The client is set up and waits for `run`. */
   | { type: 'ready' }
   /** Bytes received; `seconds` from the first byte to end of stream. */
-  | { type: 'served'; bytes: number; seconds: number; cpu: Cpu }
+  /** `heap`: growth of the JS heap (bytes, after a full GC at both ends) over the connection. */
+  | { type: 'served'; bytes: number; seconds: number; cpu: Cpu; heap: number }
   /** `seconds` from the first send to the last one done (ping-pong: the last reply). */
-  | { type: 'ran'; seconds: number; cpu: Cpu }
+  | { type: 'ran'; seconds: number; cpu: Cpu; heap: number }
   | { type: 'error'; message: string }
 
 export type ParentMessage =
@@ -116,6 +117,8 @@ export interface NetSample {
   stealSec: number | null
   /** Seconds of the measured connection, as the parent saw it (the window of `otherCpuSec`). */
   wallSec: number
+  /** JS heap growth of both processes over the connection (bytes, after a full GC), per message (stream: per 64 KiB write); null for iperf3. */
+  heapPerMessage: number | null
   /** The case's figure (see `UNITS`). */
   value: number
   /** CPU seconds of both processes per GiB (stream) or per million 64-byte messages (ping-pong: both directions). */
@@ -134,6 +137,8 @@ export interface NetCaseResult {
   cpu: number
   clientCpuSec: number
   serverCpuSec: number
+  /** Median JS heap growth per message (see `NetSample.heapPerMessage`). */
+  heapPerMessage: number | null
   /** The largest share of one CPU that other processes used during a run of 1 s or more (0.25: a quarter of a CPU); null if none was that long. */
   maxOtherLoad: number | null
   /** The same for steal time (the hypervisor running something else on this machine's CPUs). */

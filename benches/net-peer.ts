@@ -57,7 +57,14 @@ function windowed(count: number, depth: number, start: (slot: number) => Promise
 }
 
 /** Counts what a server receives on one connection, and when. */
+/** The JS heap in use after a full GC (the peers run with --expose-gc). */
+function heapNow(): number {
+  globalThis.gc?.()
+  return process.memoryUsage().heapUsed
+}
+
 class Receipt {
+  readonly #heap0 = heapNow()
   readonly #cpu0 = process.cpuUsage()
   #first = 0
   bytes = 0
@@ -69,7 +76,8 @@ class Receipt {
 
   done(): PeerMessage {
     const seconds = (performance.now() - this.#first) / 1000
-    return { type: 'served', bytes: this.bytes, seconds, cpu: cpuSince(this.#cpu0) }
+    const cpu = cpuSince(this.#cpu0)
+    return { type: 'served', bytes: this.bytes, seconds, cpu, heap: heapNow() - this.#heap0 }
   }
 }
 
@@ -146,6 +154,7 @@ function zcioClient(z: Zcio, mode: Mode, sender: Sender, port: number, busyPoll 
   const block = new Uint8Array(WRITE_BYTES).fill(0x5a)
   const message = new Uint8Array(MESSAGE_BYTES).fill(0x6d)
   return async (amount) => {
+    const heap0 = heapNow()
     const cpu0 = process.cpuUsage()
     const conn = await z.TcpStream.connect(ring, { host: HOST, port })
     if (mode !== 'stream') conn.setNoDelay(true)
@@ -193,7 +202,7 @@ function zcioClient(z: Zcio, mode: Mode, sender: Sender, port: number, busyPoll 
     }
     const cpu = cpuSince(cpu0)
     await conn.close()
-    return { type: 'ran', seconds: (t1 - t0) / 1000, cpu }
+    return { type: 'ran', seconds: (t1 - t0) / 1000, cpu, heap: heapNow() - heap0 }
   }
 }
 
@@ -202,13 +211,14 @@ function nodeClient(mode: Mode, sender: Sender, port: number): Run {
   const message = Buffer.alloc(MESSAGE_BYTES, 0x6d)
   return (amount) =>
     new Promise<PeerMessage>((resolve, reject) => {
+      const heap0 = heapNow()
       const cpu0 = process.cpuUsage()
       let t0 = 0
       let t1 = 0
       let cpu: Cpu | null = null
       const socket = net.connect({ host: HOST, port })
       socket.on('error', reject)
-      socket.on('close', () => (cpu ? resolve({ type: 'ran', seconds: (t1 - t0) / 1000, cpu }) : reject(new Error('connection closed early'))))
+      socket.on('close', () => (cpu ? resolve({ type: 'ran', seconds: (t1 - t0) / 1000, cpu, heap: heapNow() - heap0 }) : reject(new Error('connection closed early'))))
       const finish = (): void => {
         t1 = performance.now()
         cpu = cpuSince(cpu0)

@@ -19,6 +19,8 @@ export interface NetBar {
   /** Null when a side of the comparison was not measured. */
   pass: boolean | null
   detail: string
+  /** Set when `measured` is an amount (bytes), not a ratio. */
+  unit?: string
 }
 
 /** The document `--json` writes. */
@@ -58,6 +60,14 @@ export function netBars(res: NetBenchResult): NetBar[] {
   out.push(bar('ping-pong', 'ping-pong 64 B: round trip vs Node net', 'max', 0.6, pp?.value, ppNode?.value, 'us per round trip, medians'))
   const busy = find(res, 'ping-pong', ZCIO_PINGPONG_BUSY)
   out.push(bar('ping-pong', 'ping-pong 64 B, busyPoll: round trip vs Node net', 'max', 0.6, busy?.value, ppNode?.value, 'us per round trip, medians'))
+  // Messages must not leave garbage behind: the heap after a full GC grows
+  // by less than a byte per message (zcio's cases, both processes).
+  for (const group of ['ping-pong', 'pipelined'] as const) {
+    const worst = res.results
+      .filter((r) => r.group === group && r.impl === 'zcio' && r.heapPerMessage !== null)
+      .reduce<number | undefined>((m, r) => Math.max(m ?? -Infinity, r.heapPerMessage!), undefined)
+    out.push({ ...bar(group, `${group} 64 B: zcio JS heap growth per message`, 'max', 1, worst, 1, 'after a full GC, both processes, medians'), unit: 'B' })
+  }
   return out.filter((b) => res.config.groups.includes(b.group))
 }
 
@@ -144,13 +154,14 @@ export function netReport(res: NetBenchResult, bars: readonly NetBar[]): string 
 
   const rows: string[][] = [['bar', 'measured', 'target', '', 'detail']]
   for (const b of bars) {
-    const target = `${b.kind === 'min' ? '>=' : '<='} ${fmtRatio(b.target)}`
+    const fmt = (v: number | null): string => (b.unit ? (v === null ? '-' : `${v.toFixed(2)} ${b.unit}`) : fmtRatio(v))
+    const target = `${b.kind === 'min' ? '>=' : '<='} ${fmt(b.target)}`
     let detail = b.detail
     if (b.pass === false && b.measured !== null) {
       const off = b.kind === 'min' ? b.target / b.measured - 1 : b.measured / b.target - 1
       detail += `; ${b.kind === 'min' ? 'needs' : 'over by'} ${(off * 100).toFixed(0)}%${b.kind === 'min' ? ' more' : ''}`
     }
-    rows.push([b.bar, fmtRatio(b.measured), target, b.pass === null ? 'n/a' : passMark(b.pass), detail])
+    rows.push([b.bar, fmt(b.measured), target, b.pass === null ? 'n/a' : passMark(b.pass), detail])
   }
   out.push('', 'summary', table(rows, ['l', 'r', 'r', 'l', 'l']))
   return out.join('\n') + '\n'
