@@ -4,6 +4,15 @@
 // (or flushed), so a region in use can't be closed (ERR_ZCIO_MR_IN_USE).
 // libibverbs is loaded on first use; without it, a provider or a device,
 // calls throw ERR_ZCIO_RDMA_UNAVAILABLE saying which is missing.
+//
+// close() releases an object's verbs resource, in verbs' order: queue pairs
+// (flushed, then destroyed once drained), then completion queues and memory
+// regions, then protection domains, then the context. Out of order it throws
+// ERR_ZCIO_CQ_IN_USE, ERR_ZCIO_MR_IN_USE, ERR_ZCIO_PD_IN_USE or
+// ERR_ZCIO_CONTEXT_IN_USE and changes nothing; a second close() does
+// nothing; any other use of a closed object throws (or rejects with)
+// ERR_ZCIO_CLOSED. An object collected without close() is released once
+// nothing made from it is left, never while the device may still use it.
 
 import { native } from './binding.js'
 import type * as Native from '../binding'
@@ -75,7 +84,11 @@ export class MemoryRegion {
   get inUse(): number {
     return handle<Native.RdmaMemoryRegion>(this).inUse
   }
-  /** Refuses further posts; throws `ERR_ZCIO_MR_IN_USE` while work requests use it. */
+  /**
+   * Deregisters the region: posts naming it throw `ERR_ZCIO_CLOSED`, a peer's
+   * access with its rkey fails; `buffer` stays readable. Throws
+   * `ERR_ZCIO_MR_IN_USE` while work requests use it; a no-op when closed.
+   */
   close(): void {
     handle<Native.RdmaMemoryRegion>(this).close()
   }
@@ -95,6 +108,7 @@ export class CompletionQueue {
   /**
    * Resolves with up to `max` completions as soon as there is at least one
    * (driven by the completion channel; keeps the process alive while pending).
+   * Rejects with `ERR_ZCIO_CLOSED` when the queue is (or gets) closed.
    */
   wait(max = 16): Promise<WorkCompletion[]> {
     try {
@@ -105,6 +119,15 @@ export class CompletionQueue {
     } catch (e) {
       return Promise.reject(e)
     }
+  }
+  /**
+   * Destroys the queue; pending `wait()`s reject with `ERR_ZCIO_CLOSED`.
+   * Throws `ERR_ZCIO_CQ_IN_USE` while a queue pair uses it: close the queue
+   * pairs first, and poll the flushed completions of those that had work
+   * outstanding. A no-op when closed.
+   */
+  close(): void {
+    handle<Native.RdmaCompletionQueue>(this).close()
   }
 }
 
@@ -154,8 +177,24 @@ export class QueuePair {
   setError(): void {
     this.#h().setError()
   }
+  /**
+   * Closes the queue pair: posts throw `ERR_ZCIO_CLOSED` from now on. Work
+   * requests still outstanding are flushed (the queue pair moves to the error
+   * state): each comes back through its completion queue with status 5 and
+   * releases its memory regions as it is polled; the queue pair is destroyed
+   * when the last one is polled (at once when nothing is outstanding). A
+   * no-op when closed.
+   */
+  close(): void {
+    this.#h().close()
+  }
+  /** Work requests posted and not polled yet (after `close()`: those still to be polled as flushed). */
   get outstanding(): number {
     return this.#h().outstanding
+  }
+  /** Whether `close()` ran. */
+  get closed(): boolean {
+    return this.#h().closed
   }
   get qpn(): number {
     return this.#h().qpn
@@ -178,7 +217,11 @@ export class PreparedQueuePair {
   endpoint(): Endpoint {
     return { ...this.#endpoint }
   }
-  /** INIT → RTR → RTS; usable once. */
+  /** Destroys the queue pair (a no-op once handshaken: close the `QueuePair` instead). */
+  close(): void {
+    handle<Native.RdmaPreparedQueuePair>(this).close()
+  }
+  /** INIT → RTR → RTS; usable once (`ERR_ZCIO_CLOSED` afterwards or after `close()`). */
   handshake(remote: Endpoint): QueuePair {
     validateObject(remote, 'remote')
     validateInteger(remote.lid, 'remote.lid', 0, 65535)
@@ -223,6 +266,14 @@ export class ProtectionDomain {
       ),
     )
   }
+  /**
+   * Deallocates the domain. Throws `ERR_ZCIO_PD_IN_USE` while memory regions
+   * or queue pairs of it are open (a closed queue pair counts until its
+   * flushed completions are polled). A no-op when closed.
+   */
+  close(): void {
+    handle<Native.RdmaProtectionDomain>(this).close()
+  }
 }
 
 /** An open RDMA device. */
@@ -237,6 +288,13 @@ export class Context {
   createCq(entries: number): CompletionQueue {
     validateInteger(entries, 'entries', 1, 2 ** 31 - 1)
     return new CompletionQueue(handle<Native.RdmaContext>(this).createCq(entries))
+  }
+  /**
+   * Closes the device. Throws `ERR_ZCIO_CONTEXT_IN_USE` while protection
+   * domains or completion queues of it are open. A no-op when closed.
+   */
+  close(): void {
+    handle<Native.RdmaContext>(this).close()
   }
 }
 
