@@ -40,6 +40,12 @@ export declare class RdmaCompletionQueue {
   /** Takes up to `max` completions now (possibly none). */
   poll(max: number): Array<RdmaWorkCompletion>
   /**
+   * Takes up to `out.length / 6` completions now into `out`, six numbers
+   * each: wrId, status, opcode (verbs' number), byteLen, immData (-1 when
+   * none), qpNum; returns how many. No object per completion.
+   */
+  pollInto(out: Float64Array): number
+  /**
    * Resolves with up to `max` completions as soon as there is one,
    * driven by the completion channel on this thread's event loop
    * (rejects with `ERR_ZCIO_CLOSED` once the queue is closed).
@@ -112,8 +118,11 @@ export declare class RdmaProtectionDomain {
   close(): void
   /** Allocates and registers `size` bytes (page-aligned). */
   allocate(size: number): RdmaMemoryRegion
-  /** Creates an RC queue pair (`gidIndex < 0`: chosen automatically). */
-  createQp(sendCq: RdmaCompletionQueue, recvCq: RdmaCompletionQueue, maxSendWr: number, maxRecvWr: number, maxSge: number, gidIndex: number): RdmaPreparedQueuePair
+  /**
+   * Creates an RC queue pair (`gidIndex < 0`: chosen automatically;
+   * `pathMtu` in bytes).
+   */
+  createQp(sendCq: RdmaCompletionQueue, recvCq: RdmaCompletionQueue, maxSendWr: number, maxRecvWr: number, maxSge: number, gidIndex: number, pathMtu?: number | undefined | null): RdmaPreparedQueuePair
 }
 
 /** A connected queue pair. */
@@ -122,6 +131,13 @@ export declare class RdmaQueuePair {
   postReceive(sges: Array<RdmaSgeRef>, wrId: number): void
   postWrite(sges: Array<RdmaSgeRef>, remoteAddr: number, rkey: number, wrId: number, imm?: number | undefined | null): void
   postRead(sges: Array<RdmaSgeRef>, remoteAddr: number, rkey: number, wrId: number): void
+  /**
+   * One SEND per `(start, end, wrId)` triple of `batch` from region `mr`,
+   * in one post (one doorbell); returns how many were posted.
+   */
+  postSendBatch(mr: number, batch: Float64Array): number
+  /** One receive per `(start, end, wrId)` triple, as `postSendBatch`. */
+  postReceiveBatch(mr: number, batch: Float64Array): number
   /** Moves the queue pair to the error state: outstanding requests flush. */
   setError(): void
   /**

@@ -38,6 +38,11 @@ export interface QpOptions {
   maxSge?: number
   /** GID table index (RoCE); default: the first routable GID on Ethernet links. */
   gidIndex?: number
+  /**
+   * Path MTU in bytes: 256, 512, 1024 (default, as `ibv_rc_pingpong`), 2048
+   * or 4096; at most the port's active MTU, and the same at both ends.
+   */
+  pathMtu?: number
 }
 
 const MAX_SAFE = Number.MAX_SAFE_INTEGER
@@ -106,6 +111,17 @@ export class CompletionQueue {
     return handle<Native.RdmaCompletionQueue>(this).poll(max)
   }
   /**
+   * Takes up to `out.length / 6` completions now (at most 4096) into `out`,
+   * six numbers each — wrId, status, opcode, byteLen, immData (-1 when
+   * none), qpNum — and returns how many: `poll()` without an object per
+   * completion, for busy loops. Opcodes are verbs' numbers: 0 send,
+   * 1 rdma-write, 2 rdma-read, 128 recv, 129 recv-rdma-with-imm.
+   */
+  pollInto(out: Float64Array): number {
+    if (!(out instanceof Float64Array)) throw invalidArgType('out', 'an instance of Float64Array', out)
+    return handle<Native.RdmaCompletionQueue>(this).pollInto(out)
+  }
+  /**
    * Resolves with up to `max` completions as soon as there is at least one
    * (driven by the completion channel; keeps the process alive while pending).
    * Rejects with `ERR_ZCIO_CLOSED` when the queue is (or gets) closed.
@@ -149,6 +165,22 @@ export class QueuePair {
     checkWrId(wrId)
     if (immData !== undefined) validateInteger(immData, 'immData', 0, 2 ** 32 - 1)
     this.#h().postSend(toSges(sges, 'sges'), wrId, immData)
+  }
+  /**
+   * Posts one signaled SEND per `(start, end, wrId)` triple of `batch`, all
+   * from `mr`, in one call (one doorbell; on Soft-RoCE one system call for
+   * the batch). Returns how many were posted: all, or the first ones when
+   * the send queue filled up (the rest hold nothing). Throws as `postSend`
+   * when none could be posted; a bad triple posts none.
+   */
+  postSendBatch(mr: MemoryRegion, batch: Float64Array | number[]): number {
+    const [id, b] = batchArgs(mr, batch)
+    return this.#h().postSendBatch(id, b)
+  }
+  /** Posts one receive per `(start, end, wrId)` triple of `batch` into `mr`, as `postSendBatch`. */
+  postReceiveBatch(mr: MemoryRegion, batch: Float64Array | number[]): number {
+    const [id, b] = batchArgs(mr, batch)
+    return this.#h().postReceiveBatch(id, b)
   }
   /** Posts a receive into `mr[start..end]`. */
   postReceive(mr: MemoryRegion, start: number, end: number, wrId: number): void {
@@ -201,6 +233,16 @@ export class QueuePair {
   }
 }
 
+function batchArgs(mr: MemoryRegion, batch: Float64Array | number[]): [number, Float64Array] {
+  if (!(mr instanceof MemoryRegion)) throw invalidArgType('mr', 'an instance of MemoryRegion', mr)
+  let b: Float64Array
+  if (batch instanceof Float64Array) b = batch
+  else if (Array.isArray(batch)) b = Float64Array.from(batch)
+  else throw invalidArgType('batch', 'an instance of Float64Array or Array', batch)
+  if (b.length % 3 !== 0) throw invalidArgValue('batch', `(${b.length} numbers)`, 'must hold (start, end, wrId) triples')
+  return [handle<Native.RdmaMemoryRegion>(mr).id, b]
+}
+
 function checkWrId(wrId: number): void {
   validateInteger(wrId, 'wrId', 0, MAX_SAFE)
 }
@@ -250,11 +292,14 @@ export class ProtectionDomain {
     if (!(sendCq instanceof CompletionQueue)) throw invalidArgType('sendCq', 'an instance of CompletionQueue', sendCq)
     if (!(recvCq instanceof CompletionQueue)) throw invalidArgType('recvCq', 'an instance of CompletionQueue', recvCq)
     validateObject(options, 'options')
-    const { maxSendWr = 64, maxRecvWr = 64, maxSge = 2, gidIndex = -1 } = options
+    const { maxSendWr = 64, maxRecvWr = 64, maxSge = 2, gidIndex = -1, pathMtu = 1024 } = options
     validateInteger(maxSendWr, 'options.maxSendWr', 1, 2 ** 31 - 1)
     validateInteger(maxRecvWr, 'options.maxRecvWr', 1, 2 ** 31 - 1)
     validateInteger(maxSge, 'options.maxSge', 1, 64)
     validateInteger(gidIndex, 'options.gidIndex', -1, 255)
+    if (typeof pathMtu !== 'number' || ![256, 512, 1024, 2048, 4096].includes(pathMtu)) {
+      throw invalidArgValue('options.pathMtu', pathMtu, 'must be 256, 512, 1024, 2048 or 4096')
+    }
     return new PreparedQueuePair(
       handle<Native.RdmaProtectionDomain>(this).createQp(
         handle<Native.RdmaCompletionQueue>(sendCq),
@@ -263,6 +308,7 @@ export class ProtectionDomain {
         maxRecvWr,
         maxSge,
         gidIndex,
+        pathMtu,
       ),
     )
   }

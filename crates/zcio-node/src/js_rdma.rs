@@ -160,7 +160,8 @@ impl RdmaProtectionDomain {
         Ok(RdmaMemoryRegion { mr, id })
     }
 
-    /// Creates an RC queue pair (`gidIndex < 0`: chosen automatically).
+    /// Creates an RC queue pair (`gidIndex < 0`: chosen automatically;
+    /// `pathMtu` in bytes).
     #[napi]
     #[allow(clippy::too_many_arguments)]
     pub fn create_qp(
@@ -172,6 +173,7 @@ impl RdmaProtectionDomain {
         max_recv_wr: u32,
         max_sge: u32,
         gid_index: i32,
+        path_mtu: Option<u32>,
     ) -> Result<RdmaPreparedQueuePair> {
         let opts = rdma::QpOptions {
             max_send_wr,
@@ -179,6 +181,7 @@ impl RdmaProtectionDomain {
             max_sge,
             gid_index: u8::try_from(gid_index).ok(),
             port: 1,
+            path_mtu: path_mtu.unwrap_or(1024),
         };
         let qp = self
             .pd
@@ -445,6 +448,21 @@ impl RdmaQueuePair {
             .or_throw(&env)
     }
 
+    /// One SEND per `(start, end, wrId)` triple of `batch` from region `mr`,
+    /// in one post (one doorbell); returns how many were posted.
+    #[napi]
+    pub fn post_send_batch(&self, env: Env, mr: u32, batch: Float64ArraySlice) -> Result<u32> {
+        let (region, wrs) = batch_args(&env, mr, &batch)?;
+        Ok(self.qp.post_send_batch(&region, &wrs).or_throw(&env)? as u32)
+    }
+
+    /// One receive per `(start, end, wrId)` triple, as `postSendBatch`.
+    #[napi]
+    pub fn post_receive_batch(&self, env: Env, mr: u32, batch: Float64ArraySlice) -> Result<u32> {
+        let (region, wrs) = batch_args(&env, mr, &batch)?;
+        Ok(self.qp.post_receive_batch(&region, &wrs).or_throw(&env)? as u32)
+    }
+
     /// Moves the queue pair to the error state: outstanding requests flush.
     #[napi]
     pub fn set_error(&self, env: Env) -> Result<()> {
@@ -474,6 +492,39 @@ impl RdmaQueuePair {
         self.qp.qpn()
     }
 }
+
+/// The region and `(start, end, wrId)` triples of a batch post.
+#[allow(clippy::type_complexity)]
+fn batch_args(
+    env: &Env,
+    mr: u32,
+    batch: &[f64],
+) -> Result<(rdma::MemoryRegion, Vec<(usize, usize, u64)>)> {
+    let region = REGIONS
+        .with(|r| r.borrow().get(&mr).cloned())
+        .ok_or_else(|| throw_code(env, "ERR_ZCIO_CLOSED", "the memory region is gone"))?;
+    if !batch.len().is_multiple_of(3) {
+        return Err(throw_code(
+            env,
+            "ERR_INVALID_ARG_VALUE",
+            "batch must hold (start, end, wrId) triples: its length must be a multiple of 3",
+        ));
+    }
+    let wrs = batch
+        .chunks_exact(3)
+        .map(|t| {
+            Ok((
+                offset(env, "start", t[0])?,
+                offset(env, "end", t[1])?,
+                wr_id(env, t[2])?,
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok((region, wrs))
+}
+
+/// Numbers per completion written by `pollInto`.
+const WC_FIELDS: usize = 6;
 
 /// A completion queue's event-loop side.
 struct Watch {
@@ -512,6 +563,30 @@ impl RdmaCompletionQueue {
         Ok(completions(
             self.watch.cq.poll(max as usize).or_throw(&env)?,
         ))
+    }
+
+    /// Takes up to `out.length / 6` completions now into `out`, six numbers
+    /// each: wrId, status, opcode (verbs' number), byteLen, immData (-1 when
+    /// none), qpNum; returns how many. No object per completion.
+    #[napi]
+    pub fn poll_into(&self, env: Env, mut out: Float64ArraySlice) -> Result<u32> {
+        // SAFETY: no JS runs during this call, so nothing else touches the
+        // array's memory while it is written.
+        let out = unsafe { out.as_mut() };
+        let max = (out.len() / WC_FIELDS).min(4096);
+        if max == 0 {
+            return Ok(0);
+        }
+        let got = self.watch.cq.poll(max).or_throw(&env)?;
+        for (c, o) in got.iter().zip(out.chunks_exact_mut(WC_FIELDS)) {
+            o[0] = c.wr_id as f64;
+            o[1] = f64::from(c.status);
+            o[2] = f64::from(c.opcode.raw());
+            o[3] = f64::from(c.byte_len);
+            o[4] = c.imm_data.map_or(-1.0, f64::from);
+            o[5] = f64::from(c.qp_num);
+        }
+        Ok(got.len() as u32)
     }
 
     /// Resolves with up to `max` completions as soon as there is one,

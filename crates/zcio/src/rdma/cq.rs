@@ -39,6 +39,19 @@ impl WorkOpcode {
         }
     }
 
+    /// The device's number (`ibv_wc_opcode`: 0 send, 1 RDMA WRITE, 2 RDMA
+    /// READ, 128 receive, 129 receive of a WRITE with immediate data).
+    pub fn raw(self) -> i32 {
+        match self {
+            WorkOpcode::Send => 0,
+            WorkOpcode::RdmaWrite => 1,
+            WorkOpcode::RdmaRead => 2,
+            WorkOpcode::Recv => 128,
+            WorkOpcode::RecvRdmaWithImm => 129,
+            WorkOpcode::Other(o) => o,
+        }
+    }
+
     /// The name bindings show (`"send"`, `"recv"`...).
     pub fn name(self) -> &'static str {
         match self {

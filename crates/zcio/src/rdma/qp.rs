@@ -31,6 +31,11 @@ pub struct QpOptions {
     pub gid_index: Option<u8>,
     /// The device port (from 1).
     pub port: u8,
+    /// The path MTU in bytes: 256, 512, 1024 (the default, as
+    /// `ibv_rc_pingpong` uses), 2048 or 4096; at most the port's active MTU
+    /// (`ibv_devinfo`), and the peer's must match. Larger packets mean
+    /// fewer of them per message (Soft-RoCE's cost is mostly per packet).
+    pub path_mtu: u32,
 }
 
 impl Default for QpOptions {
@@ -41,6 +46,7 @@ impl Default for QpOptions {
             max_sge: 2,
             gid_index: None,
             port: 1,
+            path_mtu: 1024,
         }
     }
 }
@@ -233,6 +239,21 @@ fn random_psn() -> u32 {
     u32::from_ne_bytes(b) & 0x00ff_ffff
 }
 
+/// The verbs enum of a path MTU in bytes.
+fn mtu_enum(bytes: u32) -> Result<i32> {
+    match bytes {
+        256 => Ok(1),
+        512 => Ok(2),
+        1024 => Ok(3),
+        2048 => Ok(4),
+        4096 => Ok(5),
+        _ => Err(Error::InvalidArgument {
+            name: "path_mtu",
+            reason: format!("{bytes} is not one of 256, 512, 1024, 2048 or 4096"),
+        }),
+    }
+}
+
 impl PreparedQueuePair {
     pub(crate) fn new(
         pd: &Rc<Pd>,
@@ -241,6 +262,7 @@ impl PreparedQueuePair {
         options: QpOptions,
     ) -> Result<PreparedQueuePair> {
         let v = pd.ctx.v;
+        mtu_enum(options.path_mtu)?;
         for cq in [&send_cq.cq, &recv_cq.cq] {
             cq.check_open()?;
             if !Rc::ptr_eq(&cq.ctx, &pd.ctx) {
@@ -348,8 +370,8 @@ impl PreparedQueuePair {
         self.qp.close()
     }
 
-    /// Connects to the peer's endpoint: INIT → RTR → RTS (path MTU 1024,
-    /// as `ibv_rc_pingpong` uses).
+    /// Connects to the peer's endpoint: INIT → RTR → RTS (with the
+    /// options' path MTU, 1024 by default as `ibv_rc_pingpong` uses).
     ///
     /// # Errors
     ///
@@ -372,7 +394,7 @@ impl PreparedQueuePair {
         }
         let mut rtr = sys::ibv_qp_attr {
             qp_state: sys::IBV_QPS_RTR,
-            path_mtu: sys::IBV_MTU_1024,
+            path_mtu: mtu_enum(o.path_mtu)?,
             dest_qp_num: remote.qpn,
             rq_psn: remote.psn,
             max_dest_rd_atomic: 1,
@@ -648,6 +670,154 @@ impl QueuePair {
             return check(call, rc);
         }
         Ok(())
+    }
+
+    /// Posts one signaled SEND per `(start, end, wr_id)` of `mr`, all in one
+    /// call to the provider (one doorbell: on Soft-RoCE one system call for
+    /// the batch instead of one per request). Each holds `mr` as
+    /// [`post_send`](Self::post_send) does.
+    ///
+    /// Returns how many were posted: all of them, or (when the send queue
+    /// fills up) the first ones; the rest were not posted and hold nothing.
+    ///
+    /// # Errors
+    ///
+    /// As [`post_send`](Self::post_send), when none was posted; a bad range
+    /// anywhere in `wrs` posts none.
+    pub fn post_send_batch(&self, mr: &MemoryRegion, wrs: &[(usize, usize, u64)]) -> Result<usize> {
+        self.post_batch(mr, wrs, false)
+    }
+
+    /// Posts one receive per `(start, end, wr_id)` of `mr` in one call, as
+    /// [`post_send_batch`](Self::post_send_batch) does.
+    ///
+    /// # Errors
+    ///
+    /// As [`post_send_batch`](Self::post_send_batch) (`ibv_post_recv`).
+    pub fn post_receive_batch(
+        &self,
+        mr: &MemoryRegion,
+        wrs: &[(usize, usize, u64)],
+    ) -> Result<usize> {
+        self.post_batch(mr, wrs, true)
+    }
+
+    fn post_batch(
+        &self,
+        mr: &MemoryRegion,
+        wrs: &[(usize, usize, u64)],
+        recv: bool,
+    ) -> Result<usize> {
+        self.qp.check_open()?;
+        if wrs.is_empty() {
+            return Ok(0);
+        }
+        if !Rc::ptr_eq(mr.mr.pd(), &self.qp.pd) {
+            return Err(Error::InvalidArgument {
+                name: "mr",
+                reason: "the memory region belongs to another protection domain".into(),
+            });
+        }
+        let lkey = mr.mr.lkey();
+        let mut sges = Vec::with_capacity(wrs.len());
+        for &(start, end, _) in wrs {
+            let (addr, length) = mr.mr.range(start, end)?;
+            sges.push(sys::ibv_sge { addr, length, lkey });
+        }
+        let ids: Vec<u64> = {
+            let mut table = self.qp.wrs.borrow_mut();
+            wrs.iter()
+                .map(|&(_, _, wr_id)| table.insert(wr_id, vec![mr.mr.hold()]))
+                .collect()
+        };
+        let ctx = &self.qp.pd.ctx;
+        let n = wrs.len();
+        // SAFETY: the provider's post calls on a live queue pair (not closed,
+        // so not destroyed); the linked WRs and their SGEs live in the
+        // vectors below (not moved while the call runs) and are read during
+        // the call only; the memory they name is held (in `wrs`) until each
+        // completion.
+        let (rc, posted) = unsafe {
+            if recv {
+                let mut list: Vec<sys::ibv_recv_wr> = (0..n)
+                    .map(|i| sys::ibv_recv_wr {
+                        wr_id: ids[i],
+                        next: std::ptr::null_mut(),
+                        sg_list: sges.as_mut_ptr().add(i),
+                        num_sge: 1,
+                    })
+                    .collect();
+                let base = list.as_mut_ptr();
+                for i in 0..n - 1 {
+                    (*base.add(i)).next = base.add(i + 1);
+                }
+                let mut bad = std::ptr::null_mut();
+                let post = (*ctx.raw())
+                    .ops
+                    .post_recv
+                    .expect("provider without post_recv");
+                let rc = post(self.qp.raw.get(), base, &mut bad);
+                (
+                    rc,
+                    if bad.is_null() {
+                        0
+                    } else {
+                        bad.offset_from(base) as usize
+                    },
+                )
+            } else {
+                let mut list: Vec<sys::ibv_send_wr> = (0..n)
+                    .map(|i| {
+                        let mut wr: sys::ibv_send_wr = std::mem::zeroed();
+                        wr.wr_id = ids[i];
+                        wr.sg_list = sges.as_mut_ptr().add(i);
+                        wr.num_sge = 1;
+                        wr.opcode = sys::IBV_WR_SEND;
+                        wr.send_flags = sys::IBV_SEND_SIGNALED;
+                        wr
+                    })
+                    .collect();
+                let base = list.as_mut_ptr();
+                for i in 0..n - 1 {
+                    (*base.add(i)).next = base.add(i + 1);
+                }
+                let mut bad = std::ptr::null_mut();
+                let post = (*ctx.raw())
+                    .ops
+                    .post_send
+                    .expect("provider without post_send");
+                let rc = post(self.qp.raw.get(), base, &mut bad);
+                (
+                    rc,
+                    if bad.is_null() {
+                        0
+                    } else {
+                        bad.offset_from(base) as usize
+                    },
+                )
+            }
+        };
+        if rc == 0 {
+            return Ok(n);
+        }
+        // From `bad` on, nothing was posted: the device never saw those.
+        let posted = posted.min(n);
+        let mut table = self.qp.wrs.borrow_mut();
+        for &id in &ids[posted..] {
+            table.remove(id);
+        }
+        drop(table);
+        if posted == 0 {
+            check(
+                if recv {
+                    "ibv_post_recv"
+                } else {
+                    "ibv_post_send"
+                },
+                rc,
+            )?;
+        }
+        Ok(posted)
     }
 
     /// Work requests posted whose completion was not polled yet (after
