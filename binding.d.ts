@@ -42,9 +42,10 @@ export declare class RdmaCompletionQueue {
   /**
    * Takes up to `out.length / 6` completions now into `out`, six numbers
    * each: wrId, status, opcode (verbs' number), byteLen, immData (-1 when
-   * none), qpNum; returns how many. No object per completion.
+   * none), qpNum; returns how many. No object per completion. While none
+   * is there, polls again up to `spin` times before returning 0.
    */
-  pollInto(out: Float64Array): number
+  pollInto(out: Float64Array, spin?: number | undefined | null): number
   /**
    * Resolves with up to `max` completions as soon as there is one,
    * driven by the completion channel on this thread's event loop

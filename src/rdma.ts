@@ -115,11 +115,15 @@ export class CompletionQueue {
    * six numbers each — wrId, status, opcode, byteLen, immData (-1 when
    * none), qpNum — and returns how many: `poll()` without an object per
    * completion, for busy loops. Opcodes are verbs' numbers: 0 send,
-   * 1 rdma-write, 2 rdma-read, 128 recv, 129 recv-rdma-with-imm.
+   * 1 rdma-write, 2 rdma-read, 128 recv, 129 recv-rdma-with-imm. While none
+   * is there it polls again, up to `spin` more times (default 0), before
+   * returning 0: a busy wait in native code, without a return to JavaScript
+   * per empty poll (the thread does nothing else meanwhile).
    */
-  pollInto(out: Float64Array): number {
+  pollInto(out: Float64Array, spin = 0): number {
     if (!(out instanceof Float64Array)) throw invalidArgType('out', 'an instance of Float64Array', out)
-    return handle<Native.RdmaCompletionQueue>(this).pollInto(out)
+    validateInteger(spin, 'spin', 0, 2 ** 31 - 1)
+    return handle<Native.RdmaCompletionQueue>(this).pollInto(out, spin)
   }
   /**
    * Resolves with up to `max` completions as soon as there is at least one

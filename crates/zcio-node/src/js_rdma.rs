@@ -567,9 +567,15 @@ impl RdmaCompletionQueue {
 
     /// Takes up to `out.length / 6` completions now into `out`, six numbers
     /// each: wrId, status, opcode (verbs' number), byteLen, immData (-1 when
-    /// none), qpNum; returns how many. No object per completion.
+    /// none), qpNum; returns how many. No object per completion. While none
+    /// is there, polls again up to `spin` times before returning 0.
     #[napi]
-    pub fn poll_into(&self, env: Env, mut out: Float64ArraySlice) -> Result<u32> {
+    pub fn poll_into(
+        &self,
+        env: Env,
+        mut out: Float64ArraySlice,
+        spin: Option<u32>,
+    ) -> Result<u32> {
         // SAFETY: no JS runs during this call, so nothing else touches the
         // array's memory while it is written.
         let out = unsafe { out.as_mut() };
@@ -577,7 +583,11 @@ impl RdmaCompletionQueue {
         if max == 0 {
             return Ok(0);
         }
-        let got = self.watch.cq.poll(max).or_throw(&env)?;
+        let got = self
+            .watch
+            .cq
+            .poll_spin(max, spin.unwrap_or(0))
+            .or_throw(&env)?;
         for (c, o) in got.iter().zip(out.chunks_exact_mut(WC_FIELDS)) {
             o[0] = c.wr_id as f64;
             o[1] = f64::from(c.status);

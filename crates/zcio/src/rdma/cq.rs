@@ -221,9 +221,30 @@ impl CompletionQueue {
     /// [`Error::Closed`] after [`close`](Self::close), [`Error::Sys`]
     /// (`ibv_poll_cq`).
     pub fn poll(&self, max: usize) -> Result<Vec<WorkCompletion>> {
+        self.poll_spin(max, 0)
+    }
+
+    /// As [`poll`](Self::poll), but while nothing is there polls again, up
+    /// to `spins` more times, before returning none: a busy wait without a
+    /// return to the caller per empty poll.
+    ///
+    /// # Errors
+    ///
+    /// As [`poll`](Self::poll).
+    pub fn poll_spin(&self, max: usize, spins: u32) -> Result<Vec<WorkCompletion>> {
+        let mut wcs = vec![sys::ibv_wc::default(); max.min(4096)];
+        for _ in 0..spins {
+            let got = self.poll_raw(&mut wcs)?;
+            if !got.is_empty() {
+                return Ok(got);
+            }
+        }
+        self.poll_raw(&mut wcs)
+    }
+
+    fn poll_raw(&self, wcs: &mut [sys::ibv_wc]) -> Result<Vec<WorkCompletion>> {
         let cq = &self.cq;
         cq.check_open()?;
-        let mut wcs = vec![sys::ibv_wc::default(); max.min(4096)];
         // SAFETY: the provider's poll_cq, on a live queue, filling at most
         // `wcs.len()` entries.
         let n = unsafe {
