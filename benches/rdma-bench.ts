@@ -5,7 +5,7 @@
 //
 //   node dist/benches/rdma-bench.js [--device rxe0] [--gid 1] [--size 65536]
 //     [--iters 2000] [--rate-iters 8000] [--lat-iters 1000] [--tx-depth 128]
-//     [--rx-depth 512] [--mtu 4096] [--batch 16] [--runs 3] [--only bw,rate,lat]
+//     [--rx-depth 512] [--mtu 4096] [--batch 16] [--spin 1000] [--runs 3] [--only bw,rate,lat]
 //     [--json file]
 //
 // Like perftest, each case runs a server and a client process on the device
@@ -44,6 +44,7 @@ interface Args {
   rxDepth: number
   mtu: number
   batch: number
+  spin: number
   runs: number
   only: Case[]
   json?: string
@@ -64,6 +65,7 @@ function parse(argv: string[]): Args {
     rxDepth: 512,
     mtu: 4096,
     batch: 16,
+    spin: 1000,
     runs: 3,
     only: ['bw', 'rate', 'lat'],
   }
@@ -86,6 +88,7 @@ function parse(argv: string[]): Args {
       case '--rx-depth': a.rxDepth = num(); break
       case '--mtu': a.mtu = num(); break
       case '--batch': a.batch = Math.max(1, num()); break
+      case '--spin': a.spin = num(); break
       case '--runs': a.runs = num(); break
       case '--only': a.only = v.split(',') as Case[]; i++; break
       case '--json': a.json = v; i++; break
@@ -164,6 +167,7 @@ function overdue(t0: number): void {
 }
 
 async function child(a: Args): Promise<void> {
+  SPIN = a.spin
   const c = a.case!
   const ctx = rdma.open(a.device)
   const pd = ctx.allocPd()
@@ -194,7 +198,7 @@ async function child(a: Args): Promise<void> {
     let empty = 0
     if (!lat) {
       for (let got = 0; got < total; ) {
-        const n = cq.pollInto(wc)
+        const n = cq.pollInto(wc, SPIN)
         for (let i = 0; i < n; i++) check(wc[6 * i + 1], wc[6 * i])
         got += n
         const more = Math.min(n, total - posted)
@@ -204,7 +208,7 @@ async function child(a: Args): Promise<void> {
     } else {
       for (let i = 0, used = 0; i < total; i++) {
         for (let recv = false; !recv; ) {
-          const n = cq.pollInto(wc)
+          const n = cq.pollInto(wc, SPIN)
           for (let j = 0; j < n; j++) {
             check(wc[6 * j + 1], wc[6 * j])
             if (wc[6 * j + 2] === RECV) recv = true
@@ -228,7 +232,7 @@ async function child(a: Args): Promise<void> {
       const blast = (count: number): void => {
         let posted = postSends(qp, mr, 0, size, 0, Math.min(sendDepth, count))
         for (let done = 0; done < count; ) {
-          const n = cq.pollInto(wc)
+          const n = cq.pollInto(wc, SPIN)
           polls++
           for (let i = 0; i < n; i++) check(wc[6 * i + 1], wc[6 * i])
           done += n
@@ -254,7 +258,7 @@ async function child(a: Args): Promise<void> {
         if (i === warm) t0 = process.hrtime.bigint()
         postSends(qp, mr, 0, size, i, 1)
         for (let recv = false; !recv; ) {
-          const n = cq.pollInto(wc)
+          const n = cq.pollInto(wc, SPIN)
           for (let j = 0; j < n; j++) {
             check(wc[6 * j + 1], wc[6 * j])
             if (wc[6 * j + 2] === RECV) recv = true
@@ -271,6 +275,9 @@ async function child(a: Args): Promise<void> {
   }
   sock.end()
 }
+/** Empty polls in native code per `pollInto` call before JavaScript sees none (--spin). */
+let SPIN = 0
+
 /** A receive's opcode in `pollInto`'s records. */
 const RECV = 128
 type Qp = ReturnType<ReturnType<ReturnType<typeof rdma.open>['allocPd']>['createQp']>['handshake'] extends (...x: never[]) => infer R ? R : never
@@ -314,7 +321,7 @@ function run(cmd: string, args: string[]): Promise<string> {
 function childArgs(a: Args, c: Case, role: string, port: number): string[] {
   const args = [process.argv[1], '--role', role, '--case', c, '--port', String(port), '--gid', String(a.gid)]
   args.push('--size', String(a.size), '--iters', String(a.iters), '--rate-iters', String(a.rateIters), '--lat-iters', String(a.latIters))
-  args.push('--tx-depth', String(a.txDepth), '--rx-depth', String(a.rxDepth), '--mtu', String(a.mtu), '--batch', String(a.batch))
+  args.push('--tx-depth', String(a.txDepth), '--rx-depth', String(a.rxDepth), '--mtu', String(a.mtu), '--batch', String(a.batch), '--spin', String(a.spin))
   if (a.device) args.push('--device', a.device)
   return args
 }
