@@ -349,3 +349,75 @@ fn a_closed_queue_pair_dropped_later_leaves_newer_ones_on_its_queue() {
     ids.sort();
     assert_eq!(ids, [5, 6]);
 }
+
+#[test]
+#[ignore = "needs an RDMA device"]
+fn batch_posts_path_mtu_and_spinning_poll() {
+    let ctx = Context::open(std::env::var("ZCIO_RDMA_DEVICE").ok().as_deref()).unwrap();
+    let pd = ctx.alloc_pd().unwrap();
+    let cq = ctx.create_cq(64).unwrap();
+    let bad = QpOptions {
+        path_mtu: 1000,
+        ..QpOptions::default()
+    };
+    assert_eq!(code(pd.create_qp(&cq, &cq, bad)), "ERR_INVALID_ARG_VALUE");
+    let opts = QpOptions {
+        path_mtu: 4096,
+        max_send_wr: 8,
+        max_recv_wr: 16,
+        ..QpOptions::default()
+    };
+    let pa = pd.create_qp(&cq, &cq, opts).unwrap();
+    let pb = pd.create_qp(&cq, &cq, opts).unwrap();
+    let (ea, eb) = (pa.endpoint(), pb.endpoint());
+    let (a, b) = (pa.handshake(eb).unwrap(), pb.handshake(ea).unwrap());
+    let src = pd.allocate(1 << 16).unwrap();
+    let dst = pd.allocate(1 << 16).unwrap();
+    for (i, x) in bytes(&src).iter_mut().enumerate() {
+        *x = (i * 7 % 253) as u8;
+    }
+    // A bad range anywhere posts none.
+    assert_eq!(
+        code(b.post_receive_batch(&dst, &[(0, 10, 1), (0, 1 << 20, 2)])),
+        "ERR_OUT_OF_RANGE"
+    );
+    assert_eq!(b.outstanding(), 0);
+    let recvs: Vec<_> = (0..4)
+        .map(|i| (i * 8192, i * 8192 + 8192, 100 + i as u64))
+        .collect();
+    assert_eq!(b.post_receive_batch(&dst, &recvs).unwrap(), 4);
+    assert_eq!(dst.in_use(), 4);
+    // Messages larger than one 4096-byte packet.
+    let sends: Vec<_> = (0..4)
+        .map(|i| (i * 8192, i * 8192 + 8192, i as u64))
+        .collect();
+    assert_eq!(a.post_send_batch(&src, &sends).unwrap(), 4);
+    assert_eq!(src.in_use(), 4);
+    // More than the send queue holds: the first ones go, the rest hold nothing.
+    // (No receive is left for them at the peer: they stay outstanding.)
+    let more: Vec<_> = (0..40).map(|i| (0, 64, 50 + i as u64)).collect();
+    let n = a.post_send_batch(&src, &more).unwrap();
+    assert!(n > 0 && n < 40, "{n} posted on an 8-entry send queue");
+    assert_eq!(src.in_use() as usize, 4 + n);
+    let mut got = Vec::new();
+    while got.len() < 8 {
+        got.extend(cq.poll_spin(16, 100_000).unwrap());
+    }
+    let mut recv_ids: Vec<u64> = got
+        .iter()
+        .filter(|c| c.opcode == WorkOpcode::Recv)
+        .map(|c| c.wr_id)
+        .collect();
+    recv_ids.sort();
+    assert_eq!(recv_ids, [100, 101, 102, 103]);
+    assert!(got.iter().all(|c| c.is_ok()));
+    assert_eq!(bytes(&dst)[..1 << 15], bytes(&src)[..1 << 15]);
+    a.close().unwrap();
+    let mut flushed = 0;
+    while a.outstanding() > 0 {
+        flushed += cq.poll_spin(16, 1000).unwrap().len();
+    }
+    assert!(flushed <= n);
+    assert_eq!(src.in_use(), 0);
+    assert!(cq.poll_spin(4, 10).unwrap().is_empty());
+}
