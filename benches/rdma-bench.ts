@@ -319,7 +319,8 @@ function run(cmd: string, args: string[]): Promise<string> {
 }
 
 function childArgs(a: Args, c: Case, role: string, port: number): string[] {
-  const args = [process.argv[1], '--role', role, '--case', c, '--port', String(port), '--gid', String(a.gid)]
+  // Node's own options (e.g. V8 flags) go to the children too.
+  const args = [...process.execArgv, process.argv[1], '--role', role, '--case', c, '--port', String(port), '--gid', String(a.gid)]
   args.push('--size', String(a.size), '--iters', String(a.iters), '--rate-iters', String(a.rateIters), '--lat-iters', String(a.latIters))
   args.push('--tx-depth', String(a.txDepth), '--rx-depth', String(a.rxDepth), '--mtu', String(a.mtu), '--batch', String(a.batch), '--spin', String(a.spin))
   if (a.device) args.push('--device', a.device)
