@@ -40,16 +40,37 @@ export declare class RdmaCompletionQueue {
   /** Takes up to `max` completions now (possibly none). */
   poll(max: number): Array<RdmaWorkCompletion>
   /**
+   * Takes up to `out.length / 6` completions now into `out`, six numbers
+   * each: wrId, status, opcode (verbs' number), byteLen, immData (-1 when
+   * none), qpNum; returns how many. No object per completion. While none
+   * is there, polls again up to `spin` times before returning 0.
+   */
+  pollInto(out: Float64Array, spin?: number | undefined | null): number
+  /**
    * Resolves with up to `max` completions as soon as there is one,
-   * driven by the completion channel on this thread's event loop.
+   * driven by the completion channel on this thread's event loop
+   * (rejects with `ERR_ZCIO_CLOSED` once the queue is closed).
    */
   wait(max: number): Promise<RdmaWorkCompletion[]>
+  /**
+   * Destroys the queue; throws `ERR_ZCIO_CQ_IN_USE` while queue pairs use
+   * it (a closed one until its flushed requests are polled). Pending
+   * `wait()`s reject with `ERR_ZCIO_CLOSED`. A no-op when closed.
+   */
+  close(): void
+  /** Queue pairs using the queue (open, or closed and not drained). */
+  get users(): number
 }
 
 /** An open RDMA device. */
 export declare class RdmaContext {
   /** Opens device `name`, or the first one. */
   static open(name?: string | undefined | null): RdmaContext
+  /**
+   * Closes the device; throws `ERR_ZCIO_CONTEXT_IN_USE` while protection
+   * domains or completion queues of it are open. A no-op when closed.
+   */
+  close(): void
   allocPd(): RdmaProtectionDomain
   createCq(entries: number): RdmaCompletionQueue
 }
@@ -70,12 +91,20 @@ export declare class RdmaMemoryRegion {
   get length(): number
   /** Work requests outstanding on the region. */
   get inUse(): number
-  /** Throws `ERR_ZCIO_MR_IN_USE` while work requests use it. */
+  /**
+   * Deregisters the region; throws `ERR_ZCIO_MR_IN_USE` while work
+   * requests use it. A no-op when closed.
+   */
   close(): void
 }
 
 /** A queue pair in INIT, waiting for the peer's endpoint. */
 export declare class RdmaPreparedQueuePair {
+  /**
+   * Destroys the queue pair (a no-op after `handshake`, whose queue pair
+   * has its own `close`, or when closed).
+   */
+  close(): void
   endpoint(): RdmaEndpoint
   /** INIT → RTR → RTS with the peer's endpoint; usable once. */
   handshake(remote: RdmaEndpoint): RdmaQueuePair
@@ -83,10 +112,18 @@ export declare class RdmaPreparedQueuePair {
 
 /** A protection domain. */
 export declare class RdmaProtectionDomain {
+  /**
+   * Deallocates the domain; throws `ERR_ZCIO_PD_IN_USE` while memory
+   * regions or queue pairs of it are open. A no-op when closed.
+   */
+  close(): void
   /** Allocates and registers `size` bytes (page-aligned). */
   allocate(size: number): RdmaMemoryRegion
-  /** Creates an RC queue pair (`gidIndex < 0`: chosen automatically). */
-  createQp(sendCq: RdmaCompletionQueue, recvCq: RdmaCompletionQueue, maxSendWr: number, maxRecvWr: number, maxSge: number, gidIndex: number): RdmaPreparedQueuePair
+  /**
+   * Creates an RC queue pair (`gidIndex < 0`: chosen automatically;
+   * `pathMtu` in bytes).
+   */
+  createQp(sendCq: RdmaCompletionQueue, recvCq: RdmaCompletionQueue, maxSendWr: number, maxRecvWr: number, maxSge: number, gidIndex: number, pathMtu?: number | undefined | null): RdmaPreparedQueuePair
 }
 
 /** A connected queue pair. */
@@ -95,8 +132,22 @@ export declare class RdmaQueuePair {
   postReceive(sges: Array<RdmaSgeRef>, wrId: number): void
   postWrite(sges: Array<RdmaSgeRef>, remoteAddr: number, rkey: number, wrId: number, imm?: number | undefined | null): void
   postRead(sges: Array<RdmaSgeRef>, remoteAddr: number, rkey: number, wrId: number): void
+  /**
+   * One SEND per `(start, end, wrId)` triple of `batch` from region `mr`,
+   * in one post (one doorbell); returns how many were posted.
+   */
+  postSendBatch(mr: number, batch: Float64Array): number
+  /** One receive per `(start, end, wrId)` triple, as `postSendBatch`. */
+  postReceiveBatch(mr: number, batch: Float64Array): number
   /** Moves the queue pair to the error state: outstanding requests flush. */
   setError(): void
+  /**
+   * No more posts; outstanding requests flush (to the completion queue)
+   * and the queue pair is destroyed when the last one is polled.
+   */
+  close(): void
+  /** Whether `close()` ran. */
+  get closed(): boolean
   get outstanding(): number
   get qpn(): number
 }

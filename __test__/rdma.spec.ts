@@ -1,7 +1,8 @@
 import test from 'ava'
 import { spawn } from 'node:child_process'
+import { createRequire } from 'node:module'
 import { join } from 'node:path'
-import { zcio } from './support.js'
+import { root, zcio } from './support.js'
 
 const { rdma, probe } = zcio
 type QueuePair = ReturnType<ReturnType<ReturnType<typeof rdma.open>['allocPd']>['createQp']>['handshake'] extends (...a: never[]) => infer R ? R : never
@@ -17,6 +18,14 @@ test('without a device, RDMA calls say what is missing', (t) => {
   const e = t.throws(() => rdma.open()) as NodeJS.ErrnoException
   t.is(e.code, 'ERR_ZCIO_RDMA_UNAVAILABLE')
   t.is(p.rdmaReason, e.message)
+})
+
+test('close() of each RDMA class is part of the API', (t) => {
+  const proto = (c: { prototype: object }) => Object.getOwnPropertyNames(c.prototype)
+  const native = createRequire(import.meta.url)(join(root, 'binding.js'))
+  for (const c of ['RdmaContext', 'RdmaProtectionDomain', 'RdmaCompletionQueue', 'RdmaPreparedQueuePair', 'RdmaQueuePair', 'RdmaMemoryRegion']) {
+    t.true(proto(native[c]).includes('close'), `${c}.close`)
+  }
 })
 
 function setup() {
@@ -161,4 +170,176 @@ rdmaTest('ZeroCopyBufferManager over RDMA: header + data as one two-SGE message,
   t.is(reported[0].error, undefined)
   t.deepEqual(reported.slice(1).map((d) => d.key).sort(), [1, 2])
   t.true(reported.slice(1).every((d) => d.error !== undefined), 'flushed sends carry an error')
+})
+
+const sorted = (xs: number[]) => [...xs].sort((x, y) => x - y)
+
+rdmaTest('close out of order is refused, in order releases everything; twice is a no-op; any use after close throws ERR_ZCIO_CLOSED', async (t) => {
+  const ctx = rdma.open(process.env.ZCIO_RDMA_DEVICE)
+  const pd = ctx.allocPd()
+  const cq = ctx.createCq(16)
+  const prepared = pd.createQp(cq, cq)
+  const peer = pd.createQp(cq, cq)
+  const ep = peer.endpoint()
+  const qp = prepared.handshake(ep)
+  const mr = pd.allocate(4096)
+
+  t.throws(() => ctx.close(), { code: 'ERR_ZCIO_CONTEXT_IN_USE' })
+  t.throws(() => pd.close(), { code: 'ERR_ZCIO_PD_IN_USE' })
+  t.throws(() => cq.close(), { code: 'ERR_ZCIO_CQ_IN_USE' })
+  qp.postReceive(mr, 0, 64, 1)
+  t.throws(() => mr.close(), { code: 'ERR_ZCIO_MR_IN_USE' })
+  qp.setError()
+  t.like((await cq.wait())[0], { wrId: 1, status: 5 })
+  // Refusals changed nothing: the objects still work.
+  t.is(mr.inUse, 0)
+  t.deepEqual(cq.poll(), [])
+
+  qp.close()
+  t.true(qp.closed)
+  t.throws(() => cq.close(), { code: 'ERR_ZCIO_CQ_IN_USE' }, 'the prepared queue pair still uses it')
+  peer.close()
+  t.throws(() => pd.close(), { code: 'ERR_ZCIO_PD_IN_USE' }, 'the region is open')
+  cq.close()
+  mr.close()
+  t.throws(() => ctx.close(), { code: 'ERR_ZCIO_CONTEXT_IN_USE' }, 'the domain is open')
+  pd.close()
+  ctx.close()
+  for (const o of [qp, peer, cq, mr, pd, ctx]) t.notThrows(() => o.close(), 'closing twice')
+
+  t.throws(() => qp.postSend(mr, 0, 1, 1), { code: 'ERR_ZCIO_CLOSED' })
+  t.throws(() => qp.postReceive(mr, 0, 1, 1), { code: 'ERR_ZCIO_CLOSED' })
+  t.throws(() => qp.postWrite([{ mr, start: 0, end: 1 }], mr.addr, mr.rkey, 1), { code: 'ERR_ZCIO_CLOSED' })
+  t.throws(() => qp.setError(), { code: 'ERR_ZCIO_CLOSED' })
+  t.throws(() => peer.handshake(ep), { code: 'ERR_ZCIO_CLOSED' })
+  t.throws(() => cq.poll(), { code: 'ERR_ZCIO_CLOSED' })
+  await t.throwsAsync(cq.wait(), { code: 'ERR_ZCIO_CLOSED' })
+  t.throws(() => pd.allocate(64), { code: 'ERR_ZCIO_CLOSED' })
+  t.throws(() => pd.createQp(cq, cq), { code: 'ERR_ZCIO_CLOSED' })
+  t.throws(() => ctx.allocPd(), { code: 'ERR_ZCIO_CLOSED' })
+  t.throws(() => ctx.createCq(4), { code: 'ERR_ZCIO_CLOSED' })
+  t.is(mr.buffer[0], 0, 'a closed region stays readable')
+})
+
+rdmaTest('closing a queue pair with work outstanding flushes it: every wrId comes back, then it is destroyed', async (t) => {
+  const s = setup()
+  for (let i = 0; i < 8; i++) s.b.postReceive(s.mrB, i * 64, i * 64 + 64, 100 + i)
+  s.a.postSend(s.mrA, 0, 64, 7) // lands in b's first receive
+  s.a.postSend(s.mrA, 64, 128, 8)
+  const early: number[] = []
+  for (const c of await s.cqA.wait()) early.push(c.wrId)
+  s.b.close()
+  s.a.close()
+  t.true(s.b.closed)
+  t.throws(() => s.b.postReceive(s.mrB, 0, 1, 1), { code: 'ERR_ZCIO_CLOSED' })
+  t.throws(() => s.cqB.close(), { code: 'ERR_ZCIO_CQ_IN_USE' }, 'flushed completions not polled yet')
+  t.throws(() => s.mrB.close(), { code: 'ERR_ZCIO_MR_IN_USE' })
+  t.throws(() => s.pd.close(), { code: 'ERR_ZCIO_PD_IN_USE' })
+  const got = []
+  while (s.b.outstanding > 0) got.push(...(await s.cqB.wait(16)))
+  t.is(got.length, 8)
+  t.deepEqual(sorted(got.map((c) => c.wrId)), Array.from({ length: 8 }, (_, i) => 100 + i))
+  t.true(got.filter((c) => c.status === 5).length >= 6, 'the receives not used are flushed')
+  const sent = [...early]
+  while (s.a.outstanding > 0) for (const c of await s.cqA.wait(16)) sent.push(c.wrId)
+  t.deepEqual(sorted(sent), [7, 8])
+  // Drained: destroyed, so everything closes in order.
+  s.cqA.close()
+  s.cqB.close()
+  s.mrA.close()
+  s.mrB.close()
+  s.pd.close()
+  s.ctx.close()
+})
+
+rdmaTest('closing a completion queue rejects its pending wait() with ERR_ZCIO_CLOSED', async (t) => {
+  const ctx = rdma.open(process.env.ZCIO_RDMA_DEVICE)
+  const cq = ctx.createCq(4)
+  const pending = cq.wait()
+  const second = cq.wait(2)
+  cq.close()
+  await t.throwsAsync(pending, { code: 'ERR_ZCIO_CLOSED' })
+  await t.throwsAsync(second, { code: 'ERR_ZCIO_CLOSED' })
+  ctx.close()
+})
+
+rdmaTest('a completion queue collected with a wait() pending rejects it instead of leaving it unsettled', async (t) => {
+  // The layer keeps a waiting queue referenced; the native object alone can
+  // be collected mid-wait.
+  const native = createRequire(import.meta.url)(join(root, 'binding.js'))
+  const ctx = native.RdmaContext.open(process.env.ZCIO_RDMA_DEVICE ?? null)
+  let cq = ctx.createCq(4)
+  const pending: Promise<unknown> = cq.wait(1)
+  cq = null
+  for (let i = 0; i < 20; i++) {
+    globalThis.gc?.()
+    await new Promise((r) => setImmediate(r))
+  }
+  await t.throwsAsync(pending as Promise<unknown>, { code: 'ERR_ZCIO_CLOSED' })
+  ctx.close() // the collected queue was destroyed
+})
+
+rdmaTest('objects collected mid-flight in any order free nothing the device still uses', async (t) => {
+  for (let round = 0; round < 3; round++) {
+    ;(() => {
+      const s = setup()
+      s.b.postReceive(s.mrB, 0, 4096, 1)
+      s.a.postSend(s.mrA, 0, 64, 2)
+      s.a.postSend(s.mrA, 64, 128, 3) // no receive for it: outstanding
+      if (round === 1) s.a.close()
+      if (round === 2) s.b.close()
+    })()
+    for (let i = 0; i < 5; i++) {
+      globalThis.gc?.()
+      await new Promise((r) => setImmediate(r))
+    }
+  }
+  // The device and the addon still work.
+  const s = setup()
+  s.b.postReceive(s.mrB, 0, 64, 1)
+  s.a.postSend(s.mrA, 0, 64, 2)
+  t.like((await s.cqB.wait())[0], { wrId: 1, status: 0 })
+})
+
+rdmaTest('batch posts, pollInto and pathMtu', async (t) => {
+  const ctx = rdma.open(process.env.ZCIO_RDMA_DEVICE)
+  const pd = ctx.allocPd()
+  const cq = ctx.createCq(64)
+  t.throws(() => pd.createQp(cq, cq, { pathMtu: 1000 }), { code: 'ERR_INVALID_ARG_VALUE' })
+  const pa = pd.createQp(cq, cq, { pathMtu: 4096, maxSendWr: 8, maxRecvWr: 16 })
+  const pb = pd.createQp(cq, cq, { pathMtu: 4096, maxSendWr: 8, maxRecvWr: 16 })
+  const a = pa.handshake(pb.endpoint())
+  const b = pb.handshake(pa.endpoint())
+  const src = pd.allocate(65536)
+  const dst = pd.allocate(65536)
+  for (let i = 0; i < 65536; i++) src.buffer[i] = (i * 7) % 253
+  t.throws(() => a.postSendBatch(src, [0, 1]), { code: 'ERR_INVALID_ARG_VALUE' })
+  t.throws(() => a.postSendBatch(src, [0, 1, -1]), { code: 'ERR_OUT_OF_RANGE' })
+  t.throws(() => b.postReceiveBatch(dst, [0, 10, 1, 0, 70000, 2]), { code: 'ERR_OUT_OF_RANGE' })
+  t.throws(() => cq.pollInto([] as never), { code: 'ERR_INVALID_ARG_TYPE' })
+  t.is(b.outstanding, 0, 'a bad triple posts none')
+  t.is(b.postReceiveBatch(dst, new Float64Array([0, 8192, 100, 8192, 16384, 101, 16384, 24576, 102])), 3)
+  t.is(a.postSendBatch(src, [0, 8192, 1, 8192, 16384, 2, 16384, 24576, 3]), 3)
+  t.is(src.inUse, 3)
+  const out = new Float64Array(6 * 16)
+  const seen: number[][] = []
+  while (seen.length < 6) {
+    const n = cq.pollInto(out, 100_000)
+    for (let i = 0; i < n; i++) seen.push(Array.from(out.subarray(6 * i, 6 * i + 6)))
+  }
+  const recvs = seen.filter((r) => r[2] === 128)
+  t.deepEqual(sorted(recvs.map((r) => r[0])), [100, 101, 102])
+  t.true(recvs.every((r) => r[1] === 0 && r[3] === 8192 && r[4] === -1 && r[5] === b.qpn))
+  t.deepEqual(sorted(seen.filter((r) => r[2] === 0).map((r) => r[0])), [1, 2, 3])
+  t.deepEqual(dst.buffer.subarray(0, 24576), src.buffer.subarray(0, 24576))
+  t.is(cq.pollInto(out, 10), 0)
+  t.is(cq.pollInto(new Float64Array(5)), 0, 'no room for one record')
+  a.close()
+  b.close()
+  cq.close()
+  t.throws(() => cq.pollInto(out), { code: 'ERR_ZCIO_CLOSED' })
+  src.close()
+  dst.close()
+  pd.close()
+  ctx.close()
 })

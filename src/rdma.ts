@@ -4,6 +4,15 @@
 // (or flushed), so a region in use can't be closed (ERR_ZCIO_MR_IN_USE).
 // libibverbs is loaded on first use; without it, a provider or a device,
 // calls throw ERR_ZCIO_RDMA_UNAVAILABLE saying which is missing.
+//
+// close() releases an object's verbs resource, in verbs' order: queue pairs
+// (flushed, then destroyed once drained), then completion queues and memory
+// regions, then protection domains, then the context. Out of order it throws
+// ERR_ZCIO_CQ_IN_USE, ERR_ZCIO_MR_IN_USE, ERR_ZCIO_PD_IN_USE or
+// ERR_ZCIO_CONTEXT_IN_USE and changes nothing; a second close() does
+// nothing; any other use of a closed object throws (or rejects with)
+// ERR_ZCIO_CLOSED. An object collected without close() is released once
+// nothing made from it is left, never while the device may still use it.
 
 import { native } from './binding.js'
 import type * as Native from '../binding'
@@ -29,6 +38,11 @@ export interface QpOptions {
   maxSge?: number
   /** GID table index (RoCE); default: the first routable GID on Ethernet links. */
   gidIndex?: number
+  /**
+   * Path MTU in bytes: 256, 512, 1024 (default, as `ibv_rc_pingpong`), 2048
+   * or 4096; at most the port's active MTU, and the same at both ends.
+   */
+  pathMtu?: number
 }
 
 const MAX_SAFE = Number.MAX_SAFE_INTEGER
@@ -75,7 +89,11 @@ export class MemoryRegion {
   get inUse(): number {
     return handle<Native.RdmaMemoryRegion>(this).inUse
   }
-  /** Refuses further posts; throws `ERR_ZCIO_MR_IN_USE` while work requests use it. */
+  /**
+   * Deregisters the region: posts naming it throw `ERR_ZCIO_CLOSED`, a peer's
+   * access with its rkey fails; `buffer` stays readable. Throws
+   * `ERR_ZCIO_MR_IN_USE` while work requests use it; a no-op when closed.
+   */
   close(): void {
     handle<Native.RdmaMemoryRegion>(this).close()
   }
@@ -93,8 +111,24 @@ export class CompletionQueue {
     return handle<Native.RdmaCompletionQueue>(this).poll(max)
   }
   /**
+   * Takes up to `out.length / 6` completions now (at most 4096) into `out`,
+   * six numbers each — wrId, status, opcode, byteLen, immData (-1 when
+   * none), qpNum — and returns how many: `poll()` without an object per
+   * completion, for busy loops. Opcodes are verbs' numbers: 0 send,
+   * 1 rdma-write, 2 rdma-read, 128 recv, 129 recv-rdma-with-imm. While none
+   * is there it polls again, up to `spin` more times (default 0), before
+   * returning 0: a busy wait in native code, without a return to JavaScript
+   * per empty poll (the thread does nothing else meanwhile).
+   */
+  pollInto(out: Float64Array, spin = 0): number {
+    if (!(out instanceof Float64Array)) throw invalidArgType('out', 'an instance of Float64Array', out)
+    validateInteger(spin, 'spin', 0, 2 ** 31 - 1)
+    return handle<Native.RdmaCompletionQueue>(this).pollInto(out, spin)
+  }
+  /**
    * Resolves with up to `max` completions as soon as there is at least one
    * (driven by the completion channel; keeps the process alive while pending).
+   * Rejects with `ERR_ZCIO_CLOSED` when the queue is (or gets) closed.
    */
   wait(max = 16): Promise<WorkCompletion[]> {
     try {
@@ -105,6 +139,15 @@ export class CompletionQueue {
     } catch (e) {
       return Promise.reject(e)
     }
+  }
+  /**
+   * Destroys the queue; pending `wait()`s reject with `ERR_ZCIO_CLOSED`.
+   * Throws `ERR_ZCIO_CQ_IN_USE` while a queue pair uses it: close the queue
+   * pairs first, and poll the flushed completions of those that had work
+   * outstanding. A no-op when closed.
+   */
+  close(): void {
+    handle<Native.RdmaCompletionQueue>(this).close()
   }
 }
 
@@ -126,6 +169,22 @@ export class QueuePair {
     checkWrId(wrId)
     if (immData !== undefined) validateInteger(immData, 'immData', 0, 2 ** 32 - 1)
     this.#h().postSend(toSges(sges, 'sges'), wrId, immData)
+  }
+  /**
+   * Posts one signaled SEND per `(start, end, wrId)` triple of `batch`, all
+   * from `mr`, in one call (one doorbell; on Soft-RoCE one system call for
+   * the batch). Returns how many were posted: all, or the first ones when
+   * the send queue filled up (the rest hold nothing). Throws as `postSend`
+   * when none could be posted; a bad triple posts none.
+   */
+  postSendBatch(mr: MemoryRegion, batch: Float64Array | number[]): number {
+    const [id, b] = batchArgs(mr, batch)
+    return this.#h().postSendBatch(id, b)
+  }
+  /** Posts one receive per `(start, end, wrId)` triple of `batch` into `mr`, as `postSendBatch`. */
+  postReceiveBatch(mr: MemoryRegion, batch: Float64Array | number[]): number {
+    const [id, b] = batchArgs(mr, batch)
+    return this.#h().postReceiveBatch(id, b)
   }
   /** Posts a receive into `mr[start..end]`. */
   postReceive(mr: MemoryRegion, start: number, end: number, wrId: number): void {
@@ -154,12 +213,38 @@ export class QueuePair {
   setError(): void {
     this.#h().setError()
   }
+  /**
+   * Closes the queue pair: posts throw `ERR_ZCIO_CLOSED` from now on. Work
+   * requests still outstanding are flushed (the queue pair moves to the error
+   * state): each comes back through its completion queue with status 5 and
+   * releases its memory regions as it is polled; the queue pair is destroyed
+   * when the last one is polled (at once when nothing is outstanding). A
+   * no-op when closed.
+   */
+  close(): void {
+    this.#h().close()
+  }
+  /** Work requests posted and not polled yet (after `close()`: those still to be polled as flushed). */
   get outstanding(): number {
     return this.#h().outstanding
+  }
+  /** Whether `close()` ran. */
+  get closed(): boolean {
+    return this.#h().closed
   }
   get qpn(): number {
     return this.#h().qpn
   }
+}
+
+function batchArgs(mr: MemoryRegion, batch: Float64Array | number[]): [number, Float64Array] {
+  if (!(mr instanceof MemoryRegion)) throw invalidArgType('mr', 'an instance of MemoryRegion', mr)
+  let b: Float64Array
+  if (batch instanceof Float64Array) b = batch
+  else if (Array.isArray(batch)) b = Float64Array.from(batch)
+  else throw invalidArgType('batch', 'an instance of Float64Array or Array', batch)
+  if (b.length % 3 !== 0) throw invalidArgValue('batch', `(${b.length} numbers)`, 'must hold (start, end, wrId) triples')
+  return [handle<Native.RdmaMemoryRegion>(mr).id, b]
 }
 
 function checkWrId(wrId: number): void {
@@ -178,7 +263,11 @@ export class PreparedQueuePair {
   endpoint(): Endpoint {
     return { ...this.#endpoint }
   }
-  /** INIT → RTR → RTS; usable once. */
+  /** Destroys the queue pair (a no-op once handshaken: close the `QueuePair` instead). */
+  close(): void {
+    handle<Native.RdmaPreparedQueuePair>(this).close()
+  }
+  /** INIT → RTR → RTS; usable once (`ERR_ZCIO_CLOSED` afterwards or after `close()`). */
   handshake(remote: Endpoint): QueuePair {
     validateObject(remote, 'remote')
     validateInteger(remote.lid, 'remote.lid', 0, 65535)
@@ -207,11 +296,14 @@ export class ProtectionDomain {
     if (!(sendCq instanceof CompletionQueue)) throw invalidArgType('sendCq', 'an instance of CompletionQueue', sendCq)
     if (!(recvCq instanceof CompletionQueue)) throw invalidArgType('recvCq', 'an instance of CompletionQueue', recvCq)
     validateObject(options, 'options')
-    const { maxSendWr = 64, maxRecvWr = 64, maxSge = 2, gidIndex = -1 } = options
+    const { maxSendWr = 64, maxRecvWr = 64, maxSge = 2, gidIndex = -1, pathMtu = 1024 } = options
     validateInteger(maxSendWr, 'options.maxSendWr', 1, 2 ** 31 - 1)
     validateInteger(maxRecvWr, 'options.maxRecvWr', 1, 2 ** 31 - 1)
     validateInteger(maxSge, 'options.maxSge', 1, 64)
     validateInteger(gidIndex, 'options.gidIndex', -1, 255)
+    if (typeof pathMtu !== 'number' || ![256, 512, 1024, 2048, 4096].includes(pathMtu)) {
+      throw invalidArgValue('options.pathMtu', pathMtu, 'must be 256, 512, 1024, 2048 or 4096')
+    }
     return new PreparedQueuePair(
       handle<Native.RdmaProtectionDomain>(this).createQp(
         handle<Native.RdmaCompletionQueue>(sendCq),
@@ -220,8 +312,17 @@ export class ProtectionDomain {
         maxRecvWr,
         maxSge,
         gidIndex,
+        pathMtu,
       ),
     )
+  }
+  /**
+   * Deallocates the domain. Throws `ERR_ZCIO_PD_IN_USE` while memory regions
+   * or queue pairs of it are open (a closed queue pair counts until its
+   * flushed completions are polled). A no-op when closed.
+   */
+  close(): void {
+    handle<Native.RdmaProtectionDomain>(this).close()
   }
 }
 
@@ -237,6 +338,13 @@ export class Context {
   createCq(entries: number): CompletionQueue {
     validateInteger(entries, 'entries', 1, 2 ** 31 - 1)
     return new CompletionQueue(handle<Native.RdmaContext>(this).createCq(entries))
+  }
+  /**
+   * Closes the device. Throws `ERR_ZCIO_CONTEXT_IN_USE` while protection
+   * domains or completion queues of it are open. A no-op when closed.
+   */
+  close(): void {
+    handle<Native.RdmaContext>(this).close()
   }
 }
 

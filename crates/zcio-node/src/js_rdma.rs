@@ -101,6 +101,13 @@ impl RdmaContext {
         Ok(RdmaContext { ctx })
     }
 
+    /// Closes the device; throws `ERR_ZCIO_CONTEXT_IN_USE` while protection
+    /// domains or completion queues of it are open. A no-op when closed.
+    #[napi]
+    pub fn close(&self, env: Env) -> Result<()> {
+        self.ctx.close().or_throw(&env)
+    }
+
     #[napi]
     pub fn alloc_pd(&self, env: Env) -> Result<RdmaProtectionDomain> {
         Ok(RdmaProtectionDomain {
@@ -132,6 +139,13 @@ pub struct RdmaProtectionDomain {
 
 #[napi]
 impl RdmaProtectionDomain {
+    /// Deallocates the domain; throws `ERR_ZCIO_PD_IN_USE` while memory
+    /// regions or queue pairs of it are open. A no-op when closed.
+    #[napi]
+    pub fn close(&self, env: Env) -> Result<()> {
+        self.pd.close().or_throw(&env)
+    }
+
     /// Allocates and registers `size` bytes (page-aligned).
     #[napi]
     pub fn allocate(&self, env: Env, size: f64) -> Result<RdmaMemoryRegion> {
@@ -146,7 +160,8 @@ impl RdmaProtectionDomain {
         Ok(RdmaMemoryRegion { mr, id })
     }
 
-    /// Creates an RC queue pair (`gidIndex < 0`: chosen automatically).
+    /// Creates an RC queue pair (`gidIndex < 0`: chosen automatically;
+    /// `pathMtu` in bytes).
     #[napi]
     #[allow(clippy::too_many_arguments)]
     pub fn create_qp(
@@ -158,6 +173,7 @@ impl RdmaProtectionDomain {
         max_recv_wr: u32,
         max_sge: u32,
         gid_index: i32,
+        path_mtu: Option<u32>,
     ) -> Result<RdmaPreparedQueuePair> {
         let opts = rdma::QpOptions {
             max_send_wr,
@@ -165,6 +181,7 @@ impl RdmaProtectionDomain {
             max_sge,
             gid_index: u8::try_from(gid_index).ok(),
             port: 1,
+            path_mtu: path_mtu.unwrap_or(1024),
         };
         let qp = self
             .pd
@@ -244,7 +261,8 @@ impl RdmaMemoryRegion {
         self.mr.in_use()
     }
 
-    /// Throws `ERR_ZCIO_MR_IN_USE` while work requests use it.
+    /// Deregisters the region; throws `ERR_ZCIO_MR_IN_USE` while work
+    /// requests use it. A no-op when closed.
     #[napi]
     pub fn close(&self, env: Env) -> Result<()> {
         self.mr.close().or_throw(&env)
@@ -259,6 +277,16 @@ pub struct RdmaPreparedQueuePair {
 
 #[napi]
 impl RdmaPreparedQueuePair {
+    /// Destroys the queue pair (a no-op after `handshake`, whose queue pair
+    /// has its own `close`, or when closed).
+    #[napi]
+    pub fn close(&self, env: Env) -> Result<()> {
+        match &*self.qp.borrow() {
+            Some(qp) => qp.close().or_throw(&env),
+            None => Ok(()),
+        }
+    }
+
     #[napi]
     pub fn endpoint(&self, env: Env) -> Result<RdmaEndpoint> {
         let qp = self.qp.borrow();
@@ -420,10 +448,38 @@ impl RdmaQueuePair {
             .or_throw(&env)
     }
 
+    /// One SEND per `(start, end, wrId)` triple of `batch` from region `mr`,
+    /// in one post (one doorbell); returns how many were posted.
+    #[napi]
+    pub fn post_send_batch(&self, env: Env, mr: u32, batch: Float64ArraySlice) -> Result<u32> {
+        let (region, wrs) = batch_args(&env, mr, &batch)?;
+        Ok(self.qp.post_send_batch(&region, &wrs).or_throw(&env)? as u32)
+    }
+
+    /// One receive per `(start, end, wrId)` triple, as `postSendBatch`.
+    #[napi]
+    pub fn post_receive_batch(&self, env: Env, mr: u32, batch: Float64ArraySlice) -> Result<u32> {
+        let (region, wrs) = batch_args(&env, mr, &batch)?;
+        Ok(self.qp.post_receive_batch(&region, &wrs).or_throw(&env)? as u32)
+    }
+
     /// Moves the queue pair to the error state: outstanding requests flush.
     #[napi]
     pub fn set_error(&self, env: Env) -> Result<()> {
         self.qp.set_error().or_throw(&env)
+    }
+
+    /// No more posts; outstanding requests flush (to the completion queue)
+    /// and the queue pair is destroyed when the last one is polled.
+    #[napi]
+    pub fn close(&self, env: Env) -> Result<()> {
+        self.qp.close().or_throw(&env)
+    }
+
+    /// Whether `close()` ran.
+    #[napi(getter)]
+    pub fn closed(&self) -> bool {
+        self.qp.is_closed()
     }
 
     #[napi(getter)]
@@ -436,6 +492,39 @@ impl RdmaQueuePair {
         self.qp.qpn()
     }
 }
+
+/// The region and `(start, end, wrId)` triples of a batch post.
+#[allow(clippy::type_complexity)]
+fn batch_args(
+    env: &Env,
+    mr: u32,
+    batch: &[f64],
+) -> Result<(rdma::MemoryRegion, Vec<(usize, usize, u64)>)> {
+    let region = REGIONS
+        .with(|r| r.borrow().get(&mr).cloned())
+        .ok_or_else(|| throw_code(env, "ERR_ZCIO_CLOSED", "the memory region is gone"))?;
+    if !batch.len().is_multiple_of(3) {
+        return Err(throw_code(
+            env,
+            "ERR_INVALID_ARG_VALUE",
+            "batch must hold (start, end, wrId) triples: its length must be a multiple of 3",
+        ));
+    }
+    let wrs = batch
+        .chunks_exact(3)
+        .map(|t| {
+            Ok((
+                offset(env, "start", t[0])?,
+                offset(env, "end", t[1])?,
+                wr_id(env, t[2])?,
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok((region, wrs))
+}
+
+/// Numbers per completion written by `pollInto`.
+const WC_FIELDS: usize = 6;
 
 /// A completion queue's event-loop side.
 struct Watch {
@@ -476,11 +565,51 @@ impl RdmaCompletionQueue {
         ))
     }
 
+    /// Takes up to `out.length / 6` completions now into `out`, six numbers
+    /// each: wrId, status, opcode (verbs' number), byteLen, immData (-1 when
+    /// none), qpNum; returns how many. No object per completion. While none
+    /// is there, polls again up to `spin` times before returning 0.
+    #[napi]
+    pub fn poll_into(
+        &self,
+        env: Env,
+        mut out: Float64ArraySlice,
+        spin: Option<u32>,
+    ) -> Result<u32> {
+        // SAFETY: no JS runs during this call, so nothing else touches the
+        // array's memory while it is written.
+        let out = unsafe { out.as_mut() };
+        let max = (out.len() / WC_FIELDS).min(4096);
+        if max == 0 {
+            return Ok(0);
+        }
+        let got = self
+            .watch
+            .cq
+            .poll_spin(max, spin.unwrap_or(0))
+            .or_throw(&env)?;
+        for (c, o) in got.iter().zip(out.chunks_exact_mut(WC_FIELDS)) {
+            o[0] = c.wr_id as f64;
+            o[1] = f64::from(c.status);
+            o[2] = f64::from(c.opcode.raw());
+            o[3] = f64::from(c.byte_len);
+            o[4] = c.imm_data.map_or(-1.0, f64::from);
+            o[5] = f64::from(c.qp_num);
+        }
+        Ok(got.len() as u32)
+    }
+
     /// Resolves with up to `max` completions as soon as there is one,
-    /// driven by the completion channel on this thread's event loop.
+    /// driven by the completion channel on this thread's event loop
+    /// (rejects with `ERR_ZCIO_CLOSED` once the queue is closed).
     #[napi(ts_return_type = "Promise<RdmaWorkCompletion[]>")]
     pub fn wait(&self, env: Env, max: u32) -> Result<PromiseRaw<'_, Vec<RdmaWorkCompletion>>> {
         let (deferred, promise) = new_promise(&env);
+        if self.watch.cq.is_closed() {
+            // SAFETY: rejecting the deferred just made, on the JS thread.
+            unsafe { sys::napi_reject_deferred(env.raw(), deferred, closed_error(env.raw())) };
+            return Ok(PromiseRaw::new(env.raw(), promise));
+        }
         self.watch
             .waiting
             .borrow_mut()
@@ -489,9 +618,79 @@ impl RdmaCompletionQueue {
         self.watch.serve();
         Ok(PromiseRaw::new(env.raw(), promise))
     }
+
+    /// Destroys the queue; throws `ERR_ZCIO_CQ_IN_USE` while queue pairs use
+    /// it (a closed one until its flushed requests are polled). Pending
+    /// `wait()`s reject with `ERR_ZCIO_CLOSED`. A no-op when closed.
+    #[napi]
+    pub fn close(&self, env: Env) -> Result<()> {
+        let w = &self.watch;
+        if w.cq.is_closed() {
+            return Ok(());
+        }
+        if w.cq.users() > 0 {
+            // Refused: the core says why.
+            return w.cq.close().or_throw(&env);
+        }
+        // The poll handle stops watching the channel before its descriptor
+        // closes with the queue.
+        w.stop_for_good();
+        w.cq.close().or_throw(&env)?;
+        w.reject_all();
+        Ok(())
+    }
+
+    /// Queue pairs using the queue (open, or closed and not drained).
+    #[napi(getter)]
+    pub fn users(&self) -> u32 {
+        self.watch.cq.users()
+    }
+}
+
+/// An `ERR_ZCIO_CLOSED` error for waits of a closed or collected queue.
+fn closed_error(env: sys::napi_env) -> sys::napi_value {
+    to_js(
+        env,
+        &zcio::Error::Closed {
+            what: "completion queue",
+        },
+    )
 }
 
 impl Watch {
+    /// Closes the poll handle (for good: the queue is closed or collected).
+    fn stop_for_good(&self) {
+        let h = self.handle.replace(ptr::null_mut());
+        if let (Some(uv), false) = (uv::uv(), h.is_null()) {
+            // SAFETY: the live handle made in `start`; stopping it removes
+            // the descriptor from the loop at once; libuv frees it through
+            // `on_close`, which drops the reference it held.
+            unsafe {
+                (uv.poll_stop)(h);
+                (uv.close)(h, on_close);
+            }
+        }
+    }
+
+    /// Rejects every pending wait with `ERR_ZCIO_CLOSED`.
+    fn reject_all(&self) {
+        let waiting = std::mem::take(&mut *self.waiting.borrow_mut());
+        if waiting.is_empty() {
+            return;
+        }
+        let mut scope = ptr::null_mut();
+        // SAFETY: on the JS thread (a method call or a finalizer, which Node
+        // runs outside garbage collection for this module's API version);
+        // where JS can't run any more the calls fail and nothing is settled.
+        unsafe {
+            sys::napi_open_handle_scope(self.env, &mut scope);
+            for (d, _) in waiting {
+                sys::napi_reject_deferred(self.env, d, closed_error(self.env));
+            }
+            sys::napi_close_handle_scope(self.env, scope);
+        }
+    }
+
     fn start(this: &Rc<Watch>, env: &Env) -> Result<()> {
         let uv = uv::uv().ok_or_else(|| throw_code(env, "ERR_ZCIO_NO_EVENT_LOOP", "no libuv"))?;
         if this.handle.get().is_null() {
@@ -516,7 +715,8 @@ impl Watch {
             }
             this.handle.set(h);
         }
-        // SAFETY: a live handle (closed only in `stop_for_good`).
+        // SAFETY: a live handle (closed only in `stop_for_good`, after which
+        // the queue is closed and `wait` does not get here).
         unsafe { (uv.poll_start)(this.handle.get(), uv::READABLE, on_readable) };
         Ok(())
     }
@@ -608,16 +808,9 @@ unsafe extern "C" fn on_close(handle: Handle) {
 
 impl Drop for RdmaCompletionQueue {
     fn drop(&mut self) {
-        let h = self.watch.handle.replace(ptr::null_mut());
-        if let (Some(uv), false) = (uv::uv(), h.is_null()) {
-            // SAFETY: the live handle made in `start`; libuv frees it through
-            // `on_close`, which drops the reference it held.
-            unsafe {
-                (uv.poll_stop)(h);
-                (uv.close)(h, on_close);
-            }
-        }
-        // A wait still pending can't be settled from a finalizer; the layer
-        // keeps the queue referenced while it waits, so none is left here.
+        // Collected: stop watching; the queue itself goes with the last
+        // reference (queue pairs hold it); waits still pending reject.
+        self.watch.stop_for_good();
+        self.watch.reject_all();
     }
 }

@@ -93,10 +93,11 @@ pub enum Error {
         /// The buffer index.
         index: u32,
     },
-    /// The ring or the pool is closed.
+    /// The object is closed: a ring, a pool, or an RDMA context, protection
+    /// domain, completion queue, queue pair or memory region.
     #[error("the {what} is closed")]
     Closed {
-        /// `"ring"` or `"pool"`.
+        /// What is closed (`"ring"`, `"pool"`, `"queue pair"`...).
         what: &'static str,
     },
     /// A ring was used from a thread other than the one that created it.
@@ -133,6 +134,33 @@ pub enum Error {
     MrInUse {
         /// Work requests still holding it.
         count: u32,
+    },
+    /// A completion queue can't be closed while queue pairs use it (a closed
+    /// queue pair uses it until its flushed work requests are polled).
+    #[error(
+        "the completion queue is used by {count} queue pairs that are not closed or not drained"
+    )]
+    CqInUse {
+        /// Queue pairs still using it.
+        count: u32,
+    },
+    /// A protection domain can't be closed while memory regions or queue
+    /// pairs of it are open.
+    #[error("the protection domain has {regions} open memory regions and {queue_pairs} open queue pairs")]
+    PdInUse {
+        /// Memory regions not closed.
+        regions: u32,
+        /// Queue pairs not destroyed (a closed one stays until drained).
+        queue_pairs: u32,
+    },
+    /// A device context can't be closed while protection domains or
+    /// completion queues of it are open.
+    #[error("the RDMA context has {domains} open protection domains and {queues} open completion queues")]
+    ContextInUse {
+        /// Protection domains not closed.
+        domains: u32,
+        /// Completion queues not closed.
+        queues: u32,
     },
     /// The ring's registered-buffer table has no room left for the pool.
     #[error("the ring's registered-buffer table is full ({capacity} buffers in all); close a pool or use another ring")]
@@ -181,6 +209,9 @@ impl Error {
             Error::GroupInUse { .. } => "ERR_ZCIO_GROUP_IN_USE",
             Error::RdmaUnavailable { .. } => "ERR_ZCIO_RDMA_UNAVAILABLE",
             Error::MrInUse { .. } => "ERR_ZCIO_MR_IN_USE",
+            Error::CqInUse { .. } => "ERR_ZCIO_CQ_IN_USE",
+            Error::PdInUse { .. } => "ERR_ZCIO_PD_IN_USE",
+            Error::ContextInUse { .. } => "ERR_ZCIO_CONTEXT_IN_USE",
         }
     }
 

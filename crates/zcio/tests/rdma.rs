@@ -180,3 +180,244 @@ fn error_state_flushes_every_outstanding_request() {
     );
     let _ = rdma::devices().unwrap();
 }
+
+fn code<T: std::fmt::Debug>(r: zcio::Result<T>) -> &'static str {
+    r.unwrap_err().code()
+}
+
+#[test]
+#[ignore = "needs an RDMA device"]
+fn close_out_of_order_is_refused_then_in_order_works() {
+    let ctx = Context::open(std::env::var("ZCIO_RDMA_DEVICE").ok().as_deref()).unwrap();
+    let pd = ctx.alloc_pd().unwrap();
+    let cq = ctx.create_cq(16).unwrap();
+    let prepared = pd.create_qp(&cq, &cq, QpOptions::default()).unwrap();
+    let peer = pd.create_qp(&cq, &cq, QpOptions::default()).unwrap();
+    let ep = peer.endpoint();
+    let qp = prepared.handshake(ep).unwrap();
+    let mr = pd.allocate(4096).unwrap();
+
+    // Every wrong order is refused and changes nothing.
+    assert_eq!(code(ctx.close()), "ERR_ZCIO_CONTEXT_IN_USE");
+    assert_eq!(code(pd.close()), "ERR_ZCIO_PD_IN_USE");
+    assert_eq!(code(cq.close()), "ERR_ZCIO_CQ_IN_USE");
+    assert_eq!(cq.users(), 2);
+    qp.post_receive(&mr, 0, 64, 1).unwrap();
+    assert_eq!(code(mr.close()), "ERR_ZCIO_MR_IN_USE");
+    qp.set_error().unwrap();
+    assert_eq!(wait(&cq, 1)[0].wr_id, 1);
+
+    // In order: queue pairs, then queue and region, domain, context.
+    qp.close().unwrap();
+    assert!(qp.is_closed() && qp.is_destroyed());
+    assert_eq!(code(cq.close()), "ERR_ZCIO_CQ_IN_USE"); // the prepared one
+    peer.close().unwrap();
+    assert_eq!(cq.users(), 0);
+    assert_eq!(code(pd.close()), "ERR_ZCIO_PD_IN_USE"); // the region
+    assert_eq!(code(ctx.close()), "ERR_ZCIO_CONTEXT_IN_USE");
+    cq.close().unwrap();
+    mr.close().unwrap();
+    pd.close().unwrap();
+    ctx.close().unwrap();
+    assert!(cq.is_closed() && mr.is_closed() && pd.is_closed() && ctx.is_closed());
+
+    // Twice: nothing happens.
+    qp.close().unwrap();
+    peer.close().unwrap();
+    cq.close().unwrap();
+    mr.close().unwrap();
+    pd.close().unwrap();
+    ctx.close().unwrap();
+
+    // Any use after close.
+    assert_eq!(code(qp.post_send(&mr, 0, 1, 1)), "ERR_ZCIO_CLOSED");
+    assert_eq!(code(qp.post_receive(&mr, 0, 1, 1)), "ERR_ZCIO_CLOSED");
+    assert_eq!(code(qp.set_error()), "ERR_ZCIO_CLOSED");
+    assert_eq!(code(peer.handshake(ep)), "ERR_ZCIO_CLOSED");
+    assert_eq!(code(cq.poll(1)), "ERR_ZCIO_CLOSED");
+    assert_eq!(code(cq.arm()), "ERR_ZCIO_CLOSED");
+    assert_eq!(cq.ack_events(), 0);
+    assert_eq!(code(pd.allocate(64)), "ERR_ZCIO_CLOSED");
+    assert_eq!(
+        code(pd.create_qp(&cq, &cq, QpOptions::default())),
+        "ERR_ZCIO_CLOSED"
+    );
+    assert_eq!(code(ctx.alloc_pd()), "ERR_ZCIO_CLOSED");
+    assert_eq!(code(ctx.create_cq(4)), "ERR_ZCIO_CLOSED");
+    // The closed region's memory is still mapped.
+    assert_eq!(bytes(&mr)[..4], [0, 0, 0, 0]);
+}
+
+#[test]
+#[ignore = "needs an RDMA device"]
+fn close_with_work_outstanding_flushes_then_destroys() {
+    let p = pair();
+    for id in 0..8 {
+        p.b.post_receive(&p.mr_b, id * 64, id * 64 + 64, 100 + id as u64)
+            .unwrap();
+    }
+    // A send racing the close: it lands in the first receive or is flushed.
+    p.a.post_send(&p.mr_a, 0, 64, 7).unwrap();
+    p.b.close().unwrap();
+    p.a.close().unwrap();
+    assert!(p.b.is_closed() && !p.b.is_destroyed());
+    assert_eq!(code(p.b.post_receive(&p.mr_b, 0, 1, 1)), "ERR_ZCIO_CLOSED");
+    assert_eq!(code(p.cq_b.close()), "ERR_ZCIO_CQ_IN_USE");
+    assert_eq!(code(p.mr_b.close()), "ERR_ZCIO_MR_IN_USE");
+    // Poll the flushed requests: every wr_id comes back, with its holds.
+    let mut flushed = Vec::new();
+    while flushed.len() < 8 {
+        flushed.extend(wait(&p.cq_b, 1));
+    }
+    let mut ids: Vec<u64> = flushed.iter().map(|c| c.wr_id).collect();
+    ids.sort();
+    assert_eq!(ids, (100..108).collect::<Vec<_>>());
+    assert!(flushed.iter().filter(|c| c.is_flushed()).count() >= 7);
+    assert!(flushed.iter().all(|c| c.is_flushed() || c.wr_id == 100));
+    assert!(p.b.is_destroyed());
+    assert_eq!(p.b.outstanding(), 0);
+    let sent = wait(&p.cq_a, 1);
+    assert_eq!(sent[0].wr_id, 7);
+    assert!(p.a.is_destroyed());
+    p.cq_b.close().unwrap();
+    p.cq_a.close().unwrap();
+    p.mr_b.close().unwrap();
+    p.mr_a.close().unwrap();
+}
+
+#[test]
+#[ignore = "needs an RDMA device"]
+fn dropping_in_any_order_mid_flight_is_safe() {
+    // Everything dropped while work requests are outstanding, the context
+    // handle first: the holds keep memory and objects until the queue pair
+    // is destroyed.
+    for order in 0..3 {
+        let Pair {
+            _ctx,
+            a,
+            b,
+            cq_a,
+            cq_b,
+            mr_a,
+            mr_b,
+        } = pair();
+        b.post_receive(&mr_b, 0, 4096, 1).unwrap();
+        a.post_send(&mr_a, 0, 64, 2).unwrap();
+        a.post_send(&mr_a, 64, 128, 3).unwrap();
+        match order {
+            0 => {
+                drop((_ctx, mr_a, mr_b, cq_a, cq_b));
+                drop((a, b));
+            }
+            1 => {
+                a.close().unwrap();
+                drop((_ctx, cq_a, cq_b, mr_a));
+                drop((b, mr_b, a));
+            }
+            _ => {
+                drop((cq_b, b, mr_b));
+                let _ = wait(&cq_a, 1);
+                drop((a, _ctx));
+                drop((mr_a, cq_a));
+            }
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs an RDMA device"]
+fn a_closed_queue_pair_dropped_later_leaves_newer_ones_on_its_queue() {
+    let ctx = Context::open(std::env::var("ZCIO_RDMA_DEVICE").ok().as_deref()).unwrap();
+    let pd = ctx.alloc_pd().unwrap();
+    let cq = ctx.create_cq(16).unwrap();
+    let connect = || {
+        let pa = pd.create_qp(&cq, &cq, QpOptions::default()).unwrap();
+        let pb = pd.create_qp(&cq, &cq, QpOptions::default()).unwrap();
+        let (ea, eb) = (pa.endpoint(), pb.endpoint());
+        (pa.handshake(eb).unwrap(), pb.handshake(ea).unwrap())
+    };
+    let (old_a, old_b) = connect();
+    old_a.close().unwrap();
+    old_b.close().unwrap();
+    // A device may hand the destroyed queue pairs' numbers out again.
+    let (a, b) = connect();
+    drop((old_a, old_b));
+    let mr = pd.allocate(4096).unwrap();
+    b.post_receive(&mr, 0, 64, 5).unwrap();
+    a.post_send(&mr, 64, 128, 6).unwrap();
+    let mut ids: Vec<u64> = wait(&cq, 2).iter().map(|c| c.wr_id).collect();
+    ids.sort();
+    assert_eq!(ids, [5, 6]);
+}
+
+#[test]
+#[ignore = "needs an RDMA device"]
+fn batch_posts_path_mtu_and_spinning_poll() {
+    let ctx = Context::open(std::env::var("ZCIO_RDMA_DEVICE").ok().as_deref()).unwrap();
+    let pd = ctx.alloc_pd().unwrap();
+    let cq = ctx.create_cq(64).unwrap();
+    let bad = QpOptions {
+        path_mtu: 1000,
+        ..QpOptions::default()
+    };
+    assert_eq!(code(pd.create_qp(&cq, &cq, bad)), "ERR_INVALID_ARG_VALUE");
+    let opts = QpOptions {
+        path_mtu: 4096,
+        max_send_wr: 8,
+        max_recv_wr: 16,
+        ..QpOptions::default()
+    };
+    let pa = pd.create_qp(&cq, &cq, opts).unwrap();
+    let pb = pd.create_qp(&cq, &cq, opts).unwrap();
+    let (ea, eb) = (pa.endpoint(), pb.endpoint());
+    let (a, b) = (pa.handshake(eb).unwrap(), pb.handshake(ea).unwrap());
+    let src = pd.allocate(1 << 16).unwrap();
+    let dst = pd.allocate(1 << 16).unwrap();
+    for (i, x) in bytes(&src).iter_mut().enumerate() {
+        *x = (i * 7 % 253) as u8;
+    }
+    // A bad range anywhere posts none.
+    assert_eq!(
+        code(b.post_receive_batch(&dst, &[(0, 10, 1), (0, 1 << 20, 2)])),
+        "ERR_OUT_OF_RANGE"
+    );
+    assert_eq!(b.outstanding(), 0);
+    let recvs: Vec<_> = (0..4)
+        .map(|i| (i * 8192, i * 8192 + 8192, 100 + i as u64))
+        .collect();
+    assert_eq!(b.post_receive_batch(&dst, &recvs).unwrap(), 4);
+    assert_eq!(dst.in_use(), 4);
+    // Messages larger than one 4096-byte packet.
+    let sends: Vec<_> = (0..4)
+        .map(|i| (i * 8192, i * 8192 + 8192, i as u64))
+        .collect();
+    assert_eq!(a.post_send_batch(&src, &sends).unwrap(), 4);
+    assert_eq!(src.in_use(), 4);
+    // More than the send queue holds: the first ones go, the rest hold nothing.
+    // (No receive is left for them at the peer: they stay outstanding.)
+    let more: Vec<_> = (0..40).map(|i| (0, 64, 50 + i as u64)).collect();
+    let n = a.post_send_batch(&src, &more).unwrap();
+    assert!(n > 0 && n < 40, "{n} posted on an 8-entry send queue");
+    assert_eq!(src.in_use() as usize, 4 + n);
+    let mut got = Vec::new();
+    while got.len() < 8 {
+        got.extend(cq.poll_spin(16, 100_000).unwrap());
+    }
+    let mut recv_ids: Vec<u64> = got
+        .iter()
+        .filter(|c| c.opcode == WorkOpcode::Recv)
+        .map(|c| c.wr_id)
+        .collect();
+    recv_ids.sort();
+    assert_eq!(recv_ids, [100, 101, 102, 103]);
+    assert!(got.iter().all(|c| c.is_ok()));
+    assert_eq!(bytes(&dst)[..1 << 15], bytes(&src)[..1 << 15]);
+    a.close().unwrap();
+    let mut flushed = 0;
+    while a.outstanding() > 0 {
+        flushed += cq.poll_spin(16, 1000).unwrap().len();
+    }
+    assert!(flushed <= n);
+    assert_eq!(src.in_use(), 0);
+    assert!(cq.poll_spin(4, 10).unwrap().is_empty());
+}

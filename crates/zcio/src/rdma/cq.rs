@@ -1,7 +1,7 @@
 //! `CompletionQueue`: polled completions, mapped back to the work requests
 //! (and their memory holds) of the queue pairs that use the queue.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::os::fd::RawFd;
 use std::rc::{Rc, Weak};
@@ -36,6 +36,19 @@ impl WorkOpcode {
             128 => WorkOpcode::Recv,
             129 => WorkOpcode::RecvRdmaWithImm,
             o => WorkOpcode::Other(o),
+        }
+    }
+
+    /// The device's number (`ibv_wc_opcode`: 0 send, 1 RDMA WRITE, 2 RDMA
+    /// READ, 128 receive, 129 receive of a WRITE with immediate data).
+    pub fn raw(self) -> i32 {
+        match self {
+            WorkOpcode::Send => 0,
+            WorkOpcode::RdmaWrite => 1,
+            WorkOpcode::RdmaRead => 2,
+            WorkOpcode::Recv => 128,
+            WorkOpcode::RecvRdmaWithImm => 129,
+            WorkOpcode::Other(o) => o,
         }
     }
 
@@ -84,20 +97,60 @@ impl WorkCompletion {
 
 pub(crate) struct Cq {
     pub(crate) ctx: Rc<Ctx>,
-    pub(crate) raw: *mut sys::ibv_cq,
+    /// Null once closed.
+    raw: Cell<*mut sys::ibv_cq>,
     channel: *mut sys::ibv_comp_channel,
-    /// The queue pairs whose completions land here, by number.
+    /// The channel's descriptor (closed with the queue).
+    fd: RawFd,
+    /// The queue pairs whose completions land here, by number (only those
+    /// not destroyed).
     pub(crate) qps: RefCell<HashMap<u32, Weak<QpShared>>>,
+}
+
+impl Cq {
+    /// The verbs queue; only called while it is open.
+    pub(crate) fn raw(&self) -> *mut sys::ibv_cq {
+        self.raw.get()
+    }
+
+    pub(crate) fn check_open(&self) -> Result<()> {
+        if self.raw.get().is_null() {
+            return Err(Error::Closed {
+                what: "completion queue",
+            });
+        }
+        Ok(())
+    }
+
+    /// Queue pairs not destroyed that use the queue.
+    fn users(&self) -> u32 {
+        self.qps
+            .borrow()
+            .values()
+            .filter(|w| w.strong_count() > 0)
+            .count() as u32
+    }
+
+    fn destroy(&self) {
+        let raw = self.raw.replace(std::ptr::null_mut());
+        if raw.is_null() {
+            return;
+        }
+        // SAFETY: no queue pair uses the queue (`close` checks; on drop they
+        // would hold it); events read from the channel were all acknowledged
+        // (`ack_events`), so ibv_destroy_cq does not wait; the channel goes
+        // after the queue, as verbs requires.
+        unsafe {
+            (self.ctx.v.destroy_cq)(raw);
+            (self.ctx.v.destroy_comp_channel)(self.channel);
+        }
+        Ctx::child_gone(self.ctx.cqs());
+    }
 }
 
 impl Drop for Cq {
     fn drop(&mut self) {
-        // SAFETY: queue pairs hold their queues, so none uses this one any
-        // more; the channel goes after the queue, as verbs requires.
-        unsafe {
-            (self.ctx.v.destroy_cq)(self.raw);
-            (self.ctx.v.destroy_comp_channel)(self.channel);
-        }
+        self.destroy();
     }
 }
 
@@ -125,8 +178,8 @@ impl CompletionQueue {
                 reason: format!("{entries} is not between 1 and 2^31 - 1"),
             });
         }
-        // SAFETY: the context is open.
-        let channel = unsafe { (ctx.v.create_comp_channel)(ctx.raw) };
+        // SAFETY: the context is open (checked by the caller).
+        let channel = unsafe { (ctx.v.create_comp_channel)(ctx.raw()) };
         if channel.is_null() {
             return Err(last_error("ibv_create_comp_channel"));
         }
@@ -138,38 +191,68 @@ impl CompletionQueue {
             libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
         }
         // SAFETY: context and channel are live; no cq_context is used.
-        let raw =
-            unsafe { (ctx.v.create_cq)(ctx.raw, entries as i32, std::ptr::null_mut(), channel, 0) };
+        let raw = unsafe {
+            (ctx.v.create_cq)(ctx.raw(), entries as i32, std::ptr::null_mut(), channel, 0)
+        };
         if raw.is_null() {
             let e = last_error("ibv_create_cq");
             // SAFETY: the channel has no queue yet.
             unsafe { (ctx.v.destroy_comp_channel)(channel) };
             return Err(e);
         }
+        ctx.cqs().set(ctx.cqs().get() + 1);
         Ok(CompletionQueue {
             cq: Rc::new(Cq {
                 ctx: ctx.clone(),
-                raw,
+                raw: Cell::new(raw),
                 channel,
+                fd,
                 qps: RefCell::default(),
             }),
         })
     }
 
     /// Takes up to `max` completions. Each releases the memory holds of its
-    /// work request and reports the caller's `wr_id`.
+    /// work request and reports the caller's `wr_id`; the last one of a
+    /// closed queue pair destroys it.
     ///
     /// # Errors
     ///
-    /// [`Error::Sys`] (`ibv_poll_cq`).
+    /// [`Error::Closed`] after [`close`](Self::close), [`Error::Sys`]
+    /// (`ibv_poll_cq`).
     pub fn poll(&self, max: usize) -> Result<Vec<WorkCompletion>> {
-        let cq = &self.cq;
+        self.poll_spin(max, 0)
+    }
+
+    /// As [`poll`](Self::poll), but while nothing is there polls again, up
+    /// to `spins` more times, before returning none: a busy wait without a
+    /// return to the caller per empty poll.
+    ///
+    /// # Errors
+    ///
+    /// As [`poll`](Self::poll).
+    pub fn poll_spin(&self, max: usize, spins: u32) -> Result<Vec<WorkCompletion>> {
         let mut wcs = vec![sys::ibv_wc::default(); max.min(4096)];
+        for _ in 0..spins {
+            let got = self.poll_raw(&mut wcs)?;
+            if !got.is_empty() {
+                return Ok(got);
+            }
+        }
+        self.poll_raw(&mut wcs)
+    }
+
+    fn poll_raw(&self, wcs: &mut [sys::ibv_wc]) -> Result<Vec<WorkCompletion>> {
+        let cq = &self.cq;
+        cq.check_open()?;
         // SAFETY: the provider's poll_cq, on a live queue, filling at most
         // `wcs.len()` entries.
         let n = unsafe {
-            let poll = (*cq.ctx.raw).ops.poll_cq.expect("provider without poll_cq");
-            poll(cq.raw, wcs.len() as i32, wcs.as_mut_ptr())
+            let poll = (*cq.ctx.raw())
+                .ops
+                .poll_cq
+                .expect("provider without poll_cq");
+            poll(cq.raw(), wcs.len() as i32, wcs.as_mut_ptr())
         };
         if n < 0 {
             return Err(Error::sys(
@@ -178,9 +261,11 @@ impl CompletionQueue {
             ));
         }
         let mut out = Vec::with_capacity(n as usize);
-        let qps = cq.qps.borrow();
         for wc in &wcs[..n as usize] {
-            let Some(qp) = qps.get(&wc.qp_num).and_then(Weak::upgrade) else {
+            // Not borrowed across `finish`, which may destroy the queue pair
+            // (and unregister it here).
+            let qp = cq.qps.borrow().get(&wc.qp_num).and_then(Weak::upgrade);
+            let Some(qp) = qp else {
                 continue; // a queue pair destroyed since: its requests are gone
             };
             let Some(wr_id) = qp.finish(wc.wr_id) else {
@@ -200,33 +285,38 @@ impl CompletionQueue {
     }
 
     /// The completion channel's descriptor (non-blocking): readable when a
-    /// completion arrived after [`arm`](Self::arm).
+    /// completion arrived after [`arm`](Self::arm). Closed by
+    /// [`close`](Self::close): stop watching it first.
     pub fn fd(&self) -> RawFd {
-        // SAFETY: the channel lives as long as the queue.
-        unsafe { (*self.cq.channel).fd }
+        self.cq.fd
     }
 
     /// Asks for an event on the channel at the next completion.
     ///
     /// # Errors
     ///
-    /// [`Error::Sys`] (`ibv_req_notify_cq`).
+    /// [`Error::Closed`] after [`close`](Self::close), [`Error::Sys`]
+    /// (`ibv_req_notify_cq`).
     pub fn arm(&self) -> Result<()> {
         let cq = &self.cq;
+        cq.check_open()?;
         // SAFETY: the provider's req_notify_cq on a live queue.
         check("ibv_req_notify_cq", unsafe {
-            let notify = (*cq.ctx.raw)
+            let notify = (*cq.ctx.raw())
                 .ops
                 .req_notify_cq
                 .expect("provider without req_notify_cq");
-            notify(cq.raw, 0)
+            notify(cq.raw(), 0)
         })
     }
 
     /// Reads and acknowledges the channel's pending events; returns how
-    /// many there were.
+    /// many there were (0 once closed).
     pub fn ack_events(&self) -> u32 {
         let cq = &self.cq;
+        if cq.check_open().is_err() {
+            return 0;
+        }
         let mut n = 0;
         loop {
             let mut ev_cq = std::ptr::null_mut();
@@ -240,8 +330,41 @@ impl CompletionQueue {
         }
         if n > 0 {
             // SAFETY: acknowledges exactly the events read above.
-            unsafe { (cq.ctx.v.ack_cq_events)(cq.raw, n) };
+            unsafe { (cq.ctx.v.ack_cq_events)(cq.raw(), n) };
         }
         n
+    }
+
+    /// Queue pairs that use the queue and are not destroyed yet: open ones,
+    /// and closed ones whose flushed work requests were not all polled.
+    pub fn users(&self) -> u32 {
+        self.cq.users()
+    }
+
+    /// Destroys the queue and its completion channel (whose descriptor
+    /// closes) now. The queue pairs using it must be closed and drained
+    /// first: a closed queue pair's flushed work requests come back through
+    /// [`poll`](Self::poll). Closing twice does nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::CqInUse`] while queue pairs use it (nothing changes).
+    pub fn close(&self) -> Result<()> {
+        let cq = &self.cq;
+        if cq.raw.get().is_null() {
+            return Ok(());
+        }
+        let count = cq.users();
+        if count > 0 {
+            return Err(Error::CqInUse { count });
+        }
+        self.ack_events();
+        cq.destroy();
+        Ok(())
+    }
+
+    /// Whether [`close`](Self::close) ran.
+    pub fn is_closed(&self) -> bool {
+        self.cq.raw.get().is_null()
     }
 }

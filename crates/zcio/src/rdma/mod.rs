@@ -10,15 +10,23 @@
 //!
 //! Objects hold what they need (`Rc`): a memory region its protection
 //! domain, a queue pair its domain and completion queues, each of them the
-//! device context; so destruction always runs in the order verbs requires.
-//! `close()` on any of them refuses new use and lets the verbs object go once
-//! nothing references it.
+//! device context; so destruction always runs in the order verbs requires,
+//! whatever is dropped first.
+//!
+//! `close()` releases a verbs object explicitly, in verbs' order or not at
+//! all: a queue pair first (moved to the error state; destroyed once its
+//! flushed work requests are polled), then its completion queues, memory
+//! regions and protection domain, then the context. Closing out of order is
+//! refused ([`Error::CqInUse`], [`Error::MrInUse`], [`Error::PdInUse`],
+//! [`Error::ContextInUse`]) and changes nothing; closing twice does nothing;
+//! any other use of a closed object fails with [`Error::Closed`].
 
 mod cq;
 mod mr;
 mod qp;
 mod sys;
 
+use std::cell::Cell;
 use std::ffi::CStr;
 use std::rc::Rc;
 
@@ -130,7 +138,12 @@ pub fn devices() -> Result<Vec<DeviceInfo>> {
 
 pub(crate) struct Ctx {
     v: &'static sys::Verbs,
-    raw: *mut sys::ibv_context,
+    /// Null once closed.
+    raw: Cell<*mut sys::ibv_context>,
+    /// Protection domains allocated and not deallocated.
+    open_pds: Cell<u32>,
+    /// Completion queues created and not destroyed.
+    open_cqs: Cell<u32>,
 }
 
 impl Ctx {
@@ -140,7 +153,36 @@ impl Ctx {
         if raw.is_null() {
             return Err(last_error("ibv_open_device"));
         }
-        Ok(Ctx { v, raw })
+        Ok(Ctx {
+            v,
+            raw: Cell::new(raw),
+            open_pds: Cell::new(0),
+            open_cqs: Cell::new(0),
+        })
+    }
+
+    /// The verbs context; only called while a child object is open (so the
+    /// context is) or after [`check_open`](Self::check_open).
+    pub(crate) fn raw(&self) -> *mut sys::ibv_context {
+        self.raw.get()
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.raw.get().is_null() {
+            return Err(Error::Closed {
+                what: "RDMA context",
+            });
+        }
+        Ok(())
+    }
+
+    /// A child (domain or queue) was destroyed.
+    pub(crate) fn child_gone(count: &Cell<u32>) {
+        count.set(count.get().saturating_sub(1));
+    }
+
+    pub(crate) fn cqs(&self) -> &Cell<u32> {
+        &self.open_cqs
     }
 
     fn port_attr(&self, port: u8) -> Result<sys::ibv_port_attr> {
@@ -148,7 +190,7 @@ impl Ctx {
         // SAFETY: the context is open; `attr` is large enough for the
         // structure the exported function fills (checked by the layout test).
         check("ibv_query_port", unsafe {
-            (self.v.query_port)(self.raw, port, &mut attr)
+            (self.v.query_port)(self.raw(), port, &mut attr)
         })?;
         Ok(attr)
     }
@@ -174,7 +216,7 @@ impl Ctx {
         let mut gid = sys::ibv_gid::default();
         // SAFETY: the context is open; `gid` is an out-parameter.
         check("ibv_query_gid", unsafe {
-            (self.v.query_gid)(self.raw, port, index, &mut gid)
+            (self.v.query_gid)(self.raw(), port, index, &mut gid)
         })?;
         Ok(gid.raw)
     }
@@ -182,9 +224,12 @@ impl Ctx {
 
 impl Drop for Ctx {
     fn drop(&mut self) {
-        // SAFETY: every object made from the context holds an Rc of it, so
-        // none is left when this runs.
-        unsafe { (self.v.close_device)(self.raw) };
+        let raw = self.raw.replace(std::ptr::null_mut());
+        if !raw.is_null() {
+            // SAFETY: every object made from the context holds an Rc of it,
+            // so none is left when this runs.
+            unsafe { (self.v.close_device)(raw) };
+        }
     }
 }
 
@@ -236,18 +281,23 @@ impl Context {
     ///
     /// # Errors
     ///
-    /// [`Error::Sys`] (`ibv_alloc_pd`).
+    /// [`Error::Closed`] after [`close`](Self::close), [`Error::Sys`]
+    /// (`ibv_alloc_pd`).
     pub fn alloc_pd(&self) -> Result<ProtectionDomain> {
         let c = &self.ctx;
+        c.check_open()?;
         // SAFETY: the context is open.
-        let raw = unsafe { (c.v.alloc_pd)(c.raw) };
+        let raw = unsafe { (c.v.alloc_pd)(c.raw()) };
         if raw.is_null() {
             return Err(last_error("ibv_alloc_pd"));
         }
+        c.open_pds.set(c.open_pds.get() + 1);
         Ok(ProtectionDomain {
             pd: Rc::new(Pd {
                 ctx: c.clone(),
-                raw,
+                raw: Cell::new(raw),
+                open_mrs: Cell::new(0),
+                open_qps: Cell::new(0),
             }),
         })
     }
@@ -258,22 +308,91 @@ impl Context {
     /// # Errors
     ///
     /// [`Error::InvalidArgument`] for 0 or more than 2^31 - 1 entries,
-    /// [`Error::Sys`] (`ibv_create_comp_channel`, `ibv_create_cq`).
+    /// [`Error::Closed`] after [`close`](Self::close), [`Error::Sys`]
+    /// (`ibv_create_comp_channel`, `ibv_create_cq`).
     pub fn create_cq(&self, entries: u32) -> Result<CompletionQueue> {
+        self.ctx.check_open()?;
         CompletionQueue::new(&self.ctx, entries)
+    }
+
+    /// Closes the device (`ibv_close_device`) now. Every protection domain
+    /// and completion queue made from it must be closed (or dropped) first;
+    /// closing twice does nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ContextInUse`] while protection domains or completion queues
+    /// of it are open (nothing changes).
+    pub fn close(&self) -> Result<()> {
+        let c = &self.ctx;
+        if c.raw.get().is_null() {
+            return Ok(());
+        }
+        let (domains, queues) = (c.open_pds.get(), c.open_cqs.get());
+        if domains > 0 || queues > 0 {
+            return Err(Error::ContextInUse { domains, queues });
+        }
+        let raw = c.raw.replace(std::ptr::null_mut());
+        // SAFETY: nothing made from the context is open any more (the counts
+        // above); the children still referenced only check that they are
+        // closed and never use the context again.
+        unsafe { (c.v.close_device)(raw) };
+        Ok(())
+    }
+
+    /// Whether [`close`](Self::close) ran.
+    pub fn is_closed(&self) -> bool {
+        self.ctx.raw.get().is_null()
     }
 }
 
 pub(crate) struct Pd {
     ctx: Rc<Ctx>,
-    raw: *mut sys::ibv_pd,
+    /// Null once closed.
+    raw: Cell<*mut sys::ibv_pd>,
+    /// Memory regions registered and not deregistered.
+    open_mrs: Cell<u32>,
+    /// Queue pairs created and not destroyed.
+    open_qps: Cell<u32>,
+}
+
+impl Pd {
+    /// The verbs domain; only called while it is open.
+    pub(crate) fn raw(&self) -> *mut sys::ibv_pd {
+        self.raw.get()
+    }
+
+    pub(crate) fn check_open(&self) -> Result<()> {
+        if self.raw.get().is_null() {
+            return Err(Error::Closed {
+                what: "protection domain",
+            });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn mrs(&self) -> &Cell<u32> {
+        &self.open_mrs
+    }
+
+    pub(crate) fn qps(&self) -> &Cell<u32> {
+        &self.open_qps
+    }
+
+    fn dealloc(&self) {
+        let raw = self.raw.replace(std::ptr::null_mut());
+        if !raw.is_null() {
+            // SAFETY: no memory region or queue pair of the domain is open
+            // (`close` checks; on drop, they hold the domain, so none is left).
+            unsafe { (self.ctx.v.dealloc_pd)(raw) };
+            Ctx::child_gone(&self.ctx.open_pds);
+        }
+    }
 }
 
 impl Drop for Pd {
     fn drop(&mut self) {
-        // SAFETY: memory regions and queue pairs hold the domain, so none is
-        // left when this runs.
-        unsafe { (self.ctx.v.dealloc_pd)(self.raw) };
+        self.dealloc();
     }
 }
 
@@ -295,9 +414,11 @@ impl ProtectionDomain {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] for 0 bytes, [`Error::Sys`] (`mmap`,
-    /// `ibv_reg_mr`; `ENOMEM` over `RLIMIT_MEMLOCK`).
+    /// [`Error::InvalidArgument`] for 0 bytes, [`Error::Closed`] after
+    /// [`close`](Self::close), [`Error::Sys`] (`mmap`, `ibv_reg_mr`; `ENOMEM`
+    /// over `RLIMIT_MEMLOCK`).
     pub fn allocate(&self, size: usize) -> Result<MemoryRegion> {
+        self.pd.check_open()?;
         MemoryRegion::new(&self.pd, size)
     }
 
@@ -306,6 +427,8 @@ impl ProtectionDomain {
     ///
     /// # Errors
     ///
+    /// [`Error::Closed`] when the domain or a queue is closed,
+    /// [`Error::InvalidArgument`] for queues of another device context,
     /// [`Error::Sys`] (`ibv_create_qp`, `ibv_modify_qp`, `ibv_query_port`,
     /// `ibv_query_gid`).
     pub fn create_qp(
@@ -314,6 +437,36 @@ impl ProtectionDomain {
         recv_cq: &CompletionQueue,
         options: QpOptions,
     ) -> Result<PreparedQueuePair> {
+        self.pd.check_open()?;
         PreparedQueuePair::new(&self.pd, send_cq, recv_cq, options)
+    }
+
+    /// Deallocates the domain (`ibv_dealloc_pd`) now. Its memory regions
+    /// and queue pairs must be closed first (a closed queue pair counts until
+    /// its flushed work requests are polled); closing twice does nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PdInUse`] while memory regions or queue pairs of it are open
+    /// (nothing changes).
+    pub fn close(&self) -> Result<()> {
+        let pd = &self.pd;
+        if pd.raw.get().is_null() {
+            return Ok(());
+        }
+        let (regions, queue_pairs) = (pd.open_mrs.get(), pd.open_qps.get());
+        if regions > 0 || queue_pairs > 0 {
+            return Err(Error::PdInUse {
+                regions,
+                queue_pairs,
+            });
+        }
+        pd.dealloc();
+        Ok(())
+    }
+
+    /// Whether [`close`](Self::close) ran.
+    pub fn is_closed(&self) -> bool {
+        self.pd.raw.get().is_null()
     }
 }

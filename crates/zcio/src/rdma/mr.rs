@@ -4,18 +4,20 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
-use super::{last_error, sys, Pd};
+use super::{last_error, sys, Ctx, Pd};
 use crate::error::{Error, Result};
 use crate::sys::Mmap;
 
 pub(crate) struct Mr {
     pd: Rc<Pd>,
-    raw: *mut sys::ibv_mr,
+    /// Null once deregistered (closed).
+    raw: Cell<*mut sys::ibv_mr>,
     map: Mmap,
     len: usize,
+    lkey: u32,
+    rkey: u32,
     /// Work requests posted and not yet completed that use the region.
     in_use: Cell<u32>,
-    closed: Cell<bool>,
 }
 
 impl Mr {
@@ -24,13 +26,12 @@ impl Mr {
     }
 
     pub(crate) fn lkey(&self) -> u32 {
-        // SAFETY: the registration lives as long as `self`.
-        unsafe { (*self.raw).lkey }
+        self.lkey
     }
 
     /// The address of `start..end`, checked against the region.
     pub(crate) fn range(&self, start: usize, end: usize) -> Result<(u64, u32)> {
-        if self.closed.get() {
+        if self.raw.get().is_null() {
             return Err(Error::Closed {
                 what: "memory region",
             });
@@ -54,14 +55,24 @@ impl Mr {
         self.in_use.set(self.in_use.get() + 1);
         MrHold(self.clone())
     }
+
+    fn dereg(&self) {
+        let raw = self.raw.replace(std::ptr::null_mut());
+        if !raw.is_null() {
+            // SAFETY: no work request holds the region (`close` checks; on
+            // drop each would hold an Rc), so the device no longer uses it
+            // for local access; a peer's RDMA READ/WRITE naming its rkey
+            // fails from now on. Deregistered before the memory is unmapped
+            // (the mapping goes with `self`).
+            unsafe { (self.pd.ctx.v.dereg_mr)(raw) };
+            Ctx::child_gone(self.pd.mrs());
+        }
+    }
 }
 
 impl Drop for Mr {
     fn drop(&mut self) {
-        // SAFETY: no work request holds the region any more (each holds an
-        // Rc), so the device no longer uses it; deregistered before the
-        // memory is unmapped (fields drop after this).
-        unsafe { (self.pd.ctx.v.dereg_mr)(self.raw) };
+        self.dereg();
     }
 }
 
@@ -106,18 +117,22 @@ impl MemoryRegion {
             | sys::IBV_ACCESS_REMOTE_WRITE;
         // SAFETY: the memory is a live mapping owned by the region, which
         // deregisters it before unmapping.
-        let raw = unsafe { (pd.ctx.v.reg_mr)(pd.raw, map.as_ptr().cast(), size, access) };
+        let raw = unsafe { (pd.ctx.v.reg_mr)(pd.raw(), map.as_ptr().cast(), size, access) };
         if raw.is_null() {
             return Err(last_error("ibv_reg_mr"));
         }
+        // SAFETY: a registration just returned by ibv_reg_mr.
+        let (lkey, rkey) = unsafe { ((*raw).lkey, (*raw).rkey) };
+        pd.mrs().set(pd.mrs().get() + 1);
         Ok(MemoryRegion {
             mr: Rc::new(Mr {
                 pd: pd.clone(),
-                raw,
+                raw: Cell::new(raw),
                 map,
                 len: size,
+                lkey,
+                rkey,
                 in_use: Cell::new(0),
-                closed: Cell::new(false),
             }),
         })
     }
@@ -142,15 +157,15 @@ impl MemoryRegion {
         self.mr.lkey()
     }
 
-    /// The remote key.
+    /// The remote key (invalid at the device once the region is closed).
     pub fn rkey(&self) -> u32 {
-        // SAFETY: the registration lives as long as the region.
-        unsafe { (*self.mr.raw).rkey }
+        self.mr.rkey
     }
 
     /// Start of the memory, for reading and writing in place (bindings).
     /// The device may write into ranges a posted receive or a peer's RDMA
-    /// WRITE targets until their completion.
+    /// WRITE targets until their completion. The memory stays mapped while
+    /// a handle of the region exists, closed or not.
     pub fn as_ptr(&self) -> *mut u8 {
         self.mr.map.as_ptr()
     }
@@ -160,8 +175,10 @@ impl MemoryRegion {
         self.mr.in_use.get()
     }
 
-    /// Refuses further posts; the region is deregistered once no handle
-    /// is left.
+    /// Deregisters the region (`ibv_dereg_mr`) now: posts naming it fail
+    /// with [`Error::Closed`] and a peer's access with its rkey fails; the
+    /// memory stays mapped (readable through [`as_ptr`](Self::as_ptr)) until
+    /// the last handle goes. Closing twice does nothing.
     ///
     /// # Errors
     ///
@@ -171,7 +188,12 @@ impl MemoryRegion {
         if n > 0 {
             return Err(Error::MrInUse { count: n });
         }
-        self.mr.closed.set(true);
+        self.mr.dereg();
         Ok(())
+    }
+
+    /// Whether [`close`](Self::close) ran.
+    pub fn is_closed(&self) -> bool {
+        self.mr.raw.get().is_null()
     }
 }

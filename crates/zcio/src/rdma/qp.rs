@@ -2,13 +2,17 @@
 //! holds the memory regions it names until its completion is polled or
 //! flushed, or the queue pair is destroyed (after which the device no longer
 //! touches them).
+//!
+//! `close()` moves the queue pair to the error state, so every outstanding
+//! work request is flushed, and destroys it when the last flushed completion
+//! is polled (at once when nothing is outstanding).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use super::cq::{CompletionQueue, Cq};
 use super::mr::{MemoryRegion, MrHold};
-use super::{check, last_error, sys, Pd};
+use super::{check, last_error, sys, Ctx, Pd};
 use crate::error::{Error, Result};
 
 /// Sizes of a queue pair.
@@ -27,6 +31,11 @@ pub struct QpOptions {
     pub gid_index: Option<u8>,
     /// The device port (from 1).
     pub port: u8,
+    /// The path MTU in bytes: 256, 512, 1024 (the default, as
+    /// `ibv_rc_pingpong` uses), 2048 or 4096; at most the port's active MTU
+    /// (`ibv_devinfo`), and the peer's must match. Larger packets mean
+    /// fewer of them per message (Soft-RoCE's cost is mostly per packet).
+    pub path_mtu: u32,
 }
 
 impl Default for QpOptions {
@@ -37,6 +46,7 @@ impl Default for QpOptions {
             max_sge: 2,
             gid_index: None,
             port: 1,
+            path_mtu: 1024,
         }
     }
 }
@@ -108,40 +118,102 @@ pub(crate) struct QpShared {
     pd: Rc<Pd>,
     send_cq: Rc<Cq>,
     recv_cq: Rc<Cq>,
-    raw: *mut sys::ibv_qp,
+    /// Null once destroyed.
+    raw: Cell<*mut sys::ibv_qp>,
     qpn: u32,
     wrs: RefCell<WrTable>,
     options: QpOptions,
     gid_index: Option<u8>,
     psn: u32,
+    /// `close()` ran: no more posts; destroyed once nothing is outstanding.
+    closed: Cell<bool>,
 }
 
 impl QpShared {
     /// A work request completed (or was flushed): drops its holds and
-    /// returns the caller's `wr_id`.
+    /// returns the caller's `wr_id`. The last one of a closed queue pair
+    /// destroys it.
     pub(crate) fn finish(&self, id: u64) -> Option<u64> {
-        self.wrs.borrow_mut().remove(id)
+        let (wr_id, live) = {
+            let mut wrs = self.wrs.borrow_mut();
+            (wrs.remove(id), wrs.live)
+        };
+        if live == 0 && self.closed.get() {
+            self.destroy();
+        }
+        wr_id
     }
 
     fn qpn(&self) -> u32 {
         self.qpn
     }
 
+    fn check_open(&self) -> Result<()> {
+        if self.closed.get() {
+            return Err(Error::Closed { what: "queue pair" });
+        }
+        Ok(())
+    }
+
     fn modify(&self, attr: &mut sys::ibv_qp_attr, mask: i32) -> Result<()> {
-        // SAFETY: a live queue pair and an attribute struct of verbs' layout.
+        self.check_open()?;
+        // SAFETY: a live queue pair (not closed, so not destroyed) and an
+        // attribute struct of verbs' layout.
         check("ibv_modify_qp", unsafe {
-            (self.pd.ctx.v.modify_qp)(self.raw, attr, mask)
+            (self.pd.ctx.v.modify_qp)(self.raw.get(), attr, mask)
         })
+    }
+
+    /// Destroys the verbs queue pair (once) and unregisters it from its
+    /// queues; then releases the holds of anything still outstanding.
+    fn destroy(&self) {
+        let raw = self.raw.replace(std::ptr::null_mut());
+        if raw.is_null() {
+            return;
+        }
+        // SAFETY: destroying the queue pair stops the device's use of every
+        // work request's memory; only then do the holds (in `wrs`) go. Its
+        // queues and domain are open: they refuse to close while it exists.
+        unsafe { (self.pd.ctx.v.destroy_qp)(raw) };
+        for cq in [&self.send_cq, &self.recv_cq] {
+            let mut qps = cq.qps.borrow_mut();
+            // Only this queue pair's entry: a newer one may have its number.
+            if qps
+                .get(&self.qpn)
+                .is_some_and(|w| std::ptr::eq(w.as_ptr(), self))
+            {
+                qps.remove(&self.qpn);
+            }
+        }
+        Ctx::child_gone(self.pd.qps());
+        let orphans = std::mem::take(&mut *self.wrs.borrow_mut());
+        drop(orphans);
+    }
+
+    /// `close()`: no more posts; flushes what is outstanding and destroys
+    /// the queue pair when the last flushed completion is polled.
+    fn close(&self) -> Result<()> {
+        if self.closed.get() {
+            return Ok(());
+        }
+        if self.wrs.borrow().live > 0 {
+            let mut attr = sys::ibv_qp_attr {
+                qp_state: sys::IBV_QPS_ERR,
+                ..Default::default()
+            };
+            self.modify(&mut attr, sys::IBV_QP_STATE)?;
+            self.closed.set(true);
+        } else {
+            self.closed.set(true);
+            self.destroy();
+        }
+        Ok(())
     }
 }
 
 impl Drop for QpShared {
     fn drop(&mut self) {
-        // SAFETY: destroying the queue pair stops the device's use of every
-        // work request's memory; only then do the holds (in `wrs`) go.
-        unsafe { (self.pd.ctx.v.destroy_qp)(self.raw) };
-        self.send_cq.qps.borrow_mut().remove(&self.qpn);
-        self.recv_cq.qps.borrow_mut().remove(&self.qpn);
+        self.destroy();
     }
 }
 
@@ -167,6 +239,21 @@ fn random_psn() -> u32 {
     u32::from_ne_bytes(b) & 0x00ff_ffff
 }
 
+/// The verbs enum of a path MTU in bytes.
+fn mtu_enum(bytes: u32) -> Result<i32> {
+    match bytes {
+        256 => Ok(1),
+        512 => Ok(2),
+        1024 => Ok(3),
+        2048 => Ok(4),
+        4096 => Ok(5),
+        _ => Err(Error::InvalidArgument {
+            name: "path_mtu",
+            reason: format!("{bytes} is not one of 256, 512, 1024, 2048 or 4096"),
+        }),
+    }
+}
+
 impl PreparedQueuePair {
     pub(crate) fn new(
         pd: &Rc<Pd>,
@@ -175,10 +262,20 @@ impl PreparedQueuePair {
         options: QpOptions,
     ) -> Result<PreparedQueuePair> {
         let v = pd.ctx.v;
+        mtu_enum(options.path_mtu)?;
+        for cq in [&send_cq.cq, &recv_cq.cq] {
+            cq.check_open()?;
+            if !Rc::ptr_eq(&cq.ctx, &pd.ctx) {
+                return Err(Error::InvalidArgument {
+                    name: "cq",
+                    reason: "the completion queue belongs to another device context".into(),
+                });
+            }
+        }
         let mut init = sys::ibv_qp_init_attr {
             qp_context: std::ptr::null_mut(),
-            send_cq: send_cq.cq.raw,
-            recv_cq: recv_cq.cq.raw,
+            send_cq: send_cq.cq.raw(),
+            recv_cq: recv_cq.cq.raw(),
             srq: std::ptr::null_mut(),
             cap: sys::ibv_qp_cap {
                 max_send_wr: options.max_send_wr,
@@ -190,8 +287,9 @@ impl PreparedQueuePair {
             qp_type: sys::IBV_QPT_RC,
             sq_sig_all: 0,
         };
-        // SAFETY: live domain and queues; `init` has verbs' layout.
-        let raw = unsafe { (v.create_qp)(pd.raw, &mut init) };
+        // SAFETY: live domain and queues (checked open by the callers and
+        // above); `init` has verbs' layout.
+        let raw = unsafe { (v.create_qp)(pd.raw(), &mut init) };
         if raw.is_null() {
             return Err(last_error("ibv_create_qp"));
         }
@@ -211,16 +309,18 @@ impl PreparedQueuePair {
             None if ethernet => Some(pd.ctx.routable_gid(options.port, port.gid_tbl_len)),
             None => None,
         };
+        pd.qps().set(pd.qps().get() + 1);
         let qp = Rc::new(QpShared {
             pd: pd.clone(),
             send_cq: send_cq.cq.clone(),
             recv_cq: recv_cq.cq.clone(),
-            raw,
+            raw: Cell::new(raw),
             qpn,
             wrs: RefCell::default(),
             options,
             gid_index,
             psn: random_psn(),
+            closed: Cell::new(false),
         });
         for cq in [&qp.send_cq, &qp.recv_cq] {
             cq.qps.borrow_mut().insert(qpn, Rc::downgrade(&qp));
@@ -259,14 +359,27 @@ impl PreparedQueuePair {
         self.endpoint
     }
 
-    /// Connects to the peer's endpoint: INIT → RTR → RTS (path MTU 1024,
-    /// as `ibv_rc_pingpong` uses).
+    /// Destroys the queue pair now (nothing can be outstanding on it);
+    /// [`handshake`](Self::handshake) then fails. Closing twice does
+    /// nothing.
     ///
     /// # Errors
     ///
-    /// [`Error::Sys`] (`ibv_modify_qp`): a bad endpoint, an unreachable GID.
+    /// None in practice (the signature matches the other `close` methods).
+    pub fn close(&self) -> Result<()> {
+        self.qp.close()
+    }
+
+    /// Connects to the peer's endpoint: INIT → RTR → RTS (with the
+    /// options' path MTU, 1024 by default as `ibv_rc_pingpong` uses).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] after [`close`](Self::close), [`Error::Sys`]
+    /// (`ibv_modify_qp`): a bad endpoint, an unreachable GID.
     pub fn handshake(self, remote: Endpoint) -> Result<QueuePair> {
         let qp = self.qp;
+        qp.check_open()?;
         let o = qp.options;
         let mut ah = sys::ibv_ah_attr {
             dlid: remote.lid,
@@ -281,7 +394,7 @@ impl PreparedQueuePair {
         }
         let mut rtr = sys::ibv_qp_attr {
             qp_state: sys::IBV_QPS_RTR,
-            path_mtu: sys::IBV_MTU_1024,
+            path_mtu: mtu_enum(o.path_mtu)?,
             dest_qp_num: remote.qpn,
             rq_psn: remote.psn,
             max_dest_rd_atomic: 1,
@@ -324,6 +437,10 @@ impl PreparedQueuePair {
 /// A connected queue pair. Every post is safe: the regions it names are
 /// held (and can't be closed: [`Error::MrInUse`]) until its completion is
 /// polled from the completion queue, flushed, or the queue pair is gone.
+///
+/// Dropping it destroys the verbs queue pair at once (the device stops, then
+/// the holds go; outstanding `wr_id`s are not reported);
+/// [`close`](Self::close) lets them come back as flushed completions first.
 pub struct QueuePair {
     qp: Rc<QpShared>,
 }
@@ -446,6 +563,7 @@ impl QueuePair {
     }
 
     fn post(&self, sges: &[Sge<'_>], wr_id: u64, kind: Post) -> Result<()> {
+        self.qp.check_open()?;
         if sges.is_empty() || sges.len() > self.qp.options.max_sge as usize {
             return Err(Error::OutOfRange {
                 name: "sges",
@@ -475,9 +593,9 @@ impl QueuePair {
         }
         let id = self.qp.wrs.borrow_mut().insert(wr_id, holds);
         let ctx = &self.qp.pd.ctx;
-        // SAFETY: the provider's post calls on a live queue pair; the WR and
-        // SGE list are read during the call only; the memory they name is
-        // held (in `wrs`) until the completion.
+        // SAFETY: the provider's post calls on a live queue pair (not closed,
+        // so not destroyed); the WR and SGE list are read during the call
+        // only; the memory they name is held (in `wrs`) until the completion.
         let rc = unsafe {
             let mut bad_send = std::ptr::null_mut();
             let mut bad_recv = std::ptr::null_mut();
@@ -489,11 +607,11 @@ impl QueuePair {
                         sg_list: list.as_mut_ptr(),
                         num_sge: list.len() as i32,
                     };
-                    let post = (*ctx.raw)
+                    let post = (*ctx.raw())
                         .ops
                         .post_recv
                         .expect("provider without post_recv");
-                    post(self.qp.raw, &mut wr, &mut bad_recv)
+                    post(self.qp.raw.get(), &mut wr, &mut bad_recv)
                 }
                 _ => {
                     let mut wr: sys::ibv_send_wr = std::mem::zeroed();
@@ -533,11 +651,11 @@ impl QueuePair {
                         Post::Recv => unreachable!(),
                     };
                     wr.imm_data = imm.unwrap_or(0).to_be();
-                    let post = (*ctx.raw)
+                    let post = (*ctx.raw())
                         .ops
                         .post_send
                         .expect("provider without post_send");
-                    post(self.qp.raw, &mut wr, &mut bad_send)
+                    post(self.qp.raw.get(), &mut wr, &mut bad_send)
                 }
             }
         };
@@ -554,7 +672,156 @@ impl QueuePair {
         Ok(())
     }
 
-    /// Work requests posted whose completion was not polled yet.
+    /// Posts one signaled SEND per `(start, end, wr_id)` of `mr`, all in one
+    /// call to the provider (one doorbell: on Soft-RoCE one system call for
+    /// the batch instead of one per request). Each holds `mr` as
+    /// [`post_send`](Self::post_send) does.
+    ///
+    /// Returns how many were posted: all of them, or (when the send queue
+    /// fills up) the first ones; the rest were not posted and hold nothing.
+    ///
+    /// # Errors
+    ///
+    /// As [`post_send`](Self::post_send), when none was posted; a bad range
+    /// anywhere in `wrs` posts none.
+    pub fn post_send_batch(&self, mr: &MemoryRegion, wrs: &[(usize, usize, u64)]) -> Result<usize> {
+        self.post_batch(mr, wrs, false)
+    }
+
+    /// Posts one receive per `(start, end, wr_id)` of `mr` in one call, as
+    /// [`post_send_batch`](Self::post_send_batch) does.
+    ///
+    /// # Errors
+    ///
+    /// As [`post_send_batch`](Self::post_send_batch) (`ibv_post_recv`).
+    pub fn post_receive_batch(
+        &self,
+        mr: &MemoryRegion,
+        wrs: &[(usize, usize, u64)],
+    ) -> Result<usize> {
+        self.post_batch(mr, wrs, true)
+    }
+
+    fn post_batch(
+        &self,
+        mr: &MemoryRegion,
+        wrs: &[(usize, usize, u64)],
+        recv: bool,
+    ) -> Result<usize> {
+        self.qp.check_open()?;
+        if wrs.is_empty() {
+            return Ok(0);
+        }
+        if !Rc::ptr_eq(mr.mr.pd(), &self.qp.pd) {
+            return Err(Error::InvalidArgument {
+                name: "mr",
+                reason: "the memory region belongs to another protection domain".into(),
+            });
+        }
+        let lkey = mr.mr.lkey();
+        let mut sges = Vec::with_capacity(wrs.len());
+        for &(start, end, _) in wrs {
+            let (addr, length) = mr.mr.range(start, end)?;
+            sges.push(sys::ibv_sge { addr, length, lkey });
+        }
+        let ids: Vec<u64> = {
+            let mut table = self.qp.wrs.borrow_mut();
+            wrs.iter()
+                .map(|&(_, _, wr_id)| table.insert(wr_id, vec![mr.mr.hold()]))
+                .collect()
+        };
+        let ctx = &self.qp.pd.ctx;
+        let n = wrs.len();
+        // SAFETY: the provider's post calls on a live queue pair (not closed,
+        // so not destroyed); the linked WRs and their SGEs live in the
+        // vectors below (not moved while the call runs) and are read during
+        // the call only; the memory they name is held (in `wrs`) until each
+        // completion.
+        let (rc, posted) = unsafe {
+            if recv {
+                let mut list: Vec<sys::ibv_recv_wr> = (0..n)
+                    .map(|i| sys::ibv_recv_wr {
+                        wr_id: ids[i],
+                        next: std::ptr::null_mut(),
+                        sg_list: sges.as_mut_ptr().add(i),
+                        num_sge: 1,
+                    })
+                    .collect();
+                let base = list.as_mut_ptr();
+                for i in 0..n - 1 {
+                    (*base.add(i)).next = base.add(i + 1);
+                }
+                let mut bad = std::ptr::null_mut();
+                let post = (*ctx.raw())
+                    .ops
+                    .post_recv
+                    .expect("provider without post_recv");
+                let rc = post(self.qp.raw.get(), base, &mut bad);
+                (
+                    rc,
+                    if bad.is_null() {
+                        0
+                    } else {
+                        bad.offset_from(base) as usize
+                    },
+                )
+            } else {
+                let mut list: Vec<sys::ibv_send_wr> = (0..n)
+                    .map(|i| {
+                        let mut wr: sys::ibv_send_wr = std::mem::zeroed();
+                        wr.wr_id = ids[i];
+                        wr.sg_list = sges.as_mut_ptr().add(i);
+                        wr.num_sge = 1;
+                        wr.opcode = sys::IBV_WR_SEND;
+                        wr.send_flags = sys::IBV_SEND_SIGNALED;
+                        wr
+                    })
+                    .collect();
+                let base = list.as_mut_ptr();
+                for i in 0..n - 1 {
+                    (*base.add(i)).next = base.add(i + 1);
+                }
+                let mut bad = std::ptr::null_mut();
+                let post = (*ctx.raw())
+                    .ops
+                    .post_send
+                    .expect("provider without post_send");
+                let rc = post(self.qp.raw.get(), base, &mut bad);
+                (
+                    rc,
+                    if bad.is_null() {
+                        0
+                    } else {
+                        bad.offset_from(base) as usize
+                    },
+                )
+            }
+        };
+        if rc == 0 {
+            return Ok(n);
+        }
+        // From `bad` on, nothing was posted: the device never saw those.
+        let posted = posted.min(n);
+        let mut table = self.qp.wrs.borrow_mut();
+        for &id in &ids[posted..] {
+            table.remove(id);
+        }
+        drop(table);
+        if posted == 0 {
+            check(
+                if recv {
+                    "ibv_post_recv"
+                } else {
+                    "ibv_post_send"
+                },
+                rc,
+            )?;
+        }
+        Ok(posted)
+    }
+
+    /// Work requests posted whose completion was not polled yet (after
+    /// [`close`](Self::close): those still to be polled as flushed).
     pub fn outstanding(&self) -> u32 {
         self.qp.wrs.borrow().live
     }
@@ -569,12 +836,38 @@ impl QueuePair {
     ///
     /// # Errors
     ///
-    /// [`Error::Sys`] (`ibv_modify_qp`).
+    /// [`Error::Closed`] after [`close`](Self::close), [`Error::Sys`]
+    /// (`ibv_modify_qp`).
     pub fn set_error(&self) -> Result<()> {
         let mut attr = sys::ibv_qp_attr {
             qp_state: sys::IBV_QPS_ERR,
             ..Default::default()
         };
         self.qp.modify(&mut attr, sys::IBV_QP_STATE)
+    }
+
+    /// Closes the queue pair: posts fail with [`Error::Closed`] from now on;
+    /// if work requests are outstanding the queue pair moves to the error
+    /// state, so each comes back through its completion queue as flushed
+    /// (status 5, releasing its memory holds as it is polled), and the verbs
+    /// queue pair is destroyed when the last one is polled; with nothing
+    /// outstanding it is destroyed at once. Its completion queues and domain
+    /// can be closed once it is destroyed. Closing twice does nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sys`] (`ibv_modify_qp`), and nothing changes.
+    pub fn close(&self) -> Result<()> {
+        self.qp.close()
+    }
+
+    /// Whether [`close`](Self::close) ran.
+    pub fn is_closed(&self) -> bool {
+        self.qp.closed.get()
+    }
+
+    /// Whether the verbs queue pair is destroyed (closed and drained).
+    pub fn is_destroyed(&self) -> bool {
+        self.qp.raw.get().is_null()
     }
 }
