@@ -27,6 +27,11 @@ echo "== Rust RDMA tests (zcio::rdma)"
 "$rel" --include-ignored --test-threads=1
 echo "== JS RDMA tests (ava)"
 ZCIO_REQUIRE_RDMA=1 node node_modules/ava/entrypoints/cli.mjs __test__/build/rdma.spec.js
+export ZCIO_RDMA_FUZZ_TIME=${ZCIO_RDMA_FUZZ_TIME:-20}
+${ZCIO_RDMA_FUZZ_SEED:+export ZCIO_RDMA_FUZZ_SEED=$ZCIO_RDMA_FUZZ_SEED}
+${ZCIO_RDMA_FUZZ_PATH:+export ZCIO_RDMA_FUZZ_PATH='$ZCIO_RDMA_FUZZ_PATH'}
+echo "== randomized RDMA test (\$ZCIO_RDMA_FUZZ_TIME s)"
+ZCIO_REQUIRE_RDMA=1 node node_modules/ava/entrypoints/cli.mjs __test__/build/rdma-model.spec.js
 JOB
 )
 exec bash scripts/rdma-vm.sh -- bash -c "$job"
