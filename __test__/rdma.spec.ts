@@ -161,6 +161,7 @@ rdmaTest('ZeroCopyBufferManager over RDMA: header + data as one two-SGE message,
   m.send(s.a, Buffer.from('h1'), 0, 10, 1)
   m.send(s.a, Buffer.from('h2'), 0, 10, 2)
   t.throws(() => m.send(s.a, Buffer.from('h3'), 0, 10, 3), { code: 'ERR_ZCIO_NO_BUFFERS' })
+  t.throws(() => m.close(), { code: 'ERR_ZCIO_SENDS_PENDING' })
   t.is(m.getNumAvailableBuffers(), 0)
   s.a.setError() // no receive at the peer: both sends are still outstanding
   while (m.getPendingSends().length > 0) for (const c of await s.cqA.wait()) m.handle(c)
@@ -170,6 +171,22 @@ rdmaTest('ZeroCopyBufferManager over RDMA: header + data as one two-SGE message,
   t.is(reported[0].error, undefined)
   t.deepEqual(reported.slice(1).map((d) => d.key).sort(), [1, 2])
   t.true(reported.slice(1).every((d) => d.error !== undefined), 'flushed sends carry an error')
+  // Its regions released, the domain closes once the rest is closed in order.
+  m.close()
+  t.throws(() => m.getHeader(Buffer.from('x'), 1), { code: 'ERR_ZCIO_CLOSED' })
+  s.a.close()
+  s.b.close()
+  while (s.a.outstanding + s.b.outstanding > 0) {
+    s.cqA.poll(16)
+    s.cqB.poll(16)
+    await new Promise((r) => setTimeout(r, 5))
+  }
+  s.mrA.close()
+  s.mrB.close()
+  s.cqA.close()
+  s.cqB.close()
+  s.pd.close()
+  s.ctx.close()
 })
 
 const sorted = (xs: number[]) => [...xs].sort((x, y) => x - y)

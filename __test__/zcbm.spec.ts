@@ -35,6 +35,7 @@ zcTest('io_uring domain: header pool, keys, minimum available, pending sends, he
   m.send(client, Buffer.from('HEAD1'), 100, 1000, 7)
   m.send(client, Buffer.from('HEAD2'), 2000, 10, 8)
   t.deepEqual(m.getPendingSends().sort(), [7, 8])
+  t.is(codeOf(() => m.close()), 'ERR_ZCIO_SENDS_PENDING')
   const expect = Buffer.concat([Buffer.from('HEAD1'), Buffer.from(m.data.subarray(100, 1100)), Buffer.from('HEAD2'), Buffer.from(m.data.subarray(2000, 2010))])
   const got: Buffer[] = []
   let n = 0
@@ -67,6 +68,11 @@ zcTest('io_uring domain: header pool, keys, minimum available, pending sends, he
   t.is(m.getNumAvailableBuffers() >= 0, true)
   t.is(codeOf(() => m.send({} as never, Buffer.from('x'), 0, 1, 1)), 'ERR_INVALID_ARG_TYPE')
   t.deepEqual(m.getPendingSends(), [])
+  m.close()
+  m.close()
+  t.is(codeOf(() => m.getHeader(Buffer.from('x'), 1)), 'ERR_ZCIO_CLOSED')
+  t.is(codeOf(() => m.send(client, Buffer.from('x'), 0, 1, 1)), 'ERR_ZCIO_CLOSED')
+  t.deepEqual(await m.completed().next(), { value: undefined, done: true })
   l.close()
   ring.close()
 })

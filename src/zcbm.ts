@@ -63,6 +63,9 @@ export class ZeroCopyBufferManager {
   readonly #headerPool: RegisteredBufferPool | undefined
   readonly #headerIndex: number[] = []
   readonly #data: Uint8Array
+  /** The data region was allocated here (not passed in as `options.data`). */
+  readonly #ownsData: boolean = true
+  #closed = false
 
   constructor(options: ZeroCopyBufferManagerOptions, domain: ProtectionDomain | Ring, onComplete?: (done: SendDone) => void) {
     validateObject(options, 'options')
@@ -78,6 +81,7 @@ export class ZeroCopyBufferManager {
       if (options.data !== undefined) {
         if (!(options.data instanceof MemoryRegion)) throw invalidArgType('options.data', 'an instance of MemoryRegion', options.data)
         this.#dataMr = options.data
+        this.#ownsData = false
       } else {
         validateInteger(options.dataSize, 'options.dataSize', 1, Number.MAX_SAFE_INTEGER)
         this.#dataMr = domain.allocate(options.dataSize)
@@ -115,6 +119,7 @@ export class ZeroCopyBufferManager {
 
   /** Takes a header buffer and copies `headerData` in; throws `ERR_ZCIO_NO_BUFFERS` when none is free. */
   getHeader(headerData: Uint8Array, key: number): HeaderBuffer {
+    this.#check()
     if (!(headerData instanceof Uint8Array)) throw invalidArgType('headerData', 'an instance of Uint8Array', headerData)
     if (headerData.length > this.#headerSize) {
       throw invalidArgValue('headerData', `(${headerData.length} bytes)`, `must fit the header size (${this.#headerSize})`)
@@ -163,6 +168,7 @@ export class ZeroCopyBufferManager {
    * `onComplete`) when the send completes or fails, and the header goes back.
    */
   send(connection: QueuePair | TcpStream, headerData: Uint8Array, dataOffset: number, dataLength: number, key: number): void {
+    this.#check()
     validateInteger(dataOffset, 'dataOffset', 0, this.#data.length)
     validateInteger(dataLength, 'dataLength', 0, this.#data.length - dataOffset)
     const { bufnum } = this.getHeader(headerData, key)
@@ -214,12 +220,38 @@ export class ZeroCopyBufferManager {
     else if (!this.#onComplete) this.#done.push(done)
   }
 
+  /**
+   * Releases the registrations (the data region only when it was allocated
+   * here, not passed as `options.data`; the pools of the io_uring domain).
+   * Throws `ERR_ZCIO_SENDS_PENDING` while sends are pending: their memory is
+   * the device's or the kernel's until they complete (close the connection
+   * to have them reported). Afterwards every call throws `ERR_ZCIO_CLOSED`,
+   * and `completed()` ends. Closing twice does nothing.
+   */
+  close(): void {
+    if (this.#closed) return
+    if (this.#keys.size > 0) {
+      throw zcioError('ERR_ZCIO_SENDS_PENDING', `${this.#keys.size} sends are pending; they must complete (or their connection close) first`)
+    }
+    this.#closed = true
+    this.#headerMr?.close()
+    if (this.#ownsData) this.#dataMr?.close()
+    this.#headerPool?.close()
+    this.#dataPool?.close()
+    for (const taker of this.#takers.splice(0)) taker({ value: undefined, done: true })
+  }
+
+  #check(): void {
+    if (this.#closed) throw zcioError('ERR_ZCIO_CLOSED', 'the buffer manager is closed')
+  }
+
   /** Completed sends, as they complete (when no `onComplete` callback was given). */
   completed(): AsyncIterableIterator<SendDone> {
     const it: AsyncIterableIterator<SendDone> = {
       next: () => {
         const d = this.#done.shift()
         if (d) return Promise.resolve({ value: d, done: false })
+        if (this.#closed) return Promise.resolve({ value: undefined, done: true })
         return new Promise((resolve) => this.#takers.push(resolve))
       },
       [Symbol.asyncIterator]: () => it,
