@@ -4,6 +4,7 @@
 // KNOWN_ISSUES in __test__/model/model.ts so the search goes on past it).
 
 import test from 'ava'
+import { rmSync } from 'node:fs'
 import { codeOf, fixedTest, probed, zcio } from './support.js'
 
 const { Ring } = zcio
@@ -273,5 +274,49 @@ netFixed('a receive on another ring ends when the stream or its ring closes', as
     if (!b.closed) b.close()
     group.close()
     a.close()
+  }
+})
+
+// Seed 206152176 (shrunk to: a group of 64 one-byte buffers; a Unix pair;
+// the server sends 1378 bytes and shuts down; a multishot receive on the
+// client). Expected end of stream after 1378 bytes. Got every byte and then
+// nothing: on a Unix stream socket a multishot receive that drains the data
+// queued with the end of stream never sees the end (the socket signals
+// nothing new), and one that found the ring empty waited for a signal that
+// had already come. Receives on Unix sockets now go one at a time, and a
+// release that refills an emptied ring re-arms the group's multishot
+// receives.
+netFixed('data and end of stream queued before a multishot receive all arrive, Unix and TCP', async (t) => {
+  for (const unix of [true, false]) {
+    for (const n of [64, 100, 1378]) {
+      const ring = new Ring()
+      const group = new BufferGroup(ring, { groupId: 0, bufferSize: 1, bufferCount: 64 })
+      const path = `/tmp/zcio-finding-${process.pid}-${n}.sock`
+      rmSync(path, { force: true })
+      const l = TcpListener.bind(ring, unix ? { path } : { port: 0 })
+      const accepted = l.accept()
+      const client = await TcpStream.connect(ring, unix ? { path } : { port: l.address.port! })
+      const server = (await accepted)!
+      l.close()
+      await server.send(new Uint8Array(n).fill(7))
+      server.shutdown('write')
+      let got = 0
+      const ended = new Promise<string>((resolve) =>
+        group.recvCallback(client, {
+          onChunk: (id, _offset, length) => {
+            got += length
+            group.put(id)
+          },
+          onEnd: (e) => resolve(e ? String((e as NodeJS.ErrnoException).code) : 'end'),
+        }),
+      )
+      const how = await Promise.race([ended, turn(3000).then(() => 'no end of stream')])
+      t.is(how, 'end', `${unix ? 'Unix' : 'TCP'}, ${n} bytes`)
+      t.is(got, n)
+      await Promise.all([client.close(), server.close()])
+      group.close()
+      ring.close()
+      rmSync(path, { force: true })
+    }
   }
 })

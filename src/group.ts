@@ -164,8 +164,17 @@ export class BufferGroup {
     }
   }
 
+  /** Armed multishot receives of this group: each kicks itself (see `#release`). */
+  readonly #armed = new Set<() => void>()
+
   #release(bufferId: number): void {
+    const wasEmpty = this.availableCount === 0
     this.#native.release(bufferId)
+    // The kernel's ring was empty: a multishot receive that found no buffer
+    // may wait for a socket event that already came (data and end of stream
+    // queued before it ran dry: it never ends). Such receives are cancelled
+    // and re-armed now that a buffer is back; nothing is lost, order is kept.
+    if (wasEmpty && this.#armed.size > 0) for (const kick of [...this.#armed]) kick()
     if (this.#waiting.length > 0 && this.availableCount > 0) {
       const waiting = this.#waiting
       this.#waiting = []
@@ -218,25 +227,49 @@ export class BufferGroup {
     if (typeof callbacks.onChunk !== 'function') throw invalidArgType('callbacks.onChunk', 'of type function', callbacks.onChunk)
     const s = streamNative(stream)
     const ring = ringInternals(this.#ring).native
+    // On Unix stream sockets a multishot receive that drained the data
+    // queued with the end of stream does not see the end: the socket signals
+    // nothing new (seen on Linux 6.18). There, one receive at a time,
+    // re-armed after each completion, so the end of stream always comes.
+    let oneShot: boolean
+    try {
+      oneShot = stream.localAddress.family === 'unix'
+    } catch {
+      oneShot = false // closed: arming below reports it
+    }
     let slot = -1
     let waiter: (() => void) | undefined
     let stopped = false
     let ended = false
+    /** Cancelled by `kick`, to be re-armed when its final completion comes. */
+    let kicked = false
+    const kick = (): void => {
+      this.#armed.delete(kick)
+      if (slot < 0 || kicked || stopped) return
+      kicked = true
+      try {
+        ring.cancelSlot(slot)
+      } catch {
+        kicked = false // the ring is closed: the receive ends with it
+      }
+    }
     const end = (error?: Error): void => {
       if (ended) return
       ended = true
+      this.#armed.delete(kick)
       callbacks.onEnd?.(error)
     }
     const arm = (rearm: boolean): void => {
       if (stopped) return end()
       try {
-        slot = this.#native.recvMultishot(s, rearm)
+        slot = oneShot ? this.#native.recv(s) : this.#native.recvMultishot(s, rearm)
       } catch (e) {
         // ERR_ZCIO_CLOSED when the group was closed while the receive
         // waited for a buffer.
         return end(e as Error)
       }
       this.#completer.listen(slot, handler)
+      this.#armed.add(kick)
     }
     // Waiting for a buffer to come back: a release re-arms; the stream's or
     // the ring's close ends the receive instead.
@@ -273,6 +306,11 @@ export class BufferGroup {
       else if ((flags & F_BUFFER) !== 0) this.#release(flags >>> 16) // an empty chunk
       if ((flags & F_MORE) !== 0) return
       slot = -1
+      this.#armed.delete(kick)
+      if (kicked) {
+        kicked = false
+        if (result === -125 && !stopped) return arm(true)
+      }
       if (result === 0) end()
       else if (result > 0 || result === ENOBUFS) {
         // The kernel ended it (no buffer left, or its own reasons): go on
