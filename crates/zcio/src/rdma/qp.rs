@@ -747,23 +747,14 @@ impl QueuePair {
                         num_sge: 1,
                     })
                     .collect();
-                let base = list.as_mut_ptr();
-                for i in 0..n - 1 {
-                    (*base.add(i)).next = base.add(i + 1);
-                }
-                let mut bad = std::ptr::null_mut();
                 let post = (*ctx.raw())
                     .ops
                     .post_recv
                     .expect("provider without post_recv");
-                let rc = post(self.qp.raw.get(), base, &mut bad);
-                (
-                    rc,
-                    if bad.is_null() {
-                        0
-                    } else {
-                        bad.offset_from(base) as usize
-                    },
+                post_chain(
+                    &mut list,
+                    |w| &mut w.next,
+                    |base, bad| post(self.qp.raw.get(), base, bad),
                 )
             } else {
                 let mut list: Vec<sys::ibv_send_wr> = (0..n)
@@ -777,23 +768,14 @@ impl QueuePair {
                         wr
                     })
                     .collect();
-                let base = list.as_mut_ptr();
-                for i in 0..n - 1 {
-                    (*base.add(i)).next = base.add(i + 1);
-                }
-                let mut bad = std::ptr::null_mut();
                 let post = (*ctx.raw())
                     .ops
                     .post_send
                     .expect("provider without post_send");
-                let rc = post(self.qp.raw.get(), base, &mut bad);
-                (
-                    rc,
-                    if bad.is_null() {
-                        0
-                    } else {
-                        bad.offset_from(base) as usize
-                    },
+                post_chain(
+                    &mut list,
+                    |w| &mut w.next,
+                    |base, bad| post(self.qp.raw.get(), base, bad),
                 )
             }
         };
@@ -870,4 +852,34 @@ impl QueuePair {
     pub fn is_destroyed(&self) -> bool {
         self.qp.raw.get().is_null()
     }
+}
+
+/// Links `list` into one chain (each entry's `next` to the following one),
+/// hands its head to `post`, and returns the provider's code and how many
+/// work requests went in before the one it refused (`bad`; 0 when none was
+/// refused).
+///
+/// # Safety
+///
+/// `post` is a provider's post call on a live queue pair, and every scatter
+/// list the entries point at is valid while it runs.
+unsafe fn post_chain<T>(
+    list: &mut [T],
+    next: impl Fn(&mut T) -> &mut *mut T,
+    post: impl FnOnce(*mut T, &mut *mut T) -> i32,
+) -> (i32, usize) {
+    let base = list.as_mut_ptr();
+    for i in 1..list.len() {
+        // SAFETY: `i - 1` and `i` are inside `list`.
+        unsafe { *next(&mut *base.add(i - 1)) = base.add(i) };
+    }
+    let mut bad = std::ptr::null_mut();
+    let rc = post(base, &mut bad);
+    let posted = if bad.is_null() {
+        0
+    } else {
+        // SAFETY: the provider points `bad` at an entry of `list`.
+        unsafe { bad.offset_from(base) as usize }
+    };
+    (rc, posted)
 }
