@@ -9,7 +9,7 @@ import { native, type NativeGroup } from './binding.js'
 import { errnoError, invalidArgType, invalidArgValue, zcioError } from './errors.js'
 import { F_BUFFER, F_MORE, type Completer, Ring, ringInternals } from './ring.js'
 import { validateInteger, validateObject } from './validate.js'
-import { onStreamClose, streamNative, type TcpStream } from './net.js'
+import { onStreamClose, streamNative, type TcpStream } from './stream.js'
 
 /** Options of `new BufferGroup()`. */
 export interface BufferGroupOptions {

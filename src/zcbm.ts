@@ -12,7 +12,7 @@ import { zcioError, invalidArgType, invalidArgValue } from './errors.js'
 import { validateInteger, validateObject } from './validate.js'
 import { Ring } from './ring.js'
 import { RegisteredBufferPool } from './pool.js'
-import { TcpStream } from './net.js'
+import { TcpStream } from './stream.js'
 import { MemoryRegion, ProtectionDomain, QueuePair, type WorkCompletion } from './rdma.js'
 
 /** Options of `new ZeroCopyBufferManager()`: `dataSize` bytes, or an existing RDMA region as `data`. */
