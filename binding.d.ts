@@ -312,6 +312,10 @@ export declare class TcpStream {
   get opsInFlight(): number
   /** Refuses new operations and cancels those in flight. */
   close(): void
+  /** Ends a chain whose next send failed to queue (see the core's `end_chain`). */
+  endChain(): void
+  /** Resets the connection and closes (see the core's `abort`). */
+  abort(): void
 }
 
 /** A completion reaped for a low-level `submitReadFixed`/`submitWriteFixed`. */

@@ -167,8 +167,8 @@ function zcioClient(z: Zcio, mode: Mode, sender: Sender, port: number, busyPoll 
       await windowed(amount / WRITE_BYTES, SEND_DEPTH, () => conn.send(block))
     } else if (mode === 'pipelined') {
       // write(): no promise per message; consecutive writes go out as one
-      // vectored send. flush() is the backpressure (and reports errors).
-      for (let i = 0; i < amount; i++) if (conn.write(message) > WINDOW) await conn.flush()
+      // send. drained() is the backpressure, flush() reports errors.
+      for (let i = 0; i < amount; i++) if (!conn.write(message)) await conn.drained()
       await conn.flush()
     } else {
       // Ping-pong: the next message goes when the whole reply is in.

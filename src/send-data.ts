@@ -1,7 +1,7 @@
 // What a send takes (a Uint8Array or a pool slice), checked, and the
 // in-flight marking of pool buffers lent to queued or running sends.
 
-import { invalidArgType } from './errors.js'
+import { invalidArgType, outOfRange } from './errors.js'
 import { RegisteredBufferPool } from './pool.js'
 import { validateInteger } from './validate.js'
 
@@ -60,12 +60,20 @@ export function byteLength(d: SendData): number {
 }
 
 export function checkData(d: unknown, i: number): asserts d is SendData {
-  if (d instanceof Uint8Array) return
+  if (d instanceof Uint8Array) {
+    if (d.byteLength > 2 ** 31 - 1) throw outOfRange(`buffers[${i}].byteLength`, '<= 2147483647', d.byteLength)
+    return
+  }
   if (typeof d === 'object' && d !== null && (d as PoolSlice).pool instanceof RegisteredBufferPool) {
+    // Checked in full here, so that a send the kernel would refuse fails on
+    // its own when it is queued, never part-way through a chain.
     const s = d as PoolSlice
-    validateInteger(s.index, `buffers[${i}].index`, 0, 2 ** 32 - 1)
-    if (s.offset !== undefined) validateInteger(s.offset, `buffers[${i}].offset`, 0, 2 ** 32 - 1)
-    if (s.length !== undefined) validateInteger(s.length, `buffers[${i}].length`, 0, 2 ** 31 - 1)
+    const size = s.pool.bufferSize
+    validateInteger(s.index, `buffers[${i}].index`, 0, s.pool.totalCount - 1)
+    const offset = s.offset ?? 0
+    validateInteger(offset, `buffers[${i}].offset`, 0, size)
+    const length = s.length ?? size - offset
+    validateInteger(length, `buffers[${i}].length`, 0, size - offset)
     return
   }
   throw invalidArgType(`buffers[${i}]`, 'an instance of Uint8Array or a { pool, index } pool slice', d)

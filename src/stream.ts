@@ -7,20 +7,21 @@
 import type { Duplex } from 'node:stream'
 import { native, type NativeStream } from './binding.js'
 import { errnoError, invalidArgType, invalidArgValue, zcioError } from './errors.js'
-import { F_MORE, F_NOTIF, type Completer, Ring, ringInternals } from './ring.js'
-import { poolNative } from './pool.js'
-import { validateFd } from './validate.js'
+import { Ring, ringInternals } from './ring.js'
+import { validateFd, validateInteger, validateObject } from './validate.js'
 import { type AddressOptions, type SocketAddress, checkAddress } from './address.js'
-import { type PoolSlice, type SendData, type SendZcResult, byteLength, checkData, lend, poolSize, unlend } from './send-data.js'
+import { type PoolSlice, type SendData, type SendZcResult, byteLength, checkData, lend, unlend } from './send-data.js'
+import { type Item, SendQueue, item } from './send-queue.js'
+import { guardMethods } from './brand.js'
 import { toNodeStream } from './node-stream.js'
 import type { BufferGroup } from './group.js'
 
 const ECANCELED = -125
 const EPIPE = 32
-const COPIED = 0x80000000 | 0
-const MAX_CHAIN = 16
-/** Buffers per vectored send (IOV_MAX). */
-const MAX_IOV = 1024
+/** Default `writableHighWaterMark`. */
+const HIGH_WATER_MARK = 64 * 1024
+/** Default bound of `close()` in milliseconds. */
+const CLOSE_TIMEOUT = 1000
 
 let nativeOfStream: (s: TcpStream) => NativeStream
 /** `probe().sendZc`, read once. */
@@ -41,26 +42,42 @@ export function streamNative(stream: TcpStream): NativeStream {
   return nativeOfStream(stream)
 }
 
-/** One buffer of a send, queued until its chain goes to the kernel. */
-interface Item {
-  data: SendData
-  zc: boolean
-  /** Called once with the byte count (or error) and whether the kernel copied. */
-  done(bytes: number | Error, copied: boolean): void
+/** Options of a stream (`connect`, `fromFd`). */
+export interface StreamOptions {
+  /**
+   * Bytes of unfinished sends above which `write()` returns `false`
+   * (default 64 KiB); see `writableLength` and `drained()`.
+   */
+  highWaterMark?: number
+}
+
+/** Options of `close()`. */
+export interface CloseOptions {
+  /**
+   * Milliseconds to wait for zero-copy sends the kernel still holds (a peer
+   * that does not read) before the connection is aborted (default 1000).
+   */
+  timeout?: number
+}
+
+function checkHighWaterMark(options: StreamOptions | undefined): number {
+  if (options === undefined) return HIGH_WATER_MARK
+  validateObject(options, 'options')
+  const hwm = options.highWaterMark ?? HIGH_WATER_MARK
+  validateInteger(hwm, 'options.highWaterMark', 0, 2 ** 53 - 1)
+  return hwm
 }
 
 /** A connected stream socket whose sends and receives go through the ring. */
 export class TcpStream {
   readonly #native: NativeStream
   readonly #ring: Ring
-  readonly #completer: Completer
-  #queue: Item[] = []
-  /** Sends handed to the kernel whose send result has not come. */
-  #sending = 0
-  /** Operations whose final completion (notification) has not come. */
-  #live = 0
+  readonly #sends: SendQueue
+  #hwm = HIGH_WATER_MARK
   #idle: (() => void)[] = []
+  #drainers: (() => void)[] = []
   #closed = false
+  #abortTimer: NodeJS.Timeout | undefined
   #shutRead = false
   /** Set by `shutdown()`: sends from then on fail with `EPIPE`. */
   #shutWrite = false
@@ -82,24 +99,38 @@ export class TcpStream {
   static {
     nativeOfStream = (s) => s.#native
     closersOf = (s) => s.#closers
+    guardMethods(TcpStream, 'TcpStream', (s) => #native in (s as object), ['send', 'sendZc', 'flush', 'drained', 'close', 'destroy'])
   }
 
   /** @internal Use `connect`, `fromFd` or a listener. */
-  constructor(ring: Ring, handle: NativeStream) {
+  constructor(ring: Ring, handle: NativeStream, options?: StreamOptions) {
     if (!(handle instanceof native.TcpStream)) throw zcioError('ERR_ILLEGAL_CONSTRUCTOR', 'Illegal constructor')
     this.#native = handle
     this.#ring = ring
-    this.#completer = ringInternals(ring).completer
+    this.#hwm = checkHighWaterMark(options)
+    this.#sends = new SendQueue(handle, ring, ringInternals(ring).completer, {
+      onSent: () => {
+        if (this.#shutPending) this.#shutdownNow()
+      },
+      onIdle: () => {
+        clearTimeout(this.#abortTimer)
+        for (const f of this.#idle.splice(0)) f()
+      },
+      onBytes: () => {
+        if (this.#drainers.length > 0 && this.#sends.bytes < this.#hwm) for (const f of this.#drainers.splice(0)) f()
+      },
+    })
   }
 
   /** Connects to `host:port` (or a Unix `path`); rejects with `ECONNREFUSED`... */
-  static connect(ring: Ring, options: AddressOptions): Promise<TcpStream> {
+  static connect(ring: Ring, options: AddressOptions & StreamOptions): Promise<TcpStream> {
     try {
       if (!(ring instanceof Ring)) throw invalidArgType('ring', 'an instance of Ring', ring)
       const a = checkAddress(options, 'options')
+      checkHighWaterMark(options)
       const internals = ringInternals(ring)
       const [handle, slot] = native.TcpStream.connect(internals.native, a.host, a.port, a.path)
-      const stream = new TcpStream(ring, handle)
+      const stream = new TcpStream(ring, handle, options)
       return new Promise((resolve, reject) => {
         internals.completer.listen(slot, (result) => {
           if (result < 0) {
@@ -113,11 +144,17 @@ export class TcpStream {
     }
   }
 
-  /** Adopts a connected stream socket; the stream owns (and closes) it from now on. */
-  static fromFd(ring: Ring, fd: number): TcpStream {
+  /**
+   * Adopts a connected stream socket: the stream owns it from now on and
+   * closes it. A descriptor another zcio stream or listener owns is refused
+   * (`ERR_ZCIO_FD_IN_USE`); to keep using `fd` elsewhere, adopt a `dup` of
+   * it. On any error the caller keeps `fd`.
+   */
+  static fromFd(ring: Ring, fd: number, options?: StreamOptions): TcpStream {
     if (!(ring instanceof Ring)) throw invalidArgType('ring', 'an instance of Ring', ring)
     validateFd(fd)
-    return new TcpStream(ring, native.TcpStream.fromFd(ringInternals(ring).native, fd))
+    checkHighWaterMark(options)
+    return new TcpStream(ring, native.TcpStream.fromFd(ringInternals(ring).native, fd), options)
   }
 
   get localAddress(): SocketAddress {
@@ -135,6 +172,22 @@ export class TcpStream {
 
   get closed(): boolean {
     return this.#closed
+  }
+
+  /** Bytes of sends (`write`, `send`, `sendZc`) queued or in flight that have not finished. */
+  get writableLength(): number {
+    return this.#sends.bytes
+  }
+
+  /** Above this many unfinished bytes `write()` returns `false`. */
+  get writableHighWaterMark(): number {
+    return this.#hwm
+  }
+
+  set writableHighWaterMark(value: number) {
+    validateInteger(value, 'writableHighWaterMark', 0, 2 ** 53 - 1)
+    this.#hwm = value
+    if (this.#sends.bytes < value) for (const f of this.#drainers.splice(0)) f()
   }
 
   /** Turns Nagle's algorithm off (default) or on. */
@@ -169,7 +222,7 @@ export class TcpStream {
       this.#shutRead = true
     }
     if (!write) return
-    if (this.#queue.length === 0 && this.#sending === 0) this.#native.shutdown(1)
+    if (this.#sends.sent) this.#native.shutdown(1)
     else this.#shutPending = true
     this.#shutWrite = true
   }
@@ -186,7 +239,14 @@ export class TcpStream {
     }
   }
 
-  /** Sends all of `data`, after every earlier send of this stream; resolves with the byte count. */
+  /**
+   * Sends all of `data`, after every earlier send of this stream; resolves
+   * with the byte count once all of it went. A `Uint8Array` that is not
+   * memory of a pool or a group (or a `SharedArrayBuffer`) is copied when
+   * its turn comes, so it may change or be transferred after that. Rejects
+   * with the kernel's error (`ECONNRESET`, `EPIPE`...; `bytesWritten` says
+   * how many bytes went before it) if not all of it could go.
+   */
   send(data: SendData): Promise<number> {
     return new Promise<number>((resolve, reject) => {
       this.#enqueue([data], false, (bytes) => (bytes instanceof Error ? reject(bytes) : resolve(bytes)))
@@ -196,21 +256,28 @@ export class TcpStream {
   /**
    * Queues `data` to be sent after every earlier send, without a promise:
    * the fast form for many small messages (consecutive writes go to the
-   * kernel as one vectored send). `data` must not change until a later
-   * `flush()` resolves. Errors are reported by `flush()`. Returns the number
-   * of writes not yet sent, for backpressure.
+   * kernel as one send). Errors are reported by `flush()`. Returns `false`
+   * once `writableLength` reaches `writableHighWaterMark`, as
+   * `net.Socket.write` does: wait for `drained()` before writing more, or
+   * memory grows without bound while the peer is slow.
    */
-  write(data: Uint8Array): number {
+  write(data: Uint8Array): boolean {
     if (!(data instanceof Uint8Array)) throw invalidArgType('data', 'an instance of Uint8Array', data)
     if (this.#closed) throw zcioError('ERR_ZCIO_CLOSED', 'the stream is closed')
+    if (data.byteLength > 2 ** 31 - 1) throw invalidArgValue('data', `${data.byteLength} bytes`, 'is above 2^31 - 1 bytes')
     this.#writes++
     if (this.#shutWrite) {
       this.#writeDone(errnoError(-EPIPE, 'send'))
-      return this.#writes - this.#writesDone
+      return this.#sends.bytes < this.#hwm
     }
-    this.#queue.push({ data, zc: false, done: this.#writeDone })
-    if (this.#sending === 0) this.#flush()
-    return this.#writes - this.#writesDone
+    this.#sends.push([item(data, false, this.#writeDone)])
+    return this.#sends.bytes < this.#hwm
+  }
+
+  /** Resolves once `writableLength` is below `writableHighWaterMark` (at once if it is). */
+  drained(): Promise<void> {
+    if (this.#sends.bytes < this.#hwm || this.#closed) return Promise.resolve()
+    return new Promise((resolve) => this.#drainers.push(resolve))
   }
 
   /**
@@ -238,8 +305,10 @@ export class TcpStream {
    * Zero-copy send of one or several buffers, in order (Linux 6.0): settles
    * when the kernel no longer uses any of the memory (the notification), with
    * whether it copied after all. Pool buffers go as registered buffers and
-   * can't be released meanwhile (`ERR_ZCIO_BUFFER_IN_FLIGHT`); a `Uint8Array`
-   * must not be changed before the promise settles.
+   * can't be released meanwhile (`ERR_ZCIO_BUFFER_IN_FLIGHT`); views of pool
+   * or group memory are sent in place; other `Uint8Array`s are copied first
+   * (see `send`). Resolves with the buffers not sent in full (`unsent`)
+   * when some bytes went; rejects when none did.
    */
   sendZc(buffers: SendData | SendData[]): Promise<SendZcResult> {
     zcSupport ??= native.probe().sendZc
@@ -258,7 +327,7 @@ export class TcpStream {
         copied ||= c
         if (--left > 0) return
         const hard = results.find((r): r is Error => r instanceof Error && (r as { errno?: number }).errno !== ECANCELED)
-        const sent = results.reduce<number>((n, r) => n + (typeof r === 'number' ? r : 0), 0)
+        const sent = results.reduce<number>((n, r) => n + (typeof r === 'number' ? r : ((r as { bytesWritten?: number }).bytesWritten ?? 0)), 0)
         const unsent = results.flatMap((r, k) => (typeof r === 'number' && r === byteLength(list[k]) ? [] : [k]))
         if (hard && sent === 0) reject(hard)
         else resolve({ bytes: sent, copied, unsent })
@@ -267,15 +336,14 @@ export class TcpStream {
   }
 
   #enqueue(list: SendData[], zc: boolean, done: (bytes: number | Error, copied: boolean, i: number) => void): void {
-    if (this.#closed) {
-      list.forEach((_, i) => done(zcioError('ERR_ZCIO_CLOSED', 'the stream is closed'), false, i))
-      return
+    const fail = (e: Error): void => list.forEach((_, i) => done(e, false, i))
+    if (this.#closed) return fail(zcioError('ERR_ZCIO_CLOSED', 'the stream is closed'))
+    try {
+      list.forEach((data, i) => checkData(data, i))
+    } catch (e) {
+      return fail(e as Error)
     }
-    list.forEach((data, i) => checkData(data, i))
-    if (this.#shutWrite) {
-      list.forEach((_, i) => done(errnoError(-EPIPE, 'send'), false, i))
-      return
-    }
+    if (this.#shutWrite) return fail(errnoError(-EPIPE, 'send'))
     // Pool buffers are lent (in flight) from now, not from when their turn
     // in the queue comes: releasing one before the kernel is done with it
     // must fail, whether its send is queued here or already in the kernel.
@@ -289,101 +357,69 @@ export class TcpStream {
       }
     } catch (e) {
       for (const d of lentHere) unlend(d)
-      throw e
+      return fail(e as Error)
     }
-    list.forEach((data, i) => {
-      this.#queue.push({
-        data,
-        zc,
-        done: (b, c) => {
-          if (!(data instanceof Uint8Array)) unlend(data)
-          done(b, c, i)
-        },
-      })
-    })
-    if (this.#sending === 0) this.#flush()
-  }
-
-  /** Hands the queued sends to the kernel as one chain of linked operations. */
-  #flush(): void {
-    // Consecutive plain sends of Uint8Arrays go as one vectored send.
-    const units: Item[][] = []
-    let taken = 0
-    while (units.length < MAX_CHAIN && taken < this.#queue.length) {
-      const item = this.#queue[taken++]
-      const last = units[units.length - 1]
-      if (isPlain(item) && last !== undefined && isPlain(last[0]) && last.length < MAX_IOV) last.push(item)
-      else units.push([item])
-    }
-    if (units.length === 0) {
-      if (this.#shutPending) this.#shutdownNow()
-      return
-    }
-    this.#queue.splice(0, taken)
-    const ring = ringInternals(this.#ring).native
-    try {
-      ring.reserve(units.length)
-    } catch {
-      // A ring too small for the chain: one operation at a time.
-      this.#queue.unshift(...units.splice(1).flat())
-    }
-    for (let k = 0; k < units.length; k++) {
-      const unit = units[k]
-      const linked = k < units.length - 1
-      let slot: number
-      try {
-        slot = this.#submit(unit, linked)
-      } catch (e) {
-        // Nothing of this unit reached the kernel; the rest of the chain
-        // would not be linked to it: fail them too, in order.
-        for (const rest of units.slice(k).flat()) rest.done(e as Error, false)
-        if (this.#sending === 0) this.#flush()
-        return
-      }
-      this.#sending++
-      this.#live++
-      let result0 = 0
-      this.#completer.listen(slot, (result, flags) => {
-        if ((flags & F_NOTIF) === 0) {
-          result0 = result
-          if (--this.#sending === 0) this.#flush()
-        }
-        if ((flags & F_MORE) !== 0) return
-        this.#live--
-        const copied = (flags & F_NOTIF) !== 0 && (result & COPIED) !== 0
-        settleUnit(unit, result0, copied)
-        if (this.#live === 0) for (const f of this.#idle.splice(0)) f()
-      })
-    }
-  }
-
-  #submit(unit: Item[], linked: boolean): number {
-    if (unit.length > 1) return this.#native.sendv(unit.map((i) => i.data as Uint8Array), linked)
-    const item = unit[0]
-    const d = item.data
-    if (d instanceof Uint8Array) return this.#native.send(d, item.zc, linked)
-    const size = poolSize(d.pool)
-    const offset = d.offset ?? 0
-    const length = d.length ?? size - offset
-    return this.#native.sendPool(poolNative(d.pool), d.index, offset, length, item.zc, linked)
+    const items: Item[] = list.map((data, i) =>
+      item(data, zc, (b, c) => {
+        if (!(data instanceof Uint8Array)) unlend(data)
+        done(b, c, i)
+      }),
+    )
+    this.#sends.push(items)
   }
 
   /**
-   * Refuses new sends, cancels what is in flight and closes the socket; resolves
-   * once every send has ended (zero-copy sends: their notification), so no
-   * memory is still in the kernel's hands. Queued sends reject with `ERR_ZCIO_CLOSED`.
+   * Refuses new sends, cancels what is in flight and closes the socket;
+   * resolves once every send has ended (zero-copy sends: their
+   * notification), so no memory is still in the kernel's hands. Queued sends
+   * reject with `ERR_ZCIO_CLOSED`. Bytes already handed to the kernel are
+   * still delivered, but a zero-copy send the kernel holds longer than
+   * `options.timeout` (a peer that does not read) makes close abort the
+   * connection (as `destroy()`), so close always ends in bounded time.
    */
-  close(): Promise<void> {
-    if (!this.#closed) {
-      this.#closed = true
-      for (const item of this.#queue.splice(0)) item.done(zcioError('ERR_ZCIO_CLOSED', 'the stream is closed'), false)
-      this.#native.close()
-      const closers = [...this.#closers]
-      this.#closers.clear()
-      for (const f of closers) f()
+  close(options?: CloseOptions): Promise<void> {
+    let timeout = CLOSE_TIMEOUT
+    try {
+      if (options !== undefined) {
+        validateObject(options, 'options')
+        const t: unknown = options.timeout ?? CLOSE_TIMEOUT
+        validateInteger(t, 'options.timeout', 0, 2 ** 31 - 1)
+        timeout = t
+      }
+    } catch (e) {
+      return Promise.reject(e)
     }
-    if (this.#live === 0) return Promise.resolve()
+    this.#close()
+    if (this.#sends.live === 0) return Promise.resolve()
+    if (this.#abortTimer === undefined) {
+      this.#abortTimer = setTimeout(() => this.#native.abort(), timeout)
+      this.#abortTimer.unref()
+    }
     return new Promise((resolve) => this.#idle.push(resolve))
+  }
+
+  /**
+   * Aborts the connection now: as `close()`, but what the kernel has not
+   * sent yet is dropped and the peer sees a reset (`ECONNRESET`); zero-copy
+   * sends get their notification at once. Resolves once every send has ended.
+   */
+  destroy(): Promise<void> {
+    const open = !this.#closed
+    this.#close()
+    if (open || this.#sends.live > 0) this.#native.abort()
+    if (this.#sends.live === 0) return Promise.resolve()
+    return new Promise((resolve) => this.#idle.push(resolve))
+  }
+
+  #close(): void {
+    if (this.#closed) return
+    this.#closed = true
+    this.#sends.close(() => zcioError('ERR_ZCIO_CLOSED', 'the stream is closed'))
+    this.#native.close()
+    for (const f of this.#drainers.splice(0)) f()
+    const closers = [...this.#closers]
+    this.#closers.clear()
+    for (const f of closers) f()
   }
 
   /**
@@ -395,34 +431,5 @@ export class TcpStream {
    */
   toNodeStream(group: BufferGroup): Duplex {
     return toNodeStream(this, group)
-  }
-}
-
-function isPlain(item: Item): boolean {
-  return !item.zc && item.data instanceof Uint8Array
-}
-
-/** Hands a unit's result to its items, in order: bytes up to each one's length. */
-function settleUnit(unit: Item[], result: number, copied: boolean): void {
-  if (result < 0) {
-    const err = errnoError(result, 'send')
-    for (const item of unit) item.done(err, copied)
-    return
-  }
-  if (unit.length === 1) {
-    unit[0].done(result, copied)
-    return
-  }
-  let left = result
-  for (const item of unit) {
-    const want = byteLength(item.data)
-    if (left >= want) {
-      item.done(want, copied)
-      left -= want
-    } else {
-      // The connection ended part-way (a short send despite MSG_WAITALL).
-      item.done(zcioError('ERR_ZCIO_SHORT_SEND', `the connection ended after ${result} bytes of a vectored send`), copied)
-      left = 0
-    }
   }
 }

@@ -11,6 +11,7 @@ use napi::sys;
 use napi_derive::napi;
 
 use crate::driver::{Driver, Waiter};
+use crate::send_memory::{bytes_of, foreign_slice, register_region, Bytes};
 use crate::error::{int_arg, throw_code, OrThrow};
 use crate::external;
 use crate::js_pool::RegisteredBufferPool;
@@ -89,43 +90,6 @@ fn parse_addr(
     Ok(zcio::SockAddr::Inet(std::net::SocketAddr::new(ip, port)))
 }
 
-/// The data pointer and length of a `Uint8Array` (checked by the layer; a
-/// detached one reads as empty).
-fn bytes_of(env: &Env, value: &Unknown) -> Result<(*const u8, usize)> {
-    let raw = value.raw();
-    let mut is_ta = false;
-    // SAFETY: napi calls on the current env with local out-pointers.
-    unsafe {
-        sys::napi_is_typedarray(env.raw(), raw, &mut is_ta);
-        if !is_ta {
-            return Err(throw_code(
-                env,
-                "ERR_INVALID_ARG_TYPE",
-                "data must be a Uint8Array",
-            ));
-        }
-        let (mut ty, mut len, mut data, mut ab, mut off) =
-            (0, 0usize, ptr::null_mut(), ptr::null_mut(), 0usize);
-        sys::napi_get_typedarray_info(
-            env.raw(),
-            raw,
-            &mut ty,
-            &mut len,
-            &mut data,
-            &mut ab,
-            &mut off,
-        );
-        if ty != sys::TypedarrayType::uint8_array {
-            return Err(throw_code(
-                env,
-                "ERR_INVALID_ARG_TYPE",
-                "data must be a Uint8Array",
-            ));
-        }
-        Ok((data as *const u8, len))
-    }
-}
-
 /// A provided-buffer ring for receives (the binding under the layer's
 /// `BufferGroup`).
 #[napi]
@@ -160,6 +124,7 @@ impl BufferGroup {
             incremental,
         };
         let core = zcio::BufferGroup::new(&driver.ring, opts).or_throw(&env)?;
+        register_region(&core.region());
         Ok(BufferGroup {
             core,
             owner: Owner::new(driver),
@@ -311,8 +276,13 @@ impl TcpStream {
     pub fn from_fd(env: Env, ring: &Ring, fd: f64) -> Result<Self> {
         let fd = int_arg(&env, "fd", fd, f64::from(i32::MAX), true)? as i32;
         let driver = ring.driver();
-        // Refuse what is not a stream socket before taking ownership.
-        zcio::TcpStream::check_fd(fd).or_throw(&env)?;
+        // Refuse what is not a stream socket, or is another zcio socket's,
+        // before taking ownership: on any error the caller keeps the
+        // descriptor (and closes it).
+        if driver.ring.is_closed() {
+            return Err(zcio::Error::Closed { what: "ring" }).or_throw(&env);
+        }
+        zcio::TcpStream::check_adoptable(fd).or_throw(&env)?;
         // SAFETY: the caller hands the descriptor over (documented in the layer).
         let owned = unsafe { OwnedFd::from_raw_fd(fd) };
         let core = zcio::TcpStream::from_fd(&driver.ring, owned).or_throw(&env)?;
@@ -327,11 +297,11 @@ impl TcpStream {
     /// `linked` chains the next send to this one (see `reserve`).
     #[napi]
     pub fn send(&self, env: Env, data: Unknown, zc: bool, linked: bool) -> Result<u32> {
-        let (ptr, len) = bytes_of(&env, &data)?;
-        // SAFETY: the layer holds the Uint8Array (and so its memory) in its
-        // table by slot until the operation's final completion.
-        let ud = unsafe { self.core.send_borrowed(ptr, len, zc, linked, Box::new(())) }
-            .or_throw(&env)?;
+        let (ptr, len, keep) = bytes_of(&env, &data)?.into_owned();
+        // SAFETY: `keep` (a copy, or the region the bytes lie in) goes with
+        // the op; a SharedArrayBuffer's view is held by the layer until the
+        // operation's final completion (see `send_memory`).
+        let ud = unsafe { self.core.send_borrowed(ptr, len, zc, linked, keep) }.or_throw(&env)?;
         Ok(self.owner.track(ud))
     }
 
@@ -354,19 +324,49 @@ impl TcpStream {
                 "data must be an array of Uint8Array",
             ));
         }
-        let mut ranges = Vec::with_capacity(len as usize);
+        let mut parts = Vec::with_capacity(len as usize);
         for i in 0..len {
             let mut v = ptr::null_mut();
             // SAFETY: as above; `v` is a value of this env.
             unsafe { sys::napi_get_element(env.raw(), raw, i, &mut v) };
             // SAFETY: a value of this env.
             let item = unsafe { Unknown::from_raw_unchecked(env.raw(), v) };
-            ranges.push(bytes_of(&env, &item)?);
+            parts.push(bytes_of(&env, &item)?);
         }
-        // SAFETY: the layer holds every Uint8Array until the completion.
+        let total = parts.iter().map(Bytes::len).sum::<usize>();
+        if parts.iter().all(|p| matches!(p, Bytes::Foreign { .. })) {
+            // The usual case (many small writes): one copy, one plain send.
+            let mut copy = Vec::with_capacity(total);
+            for p in &parts {
+                if let Bytes::Foreign { ptr, len } = *p {
+                    copy.extend_from_slice(foreign_slice(ptr, len));
+                }
+            }
+            let (ptr, len) = (copy.as_ptr(), copy.len());
+            // SAFETY: the copy goes with the op; a Vec's heap memory does
+            // not move when the Vec does.
+            let ud = unsafe {
+                self.core
+                    .send_borrowed(ptr, len, false, linked, Box::new(copy))
+            }
+            .or_throw(&env)?;
+            return Ok(self.owner.track(ud));
+        }
+        let mut keeps: Vec<Box<dyn std::any::Any>> = Vec::with_capacity(parts.len());
+        let ranges: Vec<(*const u8, usize)> = parts
+            .into_iter()
+            .map(|p| {
+                let (ptr, len, keep) = p.into_owned();
+                keeps.push(keep);
+                (ptr, len)
+            })
+            .collect();
+        // SAFETY: every range lies in memory one of `keeps` owns (a copy or a
+        // region), or in a SharedArrayBuffer the layer holds; `keeps` goes
+        // with the op.
         let ud = unsafe {
             self.core
-                .send_vectored_borrowed(&ranges, linked, Box::new(()))
+                .send_vectored_borrowed(&ranges, linked, Box::new(keeps))
         }
         .or_throw(&env)?;
         Ok(self.owner.track(ud))
@@ -443,5 +443,17 @@ impl TcpStream {
     #[napi]
     pub fn close(&self) {
         self.core.close();
+    }
+
+    /// Ends a chain whose next send failed to queue (see the core's `end_chain`).
+    #[napi]
+    pub fn end_chain(&self, env: Env) -> Result<()> {
+        self.core.end_chain().or_throw(&env)
+    }
+
+    /// Resets the connection and closes (see the core's `abort`).
+    #[napi]
+    pub fn abort(&self) {
+        self.core.abort();
     }
 }

@@ -131,6 +131,7 @@ impl RegisteredBufferPool {
         let driver = ring.driver().clone();
         let core = zcio::RegisteredBufferPool::new(&driver.ring, size as usize, count as usize)
             .or_throw(&env)?;
+        crate::send_memory::register_region(&core.region());
         let state = Rc::new(PoolState {
             views: RefCell::new(vec![ptr::null_mut(); core.total_count() as usize]),
             core,

@@ -11,6 +11,7 @@ mod js_net;
 mod js_pool;
 pub mod js_rdma;
 mod js_ring;
+mod send_memory;
 mod uv;
 
 use napi_derive::napi;

@@ -100,6 +100,14 @@ pub enum Error {
         /// What is closed (`"ring"`, `"pool"`, `"queue pair"`...).
         what: &'static str,
     },
+    /// The descriptor is already owned by a zcio object (a stream or a
+    /// listener): adopting it again would let one of them close it under the
+    /// other. `dup(2)` it first to hand over a copy.
+    #[error("descriptor {fd} is already owned by a zcio socket; dup() it to adopt a copy")]
+    FdInUse {
+        /// The descriptor.
+        fd: i32,
+    },
     /// A ring was used from a thread other than the one that created it.
     #[error("a ring can only be used from the thread that created it")]
     WrongThread,
@@ -203,6 +211,7 @@ impl Error {
             Error::NotInFlight { .. } => "ERR_ZCIO_NOT_IN_FLIGHT",
             Error::Borrowed { .. } => "ERR_ZCIO_BUFFER_BORROWED",
             Error::Closed { .. } => "ERR_ZCIO_CLOSED",
+            Error::FdInUse { .. } => "ERR_ZCIO_FD_IN_USE",
             Error::WrongThread => "ERR_ZCIO_WRONG_THREAD",
             Error::Unsupported { .. } => "ERR_ZCIO_UNSUPPORTED",
             Error::TableFull { .. } => "ERR_ZCIO_TABLE_FULL",

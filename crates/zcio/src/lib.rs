@@ -12,6 +12,7 @@ mod sys;
 mod buf_ring;
 mod buf_table;
 mod error;
+mod fd_registry;
 mod fixed_buffers;
 mod net;
 mod op;

@@ -14,6 +14,7 @@ use std::rc::{Rc, Weak};
 use io_uring::{opcode, squeue, types};
 
 use crate::error::{Error, Result};
+use crate::fd_registry::TrackedFd;
 use crate::op::{Cqe, Keep, Op, OpKind, OpOwner, Placed, RingCloseHook};
 use crate::ring::{Ring, RingInner};
 use crate::sockaddr::{self, SockAddr};
@@ -48,7 +49,7 @@ pub(crate) struct SocketShared {
     raw: RawFd,
     /// The descriptor, closed once the socket is closed and no operation
     /// uses it any more.
-    fd: RefCell<Option<OwnedFd>>,
+    fd: RefCell<Option<TrackedFd>>,
     ops: Cell<u32>,
     closed: Cell<bool>,
     /// Other rings this socket's operations were queued on (a group's
@@ -70,10 +71,14 @@ impl RingCloseHook for SocketShared {
     fn ring_closed(&self) {
         self.close();
     }
+
+    fn ring_close_abort(&self) {
+        self.abort();
+    }
 }
 
 impl SocketShared {
-    fn new(ring: &Rc<RingInner>, fd: OwnedFd) -> Rc<SocketShared> {
+    fn new(ring: &Rc<RingInner>, fd: TrackedFd) -> Rc<SocketShared> {
         let s = Rc::new(SocketShared {
             ring: ring.clone(),
             raw: fd.as_raw_fd(),
@@ -126,6 +131,41 @@ impl SocketShared {
         res
     }
 
+    /// Resets the connection while the descriptor is open (closed or not):
+    /// `SO_LINGER` 0, so that closing sends a reset instead of waiting for
+    /// the peer, and for TCP a disconnect (`connect` to `AF_UNSPEC`), which
+    /// drops what is queued to send at once — the kernel then lets go of the
+    /// memory of zero-copy sends, and their notifications come. Then closes.
+    fn abort(&self) {
+        if let Some(fd) = self.fd.borrow().as_ref().map(TrackedFd::as_raw_fd) {
+            let linger = libc::linger {
+                l_onoff: 1,
+                l_linger: 0,
+            };
+            // Failures leave the connection as it was: `close` still ends
+            // what it can, and the rest ends when the peer lets it.
+            let _ = syscall!(setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&linger as *const libc::linger).cast(),
+                std::mem::size_of::<libc::linger>() as libc::socklen_t
+            ));
+            if !sockaddr::local(fd).is_ok_and(|a| a.is_unix()) {
+                // SAFETY: sockaddr is plain data; all zeros with the family
+                // set is the `AF_UNSPEC` address connect(2) takes to disconnect.
+                let mut unspec: libc::sockaddr = unsafe { std::mem::zeroed() };
+                unspec.sa_family = libc::AF_UNSPEC as libc::sa_family_t;
+                let _ = syscall!(connect(
+                    fd,
+                    &unspec,
+                    std::mem::size_of::<libc::sockaddr>() as libc::socklen_t
+                ));
+            }
+        }
+        self.close();
+    }
+
     /// Marks the socket closed and cancels its operations; the descriptor
     /// closes when the last of them (and the last handle) is gone.
     fn close(&self) {
@@ -161,11 +201,11 @@ impl Drop for SocketUse {
     }
 }
 
-fn new_socket(family: i32) -> Result<OwnedFd> {
+fn new_socket(family: i32) -> Result<TrackedFd> {
     let fd = syscall!(socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0))
         .map_err(|e| Error::sys("socket", e))?;
     // SAFETY: socket returned a new descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    Ok(TrackedFd::new(unsafe { OwnedFd::from_raw_fd(fd) }))
 }
 
 fn set_int_opt(fd: RawFd, level: i32, name: i32, value: i32) -> Result<()> {
@@ -277,18 +317,39 @@ impl std::fmt::Debug for TcpStream {
 
 impl TcpStream {
     /// Adopts a connected stream socket (from an accept completion, or made
-    /// elsewhere). The stream owns the descriptor from now on.
+    /// elsewhere). The stream owns the descriptor from now on: it closes it.
+    /// To keep using the descriptor elsewhere, adopt a `dup(2)` of it.
     ///
     /// # Errors
     ///
-    /// [`Error::Sys`] `ENOTSOCK` / `EINVAL` when it is not a stream socket.
+    /// [`Error::Sys`] `ENOTSOCK` / `EINVAL` when it is not a stream socket;
+    /// [`Error::FdInUse`] when a zcio stream or listener already owns it
+    /// (then `fd` is not closed: it is the other object's).
     pub fn from_fd(ring: &Ring, fd: OwnedFd) -> Result<TcpStream> {
         let inner = ring.inner();
         inner.check_open()?;
+        if TrackedFd::is_owned(fd.as_raw_fd()) {
+            let raw = fd.as_raw_fd();
+            std::mem::forget(fd);
+            return Err(Error::FdInUse { fd: raw });
+        }
         TcpStream::check_fd(fd.as_raw_fd())?;
         Ok(TcpStream {
-            socket: SocketShared::new(inner, fd),
+            socket: SocketShared::new(inner, TrackedFd::adopt(fd)?),
         })
+    }
+
+    /// Checks that `fd` is a stream socket that no zcio object owns, without
+    /// taking it: what [`from_fd`](Self::from_fd) would refuse.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::FdInUse`]; as [`check_fd`](Self::check_fd).
+    pub fn check_adoptable(fd: RawFd) -> Result<()> {
+        if TrackedFd::is_owned(fd) {
+            return Err(Error::FdInUse { fd });
+        }
+        TcpStream::check_fd(fd)
     }
 
     /// Checks that `fd` is a stream socket, without taking it.
@@ -538,6 +599,23 @@ impl TcpStream {
         })
     }
 
+    /// Ends a chain of linked sends that could not be queued in full: the
+    /// last entry queued went with `IOSQE_IO_LINK` and the one meant to
+    /// follow it failed before reaching the queue. A no-op entry without the
+    /// link takes its place, so the next operation anyone queues on the ring
+    /// does not wait behind (or get cancelled with) this stream's chain.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`], [`Error::Sys`] when the queue could not be flushed.
+    pub fn end_chain(&self) -> Result<()> {
+        let nop = opcode::Nop::new()
+            .build()
+            .user_data(crate::ring::CANCEL_USER_DATA);
+        // SAFETY: a no-op references no memory.
+        unsafe { self.socket.ring.push_untracked(&nop) }
+    }
+
     /// Shuts one or both directions down (`shutdown(2)`).
     ///
     /// # Errors
@@ -600,6 +678,14 @@ impl TcpStream {
     /// Whether [`close`](Self::close) was called.
     pub fn is_closed(&self) -> bool {
         self.socket.closed.get()
+    }
+
+    /// Aborts the connection: as [`close`](Self::close), after resetting it
+    /// (`SO_LINGER` 0 and, for TCP, a disconnect), so that what is queued to
+    /// send is dropped and zero-copy sends waiting for a peer that does not
+    /// read get their notification at once. The peer sees `ECONNRESET`.
+    pub fn abort(&self) {
+        self.socket.abort();
     }
 
     /// Refuses new operations and cancels those in flight (zero-copy sends

@@ -19,6 +19,10 @@ pub(crate) const CANCEL_USER_DATA: u64 = u64::MAX;
 const ENTER_GETEVENTS: u32 = 1;
 /// How long `close` waits for cancelled operations before leaking their memory.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long `close` waits for operations to end before it aborts the ring's
+/// connections (`RingCloseHook::ring_close_abort`): a zero-copy send whose
+/// peer does not read ends only then.
+const ABORT_AFTER: Duration = Duration::from_millis(250);
 /// How often `close` repeats its cancel while operations remain.
 const CANCEL_INTERVAL: Duration = Duration::from_millis(500);
 /// How many times one `io_uring_enter` is retried while the kernel answers
@@ -862,9 +866,20 @@ impl RingInner {
         }
         // Completions already taken from the kernel are the caller's too.
         self.reap(out);
+        // Sockets first: they refuse new work and cancel their own, and can
+        // be aborted if their operations don't end.
+        let hooks: Vec<_> = self
+            .close_hooks
+            .take()
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for hook in &hooks {
+            hook.ring_closed();
+        }
         let mut result = Ok(());
         if self.ops.borrow().live > 0 {
-            result = self.cancel_all(out);
+            result = self.cancel_all(out, &hooks);
             // Whatever is still live keeps its pool (and memory) forever: the
             // entries stay in `ops`, which is never dropped while they exist.
             if self.ops.borrow().live > 0 {
@@ -876,17 +891,17 @@ impl RingInner {
         self.table.borrow_mut().forget();
         // Closing the fd releases the registered buffers and the rings.
         drop(self.uring.borrow_mut().take());
-        let hooks = self.close_hooks.take();
-        for hook in hooks.iter().filter_map(Weak::upgrade) {
-            hook.ring_closed();
-        }
         result
     }
 
     /// Cancels every operation and reaps their completions into `out`,
     /// giving up after [`CLOSE_TIMEOUT`].
-    fn cancel_all(&self, out: &mut Vec<Completion>) -> Result<()> {
-        let deadline = Instant::now() + CLOSE_TIMEOUT;
+    /// After [`ABORT_AFTER`], `hooks` (the ring's sockets) abort their
+    /// connections, which ends what only the peer could end.
+    fn cancel_all(&self, out: &mut Vec<Completion>, hooks: &[Rc<dyn RingCloseHook>]) -> Result<()> {
+        let start = Instant::now();
+        let deadline = start + CLOSE_TIMEOUT;
+        let mut aborted = false;
         // A cancel only finds operations the kernel has seen: hand it what is
         // queued first, which also makes room for the cancel in a full queue.
         if self.pending.get() > 0 {
@@ -898,6 +913,12 @@ impl RingInner {
             self.enter(1, Some(Duration::from_millis(100)))
                 .or_else(busy_is_zero)?;
             self.reap(out);
+            if !aborted && self.ops.borrow().live > 0 && start.elapsed() >= ABORT_AFTER {
+                aborted = true;
+                for hook in hooks {
+                    hook.ring_close_abort();
+                }
+            }
             if self.ops.borrow().live > 0 && cancelled_at.elapsed() >= CANCEL_INTERVAL {
                 // Something escaped the cancel (issued after it, or busy
                 // when it ran): ask again.
