@@ -3,6 +3,7 @@
 // fails with `ERR_INVALID_ARG_TYPE`, not the engine's bare TypeError about a
 // private field; methods that return promises reject instead of throwing.
 
+import { inspect } from 'node:util'
 import { invalidArgType } from './errors.js'
 
 /**
@@ -25,14 +26,16 @@ export function guardMethods(
     if (typeof d.value === 'function') {
       const f = d.value as (...args: unknown[]) => unknown
       const rejects = typeof key === 'string' && async.includes(key)
+      const inspector = key === inspect.custom
       // Fixed parameters rather than a rest array: no allocation per call on
-      // hot methods (write); no method here takes more than four.
-      const guarded = function (this: unknown, a?: unknown, b?: unknown, c?: unknown, e?: unknown): unknown {
+      // hot methods (write, readFixed); none here takes more than six.
+      const guarded = function (this: unknown, a?: unknown, b?: unknown, c?: unknown, d?: unknown, e?: unknown, g?: unknown): unknown {
         if (!check(this)) {
+          if (inspector) return `${name} <not an instance>`
           if (rejects) return Promise.reject(bad(this))
           throw bad(this)
         }
-        return f.call(this, a, b, c, e)
+        return f.call(this, a, b, c, d, e, g)
       }
       Object.defineProperty(guarded, 'name', { value: f.name })
       Object.defineProperty(guarded, 'length', { value: f.length })

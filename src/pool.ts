@@ -8,6 +8,7 @@ import { inspect } from 'node:util'
 import { native, type NativePool } from './binding.js'
 import { invalidArgType, invalidArgValue, outOfRange, zcioError } from './errors.js'
 import { type Completer, type OpKind, Ring, ringInternals } from './ring.js'
+import { guardMethods } from './brand.js'
 import { validateFd, validateIndex, validateInteger, validatePosition, validateTypedArray, MAX_U32 } from './validate.js'
 
 let nativeOf: (pool: RegisteredBufferPool) => NativePool
@@ -98,6 +99,12 @@ export class RegisteredBufferPool {
 
   static {
     nativeOf = (pool) => pool.#native
+    guardMethods(RegisteredBufferPool, 'RegisteredBufferPool', (p) => #native in (p as object), [
+      'readFixed',
+      'writeFixed',
+      'readFixedBatch',
+      'writeFixedBatch',
+    ])
   }
   readonly #fast: FastCalls
   readonly #completer: Completer

@@ -7,6 +7,7 @@ import { inspect } from 'node:util'
 import { native, type NativeCompletion, type NativeRing, type NativeRingFeatures } from './binding.js'
 import { errnoError, invalidArgType, invalidArgValue, zcioError } from './errors.js'
 import { validateInteger, validateObject } from './validate.js'
+import { guardMethods } from './brand.js'
 
 /** Options of `new Ring()`. */
 export interface RingOptions {
@@ -163,6 +164,7 @@ export class Ring {
 
   static {
     internalsOf = (ring) => ring.#internals
+    guardMethods(Ring, 'Ring', (r) => #internals in (r as object), ['completions'])
   }
 
   /**
