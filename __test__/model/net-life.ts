@@ -318,8 +318,8 @@ class CloseStream extends Cmd {
 /** Closes a network ring under its groups, streams and pool. */
 export function closeNetRing(w: World, r: NetRingM): boolean {
   // A zero-copy send whose bytes the peer has not read keeps the memory
-  // until they are read: closing would wait the full 10 s for it.
-  if (r.streams.some((s) => [...s.sends].some((x) => x.zc && !x.settled))) return false
+  // until they are read; close aborts such connections after a short wait.
+  if (r.streams.some((s) => [...s.sends].some((x) => x.zc && !x.settled))) cover('ring closed under an unread zero-copy send')
   w.log(`  ${r.name}.close()`)
   // Completions may be delivered inside close().
   r.closed = true

@@ -115,6 +115,8 @@ export interface SendM {
   batched: boolean
   /** Made after shutdown('write'): refused with EPIPE. Sends made before it go out first. */
   afterShut: boolean
+  /** Its ArrayBuffer was transferred right after the call: it may fail with ERR_ZCIO_DETACHED. */
+  transferred?: boolean
 }
 
 export interface StreamM {

@@ -17,6 +17,7 @@ function allowedFailures(s: StreamM, x: SendM): string[] {
   if (s.closed) out.push('ERR_ZCIO_CLOSED', 'ECANCELED', 'EPIPE', 'ECONNRESET')
   if (s.peer.closed) out.push('EPIPE', 'ECONNRESET', 'ECANCELED')
   if (x.afterShut) out.push('EPIPE')
+  if (x.transferred) out.push('ERR_ZCIO_DETACHED')
   if (s.ring.closed) out.push('ECANCELED', 'ERR_ZCIO_CLOSED')
   return out
 }
@@ -136,6 +137,20 @@ function prepareSend(w: World, s: StreamM, items: Item[], zc: boolean, seed: num
   s.sends.add(x)
   w.log(`  ${x.label}`)
   return { x, data: built.data }
+}
+
+/** Records a send of `bytes` whose ArrayBuffer the caller transfers right after the call. */
+export function prepareTransferSend(w: World, s: StreamM, bytes: Uint8Array): SendM {
+  const open = !s.closed && !s.ring.closed && !s.shutWrite
+  const start = open ? s.outLen : -1
+  if (open) appendOut(s, bytes)
+  const x: SendM = {
+    label: `${s.name}.send(${bytes.length} bytes, transferred) @${start}`,
+    stream: s, zc: false, start, len: bytes.length, bufs: [], settled: false, batched: false, afterShut: s.shutWrite, transferred: true,
+  }
+  s.sends.add(x)
+  w.log(`  ${x.label}`)
+  return x
 }
 
 function issueSend(w: World, s: StreamM, items: Item[], zc: boolean, seed: number): void {
