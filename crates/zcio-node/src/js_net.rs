@@ -11,11 +11,11 @@ use napi::sys;
 use napi_derive::napi;
 
 use crate::driver::{Driver, Waiter};
-use crate::send_memory::{bytes_of, foreign_slice, register_region, Bytes};
 use crate::error::{int_arg, throw_code, OrThrow};
 use crate::external;
 use crate::js_pool::RegisteredBufferPool;
 use crate::js_ring::{external_or_throw, published, Ring};
+use crate::send_memory::{bytes_of, foreign_slice, register_region, Bytes};
 
 /// Keeps the ring's driver running while a JS object that can queue
 /// operations exists.
