@@ -97,7 +97,10 @@ export class TcpStream {
   }
 
   static {
-    nativeOfStream = (s) => s.#native
+    nativeOfStream = (s) => {
+      if (typeof s !== 'object' || s === null || !(#native in s)) throw invalidArgType('stream', 'an instance of TcpStream', s)
+      return s.#native
+    }
     closersOf = (s) => s.#closers
     guardMethods(TcpStream, 'TcpStream', (s) => #native in (s as object), ['send', 'sendZc', 'flush', 'drained', 'close', 'destroy'])
   }
