@@ -40,6 +40,8 @@ pub struct ProbeResult {
     pub defer_taskrun: bool,
     /// Soft `RLIMIT_MEMLOCK` in bytes; `null` when unlimited.
     pub memlock_limit: Option<f64>,
+    /// `new Ring({ sqpoll })` works here (a kernel submission thread).
+    pub sqpoll: bool,
 }
 
 /// Reports what this kernel and process support, without throwing: use it to
@@ -59,5 +61,6 @@ pub fn probe() -> ProbeResult {
         single_issuer: p.single_issuer,
         defer_taskrun: p.defer_taskrun,
         memlock_limit: p.memlock_limit.map(|l| l as f64),
+        sqpoll: p.sqpoll,
     }
 }

@@ -9,7 +9,7 @@ use std::cell::{Cell, RefCell};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::rc::{Rc, Weak};
 
-use io_uring::{opcode, IoUring};
+use io_uring::{opcode, squeue, IoUring};
 
 use crate::buf_table::BufTable;
 use crate::error::{Error, Result};
@@ -87,6 +87,10 @@ pub(crate) struct RingInner {
     pending: Cell<u32>,
     /// Of those, how many carry `IO_LINK` (see `note_linked`).
     linked: Cell<u32>,
+    /// The entries of a chain of linked operations not ended yet, held out
+    /// of the submission queue until it ends (see `push_entry`); counted in
+    /// `pending`.
+    chain: RefCell<Vec<squeue::Entry>>,
     /// Told when the ring closes (see `on_close`).
     close_hooks: RefCell<Vec<Weak<dyn RingCloseHook>>>,
     closed: Cell<bool>,
@@ -158,6 +162,7 @@ impl Ring {
                 table: RefCell::new(BufTable::new()),
                 pending: Cell::new(0),
                 linked: Cell::new(0),
+                chain: RefCell::default(),
                 close_hooks: RefCell::new(Vec::new()),
                 closed: Cell::new(false),
                 published: Published::new(rc::LEN, 0),

@@ -48,6 +48,7 @@ impl RingInner {
         let deadline = Instant::now() + CLOSE_TIMEOUT;
         // A cancel only finds operations the kernel has seen: hand it what is
         // queued first, which also makes room for the cancel in a full queue.
+        self.end_chain()?;
         if self.pending.get() > 0 {
             self.enter(0, None)?;
         }

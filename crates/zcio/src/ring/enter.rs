@@ -17,6 +17,7 @@ impl RingInner {
     pub(crate) fn submit(&self) -> Result<u32> {
         // Checked first: the early return below must not hide a closed ring.
         self.check_open()?;
+        self.end_chain().or_else(busy_is_zero)?;
         let linked = self.linked.replace(0);
         if linked > 0 && self.features.defer_taskrun && self.pending.get() > 0 {
             // With DEFER_TASKRUN each next link of a chain is issued by task
@@ -64,6 +65,7 @@ impl RingInner {
     }
 
     pub(crate) fn submit_and_wait(&self, want: u32) -> Result<u32> {
+        self.end_chain().or_else(busy_is_zero)?;
         self.enter(want, None).or_else(busy_is_zero)
     }
 
@@ -112,6 +114,8 @@ impl RingInner {
             return Ok(Err(std::io::Error::from_raw_os_error(errno)));
         }
         self.with_uring(|uring| {
+            // What is in the queue (a chain being held is not, yet).
+            let queued = uring.submission().len() as u32;
             let submitter = uring.submitter();
             if let Some(t) = timeout {
                 let ts = types::Timespec::new()
@@ -120,10 +124,9 @@ impl RingInner {
                 let args = types::SubmitArgs::new().timespec(&ts);
                 submitter.submit_with_args(want as usize, &args)
             } else if want == 0 && self.features.defer_taskrun {
-                let to_submit = self.pending.get();
                 // SAFETY: no extra argument is passed (`None`), so the size
                 // and pointer given to the kernel are 0 and null.
-                unsafe { submitter.enter::<libc::sigset_t>(to_submit, 0, ENTER_GETEVENTS, None) }
+                unsafe { submitter.enter::<libc::sigset_t>(queued, 0, ENTER_GETEVENTS, None) }
             } else {
                 submitter.submit_and_wait(want as usize)
             }
@@ -133,9 +136,9 @@ impl RingInner {
 
 /// The kernel kept refusing with `EBUSY`/`EAGAIN`: nothing was submitted,
 /// and the entries stay queued for the next call.
-pub(super) fn busy_is_zero(e: Error) -> Result<u32> {
+pub(super) fn busy_is_zero<T: Default>(e: Error) -> Result<T> {
     match e.errno() {
-        Some(libc::EBUSY) | Some(libc::EAGAIN) => Ok(0),
+        Some(libc::EBUSY) | Some(libc::EAGAIN) => Ok(T::default()),
         _ => Err(e),
     }
 }
