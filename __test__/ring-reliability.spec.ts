@@ -3,7 +3,8 @@
 // completions of another is submitted; a closed ring holds no descriptor.
 
 import test from 'ava'
-import { probed, zcio } from './support.js'
+import { spawnSync } from 'node:child_process'
+import { probed, root, zcio } from './support.js'
 
 const { Ring, RegisteredBufferPool, BufferGroup, TcpStream, TcpListener } = zcio
 type Ring = InstanceType<typeof Ring>
@@ -96,4 +97,123 @@ sqpollTest('SQPOLL: linked sends of one stream arrive in order', async (t) => {
   pool.close()
   group.close()
   ring.close()
+})
+
+/**
+ * Runs `body` (CommonJS, zcio loaded as `z`, `done()` to report success) in a
+ * fresh Node process that has no timer of its own: a hang there is a hang of
+ * zcio's driving, not hidden by a timer that happens to wake the loop.
+ */
+function runChild(body: string, opts: { shell?: string; worker?: boolean } = {}): ReturnType<typeof spawnSync> {
+  const main = `const z = require(${JSON.stringify(root)});\nconst done = () => console.log('DONE');\n(async () => {\n${body}\n})().catch((e) => { console.error(e); process.exit(1) })`
+  const script = opts.worker
+    ? `const { Worker } = require('node:worker_threads');
+       const w = new Worker(${JSON.stringify(main)}, { eval: true });
+       w.on('error', (e) => { console.error(e); process.exit(1) });
+       w.on('exit', (c) => process.exit(c));`
+    : main
+  if (opts.shell !== undefined) {
+    return spawnSync('sh', ['-c', `${opts.shell}; exec "$0" -e "$1"`, process.execPath, script], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    })
+  }
+  return spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 30_000 })
+}
+
+/**
+ * Ping-pong across two rings: pair X lives on the older ring A, pair Y on the
+ * newer ring B. What X receives is relayed by a send on Y and back. libuv runs
+ * the newer ring's prepare handle first, so a completion A settles in its own
+ * prepare queues work on B after B's prepare has run; nothing but that work
+ * would wake the loop again. Then connects and accepts on B from A's
+ * completions, and on A from B's.
+ */
+const crossRing = `
+  const pair = async (listenOn, connectOn) => {
+    const l = z.TcpListener.bind(listenOn, { port: 0 })
+    const accepted = l.accept()
+    const b = await z.TcpStream.connect(connectOn, { port: l.address.port })
+    return { l, a: await accepted, b }
+  }
+  const A = new z.Ring()
+  const B = new z.Ring()
+  const x = await pair(A, A)
+  const y = await pair(B, B)
+  const gx = new z.BufferGroup(A, { groupId: 1, bufferSize: 4096, bufferCount: 8 })
+  const gy = new z.BufferGroup(B, { groupId: 2, bufferSize: 4096, bufferCount: 8 })
+  const rounds = 500
+  const msg = Buffer.from('p')
+  const relay = async (group, from, to) => {
+    let n = 0
+    for await (const c of group.recvMultishot(from)) {
+      n += c.data.length
+      c.release()
+      await to.send(msg)
+      if (n === rounds) break
+    }
+    return n
+  }
+  const xy = relay(gx, x.a, y.b)
+  const yx = relay(gy, y.a, x.b)
+  await x.b.send(msg)
+  const [nx, ny] = await Promise.all([xy, yx])
+  if (nx !== rounds || ny !== rounds) throw new Error('relayed ' + nx + ' and ' + ny)
+  // Connect and accept on one ring right after a completion of the other.
+  for (let k = 0; k < 50; k++) {
+    const [on, other] = k % 2 === 0 ? [B, A] : [A, B]
+    const p = await pair(on, other)
+    const q = await pair(other, on)
+    await p.b.send(msg)
+    await q.b.send(msg)
+    for (const s of [p.a, p.b, q.a, q.b]) await s.close()
+    p.l.close()
+    q.l.close()
+  }
+  for (const s of [x.a, x.b, y.a, y.b]) await s.close()
+  x.l.close()
+  y.l.close()
+  A.close()
+  B.close()
+  done()
+`
+
+netTest('work queued on one ring from the completions of another is submitted', (t) => {
+  const r = runChild(crossRing)
+  t.is(r.signal, null, `the child hung (killed by ${r.signal}): ${r.stderr}`)
+  t.is(r.status, 0, String(r.stderr))
+  t.regex(String(r.stdout), /DONE/)
+})
+
+netTest('work queued on one ring from the completions of another is submitted, in a worker', (t) => {
+  const r = runChild(crossRing, { worker: true })
+  t.is(r.signal, null, `the child hung (killed by ${r.signal}): ${r.stderr}`)
+  t.is(r.status, 0, String(r.stderr))
+  t.regex(String(r.stdout), /DONE/)
+})
+
+const ringTest = probed.ioUring || required ? test : test.skip
+
+ringTest('a closed ring holds no descriptor: 1000 rings kept referenced under ulimit -n 128', (t) => {
+  const r = runChild(
+    `
+    const kept = []
+    for (let i = 0; i < 1000; i++) {
+      const ring = new z.Ring({ entries: 4 })
+      ring.close()
+      kept.push(ring)
+    }
+    // Every later use of a closed ring says so, and touches no descriptor.
+    const codes = new Set()
+    for (const ring of kept.slice(0, 10)) {
+      try { ring.submit() } catch (e) { codes.add(e.code) }
+      ring.close()
+    }
+    if ([...codes].join() !== 'ERR_ZCIO_CLOSED') throw new Error('submit on a closed ring: ' + [...codes])
+    done()
+  `,
+    { shell: 'ulimit -n 128' },
+  )
+  t.is(r.status, 0, String(r.stderr))
+  t.regex(String(r.stdout), /DONE/)
 })

@@ -11,6 +11,7 @@ mod js_net;
 mod js_pool;
 pub mod js_rdma;
 mod js_ring;
+mod thread_rings;
 mod uv;
 
 use napi_derive::napi;

@@ -73,7 +73,8 @@ pub struct RingFeatures {
 
 pub(crate) struct RingInner {
     uring: RefCell<Option<IoUring>>,
-    eventfd: OwnedFd,
+    /// Closed with the ring: a closed ring holds no descriptor.
+    eventfd: RefCell<Option<OwnedFd>>,
     features: RingFeatures,
     ops: RefCell<Ops>,
     /// Ops whose completion was reaped, dropped once no borrow is held (the
@@ -155,7 +156,7 @@ impl Ring {
         Ok(Ring {
             inner: Rc::new(RingInner {
                 uring: RefCell::new(Some(uring)),
-                eventfd,
+                eventfd: RefCell::new(Some(eventfd)),
                 features,
                 ops: RefCell::default(),
                 graveyard: RefCell::default(),
@@ -180,19 +181,35 @@ impl Ring {
 
     /// The eventfd the kernel signals when it posts completions. Treat a
     /// wake-up as a hint: call [`Ring::submit`] and [`Ring::reap`].
+    ///
+    /// It is closed by [`Ring::close`] (-1 from then on): an event loop
+    /// watching it stops watching before closing the ring, so that it never
+    /// sees the number again once the kernel hands it out for another file.
     pub fn eventfd(&self) -> RawFd {
-        self.inner.eventfd.as_raw_fd()
+        self.inner
+            .eventfd
+            .borrow()
+            .as_ref()
+            .map_or(-1, AsRawFd::as_raw_fd)
     }
 
-    /// Clears the eventfd's counter; returns whether it was signalled.
+    /// Clears the eventfd's counter; returns whether it was signalled
+    /// (`false` once the ring is closed).
     pub fn clear_eventfd(&self) -> bool {
-        sys::eventfd_drain(&self.inner.eventfd)
+        self.inner
+            .eventfd
+            .borrow()
+            .as_ref()
+            .is_some_and(sys::eventfd_drain)
     }
 
     /// Signals the eventfd, as the kernel does: a caller that stops reaping
-    /// with work left uses it to be woken again.
+    /// with work left uses it to be woken again. Does nothing once the ring
+    /// is closed.
     pub fn signal_eventfd(&self) {
-        sys::eventfd_signal(&self.inner.eventfd)
+        if let Some(fd) = self.inner.eventfd.borrow().as_ref() {
+            sys::eventfd_signal(fd);
+        }
     }
 
     /// Turns the kernel's eventfd signal off (`false`) or on again
@@ -291,6 +308,7 @@ impl Ring {
     ///
     /// [`Error::Closed`], [`Error::Sys`] when the queue could not be flushed.
     pub fn cancel_slot(&self, slot: u32) -> Result<bool> {
+        self.inner.check_open()?;
         let user_data = {
             let ops = self.inner.ops.borrow();
             match ops.entries.get(slot as usize) {
@@ -330,7 +348,7 @@ impl Ring {
 
     /// Stops the ring: refuses new operations, cancels those in flight
     /// (`IORING_OP_ASYNC_CANCEL`, any), waits for their completions (which are
-    /// appended to `out`, most with `-ECANCELED`), then closes the io_uring.
+    /// appended to `out`, most with `-ECANCELED`), then closes the io_uring and its eventfd.
     /// Calling it again does nothing.
     ///
     /// Operations still queued are handed to the kernel first, so they are

@@ -35,6 +35,8 @@ impl RingInner {
         self.table.borrow_mut().forget();
         // Closing the fd releases the registered buffers and the rings.
         drop(self.uring.borrow_mut().take());
+        // Then the eventfd, which the io_uring no longer signals.
+        drop(self.eventfd.borrow_mut().take());
         let hooks = self.close_hooks.take();
         for hook in hooks.iter().filter_map(Weak::upgrade) {
             hook.ring_closed();

@@ -169,7 +169,11 @@ fn reap_n(ring: &Ring, n: usize) -> Vec<Completion> {
     let mut out = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(5);
     while out.len() < n {
-        assert!(Instant::now() < deadline, "only {} of {n} completions", out.len());
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {n} completions",
+            out.len()
+        );
         ring.inner
             .enter(1, Some(Duration::from_millis(50)))
             .unwrap();
@@ -279,4 +283,21 @@ fn an_sqpoll_thread_never_sees_half_a_chain() {
     ring.submit().unwrap();
     let out = reap_n(&ring, 3);
     assert_eq!(out[0].user_data, first);
+}
+
+#[test]
+fn close_releases_the_eventfd() {
+    let Some(ring) = ring_of(2, false) else {
+        return;
+    };
+    let fd = ring.eventfd();
+    assert!(fd >= 0);
+    // SAFETY: F_GETFD only reads the descriptor's flags.
+    assert!(unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0);
+    ring.close(&mut Vec::new()).unwrap();
+    assert_eq!(ring.eventfd(), -1);
+    assert!(!ring.clear_eventfd());
+    ring.signal_eventfd(); // does nothing, touches no descriptor
+    assert_eq!(ring.cancel_slot(0).unwrap_err().code(), "ERR_ZCIO_CLOSED");
+    assert_eq!(ring.submit().unwrap_err().code(), "ERR_ZCIO_CLOSED");
 }
