@@ -12,6 +12,7 @@ import { acquire, fill, indexCall } from './buffers.js'
 import { pipeCmd, ringCall } from './completions.js'
 import { flood, Inspect, io } from './io.js'
 import { lifecycle, timing } from './lifecycle.js'
+import { netCrossCmd } from './net-cross.js'
 import { netLifeCmd } from './net-life.js'
 import { recvCmd } from './net-recv.js'
 import { sendCmd } from './net-send.js'
@@ -40,6 +41,7 @@ export const commandArb = fc.oneof(
   { weight: 6, arbitrary: netLifeCmd },
   { weight: 9, arbitrary: sendCmd },
   { weight: 9, arbitrary: recvCmd },
+  { weight: 3, arbitrary: netCrossCmd },
 )
 
 export function commandsArb(maxCommands: number, replayPath?: string) {
