@@ -362,6 +362,8 @@ export interface ProbeResult {
   deferTaskrun: boolean
   /** Soft `RLIMIT_MEMLOCK` in bytes; `null` when unlimited. */
   memlockLimit?: number
+  /** `new Ring({ sqpoll })` works here (a kernel submission thread). */
+  sqpoll: boolean
 }
 
 /** An RDMA device. */

@@ -13,6 +13,7 @@ import { pipeCmd, ringCall } from './completions.js'
 import { flood, Inspect, io } from './io.js'
 import { lifecycle, timing } from './lifecycle.js'
 import { hostileCmd } from './net-hostile.js'
+import { netCrossCmd } from './net-cross.js'
 import { netLifeCmd } from './net-life.js'
 import { recvCmd } from './net-recv.js'
 import { sendCmd } from './net-send.js'
@@ -42,6 +43,7 @@ export const commandArb = fc.oneof(
   { weight: 9, arbitrary: sendCmd },
   { weight: 9, arbitrary: recvCmd },
   { weight: 2, arbitrary: hostileCmd },
+  { weight: 3, arbitrary: netCrossCmd },
 )
 
 export function commandsArb(maxCommands: number, replayPath?: string) {

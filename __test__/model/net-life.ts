@@ -18,16 +18,16 @@ const MAX_GROUPS = 8
 const MAX_PAIRS = 4
 const CONNECT_TIMEOUT_MS = 5000
 
-export function addNetRing(w: World, entries: number, poolSize: number, busyPoll = 0): NetRingM | null {
+export function addNetRing(w: World, entries: number, poolSize: number, busyPoll = 0, sqpoll = false): NetRingM | null {
   if (w.net.rings.length >= MAX_NET_RINGS) return null
   // Busy polling changes only how the driver waits: every outcome stays the same.
-  const ring = new zcio.Ring(busyPoll > 0 ? { entries, busyPoll } : { entries })
+  const ring = new zcio.Ring(sqpoll ? { entries, sqpoll: 10 } : busyPoll > 0 ? { entries, busyPoll } : { entries })
   if (busyPoll > 0) cover('network ring with busy polling')
   const r: NetRingM = { name: `net${w.net.rings.length}`, real: ring, closed: false, pool: null, groups: [], streams: [] }
   const pool = new zcio.RegisteredBufferPool(ring, poolSize, 4)
   r.pool = { real: pool, size: poolSize, bufs: [0, 1, 2, 3].map((index) => ({ index, acquired: false, sends: 0, poisoned: false })) }
   w.net.rings.push(r)
-  w.log(`  ${r.name} = new Ring({ entries: ${entries}${busyPoll > 0 ? `, busyPoll: ${busyPoll}` : ''} }), with a pool of 4 x ${poolSize}`)
+  w.log(`  ${r.name} = new Ring({ entries: ${entries}${busyPoll > 0 ? `, busyPoll: ${busyPoll}` : ''}${sqpoll ? ', sqpoll: 10' : ''} }), with a pool of 4 x ${poolSize}`)
   return r
 }
 

@@ -24,6 +24,7 @@ use std::rc::{Rc, Weak};
 use napi::sys;
 
 use crate::js_pool::PoolState;
+use crate::thread_rings;
 use crate::uv::{self, Handle};
 
 /// Rounds of submit → reap → settle in one wake-up before yielding to the loop.
@@ -228,6 +229,7 @@ impl Driver {
                 return Err(StartError::Napi);
             }
         }
+        thread_rings::register(&driver);
         Ok(driver)
     }
 
@@ -363,9 +365,10 @@ impl Driver {
         let gated = self.ring.features().taskrun_flag;
         self.ring.set_eventfd_enabled(false);
         let mut rounds = 0;
+        let mut settled = false;
         loop {
             if self.torn_down.get() {
-                return;
+                break;
             }
             if rounds == MAX_ROUNDS {
                 // Leave the rest to the next loop iteration, after the other
@@ -400,6 +403,12 @@ impl Driver {
             *self.scratch.borrow_mut() = done;
             self.settle_in_callback();
             self.scratch.borrow_mut().clear();
+            settled = true;
+        }
+        if settled {
+            // The reactions may have queued work on other rings whose
+            // prepare handle already ran in this loop iteration.
+            thread_rings::wake_others(self);
         }
         self.update_ref();
         self.maybe_teardown();
@@ -591,7 +600,12 @@ impl Driver {
 
     /// Closes the ring: cancels and settles what is in flight, detaches every
     /// view of every pool, and releases the loop handles.
+    ///
+    /// The loop handles go first: libuv stops watching the eventfd before
+    /// the ring closes it, so it never touches the number once the kernel
+    /// reuses it for another file.
     pub fn close(&self, in_js: bool) -> Result<(), zcio::Error> {
+        self.teardown();
         let mut done = Vec::new();
         let res = self.ring.close(&mut done);
         if in_js {
@@ -608,7 +622,6 @@ impl Driver {
                 unsafe { crate::js_pool::detach_and_delete(self.env, r) };
             }
         }
-        self.teardown();
         res
     }
 
@@ -651,6 +664,7 @@ impl Driver {
         if self.torn_down.replace(true) {
             return;
         }
+        thread_rings::unregister(self);
         self.update_ref();
         let Some(uv) = uv::uv() else { return };
         // SAFETY: the handles are live (not yet closed: `torn_down` guards

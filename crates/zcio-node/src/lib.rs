@@ -12,6 +12,7 @@ mod js_pool;
 pub mod js_rdma;
 mod js_ring;
 mod send_memory;
+mod thread_rings;
 mod uv;
 
 use napi_derive::napi;
@@ -41,6 +42,8 @@ pub struct ProbeResult {
     pub defer_taskrun: bool,
     /// Soft `RLIMIT_MEMLOCK` in bytes; `null` when unlimited.
     pub memlock_limit: Option<f64>,
+    /// `new Ring({ sqpoll })` works here (a kernel submission thread).
+    pub sqpoll: bool,
 }
 
 /// Reports what this kernel and process support, without throwing: use it to
@@ -60,5 +63,6 @@ pub fn probe() -> ProbeResult {
         single_issuer: p.single_issuer,
         defer_taskrun: p.defer_taskrun,
         memlock_limit: p.memlock_limit.map(|l| l as f64),
+        sqpoll: p.sqpoll,
     }
 }

@@ -33,6 +33,9 @@ pub struct ProbeReport {
     pub defer_taskrun: bool,
     /// The soft `RLIMIT_MEMLOCK` in bytes; `None` means unlimited.
     pub memlock_limit: Option<u64>,
+    /// `IORING_SETUP_SQPOLL` can be set up by this process (a kernel
+    /// submission thread; before Linux 5.11 it needs privileges).
+    pub sqpoll: bool,
 }
 
 /// Probes the kernel once per process and caches the answer.
@@ -84,6 +87,7 @@ fn run_probe() -> ProbeReport {
         single_issuer: false,
         defer_taskrun: false,
         memlock_limit: sys::memlock_limit(),
+        sqpoll: false,
     };
     let ring: IoUring = match IoUring::builder().build(4) {
         Ok(ring) => ring,
@@ -115,6 +119,10 @@ fn run_probe() -> ProbeReport {
             .setup_defer_taskrun()
             .build(2)
             .is_ok();
+    report.sqpoll = IoUring::<io_uring::squeue::Entry>::builder()
+        .setup_sqpoll(10)
+        .build(2)
+        .is_ok();
     report
 }
 

@@ -1,0 +1,117 @@
+//! Closing a ring: cancelling what is in flight, then releasing the kernel side.
+
+use std::rc::{Rc, Weak};
+use std::time::{Duration, Instant};
+
+use io_uring::{opcode, types};
+
+use super::enter::busy_is_zero;
+use super::{Completion, RingInner, CANCEL_USER_DATA};
+use crate::error::Result;
+use crate::op::RingCloseHook;
+
+/// How long `close` waits for cancelled operations before leaking their memory.
+pub(super) const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often `close` repeats its cancel while operations remain.
+pub(super) const CANCEL_INTERVAL: Duration = Duration::from_millis(500);
+/// How long `close` waits for operations to end before it aborts the ring's
+/// connections (`RingCloseHook::ring_close_abort`): a zero-copy send whose
+/// peer does not read ends only then.
+const ABORT_AFTER: Duration = Duration::from_millis(250);
+
+impl RingInner {
+    pub(crate) fn close(&self, out: &mut Vec<Completion>) -> Result<()> {
+        if self.closed.get() {
+            return Ok(());
+        }
+        // Completions already taken from the kernel are the caller's too.
+        self.reap(out);
+        // Sockets first: they refuse new work and cancel their own, and can
+        // be aborted if their operations don't end.
+        let hooks: Vec<Rc<dyn RingCloseHook>> = self
+            .close_hooks
+            .take()
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for hook in &hooks {
+            hook.ring_closed();
+        }
+        let mut result = Ok(());
+        if self.ops.borrow().live > 0 {
+            result = self.cancel_all(out, &hooks);
+            // Whatever is still live keeps its pool (and memory) forever: the
+            // entries stay in `ops`, which is never dropped while they exist.
+            if self.ops.borrow().live > 0 {
+                std::mem::forget(std::mem::take(&mut *self.ops.borrow_mut()));
+            }
+        }
+        self.closed.set(true);
+        self.publish();
+        self.table.borrow_mut().forget();
+        // Closing the fd releases the registered buffers and the rings.
+        drop(self.uring.borrow_mut().take());
+        // Then the eventfd, which the io_uring no longer signals.
+        drop(self.eventfd.borrow_mut().take());
+        result
+    }
+
+    /// Cancels every operation and reaps their completions into `out`,
+    /// giving up after [`CLOSE_TIMEOUT`]. After [`ABORT_AFTER`], `hooks`
+    /// (the ring's sockets) abort their connections, which ends what only
+    /// the peer could end.
+    pub(super) fn cancel_all(
+        &self,
+        out: &mut Vec<Completion>,
+        hooks: &[Rc<dyn RingCloseHook>],
+    ) -> Result<()> {
+        let start = Instant::now();
+        let deadline = start + CLOSE_TIMEOUT;
+        let mut aborted = false;
+        // A cancel only finds operations the kernel has seen: hand it what is
+        // queued first, which also makes room for the cancel in a full queue.
+        self.end_chain()?;
+        if self.pending.get() > 0 {
+            self.enter(0, None)?;
+        }
+        self.queue_cancel()?;
+        let mut cancelled_at = Instant::now();
+        while self.ops.borrow().live > 0 && Instant::now() < deadline {
+            self.enter(1, Some(Duration::from_millis(100)))
+                .or_else(busy_is_zero)?;
+            self.reap(out);
+            if !aborted && self.ops.borrow().live > 0 && start.elapsed() >= ABORT_AFTER {
+                aborted = true;
+                for hook in hooks {
+                    hook.ring_close_abort();
+                }
+            }
+            if self.ops.borrow().live > 0 && cancelled_at.elapsed() >= CANCEL_INTERVAL {
+                // Something escaped the cancel (issued after it, or busy
+                // when it ran): ask again.
+                self.queue_cancel()?;
+                cancelled_at = Instant::now();
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues an `IORING_OP_ASYNC_CANCEL` of every operation; it goes to the
+    /// kernel with the next `io_uring_enter`.
+    pub(super) fn queue_cancel(&self) -> Result<()> {
+        let cancel = opcode::AsyncCancel2::new(types::CancelBuilder::any())
+            .build()
+            .user_data(CANCEL_USER_DATA);
+        // SAFETY: a cancel request references no memory.
+        unsafe { self.push_entry(&cancel) }
+    }
+}
+
+impl Drop for RingInner {
+    fn drop(&mut self) {
+        // Ops hold their pool, and pools hold the ring, so a ring with live
+        // ops is never dropped; closing here only releases the kernel side.
+        let mut sink = Vec::new();
+        let _ = self.close(&mut sink);
+    }
+}

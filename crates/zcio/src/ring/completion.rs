@@ -1,0 +1,135 @@
+//! What a finished operation looks like, and how completions are reaped.
+
+use super::{RingInner, CANCEL_USER_DATA};
+use crate::error::{Error, Result};
+use crate::op::{Cqe, OpKind};
+
+/// One finished operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Completion {
+    /// The value [`RegisteredBufferPool::submit_read_fixed`](crate::RegisteredBufferPool::submit_read_fixed)
+    /// (or another submit call) returned.
+    pub user_data: u64,
+    /// Bytes transferred, or `-errno`.
+    pub result: i32,
+    /// The CQE flags.
+    pub flags: u32,
+    /// What the operation was.
+    pub kind: OpKind,
+    /// The buffer the completion refers to: the pool buffer of a fixed
+    /// read or write, the buffer id the kernel chose from a buffer group for
+    /// a receive; 0 otherwise.
+    pub buffer: u32,
+    /// Where the received bytes start inside `buffer` (non-zero only for
+    /// incrementally consumed buffer groups).
+    pub offset: u32,
+}
+
+impl Completion {
+    /// Whether the kernel will post more completions for this operation
+    /// (`IORING_CQE_F_MORE`): a multishot operation goes on, or a zero-copy
+    /// send's notification is still to come.
+    pub fn more(&self) -> bool {
+        io_uring::cqueue::more(self.flags)
+    }
+
+    /// Whether this is a zero-copy send's notification (`IORING_CQE_F_NOTIF`):
+    /// the kernel no longer uses the send's memory.
+    pub fn is_notification(&self) -> bool {
+        io_uring::cqueue::notif(self.flags)
+    }
+}
+
+impl Completion {
+    /// The operation's outcome: bytes transferred, or the kernel's error.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sys`] with the operation's errno when `result` is negative.
+    pub fn into_result(self) -> Result<u32> {
+        if self.result < 0 {
+            Err(Error::from_cqe(self.kind.syscall(), self.result))
+        } else {
+            Ok(self.result as u32)
+        }
+    }
+
+    /// The index of the operation in the ring's table (the low 32 bits of
+    /// `user_data`): unique among operations in flight, so bindings can keep
+    /// their own per-operation state in a dense table.
+    pub fn slot(&self) -> u32 {
+        self.user_data as u32
+    }
+}
+
+impl RingInner {
+    /// Moves the ready completions into the backlog, for the next `reap`.
+    pub(super) fn drain_to_backlog(&self) {
+        let mut backlog = self.backlog.borrow_mut();
+        self.reap_locked(&mut backlog);
+    }
+
+    pub(crate) fn reap(&self, out: &mut Vec<Completion>) -> usize {
+        let before = out.len();
+        self.ops.borrow_mut().recycle();
+        // Completions drained earlier came first.
+        out.append(&mut self.backlog.borrow_mut());
+        self.reap_locked(out);
+        // Handed out now: these slots are free from the next `reap` on.
+        let mut ops = self.ops.borrow_mut();
+        for c in &out[before..] {
+            if !c.more() {
+                ops.retire(c.slot());
+            }
+        }
+        drop(ops);
+        self.graveyard.borrow_mut().clear();
+        self.publish();
+        out.len() - before
+    }
+
+    pub(super) fn reap_locked(&self, out: &mut Vec<Completion>) {
+        let mut guard = self.uring.borrow_mut();
+        let Some(uring) = guard.as_mut() else {
+            return;
+        };
+        let mut ops = self.ops.borrow_mut();
+        let mut graveyard = self.graveyard.borrow_mut();
+        for cqe in uring.completion() {
+            let user_data = cqe.user_data();
+            if user_data == CANCEL_USER_DATA {
+                continue;
+            }
+            let flags = cqe.flags();
+            let c = Cqe {
+                result: cqe.result(),
+                flags,
+                last: !io_uring::cqueue::more(flags),
+            };
+            // The op stays in the table while more completions will follow,
+            // and goes (to be dropped after the borrows end) with the last.
+            let (kind, placed) = if c.last {
+                let Some(op) = ops.remove(user_data) else {
+                    continue;
+                };
+                let placed = op.owner.complete(&op, c);
+                let kind = op.kind;
+                graveyard.push(op);
+                (kind, placed)
+            } else {
+                let Some(op) = ops.get(user_data) else {
+                    continue;
+                };
+                (op.kind, op.owner.complete(op, c))
+            };
+            out.push(Completion {
+                user_data,
+                result: c.result,
+                flags,
+                kind,
+                buffer: placed.buffer,
+                offset: placed.offset,
+            });
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! The ring's table of operations in flight.
+
+use crate::op::Op;
+
+pub(super) struct OpEntry {
+    pub(super) generation: u32,
+    pub(super) op: Option<Op>,
+}
+
+/// The ring's table of operations, indexed by the low 32 bits of `user_data`.
+///
+/// A slot whose completion was reaped is not reused at once: it is *retired*
+/// when the completion is handed out by [`Ring::reap`] and becomes free at the
+/// next `reap`. A binding that settles completions after reaping them (and
+/// may queue new operations while doing so) can therefore key its own state
+/// by slot: no new operation takes the slot of a completion it has not
+/// finished delivering.
+#[derive(Default)]
+pub(super) struct Ops {
+    pub(super) entries: Vec<OpEntry>,
+    free: Vec<u32>,
+    /// Slots handed out by the last `reap`, free from the next one on.
+    retired: Vec<u32>,
+    pub(super) live: u32,
+}
+
+impl Ops {
+    pub(super) fn insert(&mut self, op: Op) -> u64 {
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                self.entries.push(OpEntry {
+                    generation: 0,
+                    op: None,
+                });
+                (self.entries.len() - 1) as u32
+            }
+        };
+        let entry = &mut self.entries[slot as usize];
+        entry.generation = entry.generation.wrapping_add(1);
+        entry.op = Some(op);
+        self.live += 1;
+        (u64::from(entry.generation) << 32) | u64::from(slot)
+    }
+
+    /// The op of a slot, left in place (more completions will follow).
+    pub(super) fn get(&self, user_data: u64) -> Option<&Op> {
+        let entry = self.entries.get(user_data as u32 as usize)?;
+        if u64::from(entry.generation) != user_data >> 32 {
+            return None;
+        }
+        entry.op.as_ref()
+    }
+
+    /// Takes the op out of its slot; the slot stays reserved until
+    /// [`retire`](Self::retire) and the following [`recycle`](Self::recycle).
+    pub(super) fn remove(&mut self, user_data: u64) -> Option<Op> {
+        let slot = user_data as u32;
+        let entry = self.entries.get_mut(slot as usize)?;
+        if u64::from(entry.generation) != user_data >> 32 {
+            return None;
+        }
+        let op = entry.op.take()?;
+        self.live -= 1;
+        Some(op)
+    }
+
+    /// Undoes an `insert` whose entry never reached the kernel.
+    pub(super) fn cancel(&mut self, user_data: u64) -> Option<Op> {
+        let op = self.remove(user_data)?;
+        self.free.push(user_data as u32);
+        Some(op)
+    }
+
+    /// The completion of `slot` has been handed out.
+    pub(super) fn retire(&mut self, slot: u32) {
+        self.retired.push(slot);
+    }
+
+    /// Slots handed out before now may be reused.
+    pub(super) fn recycle(&mut self) {
+        self.free.append(&mut self.retired);
+    }
+}

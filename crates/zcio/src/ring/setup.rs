@@ -1,0 +1,71 @@
+//! `io_uring_setup` with the best flags the kernel accepts.
+
+use io_uring::IoUring;
+
+use super::{RingFeatures, RingOptions};
+use crate::error::{Error, Result};
+use crate::probe;
+
+pub(super) fn setup(options: RingOptions) -> Result<(IoUring, RingFeatures)> {
+    let entries = options.entries.next_power_of_two();
+    let cq = (entries * 4).max(64);
+    let mut attempts: Vec<RingFeatures> = Vec::new();
+    let sqpoll = options.sqpoll_idle_ms.is_some();
+    // Preferred first; SQPOLL can't be combined with DEFER_TASKRUN.
+    attempts.push(RingFeatures {
+        single_issuer: true,
+        defer_taskrun: !sqpoll,
+        coop_taskrun: !sqpoll,
+        taskrun_flag: !sqpoll,
+        sqpoll,
+    });
+    attempts.push(RingFeatures {
+        coop_taskrun: !sqpoll,
+        taskrun_flag: !sqpoll,
+        sqpoll,
+        ..RingFeatures::default()
+    });
+    attempts.push(RingFeatures {
+        sqpoll,
+        ..RingFeatures::default()
+    });
+    let mut last = None;
+    for f in attempts {
+        let mut b = IoUring::builder();
+        b.setup_cqsize(cq).setup_clamp().dontfork();
+        if f.single_issuer {
+            b.setup_single_issuer();
+        }
+        if f.defer_taskrun {
+            b.setup_defer_taskrun();
+        }
+        if f.coop_taskrun {
+            b.setup_coop_taskrun();
+        }
+        if f.taskrun_flag {
+            b.setup_taskrun_flag();
+        }
+        if let Some(idle) = options.sqpoll_idle_ms {
+            b.setup_sqpoll(idle);
+        }
+        match b.build(entries) {
+            Ok(uring) => return Ok((uring, f)),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => last = Some(e),
+            Err(e) => {
+                return Err(match e.raw_os_error() {
+                    Some(libc::EPERM) | Some(libc::EACCES) | Some(libc::ENOSYS) => {
+                        Error::UringUnavailable {
+                            reason: probe::unavailable_reason(&e),
+                            source: e,
+                        }
+                    }
+                    _ => Error::sys("io_uring_setup", e),
+                })
+            }
+        }
+    }
+    Err(Error::sys(
+        "io_uring_setup",
+        last.unwrap_or_else(|| std::io::Error::from_raw_os_error(libc::EINVAL)),
+    ))
+}
