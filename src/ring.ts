@@ -16,7 +16,8 @@ export interface RingOptions {
   /**
    * Use a kernel submission thread (`IORING_SETUP_SQPOLL`): `true` for a
    * 1000 ms idle time, or the idle time in milliseconds. It costs a kernel
-   * thread that spins while busy. Default `false`.
+   * thread that spins while busy. `probe().sqpoll` says whether this
+   * process may have one. Default `false`.
    */
   sqpoll?: boolean | number
   /**
