@@ -990,3 +990,27 @@ unsafe fn post_chain<T>(
     };
     (rc, posted)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::WrTable;
+
+    #[test]
+    fn internal_ids_never_match_across_queue_pairs_or_reused_slots() {
+        // Two queue pairs (the second may have the first's number, once it
+        // is destroyed): a stale completion of one never matches the other.
+        let (mut old, mut new) = (WrTable::default(), WrTable::default());
+        let stale = old.insert(1, Vec::new(), true).unwrap();
+        let fresh = new.insert(2, Vec::new(), true).unwrap();
+        assert_ne!(stale, fresh);
+        assert_eq!(new.remove(stale), None);
+        assert_eq!(new.live, 1);
+        // A slot reused within one queue pair: the old id is dead.
+        assert_eq!(new.remove(fresh), Some(2));
+        let again = new.insert(3, Vec::new(), false).unwrap();
+        assert_eq!(again & super::SLOT_MASK, fresh & super::SLOT_MASK);
+        assert_eq!(new.remove(fresh), None);
+        assert_eq!(new.counts(), (0, 1));
+        assert_eq!(new.remove(again), Some(3));
+    }
+}
