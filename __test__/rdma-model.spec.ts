@@ -13,7 +13,15 @@
 // - anything used after close() throws ERR_ZCIO_CLOSED, and a rejected post
 //   holds nothing;
 // - once a queue pair is closed or forced into the error state, everything
-//   outstanding comes back (flushed), and then everything closes in order.
+//   outstanding comes back (flushed), and then everything closes in order;
+// - a post that could overflow its completion queue (tiny queues, shared by
+//   both queue pairs or not) throws ERR_ZCIO_CQ_FULL, any other is taken,
+//   and `cq.pending` counts what is to come: no completion is ever dropped;
+// - completions carry the queue pair's number, also after both queue pairs
+//   were closed and new ones connected on the same queues;
+// - several ZeroCopyBufferManagers sending on the same queue pairs each take
+//   exactly their own completions (every completion is fed to all of them),
+//   and the peer receives each header and data intact.
 //
 // It needs an RDMA device: `npm run test:rdma` runs it in the Soft-RoCE VM
 // for ZCIO_RDMA_FUZZ_TIME (default 20 s); elsewhere it skips visibly.
@@ -30,6 +38,7 @@ type Cq = ReturnType<Ctx['createCq']>
 type Mr = ReturnType<Pd['allocate']>
 type Qp = ReturnType<ReturnType<Pd['createQp']>['handshake']>
 type Wc = ReturnType<Cq['poll']>[number]
+type Manager = InstanceType<typeof zcio.ZeroCopyBufferManager>
 
 const p = probe()
 const required = process.env.ZCIO_REQUIRE_RDMA === '1'
@@ -41,6 +50,45 @@ const SLOT = 256
 /** Slots of each side's remote window (the target of WRITE and READ). */
 const WINDOW_SLOTS = 8
 const FLUSH = 5
+/** wrIds from here are the managers'. */
+const RESERVED = 2 ** 52
+const MANAGER_DATA = 4096
+const MANAGER_HEADER = 16
+
+/** Per run: completion queue size, and whether both queue pairs share one queue. */
+interface Config {
+  cqEntries: number
+  sharedCq: boolean
+}
+
+interface CqM {
+  name: string
+  real: Cq
+  capacity: number
+  closed: boolean
+  waits: number
+}
+
+/** One connection: the two queue pairs made together (a reconnect makes a new one). */
+interface Conn {
+  id: number
+  /** A queue pair of it was closed or forced into error: its work may fail. */
+  broken: boolean
+  /** Per side: its queue pair is closed or in error (receives come back flushed). */
+  down: [boolean, boolean]
+  /** Per side: sends (successful to be) not yet matched with a peer's receive, in post order. */
+  sends: [WrM[], WrM[]]
+}
+
+interface MgrM {
+  index: number
+  real: Manager
+  headers: number
+  /** Its sends outstanding (model ids = keys). */
+  pending: number
+  /** Stands in for its regions in the work request model. */
+  mr: MrM
+}
 
 interface MrM {
   name: string
@@ -64,49 +112,87 @@ interface WrM {
   /** write / read: the peer's window slot. */
   remoteSlot: number
   imm?: number
+  conn: Conn
+  /** The queue pair it was posted on. */
+  qpn: number
+  /** Sent by this manager (its key is `id`). */
+  manager?: MgrM
 }
 
 interface Side {
   name: 'A' | 'B'
+  index: 0 | 1
   qp: Qp
-  cq: Cq
+  qpn: number
+  cq: CqM
   qpClosed: boolean
   errored: boolean
-  cqClosed: boolean
   mrs: MrM[]
   window: MrM
   windowBusy: boolean[]
-  /** wrIds outstanding on this queue pair, in post order per kind. */
+  /** Work requests outstanding on this side's queue pairs (the current one and closed ones), by model id. */
   out: Map<number, WrM>
-  /** Successful sends of the peer not yet matched with a receive here, and receives posted here in order. */
+  /** Receives posted here, in order. */
   recvs: WrM[]
-  waits: number
 }
 
 class World {
   readonly log: string[] = []
   nextId = 1
   nextMr = 0
+  nextConn = 0
   ctx: Ctx
   pd: Pd
+  cqs: CqM[]
   sides: [Side, Side]
+  conn: Conn
+  managers: MgrM[] = []
+  /** Closed queue pairs of earlier connections, kept referenced until their work is back. */
+  retired: Qp[] = []
   failed: string | null = null
-  constructor() {
+  constructor(readonly config: Config) {
     this.ctx = rdma.open(process.env.ZCIO_RDMA_DEVICE)
     this.pd = this.ctx.allocPd()
-    const cqA = this.ctx.createCq(256)
-    const cqB = this.ctx.createCq(256)
-    const pa = this.pd.createQp(cqA, cqA, { maxSendWr: 32, maxRecvWr: 32 })
-    const pb = this.pd.createQp(cqB, cqB, { maxSendWr: 32, maxRecvWr: 32 })
-    const a = pa.handshake(pb.endpoint())
-    const b = pb.handshake(pa.endpoint())
-    const side = (name: 'A' | 'B', qp: Qp, cq: Cq): Side => ({
-      name, qp, cq, qpClosed: false, errored: false, cqClosed: false, mrs: [],
+    const cq = (name: string): CqM => {
+      const real = this.ctx.createCq(config.cqEntries)
+      return { name, real, capacity: real.capacity, closed: false, waits: 0 }
+    }
+    this.cqs = config.sharedCq ? [cq('cq')] : [cq('cqA'), cq('cqB')]
+    const side = (name: 'A' | 'B', index: 0 | 1): Side => ({
+      name, index, qp: null as unknown as Qp, qpn: -1, cq: this.cqs[index % this.cqs.length], qpClosed: false, errored: false, mrs: [],
       window: this.newMr(WINDOW_SLOTS), windowBusy: new Array(WINDOW_SLOTS).fill(false),
-      out: new Map(), recvs: [], waits: 0,
+      out: new Map(), recvs: [],
     })
-    this.sides = [side('A', a, cqA), side('B', b, cqB)]
+    this.sides = [side('A', 0), side('B', 1)]
+    this.conn = this.connect()
     for (const s of this.sides) s.mrs.push(this.newMr(4))
+    for (const headers of [1, 2]) {
+      const real = new zcio.ZeroCopyBufferManager({ dataSize: MANAGER_DATA, headerSize: MANAGER_HEADER, headerCount: headers }, this.pd)
+      real.data.set(pattern(MANAGER_DATA, 77 + headers))
+      const index = this.managers.length
+      const mr: MrM = { name: `manager${index}`, real: null, slots: 1, busy: [false], holds: 0, closed: false }
+      this.managers.push({ index, real, headers, pending: 0, mr })
+    }
+  }
+  /** Two new queue pairs on the sides' queues, connected: the current connection. */
+  connect(): Conn {
+    const [a, b] = this.sides
+    const opts = { maxSendWr: 32, maxRecvWr: 32 }
+    const pa = this.pd.createQp(a.cq.real, a.cq.real, opts)
+    const pb = this.pd.createQp(b.cq.real, b.cq.real, opts)
+    a.qp = pa.handshake(pb.endpoint())
+    b.qp = pb.handshake(pa.endpoint())
+    for (const s of this.sides) {
+      s.qpn = s.qp.qpn
+      s.qpClosed = false
+      s.errored = false
+    }
+    this.conn = { id: this.nextConn++, broken: false, down: [false, false], sends: [[], []] }
+    return this.conn
+  }
+  /** Completions to come on `cq`: the model's count of `cq.pending`. */
+  pendingOf(cq: CqM): number {
+    return this.sides.reduce((n, s) => n + (s.cq === cq ? s.out.size : 0), 0)
   }
   newMr(slots: number): MrM {
     const real = this.pd.allocate(slots * SLOT)
@@ -119,9 +205,14 @@ class World {
     this.failed ??= msg
     throw new Error(`${msg}\n  trace:\n    ${this.log.slice(-60).join('\n    ')}`)
   }
-  /** Any side broken (closed or in error): peers may see errors too. */
+  /** The current connection is broken (a queue pair closed or in error): peers may see errors too. */
   get broken(): boolean {
-    return this.sides.some((s) => s.qpClosed || s.errored)
+    return this.conn.broken
+  }
+  /** A side's queue pair was closed or forced into error. */
+  down(s: Side): void {
+    this.conn.down[s.index] = true
+    this.conn.broken = true
   }
 }
 
@@ -150,22 +241,45 @@ function checkInUse(w: World): void {
       if (m.real && !m.closed && m.real.inUse !== m.holds) w.fail(`${m.name}.inUse is ${m.real.inUse}, the model counts ${m.holds}`)
     }
   }
+  for (const cq of w.cqs) {
+    if (!cq.closed && cq.real.pending !== w.pendingOf(cq)) w.fail(`${cq.name}.pending is ${cq.real.pending}, the model counts ${w.pendingOf(cq)}`)
+  }
 }
 
-/** Takes one completion into the model. */
-function complete(w: World, s: Side, wc: Wc): void {
-  const wr = s.out.get(wc.wrId)
-  w.log.push(`  ${s.name} <- wrId ${wc.wrId} ${wc.opcode ?? '?'} status ${wc.status}${wc.byteLen !== undefined ? ` len ${wc.byteLen}` : ''}`)
-  if (!wr) w.fail(`${s.name}'s queue gave wrId ${wc.wrId}, which is not outstanding there`)
-  s.out.delete(wc.wrId)
+/** The model id of a completion: its wrId, or for a manager's send the key its manager (and only it) returns. */
+function modelId(w: World, wc: Wc): number {
+  if (wc.wrId < RESERVED) return wc.wrId
+  const keys = w.managers.map((m) => m.real.handle(wc))
+  const owners = keys.flatMap((k, i) => (k === undefined ? [] : [i]))
+  if (owners.length !== 1) w.fail(`wrId ${wc.wrId} (qp ${wc.qpNum}) was taken by ${owners.length} managers (${owners.join(', ')})`)
+  if (w.managers.some((m) => m.real.handle(wc) !== undefined)) w.fail(`wrId ${wc.wrId}: a manager took a completion twice`)
+  const key = keys[owners[0]]!
+  const wr = w.sides.map((s) => s.out.get(key)).find((x) => x)
+  if (!wr || wr.manager !== w.managers[owners[0]]) w.fail(`manager ${owners[0]} took wrId ${wc.wrId} for key ${key}, which is not its pending send`)
+  wr.manager.pending--
+  saw('manager send back')
+  return key
+}
+
+/** Takes one completion of `cq` into the model. */
+function complete(w: World, cq: CqM, wc: Wc): void {
+  const id = modelId(w, wc)
+  const s = w.sides.find((x) => x.out.has(id))
+  const wr = s?.out.get(id)
+  w.log.push(`  ${cq.name} <- wrId ${wc.wrId} (${id}) qp ${wc.qpNum} ${wc.opcode ?? '?'} status ${wc.status}${wc.byteLen !== undefined ? ` len ${wc.byteLen}` : ''}`)
+  if (!s || !wr) w.fail(`${cq.name} gave wrId ${wc.wrId}, which is not outstanding`)
+  if (s.cq !== cq) w.fail(`${s.name}'s wrId ${wc.wrId} came back from ${cq.name}, not ${s.cq.name}`)
+  if (wc.qpNum !== wr.qpn) w.fail(`wrId ${wc.wrId} was posted on queue pair ${wr.qpn}, its completion says ${wc.qpNum}`)
+  s.out.delete(id)
   wr.mr.holds--
   wr.mr.busy[wr.slot] = false
   if (wr.kind === 'rdma-write' || wr.kind === 'rdma-read') w.peer(s).windowBusy[wr.remoteSlot] = false
   if (wr.kind === 'recv') s.recvs.splice(s.recvs.indexOf(wr), 1)
   saw(wc.status === 0 ? `${wr.kind} ok` : `${wr.kind} status ${wc.status}`)
+  if (wr.conn !== w.conn) saw(`completion of an earlier connection`)
   if (wc.status !== 0) {
-    if (!w.broken) w.fail(`wrId ${wc.wrId} (${wr.kind}) failed with status ${wc.status} while both queue pairs are healthy`)
-    if ((s.qpClosed || s.errored) && wc.status !== FLUSH && wr.kind === 'recv') {
+    if (!wr.conn.broken) w.fail(`wrId ${wc.wrId} (${wr.kind}) failed with status ${wc.status} while both queue pairs are healthy`)
+    if (wr.conn.down[s.index] && wc.status !== FLUSH && wr.kind === 'recv') {
       w.fail(`receive ${wc.wrId} of a closed or errored queue pair came back with status ${wc.status}, not flushed (${FLUSH})`)
     }
     return
@@ -174,7 +288,7 @@ function complete(w: World, s: Side, wc: Wc): void {
   const buf = wr.mr.real?.buffer
   if (wr.kind === 'recv') {
     // RC delivers sends in order: this receive got the oldest unmatched send of the peer.
-    const send = (pendingSends.get(w.peer(s)) ?? []).shift()
+    const send = wr.conn.sends[1 - s.index].shift()
     if (!send) w.fail(`receive ${wc.wrId} succeeded, but ${w.peer(s).name} has no send for it`)
     if (wc.byteLen !== send.len) w.fail(`receive ${wc.wrId} got ${wc.byteLen} bytes, the send ${send.id} had ${send.len}`)
     if ((wc.immData ?? undefined) !== send.imm) w.fail(`receive ${wc.wrId}: immData ${wc.immData}, sent ${send.imm}`)
@@ -197,19 +311,16 @@ function saw(what: string): void {
   seen.set(what, (seen.get(what) ?? 0) + 1)
 }
 
-/** Successful-to-be sends per side, in post order (matched by the peer's receives). */
-const pendingSends = new Map<Side, WrM[]>()
-
 function equal(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i])
 }
 
-function pollAll(w: World, s: Side): number {
-  if (s.cqClosed) return 0
+function pollAll(w: World, cq: CqM): number {
+  if (cq.closed) return 0
   let n = 0
   for (;;) {
-    const got = s.cq.poll(16)
-    for (const wc of got) complete(w, s, wc)
+    const got = cq.real.poll(16)
+    for (const wc of got) complete(w, cq, wc)
     n += got.length
     if (got.length < 16) return n
   }
@@ -234,32 +345,40 @@ interface Cmd {
   act: Act
 }
 
+/** A new work request's model, on `s`'s current queue pair. */
+function newWr(w: World, s: Side, fields: Omit<WrM, 'id' | 'side' | 'conn' | 'qpn'>): WrM {
+  return { id: w.nextId++, side: s, conn: w.conn, qpn: s.qpn, ...fields }
+}
+
 function post(w: World, s: Side, wr: WrM, call: () => void): void {
+  const full = w.pendingOf(s.cq) >= s.cq.capacity
   const code = codeOf(call)
-  w.log.push(`${s.name}.post ${wr.kind} wrId ${wr.id} ${wr.mr.name}[${wr.slot}] len ${wr.len}${code ? ` -> ${code}` : ''}`)
+  w.log.push(`${s.name}.post ${wr.kind} wrId ${wr.id} ${wr.mr.name}[${wr.slot}] len ${wr.len}${full ? ` (${s.cq.name} full)` : ''}${code ? ` -> ${code}` : ''}`)
   if (s.qpClosed) {
     if (code !== 'ERR_ZCIO_CLOSED') w.fail(`posting on a closed queue pair gave ${code}, expected ERR_ZCIO_CLOSED`)
+    return
+  }
+  if (full) {
+    if (code !== 'ERR_ZCIO_CQ_FULL') w.fail(`a post with ${w.pendingOf(s.cq)} completions to come on ${s.cq.name} (${s.cq.capacity} entries) gave ${code}, expected ERR_ZCIO_CQ_FULL`)
+    saw('post refused: completion queue full')
     return
   }
   if (code !== null) {
     // A queue pair in error (forced, or after its peer went away) may refuse
     // posts; rxe accepts and flushes them.
-    if (w.broken) return
+    if (w.broken && code !== 'ERR_ZCIO_CQ_FULL') return
     w.fail(`${wr.kind} ${wr.id} on ${s.name} was refused with ${code}`)
   }
   wr.mr.holds++
   wr.mr.busy[wr.slot] = true
   s.out.set(wr.id, wr)
   if (wr.kind === 'recv') s.recvs.push(wr)
-  if (wr.kind === 'send') {
-    const list = pendingSends.get(s) ?? []
-    list.push(wr)
-    pendingSends.set(s, list)
-  }
+  if (wr.kind === 'send') wr.conn.sends[s.index].push(wr)
+  if (wr.manager) wr.manager.pending++
 }
 
 /** Relative weights of `cmds()`, in order: posts and polls often, closes and errors now and then. */
-const WEIGHTS = [2, 4, 4, 3, 1, 3, 2, 1, 1, 1, 1]
+const WEIGHTS = [2, 4, 4, 3, 1, 3, 2, 1, 1, 1, 1, 3, 1]
 
 const cmds = (): fc.Arbitrary<Cmd>[] => {
   const side = fc.nat(1)
@@ -281,7 +400,7 @@ const cmds = (): fc.Arbitrary<Cmd>[] => {
         const s = w.sides[i]
         const at = pick(s, sd)
         if (!at || s.out.size >= 24) return
-        const wr: WrM = { id: w.nextId++, side: s, kind: 'recv', mr: at.mr, slot: at.slot, len: SLOT, bytes: null, remoteSlot: -1 }
+        const wr = newWr(w, s, { kind: 'recv', mr: at.mr, slot: at.slot, len: SLOT, bytes: null, remoteSlot: -1 })
         post(w, s, wr, () => s.qp.postReceive(at.mr.real!, at.slot * SLOT, at.slot * SLOT + SLOT, wr.id))
       },
     })),
@@ -293,7 +412,7 @@ const cmds = (): fc.Arbitrary<Cmd>[] => {
         if (!at || s.out.size >= 24) return
         const bytes = pattern(len, w.nextId)
         at.mr.real!.buffer.set(bytes, at.slot * SLOT)
-        const wr: WrM = { id: w.nextId++, side: s, kind: 'send', mr: at.mr, slot: at.slot, len, bytes, remoteSlot: -1, imm: imm ? sd : undefined }
+        const wr = newWr(w, s, { kind: 'send', mr: at.mr, slot: at.slot, len, bytes, remoteSlot: -1, imm: imm ? sd : undefined })
         const sges = [{ mr: at.mr.real!, start: at.slot * SLOT, end: at.slot * SLOT + len }]
         post(w, s, wr, () => s.qp.postSendSges(sges, wr.id, wr.imm))
       },
@@ -315,7 +434,7 @@ const cmds = (): fc.Arbitrary<Cmd>[] => {
           bytes = pattern(len, w.nextId)
           at.mr.real!.buffer.set(bytes, at.slot * SLOT)
         }
-        const wr: WrM = { id: w.nextId++, side: s, kind: read ? 'rdma-read' : 'rdma-write', mr: at.mr, slot: at.slot, len, bytes, remoteSlot: rslot }
+        const wr = newWr(w, s, { kind: read ? 'rdma-read' : 'rdma-write', mr: at.mr, slot: at.slot, len, bytes, remoteSlot: rslot })
         const sges = [{ mr: at.mr.real!, start: at.slot * SLOT, end: at.slot * SLOT + len }]
         const remote = win.addr + rslot * SLOT
         const before = s.out.size
@@ -345,29 +464,29 @@ const cmds = (): fc.Arbitrary<Cmd>[] => {
     side.map((i) => ({
       label: `side ${i}: poll`,
       act: (w: World) => {
-        pollAll(w, w.sides[i])
+        pollAll(w, w.sides[i].cq)
       },
     })),
     side.map((i) => ({
       label: `side ${i}: wait`,
       act: async (w: World) => {
-        const s = w.sides[i]
-        if (s.cqClosed || s.waits > 0) return
-        s.waits++
-        w.log.push(`${s.name}: wait()`)
+        const cq = w.sides[i].cq
+        if (cq.closed || cq.waits > 0) return
+        cq.waits++
+        w.log.push(`${cq.name}: wait()`)
         // A wait that outlives this step still feeds the model when it settles.
-        const done = s.cq.wait(16).then(
+        const done = cq.real.wait(16).then(
           (wcs) => {
-            s.waits--
+            cq.waits--
             try {
-              for (const wc of wcs) complete(w, s, wc)
+              for (const wc of wcs) complete(w, cq, wc)
             } catch (e) {
               w.failed ??= (e as Error).message
             }
           },
           (e: { code?: string }) => {
-            s.waits--
-            if (!(s.cqClosed && e.code === 'ERR_ZCIO_CLOSED')) w.failed ??= `wait() rejected with ${e.code}`
+            cq.waits--
+            if (!(cq.closed && e.code === 'ERR_ZCIO_CLOSED')) w.failed ??= `wait() rejected with ${e.code}`
           },
         )
         await Promise.race([done, new Promise((r) => setTimeout(r, 100))])
@@ -412,17 +531,17 @@ const cmds = (): fc.Arbitrary<Cmd>[] => {
     fc.tuple(side, fc.constantFrom('cq', 'pd', 'ctx')).map(([i, what]) => ({
       label: `side ${i}: close the ${what} out of order`,
       act: (w: World) => {
-        const s = w.sides[i]
-        if (what === 'cq' && s.cqClosed) return
-        // A closed queue pair whose completions were all taken is gone: its
-        // queue is free to close.
-        const cqFree = what === 'cq' && s.qpClosed && s.out.size === 0
+        const cq = w.sides[i].cq
+        if (what === 'cq' && cq.closed) return
+        // Closed queue pairs whose completions were all taken are gone: when
+        // every queue pair using it is, the queue is free to close.
+        const cqFree = what === 'cq' && w.sides.every((s) => s.cq !== cq || s.qpClosed) && w.pendingOf(cq) === 0
         const [f, want] =
-          what === 'cq' ? [() => s.cq.close(), cqFree ? null : 'ERR_ZCIO_CQ_IN_USE'] : what === 'pd' ? [() => w.pd.close(), 'ERR_ZCIO_PD_IN_USE'] : [() => w.ctx.close(), 'ERR_ZCIO_CONTEXT_IN_USE']
+          what === 'cq' ? [() => cq.real.close(), cqFree ? null : 'ERR_ZCIO_CQ_IN_USE'] : what === 'pd' ? [() => w.pd.close(), 'ERR_ZCIO_PD_IN_USE'] : [() => w.ctx.close(), 'ERR_ZCIO_CONTEXT_IN_USE']
         const code = codeOf(f)
         w.log.push(`close ${what}${cqFree ? '' : ' while in use'} -> ${code ?? 'ok'}`)
         if (code !== want) w.fail(`closing the ${what} gave ${code}, expected ${want ?? 'success'}`)
-        if (cqFree) s.cqClosed = true
+        if (cqFree) cq.closed = true
       },
     })),
     fc.tuple(side, fc.boolean()).map(([i, close]) => ({
@@ -439,8 +558,50 @@ const cmds = (): fc.Arbitrary<Cmd>[] => {
           s.qp.setError()
           s.errored = true
         }
+        w.down(s)
       },
     })),
+    fc.tuple(side, fc.nat(1), seed, fc.integer({ min: 0, max: MANAGER_HEADER }), fc.integer({ min: 0, max: SLOT - MANAGER_HEADER })).map(([i, j, sd, hlen, dlen]) => ({
+      label: `side ${i}: manager ${j} sends ${hlen} + ${dlen} bytes (${sd})`,
+      act: (w: World) => {
+        const s = w.sides[i]
+        const m = w.managers[j]
+        if (s.out.size >= 24) return
+        const header = pattern(hlen, sd)
+        const at = sd % (MANAGER_DATA - dlen + 1)
+        const bytes = new Uint8Array(hlen + dlen)
+        bytes.set(header)
+        bytes.set(m.real.data.subarray(at, at + dlen), hlen)
+        const wr = newWr(w, s, { kind: 'send', mr: m.mr, slot: 0, len: hlen + dlen, bytes, remoteSlot: -1, manager: m })
+        if (m.pending >= m.headers) {
+          const code = codeOf(() => m.real.send(s.qp, header, at, dlen, wr.id))
+          w.log.push(`${s.name}: manager ${j} send key ${wr.id} with all headers pending -> ${code}`)
+          if (code !== 'ERR_ZCIO_NO_BUFFERS') w.fail(`manager ${j} sent with all ${m.headers} headers pending: ${code}`)
+          saw('manager out of headers')
+          return
+        }
+        post(w, s, wr, () => m.real.send(s.qp, header, at, dlen, wr.id))
+        const keys = m.real.getPendingSends()
+        if (keys.length !== m.pending || keys.some((k) => !s.out.has(k) && !w.peer(s).out.has(k))) w.fail(`manager ${j} reports pending keys ${keys}, the model has ${m.pending}`)
+      },
+    })),
+    fc.constant({
+      label: 'reconnect: close both queue pairs, connect new ones on the same queues',
+      act: (w: World) => {
+        if (w.cqs.some((c) => c.closed)) return
+        for (const s of w.sides) {
+          if (!s.qpClosed) s.qp.close()
+          w.down(s)
+          // Referenced until their flushed work is back (a collected queue
+          // pair is destroyed at once, and its work never reported).
+          w.retired.push(s.qp)
+        }
+        const before = w.sides.map((s) => s.qpn)
+        w.connect()
+        w.log.push(`reconnect: queue pairs ${before.join(', ')} -> ${w.sides.map((s) => s.qpn).join(', ')}; outstanding ${w.sides.map((s) => s.out.size).join(', ')}`)
+        saw('reconnect')
+      },
+    }),
   ]
 }
 
@@ -450,7 +611,7 @@ async function finish(w: World): Promise<void> {
   // While both queue pairs are healthy, let what can complete complete (its
   // data is checked), for up to a second.
   for (let quiet = 0, t0 = Date.now(); !w.broken && quiet < 20 && Date.now() - t0 < 1000; ) {
-    const n = w.sides.reduce((k, s) => k + pollAll(w, s), 0)
+    const n = w.cqs.reduce((k, cq) => k + pollAll(w, cq), 0)
     quiet = n > 0 ? 0 : quiet + 1
     await new Promise((r) => setTimeout(r, 5))
   }
@@ -459,12 +620,13 @@ async function finish(w: World): Promise<void> {
       s.qp.close()
       s.qpClosed = true
     }
+    w.down(s)
   }
   const deadline = Date.now() + 30_000
   while (w.sides.some((s) => s.out.size > 0)) {
     if (w.failed) w.fail(w.failed)
     if (Date.now() > deadline) w.fail(`after 30 s still outstanding: ${w.sides.map((s) => `${s.name}: ${[...s.out.keys()].join(', ')}`).join('; ')}`)
-    for (const s of w.sides) pollAll(w, s)
+    for (const cq of w.cqs) pollAll(w, cq)
     await new Promise((r) => setTimeout(r, 5))
   }
   checkInUse(w)
@@ -475,10 +637,16 @@ async function finish(w: World): Promise<void> {
         if (code) w.fail(`${m.name}.close() at the end threw ${code}`)
       }
     }
-    const code = codeOf(() => s.cq.close())
-    if (code) w.fail(`${s.name}'s cq.close() after its queue pair drained threw ${code}`)
-    s.cqClosed = true
-    if (codeOf(() => s.cq.poll()) !== 'ERR_ZCIO_CLOSED') w.fail('poll() of a closed queue did not throw ERR_ZCIO_CLOSED')
+  }
+  for (const m of w.managers) {
+    if (m.real.getPendingSends().length > 0) w.fail(`manager ${m.index} still has pending sends ${m.real.getPendingSends()}`)
+    m.real.close()
+  }
+  for (const cq of w.cqs) {
+    const code = codeOf(() => cq.real.close())
+    if (code) w.fail(`${cq.name}.close() after its queue pairs drained threw ${code}`)
+    cq.closed = true
+    if (codeOf(() => cq.real.poll()) !== 'ERR_ZCIO_CLOSED') w.fail('poll() of a closed queue did not throw ERR_ZCIO_CLOSED')
   }
   // Regions dropped without close() may still be pending collection.
   globalThis.gc?.()
@@ -504,10 +672,14 @@ rdmaTest('random sequences of verbs calls agree with the model', async (t) => {
   const started = Date.now()
   let runs = 0
   let steps = 0
-  const prop = fc.asyncProperty(fc.array(fc.oneof(...cmds().map((arbitrary, i) => ({ arbitrary, weight: WEIGHTS[i] }))), { minLength: 1, maxLength: 40, size: 'max' }), async (list) => {
+  // Queues of 1 to 8 entries (the device may make a few more) with up to 24
+  // requests outstanding per queue pair overflow unless posts are refused.
+  const config = fc.record({ cqEntries: fc.constantFrom(1, 2, 3, 8, 256), sharedCq: fc.boolean() })
+  const list = fc.array(fc.oneof(...cmds().map((arbitrary, i) => ({ arbitrary, weight: WEIGHTS[i] }))), { minLength: 1, maxLength: 40, size: 'max' })
+  const prop = fc.asyncProperty(config, list, async (cfg, list) => {
     runs++
-    pendingSends.clear()
-    const w = new World()
+    const w = new World(cfg)
+    w.log.push(`config: ${JSON.stringify(cfg)}, capacity ${w.cqs[0].capacity}`)
     try {
       for (const c of list) {
         w.log.push(`# ${c.label}`)
@@ -522,6 +694,11 @@ rdmaTest('random sequences of verbs calls agree with the model', async (t) => {
       for (const s of w.sides) {
         try {
           s.qp.close()
+        } catch {}
+      }
+      for (const m of w.managers) {
+        try {
+          m.real.close()
         } catch {}
       }
       throw e
@@ -539,13 +716,15 @@ rdmaTest('random sequences of verbs calls agree with the model', async (t) => {
   t.log(`${runs} runs, ${steps} steps in ${((Date.now() - started) / 1000).toFixed(1)} s, seed ${seed}`)
   if (out.failed) {
     t.fail(
-      `counterexample after ${out.numRuns} runs (${out.numShrinks} shrinks): ${JSON.stringify(out.counterexample?.[0]?.map((c: Cmd) => c.label))}\n` +
+      `counterexample after ${out.numRuns} runs (${out.numShrinks} shrinks): ${JSON.stringify(out.counterexample?.[0])} ${JSON.stringify(out.counterexample?.[1]?.map((c: Cmd) => c.label))}\n` +
         `${(out.errorInstance as Error | undefined)?.message ?? String(out.errorInstance)}\n` +
         `replay: ZCIO_RDMA_FUZZ_SEED=${out.seed} ZCIO_RDMA_FUZZ_PATH='${out.counterexamplePath}' npm run test:rdma`,
     )
   } else if (!path) {
     // Not vacuous: data moved and was checked, and closes were refused.
-    for (const what of ['recv ok', 'send ok', 'rdma-write ok', 'rdma-read ok', 'region close refused', 'recv status 5']) {
+    const whats = ['recv ok', 'send ok', 'rdma-write ok', 'rdma-read ok', 'region close refused', 'recv status 5']
+    whats.push('post refused: completion queue full', 'manager send back', 'manager out of headers', 'reconnect', 'completion of an earlier connection')
+    for (const what of whats) {
       t.true((seen.get(what) ?? 0) > 0, `no '${what}' in ${runs} runs`)
     }
   } else t.pass()
