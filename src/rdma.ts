@@ -57,8 +57,7 @@ export const RESERVED_WR_ID = 2 ** 52
 // The native object of each object made here. An object that only claims
 // to be one (`Object.create(QueuePair.prototype)`) has none.
 const handles = new WeakMap<object, object>()
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Class = abstract new (...args: any[]) => object
+type Class = abstract new (...args: never[]) => object
 
 /**
  * The native object behind `o`, which must be a `cls` made by zcio; else

@@ -26,6 +26,7 @@ mod fault;
 mod mr;
 mod qp;
 mod sys;
+mod wr_table;
 
 use std::cell::Cell;
 use std::ffi::CStr;
