@@ -401,7 +401,8 @@ rdmaTest('forged regions in scatter lists, batches and manager options, and forg
   const e = t.throws(() => s.a.postSendSges([{ mr: forged, start: 0, end: 1 }], 1)) as NodeJS.ErrnoException
   t.is(e.code, 'ERR_INVALID_ARG_TYPE')
   t.is(e.message, 'The "sges[0].mr" property must be a MemoryRegion made by zcio. Received an instance of MemoryRegion')
-  t.throws(() => s.b.postReceive(forged, 0, 1, 1), { code: 'ERR_INVALID_ARG_TYPE' })
+  t.throws(() => s.b.postReceive(forged, 0, 1, 1), { code: 'ERR_INVALID_ARG_TYPE', message: /^The "mr" argument must be a MemoryRegion made by zcio/ })
+  t.throws(() => s.a.postSend({} as never, 0, 1, 1), { code: 'ERR_INVALID_ARG_TYPE', message: /^The "mr" argument must be an instance of MemoryRegion/ })
   t.throws(() => s.a.postWrite([{ mr: forged, start: 0, end: 1 }], s.mrB.addr, s.mrB.rkey, 1), { code: 'ERR_INVALID_ARG_TYPE' })
   t.throws(() => s.a.postSendBatch(forged, [0, 1, 1]), { code: 'ERR_INVALID_ARG_TYPE', message: /^The "mr" argument must be a MemoryRegion made by zcio/ })
   t.throws(() => s.pd.createQp(Object.create(lib.CompletionQueue.prototype), s.cqA), { code: 'ERR_INVALID_ARG_TYPE', message: /^The "sendCq" argument/ })

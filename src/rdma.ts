@@ -210,6 +210,7 @@ export class QueuePair {
   /** Posts a signaled SEND of `mr[start..end]`. */
   postSend(mr: MemoryRegion, start: number, end: number, wrId: number): void {
     qpOf(this)
+    handle(mr, MemoryRegion, 'mr')
     this.postSendSges([{ mr, start, end }], wrId)
   }
   /**
@@ -248,6 +249,7 @@ export class QueuePair {
   /** Posts a receive into `mr[start..end]`. */
   postReceive(mr: MemoryRegion, start: number, end: number, wrId: number): void {
     qpOf(this)
+    handle(mr, MemoryRegion, 'mr')
     this.postReceiveSges([{ mr, start, end }], wrId)
   }
   postReceiveSges(sges: Sge[], wrId: number): void {
