@@ -60,6 +60,13 @@ export declare class RdmaCompletionQueue {
   close(): void
   /** Queue pairs using the queue (open, or closed and not drained). */
   get users(): number
+  /** Completions the queue holds. */
+  get capacity(): number
+  /**
+   * Completions to come (posted, not polled); posts past `capacity`
+   * throw `ERR_ZCIO_CQ_FULL`.
+   */
+  get pending(): number
 }
 
 /** An open RDMA device. */
@@ -406,6 +413,8 @@ export interface RdmaWorkCompletion {
   opcode: 'send' | 'rdma-write' | 'rdma-read' | 'recv' | 'recv-rdma-with-imm' | 'other'
   byteLen: number
   immData?: number
+  /** The queue pair's number. */
+  qpNum: number
 }
 
 /** The setup flags the kernel accepted. */

@@ -13,7 +13,15 @@
 // - anything used after close() throws ERR_ZCIO_CLOSED, and a rejected post
 //   holds nothing;
 // - once a queue pair is closed or forced into the error state, everything
-//   outstanding comes back (flushed), and then everything closes in order.
+//   outstanding comes back (flushed), and then everything closes in order;
+// - a post that could overflow its completion queue (tiny queues, shared by
+//   both queue pairs or not) throws ERR_ZCIO_CQ_FULL, any other is taken,
+//   and `cq.pending` counts what is to come: no completion is ever dropped;
+// - completions carry the queue pair's number, also after both queue pairs
+//   were closed and new ones connected on the same queues;
+// - several ZeroCopyBufferManagers sending on the same queue pairs each take
+//   exactly their own completions (every completion is fed to all of them),
+//   and the peer receives each header and data intact.
 //
 // It needs an RDMA device: `npm run test:rdma` runs it in the Soft-RoCE VM
 // for ZCIO_RDMA_FUZZ_TIME (default 20 s); elsewhere it skips visibly.
@@ -22,244 +30,33 @@
 import test from 'ava'
 import fc from 'fast-check'
 import { zcio } from './support.js'
+import {
+  SLOT,
+  MANAGER_DATA,
+  MANAGER_HEADER,
+  World,
+  pattern,
+  codeOf,
+  checkInUse,
+  complete,
+  seen,
+  saw,
+  pollAll,
+  freeSlot,
+  pick,
+  newWr,
+  post,
+  posted,
+  type Cmd,
+} from './rdma-model-world.js'
 
-const { rdma, probe } = zcio
-type Ctx = ReturnType<typeof rdma.open>
-type Pd = ReturnType<Ctx['allocPd']>
-type Cq = ReturnType<Ctx['createCq']>
-type Mr = ReturnType<Pd['allocate']>
-type Qp = ReturnType<ReturnType<Pd['createQp']>['handshake']>
-type Wc = ReturnType<Cq['poll']>[number]
-
+const { probe } = zcio
 const p = probe()
 const required = process.env.ZCIO_REQUIRE_RDMA === '1'
 const rdmaTest = p.rdma || required ? test.serial : test.skip
 if (!p.rdma && !required) console.warn(`zcio: skipping the randomized RDMA test: ${p.rdmaReason}`)
 
-/** Bytes per message slot: receives are this long, sends at most this long. */
-const SLOT = 256
-/** Slots of each side's remote window (the target of WRITE and READ). */
-const WINDOW_SLOTS = 8
-const FLUSH = 5
-
-interface MrM {
-  name: string
-  real: Mr | null
-  slots: number
-  busy: boolean[]
-  /** Work requests that hold it (the model's count of `mr.inUse`). */
-  holds: number
-  closed: boolean
-}
-
-interface WrM {
-  id: number
-  side: Side
-  kind: 'send' | 'recv' | 'rdma-write' | 'rdma-read'
-  mr: MrM
-  slot: number
-  len: number
-  /** send / write: the bytes sent; read: the bytes expected. */
-  bytes: Uint8Array | null
-  /** write / read: the peer's window slot. */
-  remoteSlot: number
-  imm?: number
-}
-
-interface Side {
-  name: 'A' | 'B'
-  qp: Qp
-  cq: Cq
-  qpClosed: boolean
-  errored: boolean
-  cqClosed: boolean
-  mrs: MrM[]
-  window: MrM
-  windowBusy: boolean[]
-  /** wrIds outstanding on this queue pair, in post order per kind. */
-  out: Map<number, WrM>
-  /** Successful sends of the peer not yet matched with a receive here, and receives posted here in order. */
-  recvs: WrM[]
-  waits: number
-}
-
-class World {
-  readonly log: string[] = []
-  nextId = 1
-  nextMr = 0
-  ctx: Ctx
-  pd: Pd
-  sides: [Side, Side]
-  failed: string | null = null
-  constructor() {
-    this.ctx = rdma.open(process.env.ZCIO_RDMA_DEVICE)
-    this.pd = this.ctx.allocPd()
-    const cqA = this.ctx.createCq(256)
-    const cqB = this.ctx.createCq(256)
-    const pa = this.pd.createQp(cqA, cqA, { maxSendWr: 32, maxRecvWr: 32 })
-    const pb = this.pd.createQp(cqB, cqB, { maxSendWr: 32, maxRecvWr: 32 })
-    const a = pa.handshake(pb.endpoint())
-    const b = pb.handshake(pa.endpoint())
-    const side = (name: 'A' | 'B', qp: Qp, cq: Cq): Side => ({
-      name, qp, cq, qpClosed: false, errored: false, cqClosed: false, mrs: [],
-      window: this.newMr(WINDOW_SLOTS), windowBusy: new Array(WINDOW_SLOTS).fill(false),
-      out: new Map(), recvs: [], waits: 0,
-    })
-    this.sides = [side('A', a, cqA), side('B', b, cqB)]
-    for (const s of this.sides) s.mrs.push(this.newMr(4))
-  }
-  newMr(slots: number): MrM {
-    const real = this.pd.allocate(slots * SLOT)
-    return { name: `mr${this.nextMr++}`, real, slots, busy: new Array(slots).fill(false), holds: 0, closed: false }
-  }
-  peer(s: Side): Side {
-    return s === this.sides[0] ? this.sides[1] : this.sides[0]
-  }
-  fail(msg: string): never {
-    this.failed ??= msg
-    throw new Error(`${msg}\n  trace:\n    ${this.log.slice(-60).join('\n    ')}`)
-  }
-  /** Any side broken (closed or in error): peers may see errors too. */
-  get broken(): boolean {
-    return this.sides.some((s) => s.qpClosed || s.errored)
-  }
-}
-
-function pattern(len: number, seed: number): Uint8Array {
-  const out = new Uint8Array(len)
-  let x = seed * 2654435761 + 1
-  for (let i = 0; i < len; i++) {
-    x = (x * 1103515245 + 12345) >>> 0
-    out[i] = x >>> 24
-  }
-  return out
-}
-
-function codeOf(f: () => unknown): string | null {
-  try {
-    f()
-    return null
-  } catch (e) {
-    return (e as { code?: string }).code ?? 'no code'
-  }
-}
-
-function checkInUse(w: World): void {
-  for (const s of w.sides) {
-    for (const m of [...s.mrs, s.window]) {
-      if (m.real && !m.closed && m.real.inUse !== m.holds) w.fail(`${m.name}.inUse is ${m.real.inUse}, the model counts ${m.holds}`)
-    }
-  }
-}
-
-/** Takes one completion into the model. */
-function complete(w: World, s: Side, wc: Wc): void {
-  const wr = s.out.get(wc.wrId)
-  w.log.push(`  ${s.name} <- wrId ${wc.wrId} ${wc.opcode ?? '?'} status ${wc.status}${wc.byteLen !== undefined ? ` len ${wc.byteLen}` : ''}`)
-  if (!wr) w.fail(`${s.name}'s queue gave wrId ${wc.wrId}, which is not outstanding there`)
-  s.out.delete(wc.wrId)
-  wr.mr.holds--
-  wr.mr.busy[wr.slot] = false
-  if (wr.kind === 'rdma-write' || wr.kind === 'rdma-read') w.peer(s).windowBusy[wr.remoteSlot] = false
-  if (wr.kind === 'recv') s.recvs.splice(s.recvs.indexOf(wr), 1)
-  saw(wc.status === 0 ? `${wr.kind} ok` : `${wr.kind} status ${wc.status}`)
-  if (wc.status !== 0) {
-    if (!w.broken) w.fail(`wrId ${wc.wrId} (${wr.kind}) failed with status ${wc.status} while both queue pairs are healthy`)
-    if ((s.qpClosed || s.errored) && wc.status !== FLUSH && wr.kind === 'recv') {
-      w.fail(`receive ${wc.wrId} of a closed or errored queue pair came back with status ${wc.status}, not flushed (${FLUSH})`)
-    }
-    return
-  }
-  if (wc.opcode !== wr.kind) w.fail(`wrId ${wc.wrId} was a ${wr.kind}, its completion says ${wc.opcode}`)
-  const buf = wr.mr.real?.buffer
-  if (wr.kind === 'recv') {
-    // RC delivers sends in order: this receive got the oldest unmatched send of the peer.
-    const send = (pendingSends.get(w.peer(s)) ?? []).shift()
-    if (!send) w.fail(`receive ${wc.wrId} succeeded, but ${w.peer(s).name} has no send for it`)
-    if (wc.byteLen !== send.len) w.fail(`receive ${wc.wrId} got ${wc.byteLen} bytes, the send ${send.id} had ${send.len}`)
-    if ((wc.immData ?? undefined) !== send.imm) w.fail(`receive ${wc.wrId}: immData ${wc.immData}, sent ${send.imm}`)
-    if (buf) {
-      const got = buf.subarray(wr.slot * SLOT, wr.slot * SLOT + send.len)
-      if (!equal(got, send.bytes!)) w.fail(`receive ${wc.wrId} holds other bytes than send ${send.id}`)
-    }
-  } else if (wr.kind === 'rdma-write') {
-    const peer = w.peer(s)
-    const win = peer.window.real!.buffer.subarray(wr.remoteSlot * SLOT, wr.remoteSlot * SLOT + wr.len)
-    if (!equal(win, wr.bytes!)) w.fail(`write ${wc.wrId} completed, but ${peer.name}'s window slot ${wr.remoteSlot} differs`)
-  } else if (wr.kind === 'rdma-read' && buf) {
-    if (!equal(buf.subarray(wr.slot * SLOT, wr.slot * SLOT + wr.len), wr.bytes!)) w.fail(`read ${wc.wrId} brought other bytes`)
-  }
-}
-
-/** What the runs exercised (printed, and checked to be non-zero). */
-const seen = new Map<string, number>()
-function saw(what: string): void {
-  seen.set(what, (seen.get(what) ?? 0) + 1)
-}
-
-/** Successful-to-be sends per side, in post order (matched by the peer's receives). */
-const pendingSends = new Map<Side, WrM[]>()
-
-function equal(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i])
-}
-
-function pollAll(w: World, s: Side): number {
-  if (s.cqClosed) return 0
-  let n = 0
-  for (;;) {
-    const got = s.cq.poll(16)
-    for (const wc of got) complete(w, s, wc)
-    n += got.length
-    if (got.length < 16) return n
-  }
-}
-
-function freeSlot(busy: boolean[], seed: number): number {
-  const free = busy.map((b, i) => (b ? -1 : i)).filter((i) => i >= 0)
-  return free.length === 0 ? -1 : free[seed % free.length]
-}
-
-/** A local region and slot for a new work request, or null. */
-function pick(s: Side, seed: number): { mr: MrM; slot: number } | null {
-  const open = s.mrs.filter((m) => !m.closed && m.busy.some((b) => !b))
-  if (open.length === 0) return null
-  const mr = open[seed % open.length]
-  return { mr, slot: freeSlot(mr.busy, seed >> 3) }
-}
-
-type Act = (w: World) => void | Promise<void>
-interface Cmd {
-  label: string
-  act: Act
-}
-
-function post(w: World, s: Side, wr: WrM, call: () => void): void {
-  const code = codeOf(call)
-  w.log.push(`${s.name}.post ${wr.kind} wrId ${wr.id} ${wr.mr.name}[${wr.slot}] len ${wr.len}${code ? ` -> ${code}` : ''}`)
-  if (s.qpClosed) {
-    if (code !== 'ERR_ZCIO_CLOSED') w.fail(`posting on a closed queue pair gave ${code}, expected ERR_ZCIO_CLOSED`)
-    return
-  }
-  if (code !== null) {
-    // A queue pair in error (forced, or after its peer went away) may refuse
-    // posts; rxe accepts and flushes them.
-    if (w.broken) return
-    w.fail(`${wr.kind} ${wr.id} on ${s.name} was refused with ${code}`)
-  }
-  wr.mr.holds++
-  wr.mr.busy[wr.slot] = true
-  s.out.set(wr.id, wr)
-  if (wr.kind === 'recv') s.recvs.push(wr)
-  if (wr.kind === 'send') {
-    const list = pendingSends.get(s) ?? []
-    list.push(wr)
-    pendingSends.set(s, list)
-  }
-}
-
-/** Relative weights of `cmds()`, in order: posts and polls often, closes and errors now and then. */
-const WEIGHTS = [2, 4, 4, 3, 1, 3, 2, 1, 1, 1, 1]
+const WEIGHTS = [2, 4, 4, 3, 1, 3, 2, 1, 1, 1, 1, 3, 1, 2]
 
 const cmds = (): fc.Arbitrary<Cmd>[] => {
   const side = fc.nat(1)
@@ -281,7 +78,7 @@ const cmds = (): fc.Arbitrary<Cmd>[] => {
         const s = w.sides[i]
         const at = pick(s, sd)
         if (!at || s.out.size >= 24) return
-        const wr: WrM = { id: w.nextId++, side: s, kind: 'recv', mr: at.mr, slot: at.slot, len: SLOT, bytes: null, remoteSlot: -1 }
+        const wr = newWr(w, s, { kind: 'recv', mr: at.mr, slot: at.slot, len: SLOT, bytes: null, remoteSlot: -1 })
         post(w, s, wr, () => s.qp.postReceive(at.mr.real!, at.slot * SLOT, at.slot * SLOT + SLOT, wr.id))
       },
     })),
@@ -293,7 +90,7 @@ const cmds = (): fc.Arbitrary<Cmd>[] => {
         if (!at || s.out.size >= 24) return
         const bytes = pattern(len, w.nextId)
         at.mr.real!.buffer.set(bytes, at.slot * SLOT)
-        const wr: WrM = { id: w.nextId++, side: s, kind: 'send', mr: at.mr, slot: at.slot, len, bytes, remoteSlot: -1, imm: imm ? sd : undefined }
+        const wr = newWr(w, s, { kind: 'send', mr: at.mr, slot: at.slot, len, bytes, remoteSlot: -1, imm: imm ? sd : undefined })
         const sges = [{ mr: at.mr.real!, start: at.slot * SLOT, end: at.slot * SLOT + len }]
         post(w, s, wr, () => s.qp.postSendSges(sges, wr.id, wr.imm))
       },
@@ -315,7 +112,7 @@ const cmds = (): fc.Arbitrary<Cmd>[] => {
           bytes = pattern(len, w.nextId)
           at.mr.real!.buffer.set(bytes, at.slot * SLOT)
         }
-        const wr: WrM = { id: w.nextId++, side: s, kind: read ? 'rdma-read' : 'rdma-write', mr: at.mr, slot: at.slot, len, bytes, remoteSlot: rslot }
+        const wr = newWr(w, s, { kind: read ? 'rdma-read' : 'rdma-write', mr: at.mr, slot: at.slot, len, bytes, remoteSlot: rslot })
         const sges = [{ mr: at.mr.real!, start: at.slot * SLOT, end: at.slot * SLOT + len }]
         const remote = win.addr + rslot * SLOT
         const before = s.out.size
@@ -345,29 +142,29 @@ const cmds = (): fc.Arbitrary<Cmd>[] => {
     side.map((i) => ({
       label: `side ${i}: poll`,
       act: (w: World) => {
-        pollAll(w, w.sides[i])
+        pollAll(w, w.sides[i].cq)
       },
     })),
     side.map((i) => ({
       label: `side ${i}: wait`,
       act: async (w: World) => {
-        const s = w.sides[i]
-        if (s.cqClosed || s.waits > 0) return
-        s.waits++
-        w.log.push(`${s.name}: wait()`)
+        const cq = w.sides[i].cq
+        if (cq.closed || cq.waits > 0) return
+        cq.waits++
+        w.log.push(`${cq.name}: wait()`)
         // A wait that outlives this step still feeds the model when it settles.
-        const done = s.cq.wait(16).then(
+        const done = cq.real.wait(16).then(
           (wcs) => {
-            s.waits--
+            cq.waits--
             try {
-              for (const wc of wcs) complete(w, s, wc)
+              for (const wc of wcs) complete(w, cq, wc)
             } catch (e) {
               w.failed ??= (e as Error).message
             }
           },
           (e: { code?: string }) => {
-            s.waits--
-            if (!(s.cqClosed && e.code === 'ERR_ZCIO_CLOSED')) w.failed ??= `wait() rejected with ${e.code}`
+            cq.waits--
+            if (!(cq.closed && e.code === 'ERR_ZCIO_CLOSED')) w.failed ??= `wait() rejected with ${e.code}`
           },
         )
         await Promise.race([done, new Promise((r) => setTimeout(r, 100))])
@@ -412,17 +209,17 @@ const cmds = (): fc.Arbitrary<Cmd>[] => {
     fc.tuple(side, fc.constantFrom('cq', 'pd', 'ctx')).map(([i, what]) => ({
       label: `side ${i}: close the ${what} out of order`,
       act: (w: World) => {
-        const s = w.sides[i]
-        if (what === 'cq' && s.cqClosed) return
-        // A closed queue pair whose completions were all taken is gone: its
-        // queue is free to close.
-        const cqFree = what === 'cq' && s.qpClosed && s.out.size === 0
+        const cq = w.sides[i].cq
+        if (what === 'cq' && cq.closed) return
+        // Closed queue pairs whose completions were all taken are gone: when
+        // every queue pair using it is, the queue is free to close.
+        const cqFree = what === 'cq' && w.sides.every((s) => s.cq !== cq || s.qpClosed) && w.pendingOf(cq) === 0
         const [f, want] =
-          what === 'cq' ? [() => s.cq.close(), cqFree ? null : 'ERR_ZCIO_CQ_IN_USE'] : what === 'pd' ? [() => w.pd.close(), 'ERR_ZCIO_PD_IN_USE'] : [() => w.ctx.close(), 'ERR_ZCIO_CONTEXT_IN_USE']
+          what === 'cq' ? [() => cq.real.close(), cqFree ? null : 'ERR_ZCIO_CQ_IN_USE'] : what === 'pd' ? [() => w.pd.close(), 'ERR_ZCIO_PD_IN_USE'] : [() => w.ctx.close(), 'ERR_ZCIO_CONTEXT_IN_USE']
         const code = codeOf(f)
         w.log.push(`close ${what}${cqFree ? '' : ' while in use'} -> ${code ?? 'ok'}`)
         if (code !== want) w.fail(`closing the ${what} gave ${code}, expected ${want ?? 'success'}`)
-        if (cqFree) s.cqClosed = true
+        if (cqFree) cq.closed = true
       },
     })),
     fc.tuple(side, fc.boolean()).map(([i, close]) => ({
@@ -439,6 +236,85 @@ const cmds = (): fc.Arbitrary<Cmd>[] => {
           s.qp.setError()
           s.errored = true
         }
+        w.down(s)
+      },
+    })),
+    fc.tuple(side, fc.nat(1), seed, fc.integer({ min: 0, max: MANAGER_HEADER }), fc.integer({ min: 0, max: SLOT - MANAGER_HEADER })).map(([i, j, sd, hlen, dlen]) => ({
+      label: `side ${i}: manager ${j} sends ${hlen} + ${dlen} bytes (${sd})`,
+      act: (w: World) => {
+        const s = w.sides[i]
+        const m = w.managers[j]
+        if (s.out.size >= 24) return
+        const header = pattern(hlen, sd)
+        const at = sd % (MANAGER_DATA - dlen + 1)
+        const bytes = new Uint8Array(hlen + dlen)
+        bytes.set(header)
+        bytes.set(m.real.data.subarray(at, at + dlen), hlen)
+        const wr = newWr(w, s, { kind: 'send', mr: m.mr, slot: 0, len: hlen + dlen, bytes, remoteSlot: -1, manager: m })
+        if (m.pending >= m.headers) {
+          const code = codeOf(() => m.real.send(s.qp, header, at, dlen, wr.id))
+          w.log.push(`${s.name}: manager ${j} send key ${wr.id} with all headers pending -> ${code}`)
+          if (code !== 'ERR_ZCIO_NO_BUFFERS') w.fail(`manager ${j} sent with all ${m.headers} headers pending: ${code}`)
+          saw('manager out of headers')
+          return
+        }
+        post(w, s, wr, () => m.real.send(s.qp, header, at, dlen, wr.id))
+        const keys = m.real.getPendingSends()
+        if (keys.length !== m.pending || keys.some((k) => !s.out.has(k) && !w.peer(s).out.has(k))) w.fail(`manager ${j} reports pending keys ${keys}, the model has ${m.pending}`)
+      },
+    })),
+    fc.constant({
+      label: 'reconnect: close both queue pairs, connect new ones on the same queues',
+      act: (w: World) => {
+        if (w.cqs.some((c) => c.closed)) return
+        for (const s of w.sides) {
+          if (!s.qpClosed) s.qp.close()
+          w.down(s)
+          // Referenced until their flushed work is back (a collected queue
+          // pair is destroyed at once, and its work never reported).
+          w.retired.push(s.qp)
+        }
+        const before = w.sides.map((s) => s.qpn)
+        w.connect()
+        w.log.push(`reconnect: queue pairs ${before.join(', ')} -> ${w.sides.map((s) => s.qpn).join(', ')}; outstanding ${w.sides.map((s) => s.out.size).join(', ')}`)
+        saw('reconnect')
+      },
+    }),
+    fc.tuple(side, seed, fc.integer({ min: 1, max: 4 }), fc.boolean(), fc.integer({ min: 1, max: SLOT })).map(([i, sd, k, send, len]) => ({
+      label: `side ${i}: ${send ? 'postSendBatch' : 'postReceiveBatch'} of ${k} (${sd})`,
+      act: (w: World) => {
+        const s = w.sides[i]
+        const regions = s.mrs.filter((m) => !m.closed && m.real && m.busy.some((b) => !b))
+        if (regions.length === 0 || s.out.size + k > 24) return
+        const mr = regions[sd % regions.length]
+        const slots = mr.busy.flatMap((b, j) => (b ? [] : [j])).slice(0, k)
+        const wrs = slots.map((slot) => {
+          const bytes = send ? pattern(len, w.nextId) : null
+          if (bytes) mr.real!.buffer.set(bytes, slot * SLOT)
+          return newWr(w, s, { kind: send ? 'send' : 'recv', mr, slot, len: send ? len : SLOT, bytes, remoteSlot: -1 })
+        })
+        const triples = wrs.flatMap((wr) => [wr.slot * SLOT, wr.slot * SLOT + wr.len, wr.id])
+        const room = s.cq.capacity - w.pendingOf(s.cq)
+        let n = 0
+        const code = codeOf(() => (n = send ? s.qp.postSendBatch(mr.real!, triples) : s.qp.postReceiveBatch(mr.real!, triples)))
+        w.log.push(`${s.name}.${send ? 'postSendBatch' : 'postReceiveBatch'} wrIds ${wrs.map((x) => x.id).join(',')} ${mr.name} (room ${room}) -> ${code ?? n}`)
+        if (s.qpClosed) {
+          if (code !== 'ERR_ZCIO_CLOSED') w.fail(`a batch on a closed queue pair gave ${code}, expected ERR_ZCIO_CLOSED`)
+          return
+        }
+        if (room <= 0) {
+          if (code !== 'ERR_ZCIO_CQ_FULL') w.fail(`a batch with ${s.cq.name} full gave ${code ?? n}, expected ERR_ZCIO_CQ_FULL`)
+          saw('post refused: completion queue full')
+          return
+        }
+        if (code !== null) {
+          if (w.broken && code !== 'ERR_ZCIO_CQ_FULL') return
+          w.fail(`a batch of ${wrs.length} with room for ${room} was refused with ${code}`)
+        }
+        const want = Math.min(wrs.length, room)
+        if (n > want || (n < want && !w.broken)) w.fail(`a batch of ${wrs.length} with room for ${room} posted ${n}`)
+        if (n < wrs.length) saw('batch cut short by a full completion queue')
+        for (const wr of wrs.slice(0, n)) posted(s, wr)
       },
     })),
   ]
@@ -450,7 +326,7 @@ async function finish(w: World): Promise<void> {
   // While both queue pairs are healthy, let what can complete complete (its
   // data is checked), for up to a second.
   for (let quiet = 0, t0 = Date.now(); !w.broken && quiet < 20 && Date.now() - t0 < 1000; ) {
-    const n = w.sides.reduce((k, s) => k + pollAll(w, s), 0)
+    const n = w.cqs.reduce((k, cq) => k + pollAll(w, cq), 0)
     quiet = n > 0 ? 0 : quiet + 1
     await new Promise((r) => setTimeout(r, 5))
   }
@@ -459,12 +335,13 @@ async function finish(w: World): Promise<void> {
       s.qp.close()
       s.qpClosed = true
     }
+    w.down(s)
   }
   const deadline = Date.now() + 30_000
   while (w.sides.some((s) => s.out.size > 0)) {
     if (w.failed) w.fail(w.failed)
     if (Date.now() > deadline) w.fail(`after 30 s still outstanding: ${w.sides.map((s) => `${s.name}: ${[...s.out.keys()].join(', ')}`).join('; ')}`)
-    for (const s of w.sides) pollAll(w, s)
+    for (const cq of w.cqs) pollAll(w, cq)
     await new Promise((r) => setTimeout(r, 5))
   }
   checkInUse(w)
@@ -475,10 +352,16 @@ async function finish(w: World): Promise<void> {
         if (code) w.fail(`${m.name}.close() at the end threw ${code}`)
       }
     }
-    const code = codeOf(() => s.cq.close())
-    if (code) w.fail(`${s.name}'s cq.close() after its queue pair drained threw ${code}`)
-    s.cqClosed = true
-    if (codeOf(() => s.cq.poll()) !== 'ERR_ZCIO_CLOSED') w.fail('poll() of a closed queue did not throw ERR_ZCIO_CLOSED')
+  }
+  for (const m of w.managers) {
+    if (m.real.getPendingSends().length > 0) w.fail(`manager ${m.index} still has pending sends ${m.real.getPendingSends()}`)
+    m.real.close()
+  }
+  for (const cq of w.cqs) {
+    const code = codeOf(() => cq.real.close())
+    if (code) w.fail(`${cq.name}.close() after its queue pairs drained threw ${code}`)
+    cq.closed = true
+    if (codeOf(() => cq.real.poll()) !== 'ERR_ZCIO_CLOSED') w.fail('poll() of a closed queue did not throw ERR_ZCIO_CLOSED')
   }
   // Regions dropped without close() may still be pending collection.
   globalThis.gc?.()
@@ -504,10 +387,14 @@ rdmaTest('random sequences of verbs calls agree with the model', async (t) => {
   const started = Date.now()
   let runs = 0
   let steps = 0
-  const prop = fc.asyncProperty(fc.array(fc.oneof(...cmds().map((arbitrary, i) => ({ arbitrary, weight: WEIGHTS[i] }))), { minLength: 1, maxLength: 40, size: 'max' }), async (list) => {
+  // Queues of 1 to 8 entries (the device may make a few more) with up to 24
+  // requests outstanding per queue pair overflow unless posts are refused.
+  const config = fc.record({ cqEntries: fc.constantFrom(1, 2, 3, 8, 256), sharedCq: fc.boolean() })
+  const list = fc.array(fc.oneof(...cmds().map((arbitrary, i) => ({ arbitrary, weight: WEIGHTS[i] }))), { minLength: 1, maxLength: 40, size: 'max' })
+  const prop = fc.asyncProperty(config, list, async (cfg, list) => {
     runs++
-    pendingSends.clear()
-    const w = new World()
+    const w = new World(cfg)
+    w.log.push(`config: ${JSON.stringify(cfg)}, capacity ${w.cqs[0].capacity}`)
     try {
       for (const c of list) {
         w.log.push(`# ${c.label}`)
@@ -522,6 +409,11 @@ rdmaTest('random sequences of verbs calls agree with the model', async (t) => {
       for (const s of w.sides) {
         try {
           s.qp.close()
+        } catch {}
+      }
+      for (const m of w.managers) {
+        try {
+          m.real.close()
         } catch {}
       }
       throw e
@@ -539,13 +431,15 @@ rdmaTest('random sequences of verbs calls agree with the model', async (t) => {
   t.log(`${runs} runs, ${steps} steps in ${((Date.now() - started) / 1000).toFixed(1)} s, seed ${seed}`)
   if (out.failed) {
     t.fail(
-      `counterexample after ${out.numRuns} runs (${out.numShrinks} shrinks): ${JSON.stringify(out.counterexample?.[0]?.map((c: Cmd) => c.label))}\n` +
+      `counterexample after ${out.numRuns} runs (${out.numShrinks} shrinks): ${JSON.stringify(out.counterexample?.[0])} ${JSON.stringify(out.counterexample?.[1]?.map((c: Cmd) => c.label))}\n` +
         `${(out.errorInstance as Error | undefined)?.message ?? String(out.errorInstance)}\n` +
         `replay: ZCIO_RDMA_FUZZ_SEED=${out.seed} ZCIO_RDMA_FUZZ_PATH='${out.counterexamplePath}' npm run test:rdma`,
     )
   } else if (!path) {
     // Not vacuous: data moved and was checked, and closes were refused.
-    for (const what of ['recv ok', 'send ok', 'rdma-write ok', 'rdma-read ok', 'region close refused', 'recv status 5']) {
+    const whats = ['recv ok', 'send ok', 'rdma-write ok', 'rdma-read ok', 'region close refused', 'recv status 5']
+    whats.push('post refused: completion queue full', 'batch cut short by a full completion queue', 'manager send back', 'manager out of headers', 'reconnect', 'completion of an earlier connection')
+    for (const what of whats) {
       t.true((seen.get(what) ?? 0) > 0, `no '${what}' in ${runs} runs`)
     }
   } else t.pass()

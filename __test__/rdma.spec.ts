@@ -360,3 +360,170 @@ rdmaTest('batch posts, pollInto and pathMtu', async (t) => {
   pd.close()
   ctx.close()
 })
+
+const lib = createRequire(import.meta.url)(join(root, 'lib', 'rdma.js'))
+
+test('RDMA objects that only claim to be one (Object.create) throw ERR_INVALID_ARG_TYPE from every method and getter', async (t) => {
+  const classes = ['Context', 'ProtectionDomain', 'MemoryRegion', 'CompletionQueue', 'PreparedQueuePair', 'QueuePair'].map((n) => lib[n])
+  classes.push(zcio.ZeroCopyBufferManager)
+  let checked = 0
+  for (const C of classes) {
+    const forged = Object.create(C.prototype)
+    for (const [name, d] of Object.entries(Object.getOwnPropertyDescriptors(C.prototype))) {
+      if (name === 'constructor') continue
+      const call = d.get ? () => d.get!.call(forged) : () => d.value.call(forged)
+      let err: unknown
+      try {
+        const r = call()
+        if (r instanceof Promise) await r.then(() => undefined, (e) => (err = e))
+      } catch (e) {
+        err = e
+      }
+      const e = err as NodeJS.ErrnoException | undefined
+      t.is(e?.code, 'ERR_INVALID_ARG_TYPE', `${C.name}.${name}: ${e?.message ?? 'no error'}`)
+      t.regex(e?.message ?? '', /^The "this" argument must be /, `${C.name}.${name}`)
+      checked++
+    }
+  }
+  t.true(checked > 30, `${checked} methods and getters`)
+  const forgedPd = Object.create(lib.ProtectionDomain.prototype)
+  const e = t.throws(() => new zcio.ZeroCopyBufferManager({ dataSize: 64, headerSize: 8, headerCount: 1 }, forgedPd)) as NodeJS.ErrnoException
+  t.is(e.code, 'ERR_INVALID_ARG_TYPE')
+  t.regex(e.message, /^The "domain" argument must be a ProtectionDomain made by zcio\. Received an instance of ProtectionDomain$/)
+  // The layer's constructors take only the native objects they wrap.
+  t.throws(() => new lib.QueuePair({}), { code: 'ERR_INVALID_ARG_TYPE' })
+  t.throws(() => new lib.MemoryRegion({ buffer: () => new Uint8Array(1) }), { code: 'ERR_INVALID_ARG_TYPE' })
+})
+
+rdmaTest('forged regions in scatter lists, batches and manager options, and forged completions, get ERR_INVALID_ARG_TYPE', (t) => {
+  const s = setup()
+  const forged = Object.create(lib.MemoryRegion.prototype)
+  const e = t.throws(() => s.a.postSendSges([{ mr: forged, start: 0, end: 1 }], 1)) as NodeJS.ErrnoException
+  t.is(e.code, 'ERR_INVALID_ARG_TYPE')
+  t.is(e.message, 'The "sges[0].mr" property must be a MemoryRegion made by zcio. Received an instance of MemoryRegion')
+  t.throws(() => s.b.postReceive(forged, 0, 1, 1), { code: 'ERR_INVALID_ARG_TYPE', message: /^The "mr" argument must be a MemoryRegion made by zcio/ })
+  t.throws(() => s.a.postSend({} as never, 0, 1, 1), { code: 'ERR_INVALID_ARG_TYPE', message: /^The "mr" argument must be an instance of MemoryRegion/ })
+  t.throws(() => s.a.postWrite([{ mr: forged, start: 0, end: 1 }], s.mrB.addr, s.mrB.rkey, 1), { code: 'ERR_INVALID_ARG_TYPE' })
+  t.throws(() => s.a.postSendBatch(forged, [0, 1, 1]), { code: 'ERR_INVALID_ARG_TYPE', message: /^The "mr" argument must be a MemoryRegion made by zcio/ })
+  t.throws(() => s.pd.createQp(Object.create(lib.CompletionQueue.prototype), s.cqA), { code: 'ERR_INVALID_ARG_TYPE', message: /^The "sendCq" argument/ })
+  t.throws(() => new zcio.ZeroCopyBufferManager({ data: forged, headerSize: 8, headerCount: 1 }, s.pd), { code: 'ERR_INVALID_ARG_TYPE', message: /^The "options.data" property must be a MemoryRegion made by zcio/ })
+  const m = new zcio.ZeroCopyBufferManager({ dataSize: 4096, headerSize: 8, headerCount: 1 }, s.pd)
+  for (const wc of [null, undefined, 7, 'wc']) {
+    t.throws(() => m.handle(wc as never), { code: 'ERR_INVALID_ARG_TYPE', message: /^The "wc" argument must be of type object/ })
+  }
+  t.throws(() => m.handle({ wrId: 2 ** 52, status: 0 } as never), { code: 'ERR_INVALID_ARG_TYPE', message: /^The "wc.qpNum" property must be of type number/ })
+  t.throws(() => m.handle({ status: 0, qpNum: s.a.qpn } as never), { code: 'ERR_INVALID_ARG_TYPE', message: /^The "wc.wrId" property/ })
+  t.is(t.throws(() => m.send(Object.create(lib.QueuePair.prototype), Buffer.from('h'), 0, 1, 1))?.message, 'The "connection" argument must be a QueuePair made by zcio. Received an instance of QueuePair')
+  t.deepEqual(m.getPendingSends(), [], 'a refused send holds no header')
+  m.close()
+})
+
+rdmaTest('ZeroCopyBufferManagers sharing a queue pair and its completion queue take only their own completions', async (t) => {
+  const s = setup()
+  const mA = new zcio.ZeroCopyBufferManager({ dataSize: 4096, headerSize: 16, headerCount: 1 }, s.pd)
+  const mB = new zcio.ZeroCopyBufferManager({ dataSize: 4096, headerSize: 16, headerCount: 1 }, s.pd)
+  mA.data.set(Buffer.from('-payload-of-A'))
+  mB.data.set(Buffer.from('-payload-of-B'))
+  // B's send completes (a receive is there for it).
+  s.b.postReceive(s.mrB, 0, 256, 1)
+  mB.send(s.a, Buffer.from('BBBB-only'), 0, 13, 200)
+  t.like((await s.cqB.wait())[0], { wrId: 1, status: 0 })
+  const [wcB] = await s.cqA.wait()
+  t.is(wcB.qpNum, s.a.qpn, 'completions carry their queue pair')
+  // A's send can't complete yet: no receive at the peer.
+  mA.send(s.a, Buffer.from('AAAA-first'), 0, 13, 100)
+  t.is(mA.handle(wcB), undefined, "another manager's completion is not A's")
+  t.deepEqual(mA.getPendingSends(), [100])
+  t.throws(() => mA.send(s.a, Buffer.from('CCCC-second'), 0, 13, 101), { code: 'ERR_ZCIO_NO_BUFFERS' }, "A's only header is still the device's")
+  t.is(mB.handle(wcB), 200)
+  t.is(mB.handle(wcB), undefined, 'a completion is taken once')
+  // Forged completions: the reserved range, the right wrId on another queue pair.
+  t.is(mA.handle({ wrId: 2 ** 52, status: 0, qpNum: s.a.qpn } as never), undefined)
+  t.is(mB.handle({ ...wcB, qpNum: s.b.qpn }), undefined)
+  // The peer gets A's header intact.
+  s.b.postReceive(s.mrB, 256, 512, 2)
+  const [rx] = await s.cqB.wait()
+  t.is(rx.byteLen, 10 + 13)
+  t.is(Buffer.from(s.mrB.buffer.subarray(256, 256 + 23)).toString(), 'AAAA-first-payload-of-A')
+  t.is(Buffer.from(s.mrB.buffer.subarray(0, 22)).toString(), 'BBBB-only-payload-of-B')
+  const [wcA] = await s.cqA.wait()
+  t.is(mB.handle(wcA), undefined)
+  t.is(mA.handle(wcA), 100)
+  // Callers' wrIds can't reach the managers' range.
+  t.throws(() => s.a.postSend(s.mrA, 0, 1, 2 ** 52), { code: 'ERR_OUT_OF_RANGE', message: /reserved for ZeroCopyBufferManager/ })
+  t.throws(() => s.b.postReceive(s.mrB, 0, 1, 2 ** 53 - 1), { code: 'ERR_OUT_OF_RANGE' })
+  t.throws(() => s.a.postSendBatch(s.mrA, [0, 1, 1, 0, 1, 2 ** 52 + 5]), { code: 'ERR_OUT_OF_RANGE', message: /"batch\[5\]"/ })
+  t.is(s.a.outstanding, 0)
+  mA.close()
+  mB.close()
+})
+
+rdmaTest('posts that could overflow a completion queue throw ERR_ZCIO_CQ_FULL; nothing is lost, everything closes', async (t) => {
+  const ctx = rdma.open(process.env.ZCIO_RDMA_DEVICE)
+  const pd = ctx.allocPd()
+  // Both queue pairs' sends complete on a 1-entry queue, receives on another.
+  const small = ctx.createCq(1)
+  const big = ctx.createCq(256)
+  const pa = pd.createQp(small, big)
+  const pb = pd.createQp(small, big)
+  const a = pa.handshake(pb.endpoint())
+  const b = pb.handshake(pa.endpoint())
+  const mr = pd.allocate(65536)
+  const cap = small.capacity
+  t.true(cap >= 1 && cap < 64, `capacity ${cap}`)
+  const codeOf = (f: () => void) => {
+    try {
+      f()
+      return null
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code
+    }
+  }
+  for (let i = 0; i < 64; i++) b.postReceive(mr, i * 64, i * 64 + 64, 1000 + i)
+  // 64 sends, posted as fast as the small queue allows.
+  let sends = 0
+  let refused = 0
+  const sent: number[] = []
+  const deadline = Date.now() + 60_000
+  while (sent.length < 64 && Date.now() < deadline) {
+    if (sends < 64) {
+      const c = codeOf(() => a.postSend(mr, 8192, 8192 + 64, sends))
+      if (c === null) sends++
+      else if (c === 'ERR_ZCIO_CQ_FULL') refused++
+      else t.fail(`postSend threw ${c}`)
+    }
+    if (small.pending > cap) t.fail(`${small.pending} pending on ${cap} entries`)
+    for (const wc of small.poll(16)) {
+      if (wc.status !== 0) t.fail(`send ${wc.wrId}: status ${wc.status}`)
+      sent.push(wc.wrId)
+    }
+    if (small.pending === cap) await new Promise((r) => setImmediate(r))
+  }
+  t.deepEqual(sorted(sent), Array.from({ length: 64 }, (_, i) => i), 'every send came back')
+  t.log(`${refused} posts refused on ${cap} entries`)
+  const got: number[] = []
+  while (got.length < 64) for (const wc of await big.wait(64)) got.push(wc.wrId)
+  t.deepEqual(sorted(got), Array.from({ length: 64 }, (_, i) => 1000 + i))
+  t.is(small.pending + big.pending, 0)
+  // No receive left at either end: sends stay outstanding. A batch posts
+  // what fits; then both queue pairs' sends are refused, receives are not.
+  t.is(a.postSendBatch(mr, Array.from({ length: 3 * (cap + 4) }, (_, i) => (i % 3 === 1 ? 64 : 0))), cap)
+  t.is(small.pending, cap)
+  const full = t.throws(() => b.postSend(mr, 0, 1, 1)) as NodeJS.ErrnoException
+  t.is(full.code, 'ERR_ZCIO_CQ_FULL')
+  t.regex(full.message, /completion queue is full/)
+  t.throws(() => a.postSendBatch(mr, [0, 1, 1]), { code: 'ERR_ZCIO_CQ_FULL' })
+  t.throws(() => a.postWrite([{ mr, start: 0, end: 1 }], mr.addr, mr.rkey, 1), { code: 'ERR_ZCIO_CQ_FULL' })
+  t.is(mr.inUse, cap)
+  b.postReceive(mr, 0, 64, 1)
+  t.is(big.pending, 1)
+  a.close()
+  b.close()
+  while (a.outstanding > 0) await small.wait()
+  while (b.outstanding > 0) await big.wait()
+  small.close()
+  big.close()
+  mr.close()
+  pd.close()
+  ctx.close()
+})

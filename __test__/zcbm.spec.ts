@@ -24,6 +24,10 @@ zcTest('io_uring domain: header pool, keys, minimum available, pending sends, he
   for (const b of all) m.returnHeader(b.bufnum)
   t.is(codeOf(() => m.returnHeader(0)), 'ERR_ZCIO_NOT_ACQUIRED')
   t.is(codeOf(() => m.getHeader(Buffer.alloc(65), 1)), 'ERR_INVALID_ARG_VALUE')
+  // Not a completion: Node's type error; an RDMA completion is never an io_uring manager's.
+  t.is(codeOf(() => m.handle(null as never)), 'ERR_INVALID_ARG_TYPE')
+  t.is(codeOf(() => m.handle({ wrId: 2 ** 52 } as never)), 'ERR_INVALID_ARG_TYPE')
+  t.is(m.handle({ wrId: 2 ** 52, status: 0, opcode: 'send', byteLen: 0, qpNum: 1 }), undefined)
 
   // Real sends over a loopback connection.
   const l = TcpListener.bind(ring, { port: 0 })

@@ -16,7 +16,7 @@
 
 import { native } from './binding.js'
 import type * as Native from '../binding'
-import { invalidArgType, invalidArgValue } from './errors.js'
+import { invalidArgType, invalidArgValue, outOfRange } from './errors.js'
 import { validateInteger, validateObject } from './validate.js'
 
 export type RdmaDevice = Native.RdmaDevice
@@ -46,21 +46,57 @@ export interface QpOptions {
 }
 
 const MAX_SAFE = Number.MAX_SAFE_INTEGER
+/**
+ * wrIds from 2^52 up are reserved for the work requests of
+ * `ZeroCopyBufferManager`s (each tags its own), so a caller's wrId never
+ * matches one of theirs; posts refuse them (ERR_OUT_OF_RANGE).
+ * @internal
+ */
+export const RESERVED_WR_ID = 2 ** 52
 
+// The native object of each object made here. An object that only claims
+// to be one (`Object.create(QueuePair.prototype)`) has none.
 const handles = new WeakMap<object, object>()
-function handle<T extends object>(o: object): T {
-  return handles.get(o) as T
+type Class = abstract new (...args: never[]) => object
+
+/**
+ * The native object behind `o`, which must be a `cls` made by zcio; else
+ * ERR_INVALID_ARG_TYPE naming `name` (`this` for a method's receiver).
+ */
+function handle<T extends object>(o: unknown, cls: Class, name = 'this'): T {
+  const h = typeof o === 'object' && o !== null ? handles.get(o) : undefined
+  if (h === undefined || !(o instanceof cls)) {
+    throw invalidArgType(name, o instanceof cls ? `a ${cls.name} made by zcio` : `an instance of ${cls.name}`, o)
+  }
+  return h as T
+}
+
+/** Checks that `h` is the native object a constructor expects. */
+function adopt<T extends object>(self: object, h: T, cls: Class): T {
+  if (!(h instanceof cls)) throw invalidArgType('handle', `an instance of ${cls.name}`, h)
+  handles.set(self, h)
+  return h
 }
 
 function toSges(list: Sge[], name: string): Native.RdmaSgeRef[] {
   if (!Array.isArray(list)) throw invalidArgType(name, 'an instance of Array', list)
   return list.map((s, i) => {
     validateObject(s, `${name}[${i}]`)
-    if (!(s.mr instanceof MemoryRegion)) throw invalidArgType(`${name}[${i}].mr`, 'an instance of MemoryRegion', s.mr)
+    const mr = handle<Native.RdmaMemoryRegion>(s.mr, MemoryRegion, `${name}[${i}].mr`)
     validateInteger(s.start, `${name}[${i}].start`, 0, MAX_SAFE)
     validateInteger(s.end, `${name}[${i}].end`, 0, MAX_SAFE)
-    return { id: handle<Native.RdmaMemoryRegion>(s.mr).id, start: s.start, end: s.end }
+    return { id: mr.id, start: s.start, end: s.end }
   })
+}
+
+/** Whether `o` is a MemoryRegion made by zcio (not one that only claims to be). @internal */
+export function isMemoryRegion(o: unknown): o is MemoryRegion {
+  return o instanceof MemoryRegion && handles.has(o)
+}
+
+/** Whether `o` is an RDMA object made by zcio. @internal */
+export function isRdmaObject(o: object): boolean {
+  return handles.has(o)
 }
 
 /** Registered memory: `buffer` is a view of it (no copy). */
@@ -69,25 +105,24 @@ export class MemoryRegion {
   readonly buffer: Uint8Array
   /** @internal */
   constructor(h: Native.RdmaMemoryRegion) {
-    handles.set(this, h)
-    this.buffer = h.buffer()
+    this.buffer = adopt(this, h, native.RdmaMemoryRegion).buffer()
   }
   get lkey(): number {
-    return handle<Native.RdmaMemoryRegion>(this).lkey
+    return handle<Native.RdmaMemoryRegion>(this, MemoryRegion).lkey
   }
   get rkey(): number {
-    return handle<Native.RdmaMemoryRegion>(this).rkey
+    return handle<Native.RdmaMemoryRegion>(this, MemoryRegion).rkey
   }
   /** The start address, for a peer's RDMA READ/WRITE. */
   get addr(): number {
-    return handle<Native.RdmaMemoryRegion>(this).addr
+    return handle<Native.RdmaMemoryRegion>(this, MemoryRegion).addr
   }
   get length(): number {
-    return handle<Native.RdmaMemoryRegion>(this).length
+    return handle<Native.RdmaMemoryRegion>(this, MemoryRegion).length
   }
   /** Work requests posted and not completed that use the region. */
   get inUse(): number {
-    return handle<Native.RdmaMemoryRegion>(this).inUse
+    return handle<Native.RdmaMemoryRegion>(this, MemoryRegion).inUse
   }
   /**
    * Deregisters the region: posts naming it throw `ERR_ZCIO_CLOSED`, a peer's
@@ -95,7 +130,7 @@ export class MemoryRegion {
    * `ERR_ZCIO_MR_IN_USE` while work requests use it; a no-op when closed.
    */
   close(): void {
-    handle<Native.RdmaMemoryRegion>(this).close()
+    handle<Native.RdmaMemoryRegion>(this, MemoryRegion).close()
   }
 }
 
@@ -103,12 +138,13 @@ export class MemoryRegion {
 export class CompletionQueue {
   /** @internal */
   constructor(h: Native.RdmaCompletionQueue) {
-    handles.set(this, h)
+    adopt(this, h, native.RdmaCompletionQueue)
   }
   /** Up to `max` completions, possibly none. */
   poll(max = 16): WorkCompletion[] {
+    const h = handle<Native.RdmaCompletionQueue>(this, CompletionQueue)
     validateInteger(max, 'max', 1, 4096)
-    return handle<Native.RdmaCompletionQueue>(this).poll(max)
+    return h.poll(max)
   }
   /**
    * Takes up to `out.length / 6` completions now (at most 4096) into `out`,
@@ -121,9 +157,10 @@ export class CompletionQueue {
    * per empty poll (the thread does nothing else meanwhile).
    */
   pollInto(out: Float64Array, spin = 0): number {
+    const h = handle<Native.RdmaCompletionQueue>(this, CompletionQueue)
     if (!(out instanceof Float64Array)) throw invalidArgType('out', 'an instance of Float64Array', out)
     validateInteger(spin, 'spin', 0, 2 ** 31 - 1)
-    return handle<Native.RdmaCompletionQueue>(this).pollInto(out, spin)
+    return h.pollInto(out, spin)
   }
   /**
    * Resolves with up to `max` completions as soon as there is at least one
@@ -132,8 +169,8 @@ export class CompletionQueue {
    */
   wait(max = 16): Promise<WorkCompletion[]> {
     try {
+      const h = handle<Native.RdmaCompletionQueue>(this, CompletionQueue)
       validateInteger(max, 'max', 1, 4096)
-      const h = handle<Native.RdmaCompletionQueue>(this)
       // The promise keeps the queue referenced until it settles.
       return h.wait(max).then((r) => (void this, r))
     } catch (e) {
@@ -147,7 +184,20 @@ export class CompletionQueue {
    * outstanding. A no-op when closed.
    */
   close(): void {
-    handle<Native.RdmaCompletionQueue>(this).close()
+    handle<Native.RdmaCompletionQueue>(this, CompletionQueue).close()
+  }
+  /** The completions the queue holds (at least the entries asked for). */
+  get capacity(): number {
+    return handle<Native.RdmaCompletionQueue>(this, CompletionQueue).capacity
+  }
+  /**
+   * Completions to come: work requests posted, by every queue pair using
+   * the queue, that complete here and were not polled yet. A post that
+   * would take it past `capacity` throws `ERR_ZCIO_CQ_FULL` (the device
+   * would drop the completion); batch posts post the first ones that fit.
+   */
+  get pending(): number {
+    return handle<Native.RdmaCompletionQueue>(this, CompletionQueue).pending
   }
 }
 
@@ -155,63 +205,78 @@ export class CompletionQueue {
 export class QueuePair {
   /** @internal */
   constructor(h: Native.RdmaQueuePair) {
-    handles.set(this, h)
-  }
-  #h(): Native.RdmaQueuePair {
-    return handle<Native.RdmaQueuePair>(this)
+    adopt(this, h, native.RdmaQueuePair)
   }
   /** Posts a signaled SEND of `mr[start..end]`. */
   postSend(mr: MemoryRegion, start: number, end: number, wrId: number): void {
+    qpOf(this)
+    handle(mr, MemoryRegion, 'mr')
     this.postSendSges([{ mr, start, end }], wrId)
   }
-  /** Posts a SEND of several entries, with immediate data if given. */
+  /**
+   * Posts a SEND of several entries, with immediate data if given. wrIds
+   * are 0 to 2^52 - 1 (from 2^52 up they are reserved for
+   * `ZeroCopyBufferManager`). Throws `ERR_ZCIO_CQ_FULL` when the send
+   * completion queue has no room for the completion (`cq.pending` reached
+   * `cq.capacity`, counting every queue pair that shares it), and `ENOMEM`
+   * when the send queue is full; the same holds for every post.
+   */
   postSendSges(sges: Sge[], wrId: number, immData?: number): void {
+    const h = qpOf(this)
     checkWrId(wrId)
     if (immData !== undefined) validateInteger(immData, 'immData', 0, 2 ** 32 - 1)
-    this.#h().postSend(toSges(sges, 'sges'), wrId, immData)
+    h.postSend(toSges(sges, 'sges'), wrId, immData)
   }
   /**
    * Posts one signaled SEND per `(start, end, wrId)` triple of `batch`, all
    * from `mr`, in one call (one doorbell; on Soft-RoCE one system call for
    * the batch). Returns how many were posted: all, or the first ones when
-   * the send queue filled up (the rest hold nothing). Throws as `postSend`
-   * when none could be posted; a bad triple posts none.
+   * the send queue or its completion queue filled up (the rest hold
+   * nothing). Throws as `postSend` when none could be posted; a bad triple
+   * posts none.
    */
   postSendBatch(mr: MemoryRegion, batch: Float64Array | number[]): number {
+    const h = qpOf(this)
     const [id, b] = batchArgs(mr, batch)
-    return this.#h().postSendBatch(id, b)
+    return h.postSendBatch(id, b)
   }
   /** Posts one receive per `(start, end, wrId)` triple of `batch` into `mr`, as `postSendBatch`. */
   postReceiveBatch(mr: MemoryRegion, batch: Float64Array | number[]): number {
+    const h = qpOf(this)
     const [id, b] = batchArgs(mr, batch)
-    return this.#h().postReceiveBatch(id, b)
+    return h.postReceiveBatch(id, b)
   }
   /** Posts a receive into `mr[start..end]`. */
   postReceive(mr: MemoryRegion, start: number, end: number, wrId: number): void {
+    qpOf(this)
+    handle(mr, MemoryRegion, 'mr')
     this.postReceiveSges([{ mr, start, end }], wrId)
   }
   postReceiveSges(sges: Sge[], wrId: number): void {
+    const h = qpOf(this)
     checkWrId(wrId)
-    this.#h().postReceive(toSges(sges, 'sges'), wrId)
+    h.postReceive(toSges(sges, 'sges'), wrId)
   }
   /** Posts an RDMA WRITE into the peer's `remoteAddr` (`rkey`). */
   postWrite(sges: Sge[], remoteAddr: number, rkey: number, wrId: number, immData?: number): void {
+    const h = qpOf(this)
     checkWrId(wrId)
     validateInteger(remoteAddr, 'remoteAddr', 0, MAX_SAFE)
     validateInteger(rkey, 'rkey', 0, 2 ** 32 - 1)
     if (immData !== undefined) validateInteger(immData, 'immData', 0, 2 ** 32 - 1)
-    this.#h().postWrite(toSges(sges, 'sges'), remoteAddr, rkey, wrId, immData)
+    h.postWrite(toSges(sges, 'sges'), remoteAddr, rkey, wrId, immData)
   }
   /** Posts an RDMA READ of the peer's `remoteAddr` (`rkey`) into `sges`. */
   postRead(sges: Sge[], remoteAddr: number, rkey: number, wrId: number): void {
+    const h = qpOf(this)
     checkWrId(wrId)
     validateInteger(remoteAddr, 'remoteAddr', 0, MAX_SAFE)
     validateInteger(rkey, 'rkey', 0, 2 ** 32 - 1)
-    this.#h().postRead(toSges(sges, 'sges'), remoteAddr, rkey, wrId)
+    h.postRead(toSges(sges, 'sges'), remoteAddr, rkey, wrId)
   }
   /** Moves the queue pair to the error state: every outstanding request completes as flushed (status 5). */
   setError(): void {
-    this.#h().setError()
+    qpOf(this).setError()
   }
   /**
    * Closes the queue pair: posts throw `ERR_ZCIO_CLOSED` from now on. Work
@@ -219,36 +284,60 @@ export class QueuePair {
    * state): each comes back through its completion queue with status 5 and
    * releases its memory regions as it is polled; the queue pair is destroyed
    * when the last one is polled (at once when nothing is outstanding). A
-   * no-op when closed.
+   * no-op when closed. If the device refuses to destroy it, this throws
+   * (its `syscall` is `ibv_destroy_qp`), the memory of its work requests
+   * stays held, and calling `close()` again retries.
    */
   close(): void {
-    this.#h().close()
+    qpOf(this).close()
   }
   /** Work requests posted and not polled yet (after `close()`: those still to be polled as flushed). */
   get outstanding(): number {
-    return this.#h().outstanding
+    return qpOf(this).outstanding
   }
   /** Whether `close()` ran. */
   get closed(): boolean {
-    return this.#h().closed
+    return qpOf(this).closed
   }
   get qpn(): number {
-    return this.#h().qpn
+    return qpOf(this).qpn
   }
 }
 
+function qpOf(qp: unknown, name = 'this'): Native.RdmaQueuePair {
+  return handle<Native.RdmaQueuePair>(qp, QueuePair, name)
+}
+
+/**
+ * Posts a SEND with a wrId of the reserved range (from `RESERVED_WR_ID`),
+ * for `ZeroCopyBufferManager` (whose completions no caller's wrId can
+ * match); returns the queue pair's number.
+ * @internal
+ */
+export function postReservedSend(qp: QueuePair, sges: Sge[], wrId: number): number {
+  const h = qpOf(qp, 'connection')
+  if (!Number.isSafeInteger(wrId) || wrId < RESERVED_WR_ID) throw outOfRange('wrId', `>= ${RESERVED_WR_ID} && <= ${MAX_SAFE}`, wrId)
+  h.postSend(toSges(sges, 'sges'), wrId, undefined)
+  return h.qpn
+}
+
 function batchArgs(mr: MemoryRegion, batch: Float64Array | number[]): [number, Float64Array] {
-  if (!(mr instanceof MemoryRegion)) throw invalidArgType('mr', 'an instance of MemoryRegion', mr)
+  const h = handle<Native.RdmaMemoryRegion>(mr, MemoryRegion, 'mr')
   let b: Float64Array
   if (batch instanceof Float64Array) b = batch
   else if (Array.isArray(batch)) b = Float64Array.from(batch)
   else throw invalidArgType('batch', 'an instance of Float64Array or Array', batch)
   if (b.length % 3 !== 0) throw invalidArgValue('batch', `(${b.length} numbers)`, 'must hold (start, end, wrId) triples')
-  return [handle<Native.RdmaMemoryRegion>(mr).id, b]
+  // Types and integers are checked natively; the reserved range here.
+  for (let i = 2; i < b.length; i += 3) if (b[i] >= RESERVED_WR_ID) checkWrId(b[i], `batch[${i}]`)
+  return [h.id, b]
 }
 
-function checkWrId(wrId: number): void {
-  validateInteger(wrId, 'wrId', 0, MAX_SAFE)
+function checkWrId(wrId: number, name = 'wrId'): void {
+  validateInteger(wrId, name, 0, MAX_SAFE)
+  if (wrId >= RESERVED_WR_ID) {
+    throw outOfRange(name, `>= 0 && <= 2^52 - 1 (from 2^52 up wrIds are reserved for ZeroCopyBufferManager)`, wrId)
+  }
 }
 
 /** A queue pair in INIT: send `endpoint()` to the peer, then `handshake(theirs)`. */
@@ -256,19 +345,20 @@ export class PreparedQueuePair {
   readonly #endpoint: Endpoint
   /** @internal */
   constructor(h: Native.RdmaPreparedQueuePair) {
-    handles.set(this, h)
-    this.#endpoint = h.endpoint()
+    this.#endpoint = adopt(this, h, native.RdmaPreparedQueuePair).endpoint()
   }
   /** What the peer needs (still readable after `handshake`). */
   endpoint(): Endpoint {
+    handle(this, PreparedQueuePair)
     return { ...this.#endpoint }
   }
   /** Destroys the queue pair (a no-op once handshaken: close the `QueuePair` instead). */
   close(): void {
-    handle<Native.RdmaPreparedQueuePair>(this).close()
+    handle<Native.RdmaPreparedQueuePair>(this, PreparedQueuePair).close()
   }
   /** INIT → RTR → RTS; usable once (`ERR_ZCIO_CLOSED` afterwards or after `close()`). */
   handshake(remote: Endpoint): QueuePair {
+    const h = handle<Native.RdmaPreparedQueuePair>(this, PreparedQueuePair)
     validateObject(remote, 'remote')
     validateInteger(remote.lid, 'remote.lid', 0, 65535)
     validateInteger(remote.qpn, 'remote.qpn', 0, 2 ** 24 - 1)
@@ -276,7 +366,7 @@ export class PreparedQueuePair {
     if (typeof remote.gid !== 'string' || !/^[0-9a-f]{32}$/i.test(remote.gid)) {
       throw invalidArgValue('remote.gid', remote.gid, 'must be 32 hex digits')
     }
-    return new QueuePair(handle<Native.RdmaPreparedQueuePair>(this).handshake(remote))
+    return new QueuePair(h.handshake(remote))
   }
 }
 
@@ -284,17 +374,19 @@ export class PreparedQueuePair {
 export class ProtectionDomain {
   /** @internal */
   constructor(h: Native.RdmaProtectionDomain) {
-    handles.set(this, h)
+    adopt(this, h, native.RdmaProtectionDomain)
   }
   /** Allocates and registers `size` bytes (page-aligned; local write, remote read and write). */
   allocate(size: number): MemoryRegion {
+    const h = handle<Native.RdmaProtectionDomain>(this, ProtectionDomain)
     validateInteger(size, 'size', 1, MAX_SAFE)
-    return new MemoryRegion(handle<Native.RdmaProtectionDomain>(this).allocate(size))
+    return new MemoryRegion(h.allocate(size))
   }
   /** A reliable-connected queue pair on `sendCq` / `recvCq`. */
   createQp(sendCq: CompletionQueue, recvCq: CompletionQueue, options: QpOptions = {}): PreparedQueuePair {
-    if (!(sendCq instanceof CompletionQueue)) throw invalidArgType('sendCq', 'an instance of CompletionQueue', sendCq)
-    if (!(recvCq instanceof CompletionQueue)) throw invalidArgType('recvCq', 'an instance of CompletionQueue', recvCq)
+    const h = handle<Native.RdmaProtectionDomain>(this, ProtectionDomain)
+    const send = handle<Native.RdmaCompletionQueue>(sendCq, CompletionQueue, 'sendCq')
+    const recv = handle<Native.RdmaCompletionQueue>(recvCq, CompletionQueue, 'recvCq')
     validateObject(options, 'options')
     const { maxSendWr = 64, maxRecvWr = 64, maxSge = 2, gidIndex = -1, pathMtu = 1024 } = options
     validateInteger(maxSendWr, 'options.maxSendWr', 1, 2 ** 31 - 1)
@@ -305,9 +397,9 @@ export class ProtectionDomain {
       throw invalidArgValue('options.pathMtu', pathMtu, 'must be 256, 512, 1024, 2048 or 4096')
     }
     return new PreparedQueuePair(
-      handle<Native.RdmaProtectionDomain>(this).createQp(
-        handle<Native.RdmaCompletionQueue>(sendCq),
-        handle<Native.RdmaCompletionQueue>(recvCq),
+      h.createQp(
+        send,
+        recv,
         maxSendWr,
         maxRecvWr,
         maxSge,
@@ -322,7 +414,7 @@ export class ProtectionDomain {
    * flushed completions are polled). A no-op when closed.
    */
   close(): void {
-    handle<Native.RdmaProtectionDomain>(this).close()
+    handle<Native.RdmaProtectionDomain>(this, ProtectionDomain).close()
   }
 }
 
@@ -330,21 +422,22 @@ export class ProtectionDomain {
 export class Context {
   /** @internal */
   constructor(h: Native.RdmaContext) {
-    handles.set(this, h)
+    adopt(this, h, native.RdmaContext)
   }
   allocPd(): ProtectionDomain {
-    return new ProtectionDomain(handle<Native.RdmaContext>(this).allocPd())
+    return new ProtectionDomain(handle<Native.RdmaContext>(this, Context).allocPd())
   }
   createCq(entries: number): CompletionQueue {
+    const h = handle<Native.RdmaContext>(this, Context)
     validateInteger(entries, 'entries', 1, 2 ** 31 - 1)
-    return new CompletionQueue(handle<Native.RdmaContext>(this).createCq(entries))
+    return new CompletionQueue(h.createCq(entries))
   }
   /**
    * Closes the device. Throws `ERR_ZCIO_CONTEXT_IN_USE` while protection
    * domains or completion queues of it are open. A no-op when closed.
    */
   close(): void {
-    handle<Native.RdmaContext>(this).close()
+    handle<Native.RdmaContext>(this, Context).close()
   }
 }
 

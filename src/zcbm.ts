@@ -13,7 +13,16 @@ import { validateInteger, validateObject } from './validate.js'
 import { Ring } from './ring.js'
 import { RegisteredBufferPool } from './pool.js'
 import { TcpStream } from './stream.js'
-import { MemoryRegion, ProtectionDomain, QueuePair, type WorkCompletion } from './rdma.js'
+import {
+  MemoryRegion,
+  ProtectionDomain,
+  QueuePair,
+  RESERVED_WR_ID,
+  isMemoryRegion,
+  isRdmaObject,
+  postReservedSend,
+  type WorkCompletion,
+} from './rdma.js'
 
 /** Options of `new ZeroCopyBufferManager()`: `dataSize` bytes, or an existing RDMA region as `data`. */
 export interface ZeroCopyBufferManagerOptions {
@@ -42,16 +51,30 @@ export interface SendDone {
 }
 
 const MAX_KEY = Number.MAX_SAFE_INTEGER
-/** RDMA wrIds of this manager's sends: WR_BASE + header bufnum (apart from the caller's own). */
-const WR_BASE = 2 ** 52
+/**
+ * RDMA wrIds of the managers' sends: from RESERVED_WR_ID (which callers'
+ * posts refuse), a block of SEQ_SPAN per manager (its tag), a sequence
+ * number per send within it. So a manager's wrId never matches another
+ * manager's, a caller's, or one of its own earlier sends still pending.
+ */
+const SEQ_SPAN = 2 ** 24
+const TAGS = (Number.MAX_SAFE_INTEGER + 1 - RESERVED_WR_ID) / SEQ_SPAN
+let nextTag = 0
 
 export class ZeroCopyBufferManager {
   readonly #headerSize: number
   readonly #headerCount: number
   readonly #free: number[] = []
   #minFree: number
-  /** Pending sends: header bufnum → key (and, for RDMA, the wrId). */
+  /** Pending sends: header bufnum → key. */
   readonly #keys = new Map<number, number>()
+  /** RDMA sends posted and not completed: wrId → header bufnum and the queue pair's number. */
+  readonly #posted = new Map<number, { bufnum: number; qpNum: number }>()
+  /** The wrId of each header's pending RDMA send. */
+  readonly #wrIdOf = new Map<number, number>()
+  /** This manager's block of wrIds (RDMA). */
+  readonly #wrBase: number
+  #seq = 0
   readonly #done: SendDone[] = []
   readonly #takers: ((r: IteratorResult<SendDone>) => void)[] = []
   readonly #onComplete: ((done: SendDone) => void) | undefined
@@ -68,6 +91,7 @@ export class ZeroCopyBufferManager {
   #closed = false
 
   constructor(options: ZeroCopyBufferManagerOptions, domain: ProtectionDomain | Ring, onComplete?: (done: SendDone) => void) {
+    this.#wrBase = RESERVED_WR_ID + (nextTag++ % TAGS) * SEQ_SPAN
     validateObject(options, 'options')
     validateInteger(options.headerSize, 'options.headerSize', 1, 2 ** 30)
     validateInteger(options.headerCount, 'options.headerCount', 1, 16384)
@@ -78,9 +102,14 @@ export class ZeroCopyBufferManager {
     for (let i = options.headerCount - 1; i >= 0; i--) this.#free.push(i)
     this.#minFree = options.headerCount
     if (domain instanceof ProtectionDomain) {
+      if (!isRdmaObject(domain)) throw invalidArgType('domain', 'a ProtectionDomain made by zcio', domain)
       if (options.data !== undefined) {
-        if (!(options.data instanceof MemoryRegion)) throw invalidArgType('options.data', 'an instance of MemoryRegion', options.data)
-        this.#dataMr = options.data
+        const data: unknown = options.data
+        if (!isMemoryRegion(data)) {
+          const expected = data instanceof MemoryRegion ? 'a MemoryRegion made by zcio' : 'an instance of MemoryRegion'
+          throw invalidArgType('options.data', expected, data)
+        }
+        this.#dataMr = data
         this.#ownsData = false
       } else {
         validateInteger(options.dataSize, 'options.dataSize', 1, Number.MAX_SAFE_INTEGER)
@@ -102,23 +131,34 @@ export class ZeroCopyBufferManager {
 
   /** The data region, to fill in place. */
   get data(): Uint8Array {
+    ZeroCopyBufferManager.#own(this)
     return this.#data
+  }
+
+  /** Throws ERR_INVALID_ARG_TYPE unless `m` was made by the constructor. */
+  static #own(m: unknown): void {
+    if (typeof m !== 'object' || m === null || !(#free in m)) {
+      throw invalidArgType('this', m instanceof ZeroCopyBufferManager ? 'a ZeroCopyBufferManager made by its constructor' : 'an instance of ZeroCopyBufferManager', m)
+    }
   }
 
   /** The data region's registration. */
   getMr(): Registration {
+    ZeroCopyBufferManager.#own(this)
     if (this.#dataMr) return rdmaReg(this.#dataMr)
     return { kind: 'io_uring', pool: this.#dataPool!, index: 0, length: this.#data.length }
   }
 
   /** The header buffers' registration (RDMA: one region; io_uring: one pool). */
   getHeaderMr(): Registration {
+    ZeroCopyBufferManager.#own(this)
     if (this.#headerMr) return rdmaReg(this.#headerMr)
     return { kind: 'io_uring', pool: this.#headerPool!, index: this.#headerIndex[0], length: this.#headerSize }
   }
 
   /** Takes a header buffer and copies `headerData` in; throws `ERR_ZCIO_NO_BUFFERS` when none is free. */
   getHeader(headerData: Uint8Array, key: number): HeaderBuffer {
+    ZeroCopyBufferManager.#own(this)
     this.#check()
     if (!(headerData instanceof Uint8Array)) throw invalidArgType('headerData', 'an instance of Uint8Array', headerData)
     if (headerData.length > this.#headerSize) {
@@ -141,6 +181,7 @@ export class ZeroCopyBufferManager {
 
   /** Gives header buffer `bufnum` back; returns its key. */
   returnHeader(bufnum: number): number {
+    ZeroCopyBufferManager.#own(this)
     validateInteger(bufnum, 'bufnum', 0, this.#headerCount - 1)
     const key = this.#keys.get(bufnum)
     if (key === undefined) throw zcioError('ERR_ZCIO_NOT_ACQUIRED', `header buffer ${bufnum} is not in use`)
@@ -151,6 +192,7 @@ export class ZeroCopyBufferManager {
 
   /** The fewest free header buffers since the previous call (then reset to the current number). */
   getNumAvailableBuffers(): number {
+    ZeroCopyBufferManager.#own(this)
     const min = this.#minFree
     this.#minFree = this.#free.length
     return min
@@ -158,6 +200,7 @@ export class ZeroCopyBufferManager {
 
   /** The keys of sends not yet completed. */
   getPendingSends(): number[] {
+    ZeroCopyBufferManager.#own(this)
     return [...this.#keys.values()]
   }
 
@@ -168,6 +211,7 @@ export class ZeroCopyBufferManager {
    * `onComplete`) when the send completes or fails, and the header goes back.
    */
   send(connection: QueuePair | TcpStream, headerData: Uint8Array, dataOffset: number, dataLength: number, key: number): void {
+    ZeroCopyBufferManager.#own(this)
     this.#check()
     validateInteger(dataOffset, 'dataOffset', 0, this.#data.length)
     validateInteger(dataLength, 'dataLength', 0, this.#data.length - dataOffset)
@@ -177,7 +221,10 @@ export class ZeroCopyBufferManager {
         const at = bufnum * this.#headerSize
         const sges = [{ mr: this.#headerMr, start: at, end: at + headerData.length }]
         if (dataLength > 0) sges.push({ mr: this.#dataMr, start: dataOffset, end: dataOffset + dataLength })
-        connection.postSendSges(sges, WR_BASE + bufnum)
+        const wrId = this.#nextWrId()
+        const qpNum = postReservedSend(connection, sges, wrId)
+        this.#posted.set(wrId, { bufnum, qpNum })
+        this.#wrIdOf.set(bufnum, wrId)
       } else if (connection instanceof TcpStream && this.#dataPool && this.#headerPool) {
         connection
           .sendZc([
@@ -197,21 +244,45 @@ export class ZeroCopyBufferManager {
     }
   }
 
+  /** The wrId of a new send: this manager's block, the next sequence number not pending. */
+  #nextWrId(): number {
+    for (;;) {
+      const wrId = this.#wrBase + this.#seq
+      this.#seq = (this.#seq + 1) % SEQ_SPAN
+      if (!this.#posted.has(wrId)) return wrId
+    }
+  }
+
   /**
-   * Feeds an RDMA work completion from the send queue's completion queue;
-   * returns the key when it was one of this manager's sends (its header goes
-   * back), else `undefined`. A flushed completion (the queue pair closed or
-   * failed) reports its key with an error.
+   * Feeds an RDMA work completion (from `cq.poll()` or `cq.wait()`; any
+   * completion of the queue can be fed); returns the key when it is the
+   * completion of a send this manager posted on that queue pair (matched by
+   * `wrId` and `qpNum`) and not handled yet: its header goes back. For any
+   * other completion (another manager's, the caller's own work requests,
+   * another queue pair's, one already handled) it returns `undefined` and
+   * changes nothing. A flushed completion (the queue pair closed or failed)
+   * reports its key with an error. Throws ERR_INVALID_ARG_TYPE when `wc` is
+   * not a completion (an object with numbers `wrId`, `status`, `qpNum`).
    */
   handle(wc: WorkCompletion): number | undefined {
-    const bufnum = wc.wrId - WR_BASE
-    if (!this.#dataMr || wc.wrId < WR_BASE || !this.#keys.has(bufnum)) return undefined
-    const key = this.#keys.get(bufnum)!
-    this.#finish(bufnum, wc.status === 0 ? undefined : zcioError('ERR_ZCIO_SEND_FAILED', `the send completed with status ${wc.status}`))
+    ZeroCopyBufferManager.#own(this)
+    validateObject(wc, 'wc')
+    if (typeof wc.wrId !== 'number') throw invalidArgType('wc.wrId', 'of type number', wc.wrId)
+    if (typeof wc.status !== 'number') throw invalidArgType('wc.status', 'of type number', wc.status)
+    if (typeof wc.qpNum !== 'number') throw invalidArgType('wc.qpNum', 'of type number', wc.qpNum)
+    const sent = this.#posted.get(wc.wrId)
+    if (sent === undefined || sent.qpNum !== wc.qpNum) return undefined
+    const key = this.#keys.get(sent.bufnum)!
+    this.#finish(sent.bufnum, wc.status === 0 ? undefined : zcioError('ERR_ZCIO_SEND_FAILED', `the send completed with status ${wc.status}`))
     return key
   }
 
   #finish(bufnum: number, error?: Error): void {
+    const wrId = this.#wrIdOf.get(bufnum)
+    if (wrId !== undefined) {
+      this.#posted.delete(wrId)
+      this.#wrIdOf.delete(bufnum)
+    }
     const key = this.returnHeader(bufnum)
     const done: SendDone = error ? { key, error } : { key }
     this.#onComplete?.(done)
@@ -229,6 +300,7 @@ export class ZeroCopyBufferManager {
    * and `completed()` ends. Closing twice does nothing.
    */
   close(): void {
+    ZeroCopyBufferManager.#own(this)
     if (this.#closed) return
     if (this.#keys.size > 0) {
       throw zcioError('ERR_ZCIO_SENDS_PENDING', `${this.#keys.size} sends are pending; they must complete (or their connection close) first`)
@@ -247,6 +319,7 @@ export class ZeroCopyBufferManager {
 
   /** Completed sends, as they complete (when no `onComplete` callback was given). */
   completed(): AsyncIterableIterator<SendDone> {
+    ZeroCopyBufferManager.#own(this)
     const it: AsyncIterableIterator<SendDone> = {
       next: () => {
         const d = this.#done.shift()

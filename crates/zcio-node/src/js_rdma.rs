@@ -50,6 +50,8 @@ pub struct RdmaWorkCompletion {
     pub opcode: String,
     pub byte_len: u32,
     pub imm_data: Option<u32>,
+    /// The queue pair's number.
+    pub qp_num: u32,
 }
 
 /// The RDMA devices of this machine (throws `ERR_ZCIO_RDMA_UNAVAILABLE`
@@ -551,6 +553,7 @@ fn completions(v: Vec<rdma::WorkCompletion>) -> Vec<RdmaWorkCompletion> {
             opcode: c.opcode.name().to_owned(),
             byte_len: c.byte_len,
             imm_data: c.imm_data,
+            qp_num: c.qp_num,
         })
         .collect()
 }
@@ -644,6 +647,19 @@ impl RdmaCompletionQueue {
     #[napi(getter)]
     pub fn users(&self) -> u32 {
         self.watch.cq.users()
+    }
+
+    /// Completions the queue holds.
+    #[napi(getter)]
+    pub fn capacity(&self) -> u32 {
+        self.watch.cq.capacity()
+    }
+
+    /// Completions to come (posted, not polled); posts past `capacity`
+    /// throw `ERR_ZCIO_CQ_FULL`.
+    #[napi(getter)]
+    pub fn pending(&self) -> u32 {
+        self.watch.cq.pending()
     }
 }
 

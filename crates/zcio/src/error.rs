@@ -176,6 +176,15 @@ pub enum Error {
         /// The table's capacity.
         capacity: u32,
     },
+    /// An RDMA post was refused: its completion queue has no room for the
+    /// completion (the device would drop it). Poll, or use a larger queue.
+    #[error("the completion queue is full: {pending} of its {capacity} completions are still to be polled")]
+    CqFull {
+        /// Completions the queue holds.
+        capacity: u32,
+        /// Completions to come: posted and not polled.
+        pending: u32,
+    },
 }
 
 /// Shorthand for `std::result::Result<T, zcio::Error>`.
@@ -221,6 +230,7 @@ impl Error {
             Error::CqInUse { .. } => "ERR_ZCIO_CQ_IN_USE",
             Error::PdInUse { .. } => "ERR_ZCIO_PD_IN_USE",
             Error::ContextInUse { .. } => "ERR_ZCIO_CONTEXT_IN_USE",
+            Error::CqFull { .. } => "ERR_ZCIO_CQ_FULL",
         }
     }
 

@@ -421,3 +421,178 @@ fn batch_posts_path_mtu_and_spinning_poll() {
     assert_eq!(src.in_use(), 0);
     assert!(cq.poll_spin(4, 10).unwrap().is_empty());
 }
+
+/// Two queue pairs connected to each other, both on `cq`.
+fn pair_on(pd: &rdma::ProtectionDomain, cq: &CompletionQueue) -> (QueuePair, QueuePair) {
+    let pa = pd.create_qp(cq, cq, QpOptions::default()).unwrap();
+    let pb = pd.create_qp(cq, cq, QpOptions::default()).unwrap();
+    let (ea, eb) = (pa.endpoint(), pb.endpoint());
+    (pa.handshake(eb).unwrap(), pb.handshake(ea).unwrap())
+}
+
+#[test]
+#[ignore = "needs an RDMA device"]
+fn posts_that_could_overflow_the_completion_queue_are_refused() {
+    let ctx = Context::open(std::env::var("ZCIO_RDMA_DEVICE").ok().as_deref()).unwrap();
+    let pd = ctx.alloc_pd().unwrap();
+    // Both queue pairs' sends complete on a 1-entry queue, receives on another.
+    let small = ctx.create_cq(1).unwrap();
+    let big = ctx.create_cq(256).unwrap();
+    let cap = small.capacity() as usize;
+    assert!((1..64).contains(&cap), "{cap}");
+    let connect = || {
+        let pa = pd.create_qp(&small, &big, QpOptions::default()).unwrap();
+        let pb = pd.create_qp(&small, &big, QpOptions::default()).unwrap();
+        let (ea, eb) = (pa.endpoint(), pb.endpoint());
+        (pa.handshake(eb).unwrap(), pb.handshake(ea).unwrap())
+    };
+    let (a, b) = connect();
+    let mr = pd.allocate(1 << 16).unwrap();
+    for i in 0..64 {
+        b.post_receive(&mr, i * 64, i * 64 + 64, 1000 + i as u64)
+            .unwrap();
+    }
+    // 64 sends through `cap` entries: a post that would overflow the queue
+    // is refused, so every send comes back.
+    let (mut posted, mut sent) = (0u64, Vec::new());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sent.len() < 64 {
+        assert!(Instant::now() < deadline, "{} of 64 came back", sent.len());
+        if posted < 64 {
+            match a.post_send(&mr, 8192, 8192 + 64, posted) {
+                Ok(()) => posted += 1,
+                Err(e) => assert_eq!(e.code(), "ERR_ZCIO_CQ_FULL", "{e}"),
+            }
+        }
+        assert!(small.pending() as usize <= cap);
+        sent.extend(small.poll(16).unwrap().into_iter().map(|c| {
+            assert!(c.is_ok(), "{c:?}");
+            c.wr_id
+        }));
+    }
+    sent.sort();
+    assert_eq!(sent, (0..64).collect::<Vec<_>>());
+    assert_eq!(wait(&big, 64).len(), 64);
+    assert_eq!(small.pending() + big.pending(), 0);
+
+    // Full, with no receive left at the peer: a batch posts the first ones
+    // that fit; both queue pairs' sends are refused, holding nothing.
+    let batch: Vec<_> = (0..cap + 5).map(|i| (0, 64, i as u64)).collect();
+    assert_eq!(a.post_send_batch(&mr, &batch).unwrap(), cap);
+    assert_eq!(small.pending() as usize, cap);
+    assert_eq!(code(a.post_send(&mr, 0, 64, 1)), "ERR_ZCIO_CQ_FULL");
+    assert_eq!(code(b.post_send(&mr, 0, 64, 1)), "ERR_ZCIO_CQ_FULL");
+    assert_eq!(code(b.post_send_batch(&mr, &batch)), "ERR_ZCIO_CQ_FULL");
+    assert_eq!(mr.in_use() as usize, cap);
+    b.post_receive(&mr, 0, 64, 1).unwrap();
+    // Closing flushes them; then everything closes.
+    a.close().unwrap();
+    b.close().unwrap();
+    assert_eq!(wait(&small, cap).len(), cap);
+    assert_eq!(wait(&big, 1).len(), 1);
+    assert!(a.is_destroyed() && b.is_destroyed());
+    assert_eq!(small.pending() + big.pending(), 0);
+    small.close().unwrap();
+    big.close().unwrap();
+    mr.close().unwrap();
+    pd.close().unwrap();
+    ctx.close().unwrap();
+}
+
+#[test]
+#[ignore = "needs an RDMA device"]
+fn a_queue_pair_dropped_with_work_outstanding_frees_its_share_of_the_queue() {
+    let ctx = Context::open(std::env::var("ZCIO_RDMA_DEVICE").ok().as_deref()).unwrap();
+    let pd = ctx.alloc_pd().unwrap();
+    let cq = ctx.create_cq(4).unwrap();
+    let cap = cq.capacity() as usize;
+    let mr = pd.allocate(4096).unwrap();
+    for round in 0..3 {
+        let (a, b) = pair_on(&pd, &cq);
+        let recvs: Vec<_> = (0..cap).map(|i| (0, 64, i as u64)).collect();
+        assert_eq!(b.post_receive_batch(&mr, &recvs).unwrap(), cap);
+        assert_eq!(code(a.post_send(&mr, 0, 64, 1)), "ERR_ZCIO_CQ_FULL");
+        // Destroyed at once: its completions, if the device made any, are
+        // stale; none is reported, and once the queue is seen empty the
+        // room is back for the next queue pairs (which may get the same
+        // numbers).
+        drop((a, b));
+        assert_eq!(mr.in_use(), 0);
+        assert!(cq.poll(16).unwrap().is_empty(), "round {round}");
+        assert_eq!(cq.pending(), 0);
+    }
+    let (a, b) = pair_on(&pd, &cq);
+    b.post_receive(&mr, 0, 64, 7).unwrap();
+    a.post_send(&mr, 64, 128, 8).unwrap();
+    let mut ids: Vec<u64> = wait(&cq, 2).iter().map(|c| c.wr_id).collect();
+    ids.sort();
+    assert_eq!(ids, [7, 8]);
+}
+
+#[test]
+#[ignore = "needs an RDMA device"]
+fn a_failed_destroy_or_deregistration_keeps_the_memory_and_reports_it() {
+    let ctx = Context::open(std::env::var("ZCIO_RDMA_DEVICE").ok().as_deref()).unwrap();
+    let pd = ctx.alloc_pd().unwrap();
+    let cq = ctx.create_cq(16).unwrap();
+    let mr = pd.allocate(4096).unwrap();
+
+    // close() with nothing outstanding: the error is reported, the queue
+    // pair stays (its queue and domain refuse to close), close() retries.
+    let (a, b) = pair_on(&pd, &cq);
+    rdma::fail_next("ibv_destroy_qp", libc::EBUSY);
+    let e = a.close().unwrap_err();
+    assert_eq!((e.code(), e.syscall()), ("EBUSY", Some("ibv_destroy_qp")));
+    assert!(a.is_closed() && !a.is_destroyed());
+    b.close().unwrap();
+    assert_eq!(code(cq.close()), "ERR_ZCIO_CQ_IN_USE");
+    a.close().unwrap();
+    assert!(a.is_destroyed());
+
+    // The last flushed completion of a closed queue pair destroys it: a
+    // failure there leaves it for close() to retry and report.
+    let (a, b) = pair_on(&pd, &cq);
+    b.post_receive(&mr, 0, 64, 1).unwrap();
+    b.close().unwrap();
+    rdma::fail_next("ibv_destroy_qp", libc::EIO);
+    assert_eq!(wait(&cq, 1)[0].wr_id, 1);
+    assert!(!b.is_destroyed());
+    assert_eq!(code(cq.close()), "ERR_ZCIO_CQ_IN_USE");
+    // close() retries, and reports a failure of its own.
+    rdma::fail_next("ibv_destroy_qp", libc::EIO);
+    assert_eq!(code(b.close()), "EIO");
+    b.close().unwrap();
+    assert!(b.is_destroyed());
+    a.close().unwrap();
+
+    // Dropped with work outstanding and the destroy failing: the memory of
+    // that work stays held (mapped, registered), and so do the queue and
+    // domain.
+    let leaked_pd = ctx.alloc_pd().unwrap();
+    let leaked_cq = ctx.create_cq(4).unwrap();
+    let held = leaked_pd.allocate(4096).unwrap();
+    let (a, b) = pair_on(&leaked_pd, &leaked_cq);
+    b.post_receive(&held, 0, 64, 1).unwrap();
+    rdma::fail_next("ibv_destroy_qp", libc::EBUSY);
+    drop(b);
+    assert_eq!(held.in_use(), 1);
+    assert_eq!(code(held.close()), "ERR_ZCIO_MR_IN_USE");
+    a.close().unwrap();
+    assert_eq!(code(leaked_cq.close()), "ERR_ZCIO_CQ_IN_USE");
+    assert_eq!(code(leaked_pd.close()), "ERR_ZCIO_PD_IN_USE");
+
+    // A failed deregistration changes nothing; closing again retries.
+    rdma::fail_next("ibv_dereg_mr", libc::EBUSY);
+    let e = mr.close().unwrap_err();
+    assert_eq!((e.code(), e.syscall()), ("EBUSY", Some("ibv_dereg_mr")));
+    assert!(!mr.is_closed());
+    assert_eq!(code(pd.close()), "ERR_ZCIO_PD_IN_USE");
+    mr.close().unwrap();
+    assert!(mr.is_closed());
+    // Dropped and failing: still counted in its domain (registered, mapped).
+    let dropped = pd.allocate(4096).unwrap();
+    rdma::fail_next("ibv_dereg_mr", libc::EBUSY);
+    drop(dropped);
+    assert_eq!(code(pd.close()), "ERR_ZCIO_PD_IN_USE");
+    cq.close().unwrap();
+}

@@ -105,6 +105,22 @@ pub(crate) struct Cq {
     /// The queue pairs whose completions land here, by number (only those
     /// not destroyed).
     pub(crate) qps: RefCell<HashMap<u32, Weak<QpShared>>>,
+    /// Entries the device made (`ibv_cq.cqe`, at least the ones asked for).
+    capacity: u32,
+    /// Completions to come: work requests posted to queue pairs that
+    /// complete here and not polled yet, orphans included. A post that would
+    /// take it past `capacity` is refused: the device would drop
+    /// completions (and with them the holds of their requests).
+    pending: Cell<u32>,
+    /// Of `pending`, those of queue pairs destroyed with work outstanding:
+    /// their completions may still be in the queue, or never come. Each
+    /// polled completion no queue pair claims takes one; a poll that finds
+    /// the queue empty takes them all (the device adds nothing for a
+    /// destroyed queue pair).
+    orphans: Cell<u32>,
+    /// Queue pairs whose `ibv_destroy_qp` failed when they were dropped:
+    /// they use the queue for good.
+    pub(crate) stuck: Cell<u32>,
 }
 
 impl Cq {
@@ -129,6 +145,49 @@ impl Cq {
             .values()
             .filter(|w| w.strong_count() > 0)
             .count() as u32
+            + self.stuck.get()
+    }
+
+    /// How many of `wanted` more completions fit: all, or the first ones;
+    /// none is [`Error::CqFull`].
+    pub(crate) fn room(&self, wanted: usize) -> Result<usize> {
+        let free = self.capacity.saturating_sub(self.pending.get());
+        if free == 0 {
+            return Err(Error::CqFull {
+                capacity: self.capacity,
+                pending: self.pending.get(),
+            });
+        }
+        Ok(wanted.min(free as usize))
+    }
+
+    /// `n` work requests that complete here were posted.
+    pub(crate) fn posted(&self, n: usize) {
+        self.pending.set(self.pending.get() + n as u32);
+    }
+
+    /// A queue pair was destroyed with `n` requests outstanding that
+    /// complete here.
+    pub(crate) fn orphaned(&self, n: u32) {
+        self.orphans.set(self.orphans.get() + n);
+    }
+
+    /// A completion was taken from the queue; `claimed`: by the request of a
+    /// live queue pair, else a stale one of a destroyed queue pair.
+    fn taken(&self, claimed: bool) {
+        if !claimed {
+            if self.orphans.get() == 0 {
+                return;
+            }
+            self.orphans.set(self.orphans.get() - 1);
+        }
+        self.pending.set(self.pending.get().saturating_sub(1));
+    }
+
+    /// The queue was seen empty: no orphan's completion will come.
+    fn drained(&self) {
+        let o = self.orphans.replace(0);
+        self.pending.set(self.pending.get().saturating_sub(o));
     }
 
     fn destroy(&self) {
@@ -201,6 +260,8 @@ impl CompletionQueue {
             return Err(e);
         }
         ctx.cqs().set(ctx.cqs().get() + 1);
+        // SAFETY: the queue was just created; `cqe` is the size it got.
+        let capacity = unsafe { (*raw).cqe }.max(1) as u32;
         Ok(CompletionQueue {
             cq: Rc::new(Cq {
                 ctx: ctx.clone(),
@@ -208,6 +269,10 @@ impl CompletionQueue {
                 channel,
                 fd,
                 qps: RefCell::default(),
+                capacity,
+                pending: Cell::new(0),
+                orphans: Cell::new(0),
+                stuck: Cell::new(0),
             }),
         })
     }
@@ -260,15 +325,20 @@ impl CompletionQueue {
                 std::io::Error::from_raw_os_error(-n),
             ));
         }
+        if (n as usize) < wcs.len() {
+            cq.drained();
+        }
         let mut out = Vec::with_capacity(n as usize);
         for wc in &wcs[..n as usize] {
             // Not borrowed across `finish`, which may destroy the queue pair
             // (and unregister it here).
             let qp = cq.qps.borrow().get(&wc.qp_num).and_then(Weak::upgrade);
-            let Some(qp) = qp else {
-                continue; // a queue pair destroyed since: its requests are gone
-            };
-            let Some(wr_id) = qp.finish(wc.wr_id) else {
+            // None: a stale completion of a queue pair destroyed since (the
+            // one registered under its number, if any, is a newer one whose
+            // internal ids never match it).
+            let wr_id = qp.and_then(|qp| qp.finish(wc.wr_id));
+            cq.taken(wr_id.is_some());
+            let Some(wr_id) = wr_id else {
                 continue;
             };
             out.push(WorkCompletion {
@@ -333,6 +403,19 @@ impl CompletionQueue {
             unsafe { (cq.ctx.v.ack_cq_events)(cq.raw(), n) };
         }
         n
+    }
+
+    /// The completions the queue holds (what the device made of the
+    /// entries asked for: at least as many).
+    pub fn capacity(&self) -> u32 {
+        self.cq.capacity
+    }
+
+    /// Completions to come: work requests posted that complete here and
+    /// were not polled yet. Posts that would take it past
+    /// [`capacity`](Self::capacity) fail with [`Error::CqFull`].
+    pub fn pending(&self) -> u32 {
+        self.cq.pending.get()
     }
 
     /// Queue pairs that use the queue and are not destroyed yet: open ones,

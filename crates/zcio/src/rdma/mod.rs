@@ -22,15 +22,19 @@
 //! any other use of a closed object fails with [`Error::Closed`].
 
 mod cq;
+mod fault;
 mod mr;
 mod qp;
 mod sys;
+mod wr_table;
 
 use std::cell::Cell;
 use std::ffi::CStr;
 use std::rc::Rc;
 
 pub use cq::{CompletionQueue, WorkCompletion, WorkOpcode};
+#[doc(hidden)]
+pub use fault::fail_next;
 pub use mr::MemoryRegion;
 pub use qp::{Endpoint, PreparedQueuePair, QpOptions, QueuePair, Sge};
 

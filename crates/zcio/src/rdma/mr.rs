@@ -2,9 +2,10 @@
 //! held by every work request that uses it.
 
 use std::cell::Cell;
+use std::mem::ManuallyDrop;
 use std::rc::Rc;
 
-use super::{last_error, sys, Ctx, Pd};
+use super::{check, last_error, sys, Ctx, Pd};
 use crate::error::{Error, Result};
 use crate::sys::Mmap;
 
@@ -12,7 +13,8 @@ pub(crate) struct Mr {
     pd: Rc<Pd>,
     /// Null once deregistered (closed).
     raw: Cell<*mut sys::ibv_mr>,
-    map: Mmap,
+    /// Unmapped on drop only once deregistered (kept for good otherwise).
+    map: ManuallyDrop<Mmap>,
     len: usize,
     lkey: u32,
     rkey: u32,
@@ -56,23 +58,37 @@ impl Mr {
         MrHold(self.clone())
     }
 
-    fn dereg(&self) {
-        let raw = self.raw.replace(std::ptr::null_mut());
-        if !raw.is_null() {
-            // SAFETY: no work request holds the region (`close` checks; on
-            // drop each would hold an Rc), so the device no longer uses it
-            // for local access; a peer's RDMA READ/WRITE naming its rkey
-            // fails from now on. Deregistered before the memory is unmapped
-            // (the mapping goes with `self`).
-            unsafe { (self.pd.ctx.v.dereg_mr)(raw) };
-            Ctx::child_gone(self.pd.mrs());
+    /// Deregisters (once). When `ibv_dereg_mr` fails nothing changes: the
+    /// registration stays, and with it the memory the device may use.
+    fn dereg(&self) -> Result<()> {
+        let raw = self.raw.get();
+        if raw.is_null() {
+            return Ok(());
         }
+        // SAFETY: no work request holds the region (`close` checks; on drop
+        // each would hold an Rc), so the device no longer uses it for local
+        // access; a peer's RDMA READ/WRITE naming its rkey fails from now on.
+        // Deregistered before the memory is unmapped (the mapping goes with
+        // `self`, and only once this succeeded).
+        let rc = super::fault::or("ibv_dereg_mr", || unsafe { (self.pd.ctx.v.dereg_mr)(raw) });
+        check("ibv_dereg_mr", rc)?;
+        self.raw.set(std::ptr::null_mut());
+        Ctx::child_gone(self.pd.mrs());
+        Ok(())
     }
 }
 
 impl Drop for Mr {
     fn drop(&mut self) {
-        self.dereg();
+        if self.dereg().is_ok() {
+            // SAFETY: deregistered: the device can't reach the memory, and
+            // the map is dropped once, here.
+            unsafe { ManuallyDrop::drop(&mut self.map) };
+        } else {
+            // Still registered: the memory stays mapped and the domain
+            // (counting the region as open) stays, for good.
+            std::mem::forget(self.pd.clone());
+        }
     }
 }
 
@@ -128,7 +144,7 @@ impl MemoryRegion {
             mr: Rc::new(Mr {
                 pd: pd.clone(),
                 raw: Cell::new(raw),
-                map,
+                map: ManuallyDrop::new(map),
                 len: size,
                 lkey,
                 rkey,
@@ -182,14 +198,15 @@ impl MemoryRegion {
     ///
     /// # Errors
     ///
-    /// [`Error::MrInUse`] while work requests use it (nothing changes).
+    /// [`Error::MrInUse`] while work requests use it, [`Error::Sys`]
+    /// (`ibv_dereg_mr`: the region stays registered and open, and its
+    /// memory mapped); nothing changes.
     pub fn close(&self) -> Result<()> {
         let n = self.mr.in_use.get();
         if n > 0 {
             return Err(Error::MrInUse { count: n });
         }
-        self.mr.dereg();
-        Ok(())
+        self.mr.dereg()
     }
 
     /// Whether [`close`](Self::close) ran.

@@ -11,7 +11,8 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use super::cq::{CompletionQueue, Cq};
-use super::mr::{MemoryRegion, MrHold};
+use super::mr::MemoryRegion;
+use super::wr_table::WrTable;
 use super::{check, last_error, sys, Ctx, Pd};
 use crate::error::{Error, Result};
 
@@ -75,45 +76,6 @@ pub struct Sge<'a> {
     pub end: usize,
 }
 
-/// A posted work request: the caller's `wr_id` and the regions it holds.
-type Posted = (u64, Vec<MrHold>);
-
-/// Posted work requests by slot, each with a generation (the internal
-/// `wr_id` is both), so a stale id never matches a newer request.
-#[derive(Default)]
-struct WrTable {
-    entries: Vec<(u32, Option<Posted>)>,
-    free: Vec<u32>,
-    live: u32,
-}
-
-impl WrTable {
-    fn insert(&mut self, wr_id: u64, holds: Vec<MrHold>) -> u64 {
-        let slot = self.free.pop().unwrap_or_else(|| {
-            self.entries.push((0, None));
-            (self.entries.len() - 1) as u32
-        });
-        let e = &mut self.entries[slot as usize];
-        e.0 = e.0.wrapping_add(1);
-        e.1 = Some((wr_id, holds));
-        self.live += 1;
-        (u64::from(e.0) << 32) | u64::from(slot)
-    }
-
-    fn remove(&mut self, id: u64) -> Option<u64> {
-        let slot = id as u32;
-        let e = self.entries.get_mut(slot as usize)?;
-        if u64::from(e.0) != id >> 32 {
-            return None;
-        }
-        let (wr_id, holds) = e.1.take()?;
-        drop(holds);
-        self.free.push(slot);
-        self.live -= 1;
-        Some(wr_id)
-    }
-}
-
 pub(crate) struct QpShared {
     pd: Rc<Pd>,
     send_cq: Rc<Cq>,
@@ -131,21 +93,32 @@ pub(crate) struct QpShared {
 
 impl QpShared {
     /// A work request completed (or was flushed): drops its holds and
-    /// returns the caller's `wr_id`. The last one of a closed queue pair
-    /// destroys it.
+    /// returns the caller's `wr_id` (`None`: not one of this queue pair's
+    /// outstanding requests). The last one of a closed queue pair destroys
+    /// it (if `ibv_destroy_qp` fails, it stays, and `close()` retries and
+    /// reports the error).
     pub(crate) fn finish(&self, id: u64) -> Option<u64> {
         let (wr_id, live) = {
             let mut wrs = self.wrs.borrow_mut();
             (wrs.remove(id), wrs.live)
         };
-        if live == 0 && self.closed.get() {
-            self.destroy();
+        if wr_id.is_some() && live == 0 && self.closed.get() {
+            let _ = self.destroy();
         }
         wr_id
     }
 
     fn qpn(&self) -> u32 {
         self.qpn
+    }
+
+    /// The queue a receive (or a send-queue request) completes on.
+    fn cq_of(&self, recv: bool) -> &Cq {
+        if recv {
+            &self.recv_cq
+        } else {
+            &self.send_cq
+        }
     }
 
     fn check_open(&self) -> Result<()> {
@@ -165,16 +138,26 @@ impl QpShared {
     }
 
     /// Destroys the verbs queue pair (once) and unregisters it from its
-    /// queues; then releases the holds of anything still outstanding.
-    fn destroy(&self) {
-        let raw = self.raw.replace(std::ptr::null_mut());
+    /// queues; then releases the holds of anything still outstanding, whose
+    /// completions may still sit in the queues (counted there as orphans
+    /// until polled or until the queue is seen empty).
+    ///
+    /// When `ibv_destroy_qp` fails nothing changes: the device may still
+    /// use the memory of the outstanding requests, so their holds stay.
+    fn destroy(&self) -> Result<()> {
+        let raw = self.raw.get();
         if raw.is_null() {
-            return;
+            return Ok(());
         }
         // SAFETY: destroying the queue pair stops the device's use of every
-        // work request's memory; only then do the holds (in `wrs`) go. Its
-        // queues and domain are open: they refuse to close while it exists.
-        unsafe { (self.pd.ctx.v.destroy_qp)(raw) };
+        // work request's memory; only then (on success) do the holds (in
+        // `wrs`) go. Its queues and domain are open: they refuse to close
+        // while it exists.
+        let rc = super::fault::or("ibv_destroy_qp", || unsafe {
+            (self.pd.ctx.v.destroy_qp)(raw)
+        });
+        check("ibv_destroy_qp", rc)?;
+        self.raw.set(std::ptr::null_mut());
         for cq in [&self.send_cq, &self.recv_cq] {
             let mut qps = cq.qps.borrow_mut();
             // Only this queue pair's entry: a newer one may have its number.
@@ -187,13 +170,21 @@ impl QpShared {
         }
         Ctx::child_gone(self.pd.qps());
         let orphans = std::mem::take(&mut *self.wrs.borrow_mut());
+        let (recvs, sends) = orphans.counts();
+        self.recv_cq.orphaned(recvs);
+        self.send_cq.orphaned(sends);
         drop(orphans);
+        Ok(())
     }
 
     /// `close()`: no more posts; flushes what is outstanding and destroys
-    /// the queue pair when the last flushed completion is polled.
+    /// the queue pair when the last flushed completion is polled. Once
+    /// closed, retries a destroy that failed.
     fn close(&self) -> Result<()> {
         if self.closed.get() {
+            if self.wrs.borrow().live == 0 {
+                return self.destroy();
+            }
             return Ok(());
         }
         if self.wrs.borrow().live > 0 {
@@ -203,17 +194,28 @@ impl QpShared {
             };
             self.modify(&mut attr, sys::IBV_QP_STATE)?;
             self.closed.set(true);
+            Ok(())
         } else {
             self.closed.set(true);
-            self.destroy();
+            self.destroy()
         }
-        Ok(())
     }
 }
 
 impl Drop for QpShared {
     fn drop(&mut self) {
-        self.destroy();
+        if self.destroy().is_err() {
+            // The device may still use the memory of the outstanding work
+            // requests, and the queue pair its queues and domain: keep them
+            // all (mapped, registered, counted as in use) for good.
+            let wrs = std::mem::take(&mut *self.wrs.borrow_mut());
+            std::mem::forget(wrs);
+            for cq in [&self.send_cq, &self.recv_cq] {
+                cq.stuck.set(cq.stuck.get() + 1);
+                std::mem::forget(cq.clone());
+            }
+            std::mem::forget(self.pd.clone());
+        }
     }
 }
 
@@ -476,8 +478,10 @@ impl QueuePair {
     /// # Errors
     ///
     /// [`Error::OutOfRange`] for a range outside the region, [`Error::Closed`]
-    /// for a closed region, [`Error::Sys`] (`ibv_post_send`: `ENOMEM` when
-    /// the send queue is full, `EINVAL`...).
+    /// for a closed region, [`Error::CqFull`] when the completion queue it
+    /// completes on has no room left (counting the work outstanding on
+    /// every queue pair that shares it), [`Error::Sys`] (`ibv_post_send`:
+    /// `ENOMEM` when the send queue is full, `EINVAL`...).
     pub fn post_send(&self, mr: &MemoryRegion, start: usize, end: usize, wr_id: u64) -> Result<()> {
         self.post(&[Sge { mr, start, end }], wr_id, Post::Send { imm: None })
     }
@@ -591,7 +595,10 @@ impl QueuePair {
             });
             holds.push(s.mr.mr.hold());
         }
-        let id = self.qp.wrs.borrow_mut().insert(wr_id, holds);
+        let recv = matches!(kind, Post::Recv);
+        let cq = self.qp.cq_of(recv);
+        cq.room(1)?;
+        let id = self.qp.wrs.borrow_mut().insert(wr_id, holds, recv)?;
         let ctx = &self.qp.pd.ctx;
         // SAFETY: the provider's post calls on a live queue pair (not closed,
         // so not destroyed); the WR and SGE list are read during the call
@@ -669,6 +676,7 @@ impl QueuePair {
             };
             return check(call, rc);
         }
+        cq.posted(1);
         Ok(())
     }
 
@@ -678,7 +686,8 @@ impl QueuePair {
     /// [`post_send`](Self::post_send) does.
     ///
     /// Returns how many were posted: all of them, or (when the send queue
-    /// fills up) the first ones; the rest were not posted and hold nothing.
+    /// or the completion queue fills up) the first ones; the rest were not
+    /// posted and hold nothing.
     ///
     /// # Errors
     ///
@@ -724,14 +733,26 @@ impl QueuePair {
             let (addr, length) = mr.mr.range(start, end)?;
             sges.push(sys::ibv_sge { addr, length, lkey });
         }
+        // No more than the completion queue has room for: the first ones.
+        let cq = self.qp.cq_of(recv);
+        let n = cq.room(wrs.len())?;
         let ids: Vec<u64> = {
             let mut table = self.qp.wrs.borrow_mut();
-            wrs.iter()
-                .map(|&(_, _, wr_id)| table.insert(wr_id, vec![mr.mr.hold()]))
-                .collect()
+            let mut ids = Vec::with_capacity(n);
+            for &(_, _, wr_id) in &wrs[..n] {
+                match table.insert(wr_id, vec![mr.mr.hold()], recv) {
+                    Ok(id) => ids.push(id),
+                    Err(e) => {
+                        for &id in &ids {
+                            table.remove(id);
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+            ids
         };
         let ctx = &self.qp.pd.ctx;
-        let n = wrs.len();
         // SAFETY: the provider's post calls on a live queue pair (not closed,
         // so not destroyed); the linked WRs and their SGEs live in the
         // vectors below (not moved while the call runs) and are read during
@@ -780,10 +801,12 @@ impl QueuePair {
             }
         };
         if rc == 0 {
+            cq.posted(n);
             return Ok(n);
         }
         // From `bad` on, nothing was posted: the device never saw those.
         let posted = posted.min(n);
+        cq.posted(posted);
         let mut table = self.qp.wrs.borrow_mut();
         for &id in &ids[posted..] {
             table.remove(id);
@@ -838,7 +861,10 @@ impl QueuePair {
     ///
     /// # Errors
     ///
-    /// [`Error::Sys`] (`ibv_modify_qp`), and nothing changes.
+    /// [`Error::Sys`] (`ibv_modify_qp`, and nothing changes;
+    /// `ibv_destroy_qp`: the queue pair stays closed but not destroyed, its
+    /// work requests keep their memory, and the next `close()` tries
+    /// again).
     pub fn close(&self) -> Result<()> {
         self.qp.close()
     }
