@@ -326,3 +326,23 @@ netTest('sends of pool and group memory go in place; of other memory, as a copy'
   listener.close()
   ring.close()
 })
+
+netTest('forged rings and pools passed as arguments get ERR_INVALID_ARG_TYPE', async (t) => {
+  const fakeRing = Object.create(Ring.prototype) as Ring
+  t.is(codeOf(() => new RegisteredBufferPool(fakeRing, 4096, 1)), 'ERR_INVALID_ARG_TYPE')
+  t.is(codeOf(() => new BufferGroup(fakeRing, { groupId: 1, bufferSize: 64, bufferCount: 1 })), 'ERR_INVALID_ARG_TYPE')
+  t.is(await rejectionCode(TcpStream.connect(fakeRing, { port: 1 })), 'ERR_INVALID_ARG_TYPE')
+  t.is(codeOf(() => TcpListener.bind(fakeRing, { port: 0 })), 'ERR_INVALID_ARG_TYPE')
+  const ring = new Ring()
+  const { server, client, listener } = await pair(ring)
+  const fakePool = Object.create(RegisteredBufferPool.prototype) as InstanceType<typeof RegisteredBufferPool>
+  const r = await client.sendZc({ pool: fakePool, index: 0 }).then(
+    () => 'resolved',
+    (e: { code?: string }) => e.code,
+  )
+  t.is(r, 'ERR_INVALID_ARG_TYPE')
+  await client.close()
+  await server.close()
+  listener.close()
+  ring.close()
+})

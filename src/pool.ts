@@ -98,7 +98,10 @@ export class RegisteredBufferPool {
   readonly #native: NativePool
 
   static {
-    nativeOf = (pool) => pool.#native
+    nativeOf = (pool) => {
+      if (typeof pool !== 'object' || pool === null || !(#native in pool)) throw invalidArgType('pool', 'an instance of RegisteredBufferPool', pool)
+      return pool.#native
+    }
     guardMethods(RegisteredBufferPool, 'RegisteredBufferPool', (p) => #native in (p as object), [
       'readFixed',
       'writeFixed',

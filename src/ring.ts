@@ -164,7 +164,10 @@ export class Ring {
   readonly #internals: RingInternals
 
   static {
-    internalsOf = (ring) => ring.#internals
+    internalsOf = (ring) => {
+      if (typeof ring !== 'object' || ring === null || !(#internals in ring)) throw invalidArgType('ring', 'an instance of Ring', ring)
+      return ring.#internals
+    }
     guardMethods(Ring, 'Ring', (r) => #internals in (r as object), ['completions'])
   }
 
