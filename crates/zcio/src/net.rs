@@ -51,6 +51,9 @@ pub(crate) struct SocketShared {
     /// uses it any more.
     fd: RefCell<Option<TrackedFd>>,
     ops: Cell<u32>,
+    /// Of those, zero-copy sends: the ones a peer that does not read can
+    /// hold for ever (see `ring_close_abort`).
+    zc_ops: Cell<u32>,
     closed: Cell<bool>,
     /// Other rings this socket's operations were queued on (a group's
     /// receive on another ring): `close()` cancels there too.
@@ -58,9 +61,12 @@ pub(crate) struct SocketShared {
 }
 
 impl OpOwner for SocketShared {
-    fn complete(&self, _op: &Op, cqe: Cqe) -> Placed {
+    fn complete(&self, op: &Op, cqe: Cqe) -> Placed {
         if cqe.last {
             self.ops.set(self.ops.get() - 1);
+            if op.kind == OpKind::SendZc {
+                self.zc_ops.set(self.zc_ops.get() - 1);
+            }
             self.close_if_idle();
         }
         Placed::default()
@@ -73,7 +79,12 @@ impl RingCloseHook for SocketShared {
     }
 
     fn ring_close_abort(&self) {
-        self.abort();
+        // Only a zero-copy send waits for the peer; anything else ends with
+        // the ring's cancel, and aborting under it would turn a cancelled
+        // receive into an end of stream.
+        if self.zc_ops.get() > 0 {
+            self.abort();
+        }
     }
 }
 
@@ -84,6 +95,7 @@ impl SocketShared {
             raw: fd.as_raw_fd(),
             fd: RefCell::new(Some(fd)),
             ops: Cell::new(0),
+            zc_ops: Cell::new(0),
             closed: Cell::new(false),
             foreign: RefCell::new(Vec::new()),
         });
@@ -121,12 +133,15 @@ impl SocketShared {
     /// Whatever `entry` points at is owned by `keep` (or is static).
     unsafe fn push(self: &Rc<Self>, entry: squeue::Entry, kind: OpKind, keep: Keep) -> Result<u64> {
         let op = Op::new(self.clone(), kind, 0).keep(keep);
+        let zc = u32::from(kind == OpKind::SendZc);
         self.ops.set(self.ops.get() + 1);
+        self.zc_ops.set(self.zc_ops.get() + zc);
         // SAFETY: the caller's contract; the op holds the socket (its fd
         // stays open) and `keep` until the final completion.
         let res = unsafe { self.ring.push(entry, op) };
         if res.is_err() {
             self.ops.set(self.ops.get() - 1);
+            self.zc_ops.set(self.zc_ops.get() - zc);
         }
         res
     }
@@ -191,12 +206,15 @@ impl SocketShared {
 }
 
 /// One operation of a socket started by another owner; ends with the op.
-pub(crate) struct SocketUse(Rc<SocketShared>);
+pub(crate) struct SocketUse(Rc<SocketShared>, bool);
 
 impl Drop for SocketUse {
     fn drop(&mut self) {
         let s = &self.0;
         s.ops.set(s.ops.get() - 1);
+        if self.1 {
+            s.zc_ops.set(s.zc_ops.get() - 1);
+        }
         s.close_if_idle();
     }
 }
@@ -413,6 +431,16 @@ impl TcpStream {
     /// `ring` is the ring the operation is queued on; when it is not the
     /// stream's own, `close()` cancels there too.
     pub(crate) fn socket_use(&self, ring: &Rc<RingInner>) -> SocketUse {
+        self.socket_use_of(ring, false)
+    }
+
+    /// As [`socket_use`](Self::socket_use), for a zero-copy send (counted:
+    /// closing the ring aborts connections that still have one).
+    pub(crate) fn socket_use_zc(&self, ring: &Rc<RingInner>) -> SocketUse {
+        self.socket_use_of(ring, true)
+    }
+
+    fn socket_use_of(&self, ring: &Rc<RingInner>, zc: bool) -> SocketUse {
         let s = &self.socket;
         if !Rc::ptr_eq(&s.ring, ring) {
             let mut foreign = s.foreign.borrow_mut();
@@ -425,7 +453,10 @@ impl TcpStream {
             }
         }
         s.ops.set(s.ops.get() + 1);
-        SocketUse(s.clone())
+        if zc {
+            s.zc_ops.set(s.zc_ops.get() + 1);
+        }
+        SocketUse(s.clone(), zc)
     }
 
     /// Whether the stream was made on `ring`.
@@ -694,5 +725,73 @@ impl TcpStream {
     /// last one's final completion.
     pub fn close(&self) {
         self.socket.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::IntoRawFd;
+
+    use super::*;
+    use crate::RingOptions;
+
+    fn linger(fd: RawFd) -> libc::linger {
+        let mut l = libc::linger {
+            l_onoff: 0,
+            l_linger: 0,
+        };
+        let mut len = std::mem::size_of::<libc::linger>() as libc::socklen_t;
+        syscall!(getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&mut l as *mut libc::linger).cast(),
+            &mut len
+        ))
+        .unwrap();
+        l
+    }
+
+    /// A stream over a loopback connection whose peer (kept) never reads.
+    fn stream(ring: &Ring) -> (TcpStream, std::net::TcpStream) {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (peer, _) = l.accept().unwrap();
+        // SAFETY: into_raw_fd hands over a descriptor nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(c.into_raw_fd()) };
+        (TcpStream::from_fd(ring, fd).unwrap(), peer)
+    }
+
+    #[test]
+    fn a_ring_close_aborts_only_connections_with_zero_copy_sends() {
+        let Ok(ring) = Ring::new(RingOptions::default()) else {
+            eprintln!("SKIPPED: no io_uring here");
+            return;
+        };
+        let (quiet, _peer) = stream(&ring);
+        quiet.socket.ring_close_abort();
+        assert_eq!(
+            linger(quiet.as_raw_fd()).l_onoff,
+            0,
+            "aborted without a zero-copy send"
+        );
+        assert!(quiet.peer_addr().is_ok(), "still connected");
+        if !crate::probe().send_zc {
+            eprintln!("SKIPPED: no SEND_ZC here");
+            return;
+        }
+        let (busy, _peer2) = stream(&ring);
+        busy.send_zc(vec![7u8; 32 << 20]).unwrap();
+        ring.submit().unwrap();
+        assert_eq!(busy.socket.zc_ops.get(), 1);
+        busy.socket.ring_close_abort();
+        assert_eq!(linger(busy.as_raw_fd()).l_onoff, 1, "not aborted");
+        let mut out = Vec::new();
+        ring.close(&mut out).unwrap();
+        assert_eq!(
+            busy.ops_in_flight(),
+            0,
+            "the notification came after the abort"
+        );
     }
 }

@@ -431,7 +431,11 @@ impl RegisteredBufferPool {
             index,
             buf_offset,
             false,
-            Some(stream.socket_use(&self.shared.ring)),
+            Some(if zc {
+                stream.socket_use_zc(&self.shared.ring)
+            } else {
+                stream.socket_use(&self.shared.ring)
+            }),
             build,
         )
     }
