@@ -59,6 +59,11 @@ export function invalidArgValue(name: string, value: unknown, reason: string): Z
   )
 }
 
+/** `ERR_INVALID_THIS`, as Node words it: a method called on an object that is not a `type`. */
+export function invalidThis(type: string): ZcioError {
+  return withCode(new TypeError(`Value of "this" must be of type ${type}`), 'ERR_INVALID_THIS')
+}
+
 let errorMap: Map<number, [string, string]> | undefined
 
 /** The error of a failed kernel operation (`result` is `-errno`). */

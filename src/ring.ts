@@ -141,11 +141,17 @@ export interface RingInternals {
   closers: Set<() => void>
 }
 
-let internalsOf: (ring: Ring) => RingInternals
+let internalsOf: (ring: Ring) => RingInternals | undefined
 
-/** The internals of `ring` (for this package's classes only). */
+/**
+ * The internals of `ring` (for this package's classes only). Throws
+ * `ERR_INVALID_ARG_TYPE` for anything that is not a ring made by
+ * `new Ring()` (an `Object.create(Ring.prototype)` included).
+ */
 export function ringInternals(ring: Ring): RingInternals {
-  return internalsOf(ring)
+  const internals = internalsOf(ring)
+  if (internals === undefined) throw invalidArgType('ring', 'an instance of Ring', ring)
+  return internals
 }
 
 /**
@@ -162,7 +168,7 @@ export class Ring {
   readonly #internals: RingInternals
 
   static {
-    internalsOf = (ring) => ring.#internals
+    internalsOf = (ring) => (typeof ring === 'object' && ring !== null && #internals in ring ? ring.#internals : undefined)
   }
 
   /**
