@@ -280,8 +280,11 @@ export declare class Ring {
 export declare class TcpListener {
   /** Binds and listens on `host:port`, or on the Unix `path` when given. */
   static bind(ring: Ring, host: string | undefined | null, port: number, path: string | undefined | null, backlog: number): TcpListener
-  /** A multishot accept; each completion's result is a new descriptor. */
-  acceptMultishot(): number
+  /**
+   * One accept; its completion's result is a new descriptor (or
+   * `-errno`, the connection left queued). Returns the slot.
+   */
+  accept(): number
   get localAddress(): SocketAddress
   get fd(): number
   close(): void
@@ -312,6 +315,8 @@ export declare class TcpStream {
   /** `shutdown(2)`: 0 read, 1 write, 2 both. */
   shutdown(how: number): void
   setNoDelay(on: boolean): void
+  /** Whether `TCP_NODELAY` is on (`false` on Unix sockets). */
+  get noDelay(): boolean
   get localAddress(): SocketAddress
   get remoteAddress(): SocketAddress
   get fd(): number

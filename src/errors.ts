@@ -59,6 +59,14 @@ export function invalidArgValue(name: string, value: unknown, reason: string): Z
   )
 }
 
+/**
+ * A method called on an object that is not a `type`: `ERR_INVALID_ARG_TYPE`
+ * about the `this` argument, as every class of this package reports it.
+ */
+export function invalidThis(type: string): ZcioError {
+  return withCode(new TypeError(`The "this" argument must be an instance of ${type}.`), 'ERR_INVALID_ARG_TYPE')
+}
+
 let errorMap: Map<number, [string, string]> | undefined
 
 /** The error of a failed kernel operation (`result` is `-errno`). */

@@ -143,11 +143,17 @@ export interface RingInternals {
   closers: Set<() => void>
 }
 
-let internalsOf: (ring: Ring) => RingInternals
+let internalsOf: (ring: Ring) => RingInternals | undefined
 
-/** The internals of `ring` (for this package's classes only). */
+/**
+ * The internals of `ring` (for this package's classes only). Throws
+ * `ERR_INVALID_ARG_TYPE` for anything that is not a ring made by
+ * `new Ring()` (an `Object.create(Ring.prototype)` included).
+ */
 export function ringInternals(ring: Ring): RingInternals {
-  return internalsOf(ring)
+  const internals = internalsOf(ring)
+  if (internals === undefined) throw invalidArgType('ring', 'an instance of Ring', ring)
+  return internals
 }
 
 /**

@@ -15,6 +15,7 @@ import { lifecycle, timing } from './lifecycle.js'
 import { hostileCmd } from './net-hostile.js'
 import { netCrossCmd } from './net-cross.js'
 import { netLifeCmd } from './net-life.js'
+import { acceptCmd } from './net-accept.js'
 import { recvCmd } from './net-recv.js'
 import { sendCmd } from './net-send.js'
 import { newBigPool, newPool, newRing } from './rings-pools.js'
@@ -44,6 +45,7 @@ export const commandArb = fc.oneof(
   { weight: 9, arbitrary: recvCmd },
   { weight: 2, arbitrary: hostileCmd },
   { weight: 3, arbitrary: netCrossCmd },
+  { weight: 5, arbitrary: acceptCmd },
 )
 
 export function commandsArb(maxCommands: number, replayPath?: string) {

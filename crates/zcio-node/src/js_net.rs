@@ -222,10 +222,11 @@ impl TcpListener {
         })
     }
 
-    /// A multishot accept; each completion's result is a new descriptor.
+    /// One accept; its completion's result is a new descriptor (or
+    /// `-errno`, the connection left queued). Returns the slot.
     #[napi]
-    pub fn accept_multishot(&self, env: Env) -> Result<u32> {
-        let ud = self.core.accept_multishot().or_throw(&env)?;
+    pub fn accept(&self, env: Env) -> Result<u32> {
+        let ud = self.core.accept().or_throw(&env)?;
         Ok(self.owner.track(ud))
     }
 
@@ -416,6 +417,12 @@ impl TcpStream {
     #[napi]
     pub fn set_no_delay(&self, env: Env, on: bool) -> Result<()> {
         self.core.set_nodelay(on).or_throw(&env)
+    }
+
+    /// Whether `TCP_NODELAY` is on (`false` on Unix sockets).
+    #[napi(getter)]
+    pub fn no_delay(&self, env: Env) -> Result<bool> {
+        self.core.nodelay().or_throw(&env)
     }
 
     #[napi(getter)]

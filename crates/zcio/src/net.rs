@@ -238,6 +238,10 @@ fn set_int_opt(fd: RawFd, level: i32, name: i32, value: i32) -> Result<()> {
     .map_err(|e| Error::sys("setsockopt", e))
 }
 
+fn set_nodelay_raw(fd: RawFd, on: bool) -> Result<()> {
+    set_int_opt(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, i32::from(on))
+}
+
 /// A listening stream socket accepting through the ring.
 #[derive(Clone)]
 pub struct TcpListener {
@@ -253,7 +257,8 @@ impl std::fmt::Debug for TcpListener {
 }
 
 impl TcpListener {
-    /// Binds and listens (`SO_REUSEADDR` on TCP). Port 0 picks a free port
+    /// Binds and listens (`SO_REUSEADDR` and `TCP_NODELAY` on TCP: accepted
+    /// streams start with Nagle's algorithm off). Port 0 picks a free port
     /// (see [`local_addr`](Self::local_addr)).
     ///
     /// # Errors
@@ -266,6 +271,9 @@ impl TcpListener {
         let fd = new_socket(addr.family())?;
         if !addr.is_unix() {
             set_int_opt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+            // Accepted sockets inherit it: every connection starts without
+            // Nagle's algorithm, at no cost per connection.
+            set_nodelay_raw(fd.as_raw_fd(), true)?;
         }
         let (storage, len) = addr.to_raw();
         syscall!(bind(
@@ -295,6 +303,25 @@ impl TcpListener {
             .build();
         // SAFETY: a multishot accept without an address buffer references no memory.
         unsafe { self.socket.push(entry, OpKind::AcceptMulti, Keep::Nothing) }
+    }
+
+    /// Queues one accept (`IORING_OP_ACCEPT`): its completion's result is a
+    /// new descriptor (close-on-exec) — adopt it at once with
+    /// [`TcpStream::from_fd`] — or `-errno`. Unlike
+    /// [`accept_multishot`](Self::accept_multishot), it takes exactly one
+    /// connection off the kernel's queue, so the caller bounds how many it
+    /// holds; a failure (`EMFILE`...) leaves the connection queued.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`], [`Error::Sys`] when the queue could not be flushed.
+    pub fn accept(&self) -> Result<u64> {
+        let fd = self.socket.raw_fd("listener")?;
+        let entry = opcode::Accept::new(types::Fd(fd), std::ptr::null_mut(), std::ptr::null_mut())
+            .flags(libc::SOCK_CLOEXEC)
+            .build();
+        // SAFETY: an accept without an address buffer references no memory.
+        unsafe { self.socket.push(entry, OpKind::Accept, Keep::Nothing) }
     }
 
     /// The bound address.
@@ -398,14 +425,18 @@ impl TcpStream {
 
     /// Makes a socket and queues its connect (`IORING_OP_CONNECT`); the
     /// stream is usable once that completion reports 0 (or `-ECONNREFUSED`...).
+    /// TCP streams start with Nagle's algorithm off (`TCP_NODELAY`).
     ///
     /// # Errors
     ///
-    /// [`Error::Sys`] (`socket`), [`Error::Closed`].
+    /// [`Error::Sys`] (`socket`, `setsockopt`), [`Error::Closed`].
     pub fn connect(ring: &Ring, addr: &SockAddr) -> Result<(TcpStream, u64)> {
         let inner = ring.inner();
         inner.check_open()?;
         let fd = new_socket(addr.family())?;
+        if !addr.is_unix() {
+            set_nodelay_raw(fd.as_raw_fd(), true)?;
+        }
         let socket = SocketShared::new(inner, fd);
         let raw = Box::new(addr.to_raw());
         let entry = opcode::Connect::new(
@@ -675,7 +706,31 @@ impl TcpStream {
         if sockaddr::local(fd)?.is_unix() {
             return Ok(());
         }
-        set_int_opt(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, i32::from(on))
+        set_nodelay_raw(fd, on)
+    }
+
+    /// Whether Nagle's algorithm is off (`TCP_NODELAY`); `false` on Unix
+    /// sockets.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sys`] (`getsockopt`), [`Error::Closed`].
+    pub fn nodelay(&self) -> Result<bool> {
+        let fd = self.raw_fd()?;
+        if sockaddr::local(fd)?.is_unix() {
+            return Ok(false);
+        }
+        let mut on: i32 = 0;
+        let mut len = std::mem::size_of::<i32>() as libc::socklen_t;
+        syscall!(getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            (&mut on as *mut i32).cast(),
+            &mut len
+        ))
+        .map_err(|e| Error::sys("getsockopt", e))?;
+        Ok(on != 0)
     }
 
     /// The local address.

@@ -43,6 +43,8 @@ pub enum OpKind {
     AcceptMulti,
     /// `IORING_OP_CONNECT`.
     Connect,
+    /// `IORING_OP_ACCEPT`, one connection.
+    Accept,
 }
 
 impl OpKind {
@@ -53,7 +55,7 @@ impl OpKind {
             OpKind::WriteFixed => "write",
             OpKind::Recv | OpKind::RecvMulti => "recv",
             OpKind::Send | OpKind::SendZc => "send",
-            OpKind::AcceptMulti => "accept",
+            OpKind::AcceptMulti | OpKind::Accept => "accept",
             OpKind::Connect => "connect",
         }
     }

@@ -417,3 +417,52 @@ fn closing_a_stream_or_its_ring_cancels_a_receive_on_another_ring() {
         assert_eq!(c.result, -libc::ECANCELED, "{c:?}");
     }
 }
+
+/// A one-shot accept takes exactly one connection off the kernel's queue and
+/// leaves the others there; accepted and connected TCP streams start with
+/// `TCP_NODELAY` on.
+#[test]
+fn one_shot_accept_takes_one_connection_with_nodelay() {
+    require!(buf_ring);
+    let ring = ring();
+    let addr: SockAddr = "127.0.0.1:0"
+        .parse::<std::net::SocketAddr>()
+        .unwrap()
+        .into();
+    let l = TcpListener::bind(&ring, &addr, 16).unwrap();
+    let to = l.local_addr().unwrap();
+    let (c1, k1) = TcpStream::connect(&ring, &to).unwrap();
+    let (c2, k2) = TcpStream::connect(&ring, &to).unwrap();
+    let mut out = Vec::new();
+    wait_until(&ring, &mut out, |o| {
+        o.iter().any(|x| x.user_data == k1) && o.iter().any(|x| x.user_data == k2)
+    });
+    let a = l.accept().unwrap();
+    wait_until(&ring, &mut out, |o| o.iter().any(|x| x.user_data == a));
+    let acc = out.iter().find(|x| x.user_data == a).unwrap();
+    assert!(acc.result >= 0 && !acc.more(), "{acc:?}");
+    assert_eq!(acc.kind, OpKind::Accept);
+    // SAFETY: the accept completion's result is a new descriptor we own.
+    let server = TcpStream::from_fd(&ring, unsafe { OwnedFd::from_raw_fd(acc.result) }).unwrap();
+    // The second connection is still queued: a non-blocking accept finds it.
+    // SAFETY: accept4 on our listening descriptor with no address buffer.
+    let fd = unsafe {
+        libc::accept4(
+            l.as_raw_fd(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+        )
+    };
+    assert!(fd >= 0, "{}", std::io::Error::last_os_error());
+    // SAFETY: accept4 returned a new descriptor we own.
+    let second = TcpStream::from_fd(&ring, unsafe { OwnedFd::from_raw_fd(fd) }).unwrap();
+    for s in [&server, &second, &c1, &c2] {
+        assert!(s.nodelay().unwrap());
+    }
+    server.set_nodelay(false).unwrap();
+    assert!(!server.nodelay().unwrap());
+    l.close();
+    let late = l.accept().unwrap_err();
+    assert_eq!(late.code(), "ERR_ZCIO_CLOSED");
+}
