@@ -319,7 +319,15 @@ class Starve extends ListenerCmd {
       if (l.real.errorCount > errors) cover('accept failed for want of descriptors')
     } finally {
       for (const fd of dummies) fs.closeSync(fd)
-      if (lowered && !setSoftLimit(soft)) fail(`could not raise the soft descriptor limit back to ${soft}`)
+      // Accepts that were waiting may take the freed descriptors up to the
+      // lowered limit at once, leaving none for prlimit's pipes: retry
+      // while the listener's streams close or are taken.
+      let raised = !lowered
+      for (let i = 0; !raised && i < 200; i++) {
+        raised = setSoftLimit(soft)
+        if (!raised) await sleep(5)
+      }
+      if (!raised) fail(`could not raise the soft descriptor limit back to ${soft}`)
     }
     w.log(`  descriptors freed`)
     await progress(w, l, `${this}`)
