@@ -74,7 +74,9 @@ class ZcioSocket extends Duplex implements NodeStream {
 
   [kEnd](error?: Error): void {
     this.#receiving = undefined
-    if (error) this.destroy(error)
+    // The TcpStream (or its ring) was closed under the Duplex: a close, not a failure.
+    if (error && this.#stream.closed) this.destroy()
+    else if (error) this.destroy(error)
     else this.push(null)
   }
 
