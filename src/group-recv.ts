@@ -10,11 +10,12 @@
 // amortized, however many receives wait, and a buffer that comes back is
 // never left idle while a receive with data waits.
 //
-// A receive holding `limit` chunks not yet released pauses: its multishot
-// receive is cancelled (not re-armed), its data waits in its socket, and it
-// resumes once its chunks are down to half the limit. A consumer that stops
-// reading then holds at most `limit` buffers (plus what was in flight), so
-// it cannot starve the other streams of a shared group.
+// A receive holding `limit` chunks not yet released pauses: it is not
+// re-armed (a multishot one is cancelled), its data waits in its socket, and
+// it resumes once its chunks are down to half the limit. Within BURST of the
+// limit it receives one chunk per operation, so a consumer that stops
+// reading holds at most `limit` buffers and cannot starve the other streams
+// of a shared group.
 
 import type { NativeGroup, NativeStream } from './binding.js'
 import { errnoError, zcioError } from './errors.js'
@@ -24,6 +25,11 @@ import type { ChunkBook, ChunkRecord } from './group-chunks.js'
 
 const ENOBUFS = -105
 const ECANCELED = -125
+/**
+ * Chunks a multishot receive may deliver in one go before the layer sees
+ * them (the kernel retries a multishot receive up to 32 times in a row).
+ */
+const BURST = 32
 
 /** What a receive needs of its group. */
 export interface GroupCore {
@@ -136,6 +142,8 @@ export function receive(
     oneShot = false // closed: arming below reports it
   }
   let slot = -1
+  /** The receive in flight is a one-shot one. */
+  let single = oneShot
   let stopped = false
   let ended = false
   let userPaused = false
@@ -193,8 +201,11 @@ export function receive(
     if (ended) return
     if (stopped) return end()
     if (paused() && !core.closed()) return core.sched.settled(waiter)
+    // Near its limit a counted receive takes one chunk per receive: a
+    // multishot one may take a whole burst before its cancel lands.
+    single = oneShot || (options.counted && options.limit - holder.held <= BURST)
     try {
-      slot = oneShot ? core.native.recv(s) : core.native.recvMultishot(s, rearm)
+      slot = single ? core.native.recv(s) : core.native.recvMultishot(s, rearm)
     } catch (e) {
       // ERR_ZCIO_CLOSED when the group, the stream or the ring closed
       // while the receive waited.
@@ -266,7 +277,7 @@ export function receive(
     },
     pause: () => {
       userPaused = true
-      if (slot >= 0 && !pausing && !oneShot) {
+      if (slot >= 0 && !pausing && !single) {
         pausing = true
         cancel()
       }

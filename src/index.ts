@@ -12,6 +12,7 @@ export {
   type BufferGroupStats,
   type Chunk,
   type ChunkCallbacks,
+  type RecvOptions,
 } from './group.js'
 export {
   TcpStream,

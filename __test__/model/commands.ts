@@ -13,6 +13,7 @@ import { pipeCmd, ringCall } from './completions.js'
 import { flood, Inspect, io } from './io.js'
 import { lifecycle, timing } from './lifecycle.js'
 import { netLifeCmd } from './net-life.js'
+import { groupCmd } from './net-group.js'
 import { recvCmd } from './net-recv.js'
 import { sendCmd } from './net-send.js'
 import { newBigPool, newPool, newRing } from './rings-pools.js'
@@ -40,6 +41,7 @@ export const commandArb = fc.oneof(
   { weight: 6, arbitrary: netLifeCmd },
   { weight: 9, arbitrary: sendCmd },
   { weight: 9, arbitrary: recvCmd },
+  { weight: 2, arbitrary: groupCmd },
 )
 
 export function commandsArb(maxCommands: number, replayPath?: string) {
