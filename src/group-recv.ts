@@ -12,7 +12,7 @@
 //
 // A receive holding `limit` chunks not yet released pauses: it is not
 // re-armed (a multishot one is cancelled), its data waits in its socket, and
-// it resumes once its chunks are down to half the limit. Within BURST of the
+// it resumes as soon as a release brings it below the limit. Within BURST of the
 // limit it receives one chunk per operation, so a consumer that stops
 // reading holds at most `limit` buffers and cannot starve the other streams
 // of a shared group.
@@ -153,7 +153,7 @@ export function receive(
   const holder = {
     held: 0,
     released: () => {
-      if (slot < 0 && !parked && !ended && !stopped && !paused() && holder.held <= options.limit >>> 1) resume()
+      if (slot < 0 && !parked && !ended && !stopped && !paused()) resume()
     },
   }
   const holderId = core.book.addHolder(holder)

@@ -65,10 +65,11 @@ export interface RecvOptions {
   /**
    * Chunks this receive may hold (delivered, not yet released) before it
    * pauses: its data then waits in the socket (TCP flow control slows the
-   * peer down) and the receive resumes once half of them are released, so
+   * peer down) and the receive resumes once one of them is released, so
    * one consumer that stops reading cannot starve the other streams of a
    * shared group. Default: an eighth of the group's buffers, at least 1 and
-   * at most 64.
+   * at most 64. A consumer that keeps several chunks before it releases any
+   * (a message spanning chunks) needs a limit above that number.
    */
   maxHeldChunks?: number
 }
