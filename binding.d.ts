@@ -33,6 +33,8 @@ export declare class BufferGroup {
   counts(): Float64Array
   /** No new receives; the registration goes once none can land. */
   close(): void
+  /** Whether `stream` has bytes, the end of stream or an error waiting. */
+  readable(stream: TcpStream): boolean
 }
 
 /** A completion queue. */
@@ -292,6 +294,11 @@ export declare class TcpListener {
 
 /** A connected stream socket (the binding under the layer's `TcpStream`). */
 export declare class TcpStream {
+  /**
+   * `SO_KEEPALIVE` on or off; `initialDelay` seconds before the first probe
+   * (0: the system's default).
+   */
+  setKeepAlive(on: boolean, initialDelay: number): void
   /** Makes a socket and queues its connect; returns `[stream, slot]`. */
   static connect(ring: Ring, host: string | undefined | null, port: number, path?: string | undefined | null): [TcpStream, number]
   /** Adopts a connected stream socket; the stream owns it from now on. */

@@ -6,10 +6,16 @@
 
 import { inspect } from 'node:util'
 import { native, type NativeGroup } from './binding.js'
-import { errnoError, invalidArgType, invalidArgValue, zcioError } from './errors.js'
-import { F_BUFFER, F_MORE, type Completer, Ring, ringInternals } from './ring.js'
+import { errnoError, invalidArgType, invalidArgValue } from './errors.js'
+import { F_BUFFER, type Completer, Ring, ringInternals } from './ring.js'
 import { validateInteger, validateObject } from './validate.js'
-import { onStreamClose, streamNative, type TcpStream } from './stream.js'
+import { streamNative, type TcpStream } from './stream.js'
+import { brandGroup } from './group-brand.js'
+import { ChunkBook } from './group-chunks.js'
+import { type Chunk, chunkIterator, makeChunk, recvPending } from './group-iter.js'
+import { type GroupCore, Scheduler, receive } from './group-recv.js'
+
+export type { Chunk } from './group-iter.js'
 
 /** Options of `new BufferGroup()`. */
 export interface BufferGroupOptions {
@@ -26,19 +32,6 @@ export interface BufferGroupOptions {
   incremental?: boolean
 }
 
-/** Received bytes: a view into the group's memory, owned until released. */
-export interface Chunk {
-  /** The buffer the kernel chose. */
-  readonly bufferId: number
-  /**
-   * The bytes, in place (no copy). After `release()` the same memory takes
-   * later data: copy what must outlive the release.
-   */
-  readonly data: Uint8Array
-  /** Gives the chunk back; a second call throws `ERR_ZCIO_NOT_ACQUIRED`. */
-  release(): void
-}
-
 /** A snapshot of a group's counts. */
 export interface BufferGroupStats {
   bufferCount: number
@@ -52,6 +45,8 @@ export interface BufferGroupStats {
   enobufsCount: number
   /** Multishot receives re-armed after the kernel ended them. */
   rearmCount: number
+  /** Chunks collected without `release()` and given back by the group. */
+  leakedCount: number
 }
 
 /** Callbacks of the fast receive form (`recvCallback`). */
@@ -65,9 +60,38 @@ export interface ChunkCallbacks {
   onEnd?(error?: Error): void
 }
 
+/** Options of `recvCallback` and `recvMultishot`. */
+export interface RecvOptions {
+  /**
+   * Chunks this receive may hold (delivered, not yet released) before it
+   * pauses: its data then waits in the socket (TCP flow control slows the
+   * peer down) and the receive resumes once one of them is released, so
+   * one consumer that stops reading cannot starve the other streams of a
+   * shared group. Default: an eighth of the group's buffers, at least 1 and
+   * at most 64. A consumer that keeps several chunks before it releases any
+   * (a message spanning chunks) needs a limit above that number.
+   */
+  maxHeldChunks?: number
+}
+
+/** Per stream: one continuous receive, or one-shot receives in call order. */
+interface StreamRecvs {
+  continuous: boolean
+  busy: boolean
+  queue: (() => void)[]
+}
+
+const recvsOf = new WeakMap<TcpStream, StreamRecvs>()
+
+function recvsFor(stream: TcpStream): StreamRecvs {
+  let r = recvsOf.get(stream)
+  if (!r) recvsOf.set(stream, (r = { continuous: false, busy: false, queue: [] }))
+  return r
+}
+
+
 // Indices of the published counts (crates/zcio/src/buf_ring.rs, group_counts).
 const C = { buffers: 0, available: 1, held: 2, chunks: 3, enobufs: 4, rearms: 5, receives: 6, closed: 7 }
-const ENOBUFS = -105
 
 /**
  * A group of receive buffers the kernel chooses from (a provided-buffer
@@ -80,8 +104,8 @@ export class BufferGroup {
   readonly #region: Uint8Array
   readonly #size: number
   readonly #ring: Ring
-  /** Multishot receives waiting for a buffer to come back. */
-  #waiting: (() => void)[] = []
+  readonly #book: ChunkBook
+  readonly #core: GroupCore
 
   constructor(ring: Ring, options: BufferGroupOptions) {
     if (!(ring instanceof Ring)) throw invalidArgType('ring', 'an instance of Ring', ring)
@@ -105,6 +129,40 @@ export class BufferGroup {
     this.#region = this.#native.region()
     this.#size = bufferSize
     this.#ring = ring
+    const counts = this.#counts
+    const available = (): number => counts[C.available]
+    const sched = new Scheduler(available)
+    this.#book = new ChunkBook(this.#native, () => sched.pump())
+    this.#core = {
+      native: this.#native,
+      completer: this.#completer,
+      ring,
+      book: this.#book,
+      sched,
+      closers: new Set(),
+      available,
+      closed: () => this.closed,
+    }
+    const region = this.#region
+    const book = this.#book
+    brandGroup(this, {
+      native: (stream) => streamNative(stream as TcpStream),
+      receive: (stream, callbacks) =>
+        this.#receive(
+          stream as TcpStream,
+          (id, offset, length, record) => {
+            const start = id * bufferSize + offset
+            try {
+              callbacks.onData(region.subarray(start, start + length))
+            } finally {
+              book.release(record)
+            }
+          },
+          callbacks.onEnd,
+          false,
+          1,
+        ),
+    })
   }
 
   /** The group's whole memory: buffer `b` starts at `b * bufferSize`. */
@@ -149,14 +207,18 @@ export class BufferGroup {
       chunkCount: c[C.chunks],
       enobufsCount: c[C.enobufs],
       rearmCount: c[C.rearms],
+      leakedCount: this.#book.leaked,
     }
   }
 
-  /** Gives one chunk of buffer `bufferId` back (the same as `chunk.release()`). */
+  /**
+   * Gives one chunk of buffer `bufferId` back (the same as `chunk.release()`;
+   * with a number, the oldest chunk of that buffer not yet released).
+   */
   put(chunk: Chunk | number): void {
     if (typeof chunk === 'number') {
       validateInteger(chunk, 'bufferId', 0, 2 ** 32 - 1)
-      this.#release(chunk)
+      this.#book.put(chunk)
     } else if (typeof chunk === 'object' && chunk !== null && typeof chunk.release === 'function') {
       chunk.release()
     } else {
@@ -164,230 +226,124 @@ export class BufferGroup {
     }
   }
 
-  /** Armed multishot receives of this group: each kicks itself (see `#release`). */
-  readonly #armed = new Set<() => void>()
-
-  #release(bufferId: number): void {
-    const wasEmpty = this.availableCount === 0
-    this.#native.release(bufferId)
-    // The kernel's ring was empty: a multishot receive that found no buffer
-    // may wait for a socket event that already came (data and end of stream
-    // queued before it ran dry: it never ends). Such receives are cancelled
-    // and re-armed now that a buffer is back; nothing is lost, order is kept.
-    if (wasEmpty && this.#armed.size > 0) for (const kick of [...this.#armed]) kick()
-    if (this.#waiting.length > 0 && this.availableCount > 0) {
-      const waiting = this.#waiting
-      this.#waiting = []
-      for (const rearm of waiting) rearm()
-    }
-  }
-
-  #chunk(bufferId: number, offset: number, length: number): Chunk {
-    const start = bufferId * this.#size + offset
-    let released = false
-    return {
-      bufferId,
-      data: this.#region.subarray(start, start + length),
-      release: () => {
-        if (released) throw zcioError('ERR_ZCIO_NOT_ACQUIRED', `this chunk of buffer ${bufferId} was already released`)
-        released = true
-        this.#release(bufferId)
-      },
-    }
+  /** Chunks collected without `release()` and given back (see `stats().leakedCount`). */
+  get leakedCount(): number {
+    return this.#book.leaked
   }
 
   /**
    * One receive: resolves with a chunk, or `null` at end of stream; rejects
-   * with `ENOBUFS` when every buffer is held, or the socket's error.
+   * with `ENOBUFS` when every buffer is held, or the socket's error. Several
+   * `recv()` of one stream run one after the other, in call order (each gets
+   * the bytes after the previous one's); while the stream has a continuous
+   * receive (`recvMultishot`, `recvCallback`) it rejects with
+   * `ERR_ZCIO_RECV_PENDING`. A chunk collected without `release()` is given
+   * back (counted in `leakedCount`, with a warning): keep the chunk, or its
+   * `data`, while you read it.
    */
   recv(stream: TcpStream): Promise<Chunk | null> {
     try {
-      const slot = this.#native.recv(streamNative(stream))
+      const s = streamNative(stream)
+      const order = recvsFor(stream)
+      if (order.continuous) return Promise.reject(recvPending('a continuous receive'))
       return new Promise<Chunk | null>((resolve, reject) => {
-        this.#completer.listen(slot, (result, flags, offset) => {
-          if (result < 0) reject(errnoError(result, 'recv'))
-          else if ((flags & F_BUFFER) === 0) resolve(null)
-          else resolve(this.#chunk(flags >>> 16, offset, result))
-        })
+        const next = (): void => {
+          const go = order.queue.shift()
+          if (go) go()
+          else order.busy = false
+        }
+        const go = (): void => {
+          let slot: number
+          try {
+            slot = this.#native.recv(s)
+          } catch (e) {
+            reject(e)
+            return next()
+          }
+          this.#completer.listen(slot, (result, flags, offset) => {
+            if (result < 0) reject(errnoError(result, 'recv'))
+            else if ((flags & F_BUFFER) === 0) resolve(null)
+            else {
+              const id = flags >>> 16
+              resolve(makeChunk(this.#book, this.#region, this.#size, this.#book.add(id, 0), offset, result))
+            }
+            next()
+          })
+        }
+        if (order.busy) order.queue.push(go)
+        else {
+          order.busy = true
+          go()
+        }
       })
     } catch (e) {
       return Promise.reject(e)
     }
   }
 
+  #receive(
+    stream: TcpStream,
+    deliver: Parameters<typeof receive>[3],
+    onEnd: (error?: Error) => void,
+    counted: boolean,
+    limit: number,
+  ): ReturnType<typeof receive> {
+    const s = streamNative(stream)
+    const order = recvsFor(stream)
+    if (order.continuous) throw recvPending('a continuous receive')
+    if (order.busy) throw recvPending('a one-shot receive pending')
+    order.continuous = true
+    return receive(this.#core, stream, s, deliver, (error) => {
+      order.continuous = false
+      onEnd(error)
+    }, { limit, counted })
+  }
+
+  #limit(options: RecvOptions | undefined): number {
+    if (options === undefined) return Math.max(1, Math.min(64, this.bufferCount >>> 3))
+    validateObject(options, 'options')
+    const max = options.maxHeldChunks
+    if (max === undefined) return Math.max(1, Math.min(64, this.bufferCount >>> 3))
+    validateInteger(max, 'options.maxHeldChunks', 1, 2 ** 32 - 1)
+    return max
+  }
+
   /**
    * Receives continuously (multishot, Linux 6.0) and calls `onChunk` for each
    * chunk, without an object per chunk. When the kernel ends the receive
-   * because every buffer is held, it is re-armed as soon as one is released
-   * (`put`): nothing is lost, order is kept. Returns `stop()`, which cancels
-   * the receive (`onEnd` follows).
+   * because every buffer is held, it is re-armed as soon as a release brings
+   * one back (receives waiting are served in order): nothing is lost, order
+   * is kept. Holding `options.maxHeldChunks` chunks pauses it (see
+   * `RecvOptions`). Returns `stop()`, which cancels the receive (`onEnd`
+   * follows). Throws `ERR_ZCIO_RECV_PENDING` when the stream already has a
+   * receive. Chunks not given back (`put`) are not reclaimed: there is no
+   * object to collect.
    */
-  recvCallback(stream: TcpStream, callbacks: ChunkCallbacks): { stop(): void } {
+  recvCallback(stream: TcpStream, callbacks: ChunkCallbacks, options?: RecvOptions): { stop(): void } {
     validateObject(callbacks, 'callbacks')
-    if (typeof callbacks.onChunk !== 'function') throw invalidArgType('callbacks.onChunk', 'of type function', callbacks.onChunk)
-    const s = streamNative(stream)
-    const ring = ringInternals(this.#ring).native
-    // On Unix stream sockets a multishot receive that drained the data
-    // queued with the end of stream does not see the end: the socket signals
-    // nothing new (seen on Linux 6.18). There, one receive at a time,
-    // re-armed after each completion, so the end of stream always comes.
-    let oneShot: boolean
-    try {
-      oneShot = stream.localAddress.family === 'unix'
-    } catch {
-      oneShot = false // closed: arming below reports it
-    }
-    let slot = -1
-    let waiter: (() => void) | undefined
-    let stopped = false
-    let ended = false
-    /** Cancelled by `kick`, to be re-armed when its final completion comes. */
-    let kicked = false
-    const kick = (): void => {
-      this.#armed.delete(kick)
-      if (slot < 0 || kicked || stopped) return
-      kicked = true
-      try {
-        ring.cancelSlot(slot)
-      } catch {
-        kicked = false // the ring is closed: the receive ends with it
-      }
-    }
-    const end = (error?: Error): void => {
-      if (ended) return
-      ended = true
-      this.#armed.delete(kick)
-      callbacks.onEnd?.(error)
-    }
-    const arm = (rearm: boolean): void => {
-      if (stopped) return end()
-      try {
-        slot = oneShot ? this.#native.recv(s) : this.#native.recvMultishot(s, rearm)
-      } catch (e) {
-        // ERR_ZCIO_CLOSED when the group was closed while the receive
-        // waited for a buffer.
-        return end(e as Error)
-      }
-      this.#completer.listen(slot, handler)
-      this.#armed.add(kick)
-    }
-    // Waiting for a buffer to come back: a release re-arms; the stream's or
-    // the ring's close ends the receive instead.
-    let unhook: (() => void) | undefined
-    const unpark = (): void => {
-      this.#waiting = this.#waiting.filter((w) => w !== waiter)
-      waiter = undefined
-      unhook?.()
-      unhook = undefined
-    }
-    const park = (): void => {
-      waiter = () => {
-        unpark()
-        arm(true)
-      }
-      this.#waiting.push(waiter)
-      const offStream = onStreamClose(stream, () => {
-        unpark()
-        end(zcioError('ERR_ZCIO_CLOSED', 'the stream was closed'))
-      })
-      const closers = ringInternals(this.#ring).closers
-      const onRing = (): void => {
-        unpark()
-        end(zcioError('ERR_ZCIO_CLOSED', 'the ring was closed'))
-      }
-      closers.add(onRing)
-      unhook = () => {
-        offStream()
-        closers.delete(onRing)
-      }
-    }
-    const handler = (result: number, flags: number, offset: number): void => {
-      if (result > 0 && (flags & F_BUFFER) !== 0) callbacks.onChunk(flags >>> 16, offset, result)
-      else if ((flags & F_BUFFER) !== 0) this.#release(flags >>> 16) // an empty chunk
-      if ((flags & F_MORE) !== 0) return
-      slot = -1
-      this.#armed.delete(kick)
-      if (kicked) {
-        kicked = false
-        if (result === -125 && !stopped) return arm(true)
-      }
-      if (result === 0) end()
-      else if (result > 0 || result === ENOBUFS) {
-        // The kernel ended it (no buffer left, or its own reasons): go on
-        // once a buffer is back.
-        if (this.availableCount > 0) arm(true)
-        else if (!stopped) park()
-        else end()
-      } else if (result === -125 && stopped) end()
-      else end(errnoError(result, 'recv'))
-    }
-    arm(false)
-    return {
-      stop: () => {
-        if (stopped) return
-        stopped = true
-        if (slot >= 0) ring.cancelSlot(slot)
-        else {
-          unpark()
-          end()
-        }
-      },
-    }
+    const { onChunk, onEnd } = callbacks
+    if (typeof onChunk !== 'function') throw invalidArgType('callbacks.onChunk', 'of type function', onChunk)
+    if (onEnd !== undefined && typeof onEnd !== 'function') throw invalidArgType('callbacks.onEnd', 'of type function', onEnd)
+    const limit = this.#limit(options)
+    const h = this.#receive(stream, (id, offset, length) => onChunk.call(callbacks, id, offset, length), (e) => onEnd?.call(callbacks, e), true, limit)
+    return { stop: () => h.stop() }
   }
 
   /**
    * Receives continuously as an async iterable of chunks (multishot); ends at
    * end of stream, throws the socket's error. Breaking out of the loop stops
-   * the receive and releases chunks not yet taken.
+   * the receive and releases chunks not yet taken. Chunks queued and taken
+   * but not released count towards `options.maxHeldChunks` (see
+   * `RecvOptions`); one collected without `release()` is given back.
    */
-  recvMultishot(stream: TcpStream): AsyncIterableIterator<Chunk> {
-    const queue: Chunk[] = []
-    const takers: { resolve: (r: IteratorResult<Chunk>) => void; reject: (e: Error) => void }[] = []
-    let done = false
-    let failure: Error | undefined
-    const flush = (): void => {
-      while (takers.length > 0 && queue.length > 0) takers.shift()!.resolve({ value: queue.shift()!, done: false })
-      if (done && queue.length === 0) {
-        for (const t of takers.splice(0)) {
-          if (failure) t.reject(failure)
-          else t.resolve({ value: undefined, done: true })
-        }
-      }
-    }
-    const handle = this.recvCallback(stream, {
-      onChunk: (id, offset, length) => {
-        queue.push(this.#chunk(id, offset, length))
-        flush()
-      },
-      onEnd: (error) => {
-        done = true
-        failure = error
-        flush()
-      },
-    })
-    const iterator: AsyncIterableIterator<Chunk> = {
-      next: () => {
-        if (queue.length > 0) return Promise.resolve({ value: queue.shift()!, done: false })
-        if (done) {
-          if (failure) {
-            const f = failure
-            failure = undefined
-            return Promise.reject(f)
-          }
-          return Promise.resolve({ value: undefined, done: true })
-        }
-        return new Promise((resolve, reject) => takers.push({ resolve, reject }))
-      },
-      return: () => {
-        handle.stop()
-        for (const c of queue.splice(0)) c.release()
-        return Promise.resolve({ value: undefined, done: true })
-      },
-      [Symbol.asyncIterator]() {
-        return iterator
-      },
-    }
-    return iterator
+  recvMultishot(stream: TcpStream, options?: RecvOptions): AsyncIterableIterator<Chunk> {
+    const limit = this.#limit(options)
+    const book = this.#book
+    const region = this.#region
+    const size = this.#size
+    return chunkIterator((onChunk, onEnd) =>
+      this.#receive(stream, (_id, offset, length, record) => onChunk(makeChunk(book, region, size, record, offset, length)), onEnd, true, limit),
+    )
   }
 
   /**
@@ -396,11 +352,11 @@ export class BufferGroup {
    */
   close(): void {
     this.#native.close()
-    // Receives waiting for a buffer end now (their re-arm fails with
-    // ERR_ZCIO_CLOSED) instead of waiting forever.
-    const waiting = this.#waiting
-    this.#waiting = []
-    for (const rearm of waiting) rearm()
+    // Receives waiting for a buffer, or paused, end now (ERR_ZCIO_CLOSED)
+    // instead of waiting forever.
+    const closers = [...this.#core.closers]
+    this.#core.closers.clear()
+    for (const f of closers) f()
   }
 
   [Symbol.dispose](): void {

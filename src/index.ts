@@ -12,6 +12,7 @@ export {
   type BufferGroupStats,
   type Chunk,
   type ChunkCallbacks,
+  type RecvOptions,
 } from './group.js'
 export {
   TcpStream,
@@ -24,6 +25,10 @@ export {
   type SendZcResult,
   type SocketAddress,
   type ZcMessage,
+  type StreamOptions,
+  type CloseOptions,
+  type NodeStream,
+  type NodeStreamOptions,
 } from './net.js'
 export {
   rdma,

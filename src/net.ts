@@ -2,6 +2,7 @@
 
 export { type SocketAddress, type AddressOptions, type ListenOptions } from './address.js'
 export { type PoolSlice, type SendData, type SendZcResult } from './send-data.js'
-export { TcpStream, onStreamClose, streamNative } from './stream.js'
+export { TcpStream, onStreamClose, streamNative, type StreamOptions, type CloseOptions } from './stream.js'
 export { TcpListener } from './listener.js'
 export { sendZcBatch, type ZcMessage } from './send-batch.js'
+export { type NodeStream, type NodeStreamOptions } from './node-stream.js'

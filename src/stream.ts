@@ -4,7 +4,6 @@
 // operations when the previous chain has been sent. A zero-copy send settles
 // only when its notification says the memory is free again.
 
-import type { Duplex } from 'node:stream'
 import { native, type NativeStream } from './binding.js'
 import { errnoError, invalidArgType, invalidArgValue, zcioError } from './errors.js'
 import { Ring, ringInternals } from './ring.js'
@@ -13,7 +12,7 @@ import { type AddressOptions, type SocketAddress, checkAddress } from './address
 import { type PoolSlice, type SendData, type SendZcResult, byteLength, checkData, lend, unlend } from './send-data.js'
 import { type Item, SendQueue, item } from './send-queue.js'
 import { guardMethods } from './brand.js'
-import { toNodeStream } from './node-stream.js'
+import { type NodeStream, type NodeStreamOptions, toNodeStream } from './node-stream.js'
 import type { BufferGroup } from './group.js'
 
 const ECANCELED = -125
@@ -191,6 +190,18 @@ export class TcpStream {
     validateInteger(value, 'writableHighWaterMark', 0, 2 ** 53 - 1)
     this.#hwm = value
     if (this.#sends.bytes < value) for (const f of this.#drainers.splice(0)) f()
+  }
+
+  /**
+   * Turns TCP keep-alive probes on or off (`SO_KEEPALIVE`); `initialDelay`
+   * (ms, rounded down to seconds) sets the idle time before the first probe
+   * when above 0. A no-op on Unix sockets.
+   */
+  setKeepAlive(enable = false, initialDelay = 0): this {
+    if (typeof enable !== 'boolean') throw invalidArgType('enable', 'of type boolean', enable)
+    validateInteger(initialDelay, 'initialDelay', 0, 2 ** 53 - 1)
+    this.#native.setKeepAlive(enable, Math.min(Math.floor(initialDelay / 1000), 2 ** 31 - 1))
+    return this
   }
 
   /** Turns Nagle's algorithm off (default) or on. */
@@ -432,7 +443,7 @@ export class TcpStream {
    * chunks are held instead, so the group runs dry and TCP flow control
    * slows the peer down. Writes go through `send`.
    */
-  toNodeStream(group: BufferGroup): Duplex {
-    return toNodeStream(this, group)
+  toNodeStream(group: BufferGroup, options?: NodeStreamOptions): NodeStream {
+    return toNodeStream(this, group, options)
   }
 }

@@ -16,6 +16,7 @@ import { hostileCmd } from './net-hostile.js'
 import { netCrossCmd } from './net-cross.js'
 import { netLifeCmd } from './net-life.js'
 import { acceptCmd } from './net-accept.js'
+import { groupCmd } from './net-group.js'
 import { recvCmd } from './net-recv.js'
 import { sendCmd } from './net-send.js'
 import { newBigPool, newPool, newRing } from './rings-pools.js'
@@ -46,6 +47,7 @@ export const commandArb = fc.oneof(
   { weight: 2, arbitrary: hostileCmd },
   { weight: 3, arbitrary: netCrossCmd },
   { weight: 5, arbitrary: acceptCmd },
+  { weight: 2, arbitrary: groupCmd },
 )
 
 export function commandsArb(maxCommands: number, replayPath?: string) {

@@ -191,6 +191,22 @@ impl BufferGroup {
     pub fn close(&self) {
         self.core.close();
     }
+
+    /// Whether `stream` has bytes, the end of stream or an error waiting.
+    #[napi]
+    pub fn readable(&self, env: Env, stream: &TcpStream) -> Result<bool> {
+        self.core.readable(&stream.core).or_throw(&env)
+    }
+}
+
+#[napi]
+impl TcpStream {
+    /// `SO_KEEPALIVE` on or off; `initialDelay` seconds before the first probe
+    /// (0: the system's default).
+    #[napi]
+    pub fn set_keep_alive(&self, env: Env, on: bool, initial_delay: u32) -> Result<()> {
+        self.core.set_keepalive(on, initial_delay).or_throw(&env)
+    }
 }
 
 /// A listening socket (the binding under the layer's `TcpListener`).

@@ -321,6 +321,26 @@ impl BufferGroup {
         res
     }
 
+    /// Whether `stream` has something for a receive now: bytes, the end of
+    /// stream or an error (`poll(2)` without waiting). The layer uses it to
+    /// give a buffer that came back to a receive that will fill it, rather
+    /// than to one that would only wait on an idle socket.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] (the stream or the ring), [`Error::Sys`] (`poll`).
+    pub fn readable(&self, stream: &TcpStream) -> Result<bool> {
+        let fd = stream.raw_fd()?;
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLIN | libc::POLLRDHUP,
+            revents: 0,
+        };
+        // SAFETY: `p` is one valid pollfd on the stack for the whole call.
+        let n = syscall!(poll(&mut p, 1, 0)).map_err(|e| Error::sys("poll", e))?;
+        Ok(n > 0 && p.revents != 0)
+    }
+
     /// Records that a multishot receive was queued again after the kernel
     /// ended it (see [`group_counts::REARMS`]).
     pub fn note_rearm(&self) {

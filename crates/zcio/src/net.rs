@@ -733,6 +733,26 @@ impl TcpStream {
         Ok(on != 0)
     }
 
+    /// Turns TCP keep-alive probes on (`SO_KEEPALIVE`, the first after
+    /// `idle_secs` of silence when above 0, `TCP_KEEPIDLE`) or off; a no-op on
+    /// Unix sockets.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sys`] (`setsockopt`), [`Error::Closed`].
+    pub fn set_keepalive(&self, on: bool, idle_secs: u32) -> Result<()> {
+        let fd = self.raw_fd()?;
+        if sockaddr::local(fd)?.is_unix() {
+            return Ok(());
+        }
+        set_int_opt(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE, i32::from(on))?;
+        if on && idle_secs > 0 {
+            let idle = idle_secs.min(i32::MAX as u32) as i32;
+            set_int_opt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, idle)?;
+        }
+        Ok(())
+    }
+
     /// The local address.
     ///
     /// # Errors

@@ -466,3 +466,39 @@ fn one_shot_accept_takes_one_connection_with_nodelay() {
     let late = l.accept().unwrap_err();
     assert_eq!(late.code(), "ERR_ZCIO_CLOSED");
 }
+
+#[test]
+fn readable_tells_an_idle_socket_from_one_with_data_or_end_and_keepalive_sets() {
+    require!(buf_ring);
+    let ring = ring();
+    let (server, client, _l) = pair(&ring);
+    let group = BufferGroup::new(
+        &ring,
+        GroupOptions {
+            group_id: 7,
+            buffer_size: 64,
+            buffer_count: 2,
+            incremental: false,
+        },
+    )
+    .unwrap();
+    assert!(!group.readable(&server).unwrap(), "idle");
+    let send = client.send(vec![1u8, 2, 3]).unwrap();
+    let mut out = Vec::new();
+    wait_until(&ring, &mut out, |o| o.iter().any(|c| c.user_data == send));
+    assert!(group.readable(&server).unwrap(), "data waiting");
+    assert!(!group.readable(&client).unwrap(), "the other way is idle");
+    server.shutdown(zcio::Shutdown::Write).unwrap();
+    assert!(group.readable(&client).unwrap(), "end of stream waiting");
+    client.set_keepalive(true, 30).unwrap();
+    client.set_keepalive(false, 0).unwrap();
+    server.close();
+    assert_eq!(
+        group.readable(&server).unwrap_err().code(),
+        "ERR_ZCIO_CLOSED"
+    );
+    assert_eq!(
+        server.set_keepalive(true, 1).unwrap_err().code(),
+        "ERR_ZCIO_CLOSED"
+    );
+}
