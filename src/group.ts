@@ -67,9 +67,11 @@ export interface RecvOptions {
    * pauses: its data then waits in the socket (TCP flow control slows the
    * peer down) and the receive resumes once one of them is released, so
    * one consumer that stops reading cannot starve the other streams of a
-   * shared group. Default: an eighth of the group's buffers, at least 1 and
-   * at most 64. A consumer that keeps several chunks before it releases any
-   * (a message spanning chunks) needs a limit above that number.
+   * shared group. Default: half of the group's buffers, at least 1 and at
+   * most 64 (a receive more than 32 chunks below its limit stays one
+   * multishot operation; closer to it, one operation per chunk keeps the
+   * limit exact). A consumer that keeps several chunks before it releases
+   * any (a message spanning chunks) needs a limit above that number.
    */
   maxHeldChunks?: number
 }
@@ -300,10 +302,10 @@ export class BufferGroup {
   }
 
   #limit(options: RecvOptions | undefined): number {
-    if (options === undefined) return Math.max(1, Math.min(64, this.bufferCount >>> 3))
+    if (options === undefined) return Math.max(1, Math.min(64, this.bufferCount >>> 1))
     validateObject(options, 'options')
     const max = options.maxHeldChunks
-    if (max === undefined) return Math.max(1, Math.min(64, this.bufferCount >>> 3))
+    if (max === undefined) return Math.max(1, Math.min(64, this.bufferCount >>> 1))
     validateInteger(max, 'options.maxHeldChunks', 1, 2 ** 32 - 1)
     return max
   }
