@@ -346,3 +346,24 @@ netTest('forged rings and pools passed as arguments get ERR_INVALID_ARG_TYPE', a
   listener.close()
   ring.close()
 })
+
+const sqpollTest = (probed.ioUring && probed.bufRing && probed.sqpoll) || required ? test : test.skip
+
+sqpollTest("closing an SQPOLL ring cancels a pending receive; it never reports the peer's end", async (t) => {
+  // Closing the ring's sockets before their receives were cancelled closed
+  // the peer's descriptor first: the receive, not yet reached by the
+  // cancel (an SQPOLL thread picks it up later), saw an end of stream.
+  for (let i = 0; i < 20; i++) {
+    const ring = new Ring({ entries: 8, sqpoll: 10 })
+    const { client, listener } = await pair(ring)
+    const group = new BufferGroup(ring, { groupId: 0, bufferSize: 16, bufferCount: 1 })
+    const got = group.recv(client).then(
+      (c) => (c === null ? 'end of stream' : 'data'),
+      (e: { code?: string }) => e.code,
+    )
+    listener.close()
+    ring.close()
+    const outcome = await got
+    t.true(outcome === 'ECANCELED' || outcome === 'ERR_ZCIO_CLOSED', `round ${i}: the receive got ${outcome}`)
+  }
+})

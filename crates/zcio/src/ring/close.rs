@@ -26,17 +26,16 @@ impl RingInner {
         }
         // Completions already taken from the kernel are the caller's too.
         self.reap(out);
-        // Sockets first: they refuse new work and cancel their own, and can
-        // be aborted if their operations don't end.
+        // The sockets are told last, once every operation has ended: a
+        // socket closed earlier could end a receive of its peer that the
+        // cancel has not reached yet with an end of stream. Meanwhile they
+        // can be aborted if their operations don't end (see `cancel_all`).
         let hooks: Vec<Rc<dyn RingCloseHook>> = self
             .close_hooks
             .take()
             .iter()
             .filter_map(Weak::upgrade)
             .collect();
-        for hook in &hooks {
-            hook.ring_closed();
-        }
         let mut result = Ok(());
         if self.ops.borrow().live > 0 {
             result = self.cancel_all(out, &hooks);
@@ -53,6 +52,9 @@ impl RingInner {
         drop(self.uring.borrow_mut().take());
         // Then the eventfd, which the io_uring no longer signals.
         drop(self.eventfd.borrow_mut().take());
+        for hook in &hooks {
+            hook.ring_closed();
+        }
         result
     }
 
