@@ -87,7 +87,14 @@ class StalledPeer extends Cmd {
     return this.ending === 'ring' || openNetRings(w).length > 0
   }
   async act(w: World) {
-    const server = net.createServer({ pauseOnConnect: true }, () => {})
+    // The peer's sockets never read, so they never see the end: destroyed
+    // here at the end, or each run would leave one descriptor behind.
+    const peers: net.Socket[] = []
+    const server = net.createServer({ pauseOnConnect: true }, (c) => peers.push(c))
+    const done = (): void => {
+      for (const c of peers) c.destroy()
+      server.close()
+    }
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
     const port = (server.address() as net.AddressInfo).port
     // Ending with a ring close needs a ring of its own: the model's rings close by their own commands.
@@ -100,7 +107,7 @@ class StalledPeer extends Cmd {
     try {
       s = await zcio.TcpStream.connect(ring, { port })
     } catch (e) {
-      server.close()
+      done()
       own?.close()
       return void w.log(`  (connect failed: ${(e as { code?: string }).code})`)
     }
@@ -117,9 +124,9 @@ class StalledPeer extends Cmd {
       const res = thrownCode(() => own!.close())
       if (res.threw) fail(`${what}: ring.close() threw ${res.code}`)
     } else {
-      const done = this.ending === 'close' ? s.close({ timeout: this.timeout }) : s.destroy()
+      const ended = this.ending === 'close' ? s.close({ timeout: this.timeout }) : s.destroy()
       const bound = new Promise<'late'>((r) => setTimeout(() => r('late'), CLOSE_BOUND_MS).unref())
-      if ((await Promise.race([done, bound])) === 'late') fail(`${what}: did not end within ${CLOSE_BOUND_MS} ms`)
+      if ((await Promise.race([ended, bound])) === 'late') fail(`${what}: did not end within ${CLOSE_BOUND_MS} ms`)
     }
     const took = Date.now() - started
     await Promise.race([sending.catch(() => {}), new Promise((r) => setTimeout(r, CLOSE_BOUND_MS).unref())])
@@ -133,7 +140,7 @@ class StalledPeer extends Cmd {
     if (open) fail(`${what}: the descriptor is still open`)
     w.log(`  -> ${took} ms, sendZc ${outcome}`)
     cover(`stalled peer ended by ${this.ending}`)
-    server.close()
+    done()
   }
   toString() {
     return `stalled peer: sendZc(${this.mb} MiB) on ring #${this.ring}, then ${this.ending} (timeout ${this.timeout})`
