@@ -130,6 +130,10 @@ function prepareSend(w: World, s: StreamM, items: Item[], zc: boolean, seed: num
   const open = !s.closed && !s.ring.closed && !s.shutWrite
   const start = open ? s.outLen : -1
   if (open) for (const b of built.bytes) appendOut(s, b)
+  // A zero-copy send on a Unix socket fails (EOPNOTSUPP) and sends nothing;
+  // the sends after it may arrive before the model hears of the failure (in
+  // a batch, when the whole batch resolves): the bytes from it on are unknown.
+  if (open && zc && s.unix) s.cut = Math.min(s.cut, start)
   const x: SendM = { label: '', stream: s, zc, start, len, bufs: built.bufs, settled: false, batched: false, afterShut: s.shutWrite }
   const shown = built.data.map((d) => (d instanceof Uint8Array ? `${d.length} bytes` : `pool[${d.index}] ${d.offset}+${d.length}`)).join(', ')
   x.label = `${s.name}.${zc ? 'sendZc' : 'send'}(${shown}) @${start}`
