@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process'
 import { pipeline } from 'node:stream/promises'
 import { Readable, Writable } from 'node:stream'
 import { codeOf, probed, rejectionCode, zcio } from './support.js'
+import { pair, payload } from './net-support.js'
 
 const { Ring, RegisteredBufferPool, BufferGroup, TcpStream, TcpListener } = zcio
 type Ring = InstanceType<typeof Ring>
@@ -16,24 +17,6 @@ const netTest = netAvailable || required ? test : test.skip
 const zcTest = (probed.ioUring && probed.sendZc) || required ? test : test.skip
 const incTest = (probed.ioUring && probed.bufRingIncremental) || required ? test : test.skip
 if (!netAvailable && !required) console.warn('zcio: skipping network tests: no provided-buffer rings')
-
-function payload(n: number, seed = 1): Buffer {
-  const b = Buffer.alloc(n)
-  let x = seed
-  for (let i = 0; i < n; i++) {
-    x = (x * 1103515245 + 12345) >>> 0
-    b[i] = x >>> 24
-  }
-  return b
-}
-
-async function pair(ring: Ring): Promise<{ server: Stream; client: Stream; listener: ReturnType<typeof TcpListener.bind> }> {
-  const listener = TcpListener.bind(ring, { port: 0 })
-  const accepted = listener.accept()
-  const client = await TcpStream.connect(ring, { port: listener.address.port! })
-  const server = (await accepted)!
-  return { server, client, listener }
-}
 
 async function receiveAll(group: InstanceType<typeof BufferGroup>, s: Stream): Promise<Buffer> {
   const parts: Buffer[] = []

@@ -5,6 +5,7 @@
 import test from 'ava'
 import { spawnSync } from 'node:child_process'
 import { probed, root, zcio } from './support.js'
+import { payload } from './net-support.js'
 
 const { Ring, RegisteredBufferPool, BufferGroup, TcpStream, TcpListener } = zcio
 type Ring = InstanceType<typeof Ring>
@@ -17,16 +18,6 @@ const netTest = netAvailable || required ? test : test.skip
 const sqpollTest = (netAvailable && probed.sqpoll) || required ? test : test.skip
 if (!netAvailable && !required) console.warn('zcio: skipping ring reliability tests: no provided-buffer rings')
 else if (!probed.sqpoll && !required) console.warn('zcio: skipping SQPOLL tests: probe().sqpoll is false')
-
-function payload(n: number, seed: number): Buffer {
-  const b = Buffer.alloc(n)
-  let x = seed
-  for (let i = 0; i < n; i++) {
-    x = (x * 1103515245 + 12345) >>> 0
-    b[i] = x >>> 24
-  }
-  return b
-}
 
 async function pair(server: Ring, client: Ring = server): Promise<{ a: Stream; b: Stream; close(): Promise<void> }> {
   const listener = TcpListener.bind(server, { port: 0 })

@@ -7,6 +7,7 @@ import test from 'ava'
 import * as fs from 'node:fs'
 import * as net from 'node:net'
 import { codeOf, probed, rejectionCode, zcio } from './support.js'
+import { pair, payload } from './net-support.js'
 
 const { Ring, RegisteredBufferPool, BufferGroup, TcpStream, TcpListener } = zcio
 type Ring = InstanceType<typeof Ring>
@@ -15,24 +16,6 @@ type Stream = InstanceType<typeof TcpStream>
 const required = process.env.ZCIO_REQUIRE_IO_URING === '1'
 const netTest = (probed.ioUring && probed.bufRing) || required ? test : test.skip
 const zcTest = (probed.ioUring && probed.sendZc) || required ? test : test.skip
-
-function payload(n: number, seed = 7): Buffer {
-  const b = Buffer.allocUnsafeSlow(n)
-  let x = seed
-  for (let i = 0; i < n; i++) {
-    x = (x * 1103515245 + 12345) >>> 0
-    b[i] = x >>> 24
-  }
-  return b
-}
-
-async function pair(ring: Ring): Promise<{ server: Stream; client: Stream; listener: ReturnType<typeof TcpListener.bind> }> {
-  const listener = TcpListener.bind(ring, { port: 0 })
-  const accepted = listener.accept()
-  const client = await TcpStream.connect(ring, { port: listener.address.port! })
-  const server = (await accepted)!
-  return { server, client, listener }
-}
 
 /** A Node server that accepts one connection and reads nothing until `read()` is called. */
 async function stalledPeer(): Promise<{ port: number; read(): Promise<Buffer>; socket: Promise<net.Socket>; close(): void }> {
