@@ -15,9 +15,9 @@
 import fc from 'fast-check'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import { spawnSync } from 'node:child_process'
 import { createRequire } from 'node:module'
 import { Cmd } from './cmd.js'
+import { setSoftLimit, softLimit, startLimitHelper } from './fd-limit.js'
 import { checkErrorShape, cover, fail, root, sleep, tick, zcio } from './model.js'
 import { type NetRingM, type Stream, openNetRings } from './net-model.js'
 import { addNetRing } from './net-life.js'
@@ -276,16 +276,6 @@ async function until(cond: () => boolean, what: string): Promise<void> {
 
 let prlimitWorks: boolean | undefined
 
-function setSoftLimit(n: number): boolean {
-  const hard = Number(fs.readFileSync('/proc/self/limits', 'utf8').match(/Max open files\s+\d+\s+(\d+)/)?.[1])
-  const r = spawnSync('prlimit', ['--pid', String(process.pid), `--nofile=${n}:${hard}`], { stdio: 'ignore' })
-  return r.status === 0
-}
-
-function softLimit(): number {
-  return Number(fs.readFileSync('/proc/self/limits', 'utf8').match(/Max open files\s+(\d+)/)?.[1])
-}
-
 /**
  * Descriptor starvation: `before` connects, then the descriptors run out
  * (`free` of them left), `after` connects and `k` accepts happen for `ms`,
@@ -299,8 +289,9 @@ class Starve extends ListenerCmd {
     await connect(w, l, this.before, false)
     const soft = softLimit()
     const maxFd = Math.max(...fs.readdirSync('/proc/self/fd').map(Number))
-    prlimitWorks ??= setSoftLimit(soft)
-    const lowered = prlimitWorks && setSoftLimit(maxFd + 4)
+    startLimitHelper()
+    prlimitWorks ??= await setSoftLimit(soft)
+    const lowered = prlimitWorks && (await setSoftLimit(maxFd + 4))
     const dummies: number[] = []
     for (const ll of open(w)) ll.starved = true
     try {
@@ -320,14 +311,8 @@ class Starve extends ListenerCmd {
     } finally {
       for (const fd of dummies) fs.closeSync(fd)
       // Accepts that were waiting may take the freed descriptors up to the
-      // lowered limit at once, leaving none for prlimit's pipes: retry
-      // while the listener's streams close or are taken.
-      let raised = !lowered
-      for (let i = 0; !raised && i < 200; i++) {
-        raised = setSoftLimit(soft)
-        if (!raised) await sleep(5)
-      }
-      if (!raised) fail(`could not raise the soft descriptor limit back to ${soft}`)
+      // lowered limit at once; the helper raises it without a new one here.
+      if (lowered && !(await setSoftLimit(soft))) fail(`could not raise the soft descriptor limit back to ${soft}`)
     }
     w.log(`  descriptors freed`)
     await progress(w, l, `${this}`)
