@@ -13,7 +13,7 @@ test('the package exports the layer, not the binding internals', (t) => {
 })
 
 test('import() and require() give the same classes', async (t) => {
-  const esm = (await import(pathToFileURL(`${root}/lib/index.mjs`).href)) as typeof zcio
+  const esm = (await import(pathToFileURL(`${root}/index.mjs`).href)) as typeof zcio
   t.is(esm.Ring, zcio.Ring)
   t.is(esm.RegisteredBufferPool, zcio.RegisteredBufferPool)
   t.is(typeof esm.probe, 'function')

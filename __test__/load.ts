@@ -20,4 +20,4 @@ export const root = (() => {
 })()
 
 /** The package as users load it (package.json `main`: the TypeScript layer, compiled). */
-export const zcio: typeof import('../lib/index.js') = require(root)
+export const zcio: typeof import('../index.js') = require(root)

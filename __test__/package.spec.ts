@@ -45,7 +45,7 @@ packTest('the packed package installs and works as a user uses it', (t) => {
     fs.copyFileSync(path.join(root, nativeFile!), path.join(platDir, nativeFile!))
     const platTgz = ok(t, run('npm', ['pack', '--silent', '--pack-destination', tmp], platDir), 'npm pack (platform)').trim().split('\n').pop()!
     const listing = execFileSync('tar', ['-tzf', path.join(tmp, tgz)], { encoding: 'utf8' })
-    for (const f of ['package/lib/index.js', 'package/lib/index.mjs', 'package/lib/index.d.ts', 'package/binding.js', 'package/dist/bin/zcio.js']) {
+    for (const f of ['package/index.js', 'package/index.mjs', 'package/index.d.ts', 'package/index.d.mts', 'package/lib/ring.js', 'package/binding.js', 'package/dist/bin/zcio.js']) {
       t.true(listing.includes(f), `${f} is in the tarball`)
     }
     t.false(/\.node$/m.test(listing), 'the addon ships in the platform package, not in zcio')

@@ -1,11 +1,9 @@
-// zcio: zero-copy I/O for Node.js on Linux (io_uring registered buffers).
-// This is the public API; the native binding under it is internal.
+// zcio: zero-copy I/O for Node.js on Linux. The package's entry point (the
+// root index.js and index.d.ts are compiled from this file): the public API,
+// one concept per module under lib/. The native binding under it is internal.
 
-import { native, type NativeProbe } from './binding.js'
-import { rdma } from './rdma.js'
-
-export { Ring, type RingOptions, type RingFeatures, type Completion } from './ring.js'
-export { RegisteredBufferPool, type AcquiredBuffer, type PoolStats } from './pool.js'
+export { Ring, type RingOptions, type RingFeatures, type Completion } from './lib/ring.js'
+export { RegisteredBufferPool, type AcquiredBuffer, type PoolStats } from './lib/pool.js'
 export {
   BufferGroup,
   type BufferGroupOptions,
@@ -13,7 +11,7 @@ export {
   type Chunk,
   type ChunkCallbacks,
   type RecvOptions,
-} from './group.js'
+} from './lib/group.js'
 export {
   TcpStream,
   TcpListener,
@@ -29,7 +27,7 @@ export {
   type CloseOptions,
   type NodeStream,
   type NodeStreamOptions,
-} from './net.js'
+} from './lib/net.js'
 export {
   rdma,
   type Context as RdmaContext,
@@ -43,37 +41,14 @@ export {
   type Sge,
   type QpOptions,
   type RdmaDevice,
-} from './rdma.js'
+} from './lib/rdma.js'
 export {
   ZeroCopyBufferManager,
   type ZeroCopyBufferManagerOptions,
   type HeaderBuffer,
   type Registration,
   type SendDone,
-} from './zcbm.js'
-export type { ZcioError } from './errors.js'
+} from './lib/zcbm.js'
+export type { ZcioError } from './lib/errors.js'
 
-/** What the running kernel and process support; see `probe()`. */
-export type ProbeResult = NativeProbe & {
-  /**
-   * RDMA verbs are usable: libibverbs loads and sees a device (checked, and
-   * libibverbs loaded, on first read of this property).
-   */
-  readonly rdma: boolean
-  /** Why RDMA is unavailable, or `null` (read lazily, as `rdma`). */
-  readonly rdmaReason: string | null
-}
-
-/**
- * Reports what this kernel and process support, without throwing: use it to
- * choose a code path or to skip tests.
- */
-export function probe(): ProbeResult {
-  const p = native.probe()
-  let reason: string | null | undefined
-  const rdmaReason = (): string | null => (reason === undefined ? (reason = rdma.unavailableReason()) : reason)
-  return Object.defineProperties(p, {
-    rdma: { get: () => rdmaReason() === null, enumerable: true },
-    rdmaReason: { get: rdmaReason, enumerable: true },
-  }) as ProbeResult
-}
+export { probe, type ProbeResult } from './lib/probe.js'

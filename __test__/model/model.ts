@@ -25,7 +25,7 @@ export { root, zcio } from '../load.js'
 import { zcio } from '../load.js'
 export type Ring = InstanceType<typeof zcio.Ring>
 export type Pool = InstanceType<typeof zcio.RegisteredBufferPool>
-export type Completion = import('../../lib/index.js').Completion
+export type Completion = import('../../index.js').Completion
 
 export const EBADF = -9
 export const EISDIR = -21

@@ -23,7 +23,7 @@ import { type NetRingM, type Stream, openNetRings } from './net-model.js'
 import { addNetRing } from './net-life.js'
 import type { World } from './world.js'
 
-type Listener = import('../../lib/index.js').TcpListener
+type Listener = import('../../index.js').TcpListener
 const { streamNative } = createRequire(import.meta.url)(`${root}/lib/stream.js`) as typeof import('../../lib/stream.js')
 
 const MAX_LISTENERS = 2

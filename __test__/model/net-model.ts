@@ -21,10 +21,10 @@
 import { type Pool, type Ring, cover, fail } from './model.js'
 import type { World } from './world.js'
 
-type Zcio = typeof import('../../lib/index.js')
+type Zcio = typeof import('../../index.js')
 export type Group = InstanceType<Zcio['BufferGroup']>
 export type Stream = InstanceType<Zcio['TcpStream']>
-export type Chunk = import('../../lib/index.js').Chunk
+export type Chunk = import('../../index.js').Chunk
 
 /** Bytes a direction may have sent and not yet received (below socket buffers). */
 export const UNREAD_CAP = 48 * 1024
