@@ -30,6 +30,7 @@ fixedTest('submit() on a closed ring without DEFER_TASKRUN throws ERR_ZCIO_CLOSE
 
 const { BufferGroup, RegisteredBufferPool, TcpListener, TcpStream } = zcio
 type Stream = InstanceType<typeof TcpStream>
+type InetAddress = import('../index.js').InetAddress
 /** A test where the kernel has provided-buffer rings, a visible skip elsewhere. */
 const netFixed = probed.ioUring && probed.bufRing ? test : test.skip
 const turn = (ms = 0): Promise<void> => new Promise((r) => setTimeout(r, ms))
@@ -295,7 +296,7 @@ netFixed('data and end of stream queued before a multishot receive all arrive, U
       rmSync(path, { force: true })
       const l = TcpListener.bind(ring, unix ? { path } : { port: 0 })
       const accepted = l.accept()
-      const client = await TcpStream.connect(ring, unix ? { path } : { port: l.address.port! })
+      const client = await TcpStream.connect(ring, unix ? { path } : { port: (l.address as InetAddress).port })
       const server = (await accepted)!
       l.close()
       await server.send(new Uint8Array(n).fill(7))

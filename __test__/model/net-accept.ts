@@ -24,6 +24,7 @@ import { addNetRing } from './net-life.js'
 import type { World } from './world.js'
 
 type Listener = import('../../index.js').TcpListener
+type InetAddress = import('../../index.js').InetAddress
 const { streamNative } = createRequire(import.meta.url)(`${root}/lib/stream.js`) as typeof import('../../lib/stream.js')
 
 const MAX_LISTENERS = 2
@@ -123,7 +124,7 @@ class NewListener extends Cmd {
     }
     const real = zcio.TcpListener.bind(r.real!, opts)
     const l: ListenerM = {
-      name: `listener${ls.length}`, ring: r, real, unix: this.unix, to: this.unix ? { path: sock } : { port: real.address.port! },
+      name: `listener${ls.length}`, ring: r, real, unix: this.unix, to: this.unix ? { path: sock } : { port: (real.address as InetAddress).port },
       readyLimit: this.readyLimit ?? BACKLOG, maxConnections: this.maxConnections, closed: false,
       taken: [], clients: [], connected: 0, accepted: 0, waiting: 0, starved: false,
     }

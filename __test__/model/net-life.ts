@@ -12,6 +12,7 @@ import {
 } from './net-model.js'
 import { pickStream } from './net-send.js'
 import type { World } from './world.js'
+type InetAddress = import('../../index.js').InetAddress
 
 const MAX_NET_RINGS = 3
 const MAX_GROUPS = 8
@@ -213,7 +214,7 @@ export class NewPair extends Cmd {
     const listener = zcio.TcpListener.bind(ring, this.unix ? { path: sock } : { port: 0 })
     const accepted = listener.accept()
     w.track(accepted, `${r.name} accept`)
-    const connecting = zcio.TcpStream.connect(ring, this.unix ? { path: sock } : { port: listener.address.port! })
+    const connecting = zcio.TcpStream.connect(ring, this.unix ? { path: sock } : { port: (listener.address as InetAddress).port })
     w.track(connecting, `${r.name} connect`)
     const got = await Promise.race([Promise.all([connecting, accepted]), sleep(CONNECT_TIMEOUT_MS).then(() => null)])
     if (got === null || got[1] === null) fail(`connecting a ${this.unix ? 'Unix' : 'TCP'} pair on ${r.name} did not finish`)

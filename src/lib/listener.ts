@@ -12,7 +12,7 @@ import { native, type NativeListener } from './binding.js'
 import { type ZcioError, errnoError, invalidArgType, invalidThis, zcioError } from './errors.js'
 import { type Completer, Ring, ringInternals } from './ring.js'
 import { validateInteger } from './validate.js'
-import { type ListenOptions, type SocketAddress, checkAddress } from './address.js'
+import { type CheckedAddress, type InetAddress, type InetAddressOptions, type ListenOptions, type SocketAddress, type UnixAddress, type UnixAddressOptions, checkAddress, resolveHost } from './address.js'
 import { TcpStream, onStreamClose } from './stream.js'
 
 /** Failures that mean the listening socket itself is unusable. */
@@ -23,7 +23,7 @@ const BACKOFF_MIN_MS = 1
 const BACKOFF_MAX_MS = 1000
 const MAX_I32 = 2 ** 31 - 1
 
-type Taker = { resolve: (s: TcpStream | null) => void; reject: (e: Error) => void }
+type Taker<A extends SocketAddress> = { resolve: (s: TcpStream<A> | null) => void; reject: (e: Error) => void }
 /** Open connections of one listener; shared with their close hooks. */
 type Count = { open: number }
 
@@ -38,12 +38,28 @@ function checkMax(value: unknown, name: string): number {
   return value
 }
 
+type Limits = { backlog: number; readyLimit: number; maxConnections: number; onError: ((err: ZcioError) => void) | undefined }
+
+function checkListenOptions(options: ListenOptions): Limits {
+  const backlog = options.backlog === undefined ? 511 : options.backlog
+  validateInteger(backlog, 'options.backlog', 0, MAX_I32)
+  const readyLimit = options.readyLimit === undefined ? backlog : options.readyLimit
+  validateInteger(readyLimit, 'options.readyLimit', 0, MAX_I32)
+  const maxConnections = checkMax(options.maxConnections === undefined ? Infinity : options.maxConnections, 'options.maxConnections')
+  const onError = options.onError
+  if (onError !== undefined && typeof onError !== 'function') throw invalidArgType('options.onError', 'of type function', onError)
+  return { backlog, readyLimit, maxConnections, onError }
+}
+
+let bindTo: (ring: Ring, a: CheckedAddress, options: ListenOptions) => TcpListener
+
 /**
  * A listening socket; accepted connections arrive as `TcpStream`s, with
  * `TCP_NODELAY` on (inherited from the listening socket). Accepting starts
- * with the first `accept()`.
+ * with the first `accept()`. `A` is the kind of its address (and of its
+ * streams'): `InetAddress` for TCP, `UnixAddress` for a Unix path.
  */
-export class TcpListener {
+export class TcpListener<A extends SocketAddress = SocketAddress> {
   readonly #native: NativeListener
   readonly #ring: Ring
   readonly #completer: Completer
@@ -53,8 +69,8 @@ export class TcpListener {
   #started = false
   /** Accepts in the kernel. */
   #inFlight = 0
-  #ready: TcpStream[] = []
-  #takers: Taker[] = []
+  #ready: TcpStream<A>[] = []
+  #takers: Taker<A>[] = []
   #closed = false
   #ended = false
   /** The failure that ended the listener. */
@@ -68,6 +84,12 @@ export class TcpListener {
 
   static {
     isListener = (x): x is TcpListener => typeof x === 'object' && x !== null && #native in x
+    bindTo = (ring, a, options) => {
+      const internals = ringInternals(ring)
+      const { backlog, readyLimit, maxConnections, onError } = checkListenOptions(options)
+      const handle = native.TcpListener.bind(internals.native, a.host, a.port, a.path, backlog)
+      return new TcpListener(ring, handle, readyLimit, maxConnections, onError)
+    }
   }
 
   private constructor(ring: Ring, handle: NativeListener, readyLimit: number, maxConnections: number, onError: ((err: ZcioError) => void) | undefined) {
@@ -81,27 +103,38 @@ export class TcpListener {
   }
 
   /**
-   * Binds and listens (port 0: any free port, see `address`). Throws
-   * `EADDRINUSE`..., `ERR_INVALID_ARG_TYPE` / `ERR_OUT_OF_RANGE` /
-   * `ERR_INVALID_ARG_VALUE` for bad options.
+   * Binds and listens (port 0: any free port, see `address`); `host` must be
+   * numeric (`listen()` resolves names). Throws `EADDRINUSE`...,
+   * `ERR_INVALID_ARG_TYPE` / `ERR_OUT_OF_RANGE` / `ERR_INVALID_ARG_VALUE`
+   * for bad options.
    */
-  static bind(ring: Ring, options: ListenOptions = {}): TcpListener {
+  static bind(ring: Ring, options: ListenOptions & UnixAddressOptions): TcpListener<UnixAddress>
+  static bind(ring: Ring, options?: ListenOptions & InetAddressOptions): TcpListener<InetAddress>
+  static bind(ring: Ring, options?: ListenOptions): TcpListener
+  // The implementations' `any`: a listener's address kind is invariant, and
+  // which one it is follows from the options, as the overloads say.
+  static bind(ring: Ring, options: ListenOptions = {}): TcpListener<any> {
     if (!(ring instanceof Ring)) throw invalidArgType('ring', 'an instance of Ring', ring)
-    const internals = ringInternals(ring)
-    const a = checkAddress(options, 'options')
-    const backlog = options.backlog === undefined ? 511 : options.backlog
-    validateInteger(backlog, 'options.backlog', 0, MAX_I32)
-    const readyLimit = options.readyLimit === undefined ? backlog : options.readyLimit
-    validateInteger(readyLimit, 'options.readyLimit', 0, MAX_I32)
-    const maxConnections = checkMax(options.maxConnections === undefined ? Infinity : options.maxConnections, 'options.maxConnections')
-    const onError = options.onError
-    if (onError !== undefined && typeof onError !== 'function') throw invalidArgType('options.onError', 'of type function', onError)
-    const handle = native.TcpListener.bind(internals.native, a.host, a.port, a.path, backlog)
-    return new TcpListener(ring, handle, readyLimit, maxConnections, onError)
+    return bindTo(ring, checkAddress(options, 'options'), options)
   }
 
-  get address(): SocketAddress {
-    return self(this).#native.localAddress
+  /**
+   * As `bind()`, but `host` may be a name, resolved first with `dns.lookup`
+   * (its first address, as `net.Server.listen` does): resolves to the
+   * listener, rejects with `ENOTFOUND`, `EADDRINUSE`... and bad options.
+   */
+  static listen(ring: Ring, options: ListenOptions & UnixAddressOptions): Promise<TcpListener<UnixAddress>>
+  static listen(ring: Ring, options?: ListenOptions & InetAddressOptions): Promise<TcpListener<InetAddress>>
+  static listen(ring: Ring, options?: ListenOptions): Promise<TcpListener>
+  static async listen(ring: Ring, options: ListenOptions = {}): Promise<TcpListener<any>> {
+    if (!(ring instanceof Ring)) throw invalidArgType('ring', 'an instance of Ring', ring)
+    const checked = checkAddress(options, 'options', true)
+    checkListenOptions(options)
+    return bindTo(ring, await resolveHost(checked), options)
+  }
+
+  get address(): A {
+    return self(this).#native.localAddress as A
   }
 
   /** Connections accepted and waiting for `accept()` (at most `readyLimit`). */
@@ -148,7 +181,7 @@ export class TcpListener {
    * when the listening socket itself failed; a failed accept of one
    * connection (`EMFILE`...) is retried.
    */
-  accept(): Promise<TcpStream | null> {
+  accept(): Promise<TcpStream<A> | null> {
     if (!isListener(this)) return Promise.reject(invalidThis('TcpListener'))
     if (this.#ring.closed) this.#end(true)
     const s = this.#ready.shift()
@@ -165,7 +198,7 @@ export class TcpListener {
     })
   }
 
-  async *[Symbol.asyncIterator](): AsyncGenerator<TcpStream> {
+  async *[Symbol.asyncIterator](): AsyncGenerator<TcpStream<A>> {
     if (!isListener(this)) throw invalidThis('TcpListener')
     for (;;) {
       const s = await this.accept()
@@ -231,9 +264,10 @@ export class TcpListener {
       this.#end(true)
       return
     }
-    let stream: TcpStream
+    let stream: TcpStream<A>
     try {
-      stream = TcpStream.fromFd(this.#ring, fd)
+      // Accepted from this listener: its address kind.
+      stream = TcpStream.fromFd(this.#ring, fd) as TcpStream<A>
     } catch {
       // Not taken (not a stream socket): close it.
       closeSync(fd)

@@ -8,7 +8,7 @@ import { native, type NativeStream } from './binding.js'
 import { errnoError, invalidArgType, invalidArgValue, zcioError } from './errors.js'
 import { Ring, ringInternals } from './ring.js'
 import { validateFd, validateInteger, validateObject } from './validate.js'
-import { type AddressOptions, type SocketAddress, checkAddress } from './address.js'
+import { type AddressOptions, type CheckedAddress, type InetAddress, type InetAddressOptions, type SocketAddress, type UnixAddress, type UnixAddressOptions, checkAddress, isResolved, resolveHost } from './address.js'
 import { type PoolSlice, type SendData, type SendZcResult, byteLength, checkData, lend, unlend } from './send-data.js'
 import { type Item, SendQueue, item } from './send-queue.js'
 import { guardMethods } from './brand.js'
@@ -67,8 +67,27 @@ function checkHighWaterMark(options: StreamOptions | undefined): number {
   return hwm
 }
 
-/** A connected stream socket whose sends and receives go through the ring. */
-export class TcpStream {
+/** Starts a connect to a checked, numeric address. */
+function connectTo(ring: Ring, a: CheckedAddress, options: StreamOptions): Promise<TcpStream> {
+  const internals = ringInternals(ring)
+  const [handle, slot] = native.TcpStream.connect(internals.native, a.host, a.port, a.path)
+  const stream = new TcpStream(ring, handle, options)
+  return new Promise((resolve, reject) => {
+    internals.completer.listen(slot, (result) => {
+      if (result < 0) {
+        handle.close()
+        reject(errnoError(result, 'connect'))
+      } else resolve(stream)
+    })
+  })
+}
+
+/**
+ * A connected stream socket whose sends and receives go through the ring.
+ * `A` is the kind of its addresses: `InetAddress` for TCP, `UnixAddress` for
+ * a Unix socket (both for one adopted with `fromFd`).
+ */
+export class TcpStream<A extends SocketAddress = SocketAddress> {
   readonly #native: NativeStream
   readonly #ring: Ring
   readonly #sends: SendQueue
@@ -124,23 +143,23 @@ export class TcpStream {
     })
   }
 
-  /** Connects to `host:port` (or a Unix `path`); rejects with `ECONNREFUSED`... */
+  /**
+   * Connects to `host:port` (a host name is resolved first, as
+   * `net.connect` does) or to a Unix `path`; rejects with `ECONNREFUSED`,
+   * `ENOTFOUND`... Bad options reject with `ERR_INVALID_ARG_TYPE` /
+   * `ERR_OUT_OF_RANGE` / `ERR_INVALID_ARG_VALUE`.
+   */
+  static connect(ring: Ring, options: UnixAddressOptions & StreamOptions): Promise<TcpStream<UnixAddress>>
+  static connect(ring: Ring, options: InetAddressOptions & StreamOptions): Promise<TcpStream<InetAddress>>
+  static connect(ring: Ring, options: AddressOptions & StreamOptions): Promise<TcpStream>
   static connect(ring: Ring, options: AddressOptions & StreamOptions): Promise<TcpStream> {
     try {
       if (!(ring instanceof Ring)) throw invalidArgType('ring', 'an instance of Ring', ring)
-      const a = checkAddress(options, 'options')
+      const a = checkAddress(options, 'options', true)
       checkHighWaterMark(options)
-      const internals = ringInternals(ring)
-      const [handle, slot] = native.TcpStream.connect(internals.native, a.host, a.port, a.path)
-      const stream = new TcpStream(ring, handle, options)
-      return new Promise((resolve, reject) => {
-        internals.completer.listen(slot, (result) => {
-          if (result < 0) {
-            handle.close()
-            reject(errnoError(result, 'connect'))
-          } else resolve(stream)
-        })
-      })
+      // A numeric address connects at once; a name after its lookup.
+      if (isResolved(a)) return connectTo(ring, a, options)
+      return resolveHost(a).then((r) => connectTo(ring, r, options))
     } catch (e) {
       return Promise.reject(e)
     }
@@ -159,12 +178,12 @@ export class TcpStream {
     return new TcpStream(ring, native.TcpStream.fromFd(ringInternals(ring).native, fd), options)
   }
 
-  get localAddress(): SocketAddress {
-    return this.#native.localAddress
+  get localAddress(): A {
+    return this.#native.localAddress as A
   }
 
-  get remoteAddress(): SocketAddress {
-    return this.#native.remoteAddress
+  get remoteAddress(): A {
+    return this.#native.remoteAddress as A
   }
 
   /** The descriptor (owned by the stream). */
