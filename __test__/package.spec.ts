@@ -9,6 +9,7 @@ import { execFileSync, spawnSync, type SpawnSyncReturns } from 'node:child_proce
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
+import { runReadmeExamples } from './readme-examples.js'
 import { probed, root } from './support.js'
 
 const nativeFile = fs.readdirSync(root).find((f) => /^zcio\.linux-.*\.node$/.test(f))
@@ -22,16 +23,6 @@ function run(cmd: string, args: string[], cwd: string): SpawnSyncReturns<string>
 function ok(t: { fail(m: string): void }, r: SpawnSyncReturns<string>, what: string): string {
   if (r.status !== 0) t.fail(`${what} failed (${r.status ?? r.signal}):\n${r.stdout}\n${r.stderr}`)
   return r.stdout
-}
-
-/** The fenced block of `lang` that follows `heading` in the README. */
-function readmeBlock(heading: string, lang: string): string {
-  const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8')
-  const at = readme.indexOf(heading)
-  if (at < 0) throw new Error(`README has no "${heading}"`)
-  const m = new RegExp('```' + lang + '\\n([\\s\\S]*?)```').exec(readme.slice(at))
-  if (!m) throw new Error(`no \`\`\`${lang} block after "${heading}"`)
-  return m[1]
 }
 
 packTest('the packed package installs and works as a user uses it', (t) => {
@@ -69,32 +60,9 @@ packTest('the packed package installs and works as a user uses it', (t) => {
     t.regex(missing.stdout, new RegExp(`ERR_ZCIO_BINDING_NOT_FOUND .*zcio-${triple}`))
     fs.renameSync(path.join(tmp, 'moved'), path.join(app, 'node_modules', `zcio-${triple}`))
 
-    if (!probed.ioUring || !probed.fixedBuffers) {
-      t.log(`io_uring unavailable (${probed.reason}): the quick starts and the bench are not run`)
-      return
-    }
-    // The README's quick starts, exactly as printed.
-    const data = Buffer.alloc(128 * 1024)
-    for (let i = 0; i < data.length; i++) data[i] = i & 0xff
-    fs.writeFileSync(path.join(app, 'data.bin'), data)
-    fs.writeFileSync(path.join(app, 'quickstart.js'), readmeBlock('## Quick start (JavaScript)', 'js'))
-    const js = ok(t, run(process.execPath, ['quickstart.js'], app), 'the JavaScript quick start')
-    t.regex(js, /read 65536 bytes, flipped one, wrote them back, then read 4096 more/)
-    t.is(fs.readFileSync(path.join(app, 'data.bin'))[0], 0xff)
-
-    fs.writeFileSync(path.join(app, 'quickstart.mts'), readmeBlock('## Quick start (TypeScript)', 'ts'))
-    const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc')
-    ok(
-      t,
-      run(process.execPath, [tsc, '--strict', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022', '--lib', 'es2022,esnext.disposable', '--types', 'node', '--typeRoots', path.join(root, 'node_modules', '@types'), 'quickstart.mts'], app),
-      'tsc --strict on the TypeScript quick start',
-    )
-    const ts = ok(t, run(process.execPath, ['quickstart.mjs'], app), 'the TypeScript quick start')
-    t.regex(ts, /read 4096 bytes, first byte 255\nrejected with ERR_OUT_OF_RANGE/)
-
-    fs.writeFileSync(path.join(app, 'network.js'), readmeBlock('## Network (JavaScript)', 'js'))
-    const net = ok(t, run(process.execPath, ['network.js'], app), 'the network example')
-    t.regex(net, /sent 19 bytes \(copied: true\), echoed: hello over io_uring/)
+    // The README's examples, exactly as printed, against the installed package.
+    runReadmeExamples(t, app)
+    if (!probed.ioUring || !probed.fixedBuffers) return
 
     const bench = ok(t, run('npx', ['--no-install', 'zcio', 'bench', '--quick'], app), 'npx zcio bench --quick')
     t.regex(bench, /readFixed/)
