@@ -64,11 +64,17 @@ netTest('zcio bench net --quick measures every case, with positive numbers', asy
   t.regex(stdout, /summary/)
 })
 
-netTest('zcio bench net --only runs the named groups alone; a bad group is a usage error', async (t) => {
-  t.timeout(60_000)
+netTest('zcio bench net --only runs the named groups alone; a bad group is a usage error; --check', async (t) => {
+  t.timeout(100_000)
   const json = tmpFile('bench-net-only.json')
   const cli = path.join(root, 'dist', 'bin', 'zcio.js')
-  await run(process.execPath, [cli, 'bench', 'net', '--only', 'ping-pong', '--runs', '1', '--round-trips', '300', '--json', json], { timeout: 55_000 })
+  // --check with the bars held 1000x as loose: every measured bar is met, exit 0.
+  const { stdout } = await run(
+    process.execPath,
+    [cli, 'bench', 'net', '--only', 'ping-pong', '--runs', '1', '--round-trips', '300', '--json', json, '--check', '--bar-scale', '0.001'],
+    { timeout: 55_000 },
+  )
+  t.regex(stdout, /check: pass: all \d+ measured bars met/)
   const doc = JSON.parse(fs.readFileSync(json, 'utf8')) as Doc
   fs.rmSync(path.dirname(json), { recursive: true, force: true })
   t.true(doc.results.length >= 2)
@@ -80,4 +86,13 @@ netTest('zcio bench net --only runs the named groups alone; a bad group is a usa
   )
   t.truthy(bad)
   t.regex(bad!.stderr, /--only: expected groups among stream, ping-pong, pipelined/)
+  // Held 1000x as strict, the bars miss: --check exits 1 and names them.
+  const missed = await run(process.execPath, [cli, 'bench', 'net', '--only', 'ping-pong', '--runs', '1', '--round-trips', '300', '--check', '--bar-scale', '1000'], {
+    timeout: 55_000,
+  }).then(
+    () => null,
+    (e: { code: number; stdout: string }) => e,
+  )
+  t.is(missed?.code, 1)
+  t.regex(missed?.stdout ?? '', /check: MISS: \d+ of \d+ measured bars missed[\s\S]*ping-pong 64 B: round trip vs Node net: [\d.]+x, needs <= 0\.00060x/)
 })

@@ -2,8 +2,9 @@
 
 import { fmtInt } from './common.js'
 import { passMark } from './calls.js'
-import { fmtBytes, fmtRatio, table } from './report.js'
-import type { Align } from './report.js'
+import { fmtBytes, fmtRatio } from './report.js'
+import { fitText, outputWidth, table, wrapLine } from './layout.js'
+import type { Align } from './layout.js'
 import type { NetBenchResult } from './net-bench.js'
 import { IPERF3, NODE_NET, UNITS, ZCIO_PINGPONG, ZCIO_PINGPONG_BUSY, ZCIO_SEND, ZCIO_SENDZC } from './net-common.js'
 import type { Mode, NetCaseResult, NetSample } from './net-common.js'
@@ -26,6 +27,8 @@ export interface NetBar {
 /** The document `--json` writes. */
 export interface NetBenchJson extends NetBenchResult {
   bars: NetBar[]
+  /** `--bar-scale`, when not 1: the bars' targets are scaled by it. */
+  barScale?: number
 }
 
 function find(res: NetBenchResult, group: Mode, name: string): NetCaseResult | undefined {
@@ -38,7 +41,16 @@ function bar(group: Mode, text: string, kind: 'min' | 'max', target: number, num
   return { group, bar: text, measured, target, kind, pass, detail }
 }
 
-export function netBars(res: NetBenchResult): NetBar[] {
+/** `b` held `scale` times as strict: a `min` target multiplied by it, a `max` one divided by it. */
+function scaled(b: NetBar, scale: number): NetBar {
+  if (scale === 1) return b
+  const target = b.kind === 'min' ? b.target * scale : b.target / scale
+  const pass = b.measured === null ? null : b.kind === 'min' ? b.measured >= target : b.measured <= target
+  return { ...b, target, pass }
+}
+
+/** The network bars, checked against `res`; `scale` as `--bar-scale` (1: the bars as they are). */
+export function netBars(res: NetBenchResult, scale = 1): NetBar[] {
   const out: NetBar[] = []
   const node = find(res, 'stream', NODE_NET)
   const iperf = find(res, 'stream', IPERF3)
@@ -68,7 +80,7 @@ export function netBars(res: NetBenchResult): NetBar[] {
       .reduce<number | undefined>((m, r) => Math.max(m ?? -Infinity, r.heapPerMessage!), undefined)
     out.push({ ...bar(group, `${group} 64 B: zcio JS heap growth per message`, 'max', 1, worst, 1, 'after a full GC, both processes, medians'), unit: 'B' })
   }
-  return out.filter((b) => res.config.groups.includes(b.group))
+  return out.filter((b) => res.config.groups.includes(b.group)).map((b) => scaled(b, scale))
 }
 
 function fmtValue(group: Mode, v: number): string {
@@ -110,7 +122,21 @@ const TITLES: Record<Mode, (res: NetBenchResult) => string> = {
     `zcio ${res.config.window} sends in flight, Node up to ${res.config.window} writes per turn, TCP_NODELAY`,
 }
 
-export function netReport(res: NetBenchResult, bars: readonly NetBar[]): string {
+export function fmtNetMeasured(b: NetBar): string {
+  return fmtNetValue(b, b.measured)
+}
+
+export function fmtNetTarget(b: NetBar): string {
+  return `${b.kind === 'min' ? '>=' : '<='} ${fmtNetValue(b, b.target)}`
+}
+
+function fmtNetValue(b: NetBar, v: number | null): string {
+  if (!b.unit) return fmtRatio(v)
+  return v === null ? '-' : `${Number(v.toPrecision(3))} ${b.unit}`
+}
+
+/** The tables, notes and bars of a run, fitted to `width` columns. */
+export function netReport(res: NetBenchResult, bars: readonly NetBar[], width: number = outputWidth()): string {
   const m = res.machine
   const out: string[] = []
   out.push(
@@ -131,12 +157,15 @@ export function netReport(res: NetBenchResult, bars: readonly NetBar[]): string 
   for (const group of res.config.groups) {
     const u = UNITS[group]
     const stream = group === 'stream'
-    const head = ['case', u.value, 'runs', u.cpu, 'vs Node net', 'CPU vs Node']
+    // The spread of the runs, when there are several (a single run has none).
+    const spreadCol = res.config.runs > 1
+    const head = ['case', u.value, ...(spreadCol ? ['min..max'] : []), u.cpu, 'vs Node', 'CPU vs Node']
     if (stream) head.push('vs iperf3', 'CPU vs iperf3')
     head.push('others', 'steal')
     const rows: string[][] = [head]
     for (const r of res.results.filter((x) => x.group === group)) {
-      const row = [r.name, fmtValue(group, r.value), spread(group, r.runs), cpuSplit(r), fmtRatio(r.ratioToNode), fmtRatio(r.cpuRatioToNode)]
+      const row = [r.name, fmtValue(group, r.value), ...(spreadCol ? [spread(group, r.runs)] : [])]
+      row.push(cpuSplit(r), fmtRatio(r.ratioToNode), fmtRatio(r.cpuRatioToNode))
       if (stream) row.push(fmtRatio(r.ratioToIperf3), fmtRatio(r.cpuRatioToIperf3))
       row.push(fmtShare(r.maxOtherLoad), fmtShare(r.maxSteal))
       rows.push(row)
@@ -144,9 +173,12 @@ export function netReport(res: NetBenchResult, bars: readonly NetBar[]): string 
     for (const s of res.skipped.filter((x) => x.group === group)) {
       rows.push([s.name, 'skipped', ...head.slice(2).map(() => '-')])
     }
-    out.push('', TITLES[group](res), table(rows, ['l', ...head.slice(1).map((): Align => 'r')]))
-    if (stream && res.iperf3) out.push(`  iperf3: iperf3 -s -p <port> -B 127.0.0.1 --forceflush; ${res.iperf3.command}`)
-    if (group === 'ping-pong') out.push('  vs Node net: round-trip time ratio (below 1.00x is faster); CPU per message counts both directions')
+    out.push('', TITLES[group](res), table(rows, ['l', ...head.slice(1).map((): Align => 'r')], width))
+    if (stream && res.iperf3) {
+      out.push(...wrapLine('  iperf3 server: iperf3 -s -p <port> -B 127.0.0.1 --forceflush', width, true))
+      out.push(...wrapLine(`  iperf3 client: ${res.iperf3.command}`, width, true))
+    }
+    if (group === 'ping-pong') out.push('  vs Node: round-trip time ratio to Node net (below 1.00x is faster); CPU per message counts both directions')
   }
   const reasons = new Set(res.skipped.map((s) => s.reason))
   if (reasons.size) out.push('')
@@ -154,15 +186,13 @@ export function netReport(res: NetBenchResult, bars: readonly NetBar[]): string 
 
   const rows: string[][] = [['bar', 'measured', 'target', '', 'detail']]
   for (const b of bars) {
-    const fmt = (v: number | null): string => (b.unit ? (v === null ? '-' : `${v.toFixed(2)} ${b.unit}`) : fmtRatio(v))
-    const target = `${b.kind === 'min' ? '>=' : '<='} ${fmt(b.target)}`
     let detail = b.detail
     if (b.pass === false && b.measured !== null) {
       const off = b.kind === 'min' ? b.target / b.measured - 1 : b.measured / b.target - 1
       detail += `; ${b.kind === 'min' ? 'needs' : 'over by'} ${(off * 100).toFixed(0)}%${b.kind === 'min' ? ' more' : ''}`
     }
-    rows.push([b.bar, fmt(b.measured), target, b.pass === null ? 'n/a' : passMark(b.pass), detail])
+    rows.push([b.bar, fmtNetMeasured(b), fmtNetTarget(b), b.pass === null ? 'n/a' : passMark(b.pass), detail])
   }
-  out.push('', 'summary', table(rows, ['l', 'r', 'r', 'l', 'l']))
-  return out.join('\n') + '\n'
+  out.push('', 'summary', table(rows, ['l', 'r', 'r', 'l', 'l'], width))
+  return fitText(out.join('\n'), width) + '\n'
 }

@@ -4,8 +4,8 @@ import type { Bar } from './bars.js'
 import type { CallsResult } from './calls.js'
 import type { BenchResult, CaseResult, FioRun, MachineFacts, SkippedCase } from './common.js'
 import { fmtInt } from './common.js'
-
-export type Align = 'l' | 'r'
+import { fitText, outputWidth, table, wrapLine } from './layout.js'
+import type { Align } from './layout.js'
 
 export function fmtGb(n: number): string {
   return n >= 10 ? n.toFixed(2) : n.toFixed(3)
@@ -13,7 +13,7 @@ export function fmtGb(n: number): string {
 
 export function fmtRatio(r: number | null | undefined): string {
   if (r == null || !Number.isFinite(r)) return '-'
-  return (r >= 10 ? r.toFixed(1) : r.toFixed(2)) + 'x'
+  return (r >= 10 ? r.toFixed(1) : r >= 0.01 || r === 0 ? r.toFixed(2) : r.toPrecision(2)) + 'x'
 }
 
 export function fmtBytes(n: number): string {
@@ -36,24 +36,10 @@ export function fmtHeap(d: number | undefined): string {
   return `${sign}${(a / 1024 / 1024).toFixed(1)} MiB`
 }
 
-/** A table: a header row, a rule, then the rows; indented by two spaces. */
-export function table(rows: readonly (readonly (string | number)[])[], align: readonly Align[]): string {
-  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => String(r[c]).length)))
-  return rows
-    .map((r) =>
-      r
-        .map((cell, c) => (align[c] === 'l' ? String(cell).padEnd(widths[c]) : String(cell).padStart(widths[c])))
-        .join('  ')
-        .trimEnd(),
-    )
-    .map((line, i) => (i === 0 ? line + '\n' + '-'.repeat(line.length) : line))
-    .map((line) => '  ' + line.replace(/\n/, '\n  '))
-    .join('\n')
-}
-
 type Entry = { kind: 'result'; r: CaseResult } | { kind: 'skipped'; r: SkippedCase }
 
-export function report(res: BenchResult): string {
+/** The tables of a run, fitted to `width` columns. */
+export function report(res: BenchResult, width: number = outputWidth()): string {
   const { machine: m, config: c } = res
   const out: string[] = []
   out.push(
@@ -64,7 +50,7 @@ export function report(res: BenchResult): string {
   for (const note of res.notes) out.push(`note: ${note}`)
 
   const showHeap = res.results.some((r) => r.heapDeltaBytes !== undefined)
-  const head = ['case', 'depth', 'ops/s (IOPS)', 'GB/s', 'vs fs.read', 'vs fio tuned']
+  const head = ['case', 'depth', 'IOPS', 'GB/s', 'vs fs.read', 'vs fio tuned']
   const align: Align[] = ['l', 'r', 'r', 'r', 'r', 'r']
   if (showHeap) {
     head.push('heap delta')
@@ -94,11 +80,11 @@ export function report(res: BenchResult): string {
     for (const f of res.fio?.runs.filter((x) => x.group === group) ?? []) {
       footnote++
       rows.push(fioRow(f, footnote, showHeap))
-      footnotes.push(`  [${footnote}] ${f.command}`)
+      footnotes.push(...wrapLine(`  [${footnote}] ${f.command}`, width, true))
     }
     out.push('')
     out.push(group)
-    out.push(table(rows, align))
+    out.push(table(rows, align, width))
     out.push(...footnotes)
   }
   if (res.skipped.some((s) => !res.notes.some((n) => n.includes(s.reason)))) {
@@ -107,7 +93,7 @@ export function report(res: BenchResult): string {
       if (!res.notes.some((n) => n.includes(reason))) out.push(`skipped: ${reason}`)
     }
   }
-  return out.join('\n') + '\n'
+  return fitText(out.join('\n'), width) + '\n'
 }
 
 function fioRow(f: FioRun, footnote: number, showHeap: boolean): (string | number)[] {
@@ -131,6 +117,8 @@ export interface BenchJson {
   calls?: CallsResult
   bars?: Bar[]
   notes?: string[]
+  /** `--bar-scale`, when not 1: the bars' targets are scaled by it. */
+  barScale?: number
 }
 
 export function toJson(res: BenchResult): BenchJson {

@@ -120,10 +120,10 @@ pub(crate) struct GroupShared {
 /// `IoUring.BufferGroup`).
 ///
 /// Receives ([`recv`](Self::recv), [`recv_multishot`](Self::recv_multishot))
-/// complete with the buffer id the kernel filled ([`Completion::buffer`]
-/// (crate::Completion::buffer)) and the chunk's offset in it
-/// ([`Completion::offset`](crate::Completion::offset)); the application reads
-/// the chunk in place ([`region`](Self::region)) and gives it back with
+/// complete with the buffer id the kernel filled
+/// ([`Completion::buffer`](crate::Completion::buffer)) and the chunk's offset
+/// in it ([`Completion::offset`](crate::Completion::offset)); the application
+/// reads the chunk in place ([`region`](Self::region)) and gives it back with
 /// [`release`](Self::release).
 #[derive(Clone)]
 pub struct BufferGroup {
