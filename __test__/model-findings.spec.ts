@@ -5,7 +5,7 @@
 
 import test from 'ava'
 import { rmSync } from 'node:fs'
-import { codeOf, fixedTest, probed, zcio } from './support.js'
+import { codeOf, fixedTest, needs, zcio } from './support.js'
 
 const { Ring } = zcio
 
@@ -31,7 +31,7 @@ fixedTest('submit() on a closed ring without DEFER_TASKRUN throws ERR_ZCIO_CLOSE
 const { BufferGroup, RegisteredBufferPool, TcpListener, TcpStream } = zcio
 type Stream = InstanceType<typeof TcpStream>
 /** A test where the kernel has provided-buffer rings, a visible skip elsewhere. */
-const netFixed = probed.ioUring && probed.bufRing ? test : test.skip
+const netFixed = needs('bufRing')
 const turn = (ms = 0): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
 async function loopPair(ring: InstanceType<typeof Ring>): Promise<{ client: Stream; server: Stream }> {
