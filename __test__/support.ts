@@ -23,15 +23,18 @@ export function missing(...features: Feature[]): string | undefined {
   return absent.length ? absent.map((f) => `probe().${f} is false`).join(', ') : undefined
 }
 
-function gate<T>(run: T, skip: typeof test.skip, features: Feature[]): T | typeof test.skip {
+function gate<T>(run: T, features: Feature[]): T | typeof test.skip {
   const why = missing(...features)
   if (why === undefined || required) return run
   const what = ['io_uring', ...features].join(' + ')
-  if (!warned.has(what)) {
-    warned.add(what)
-    console.warn(`zcio: skipping the tests that need ${what}: ${why}`)
-  }
-  return skip
+  // Printed when a file registers its first such test, once per file.
+  return ((...args: unknown[]) => {
+    if (!warned.has(what)) {
+      warned.add(what)
+      console.warn(`zcio: skipping the tests that need ${what}: ${why}`)
+    }
+    ;(test.skip as (...a: unknown[]) => void)(...args)
+  }) as typeof test.skip
 }
 
 /**
@@ -40,12 +43,12 @@ function gate<T>(run: T, skip: typeof test.skip, features: Feature[]): T | typeo
  * `test` (failing) when ZCIO_REQUIRE_IO_URING=1.
  */
 export function needs(...features: Feature[]): typeof test | typeof test.skip {
-  return gate(test, test.skip, features)
+  return gate(test, features)
 }
 
 /** `needs`, with the tests run one at a time (`test.serial`). */
 export function needsSerial(...features: Feature[]): typeof test.serial | typeof test.skip {
-  return gate(test.serial, test.skip, features)
+  return gate(test.serial, features)
 }
 
 /** `test` when the kernel has fixed buffers: `needs('fixedBuffers')`. */

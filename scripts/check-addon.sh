@@ -12,7 +12,9 @@
 set -euo pipefail
 
 GLIBC_MAX=${GLIBC_MAX:-2.17}
-command -v readelf >/dev/null || { apt-get update && apt-get install -y binutils; }
+# shellcheck source=as-root.sh
+. "$(dirname "$0")/as-root.sh"
+command -v readelf >/dev/null || apt_install binutils
 
 if [ $# -eq 0 ]; then
   echo "usage: $0 FILE..." >&2

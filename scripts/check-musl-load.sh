@@ -15,6 +15,8 @@ MUSL_SUITE=${MUSL_SUITE:-trixie}
 
 # shellcheck source=zig-tools.sh
 . scripts/zig-tools.sh
+# shellcheck source=as-root.sh
+. scripts/as-root.sh
 zig_tools >/dev/null
 
 failed=0
@@ -25,7 +27,7 @@ for f in "$@"; do
     *linux-x64-musl.node) deb=amd64 zt=x86_64-linux-musl ld=ld-musl-x86_64.so.1 run=() ;;
     *linux-arm64-musl.node)
       deb=arm64 zt=aarch64-linux-musl ld=ld-musl-aarch64.so.1
-      command -v qemu-aarch64-static >/dev/null || { apt-get update && apt-get install -y qemu-user-static; }
+      command -v qemu-aarch64-static >/dev/null || apt_install qemu-user-static
       run=(qemu-aarch64-static)
       ;;
     *) echo "check-musl-load: $name is not a linux-<x64|arm64>-musl build" >&2; exit 2 ;;

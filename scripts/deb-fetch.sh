@@ -41,7 +41,7 @@ opts=(
   -q -o "APT::Architecture=$arch" -o "APT::Architectures::=$arch"
   -o "Dir::Etc::SourceList=$dest/apt/sources.list" -o Dir::Etc::SourceParts=/nonexistent
   -o "Dir::State::Lists=$dest/apt/lists" -o "Dir::Cache=$dest/apt/cache"
-  -o APT::Sandbox::User=root
+  -o "APT::Sandbox::User=$(id -un)"
 )
 echo "deb-fetch: $* ($arch, $suite) into $dest"
 apt-get "${opts[@]}" update >"$dest/apt/update.log" 2>&1 || { cat "$dest/apt/update.log" >&2; exit 1; }

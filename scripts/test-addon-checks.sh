@@ -87,5 +87,5 @@ expect fail 'a musl build with a symbol musl lacks fails to load' "${load[@]}" "
 expect fail 'the same on arm64' "${load[@]}" "$work"/missing-symbol-arm64/*.node
 expect fail 'a glibc build fails to load with musl' "${load[@]}" "$work"/glibc-as-musl/*.node
 
-echo "addon checks: $passed passed, $failed failed"
+echo "addon-checks: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

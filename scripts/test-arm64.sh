@@ -26,6 +26,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 here=$PWD
+# shellcheck source=as-root.sh
+. scripts/as-root.sh
 cache=$here/.cache/arm64
 NODE_ARM64_VERSION=${NODE_ARM64_VERSION:-20.20.2}
 SYSROOT_SUITE=${SYSROOT_SUITE:-bookworm}
@@ -41,7 +43,7 @@ done
 limit=${ARM64_TEST_TIMEOUT:-$([ $full -eq 1 ] && echo 30m || echo 15m)}
 
 echo "== prerequisites"
-command -v qemu-aarch64-static >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y qemu-user-static; }
+command -v qemu-aarch64-static >/dev/null || apt_install qemu-user-static
 qemu-aarch64-static --version | head -1
 addon=npm/linux-arm64-gnu/zcio.linux-arm64-gnu.node
 [ -f "$addon" ] || bash scripts/build-all.sh --target aarch64-unknown-linux-gnu
@@ -62,9 +64,9 @@ bash scripts/deb-fetch.sh arm64 "$SYSROOT_SUITE" "$cache/sysroot" libc6 libstdc+
 
 # binfmt_misc: arm64 executables started by the suite run under qemu.
 bfm=/proc/sys/fs/binfmt_misc
-[ -f "$bfm/register" ] || mount -t binfmt_misc binfmt_misc "$bfm" 2>/dev/null || true
-if [ ! -w "$bfm/register" ]; then
-  echo "SKIPPED: arm64 tests: binfmt_misc cannot be used here (not mounted at $bfm, or not root)"
+[ -f "$bfm/register" ] || as_root mount -t binfmt_misc binfmt_misc "$bfm" 2>/dev/null || true
+if [ ! -f "$bfm/register" ] || ! as_root test -w "$bfm/register"; then
+  echo "SKIPPED: arm64 tests: binfmt_misc cannot be used here (cannot mount it at $bfm, or cannot become root)"
   exit 77
 fi
 handler=
@@ -74,7 +76,7 @@ done
 tree=$(mktemp -d "${TMPDIR:-/tmp}/zcio-arm64.XXXXXX")
 cleanup() {
   rm -rf "$tree"
-  if [ -n "${added:-}" ] && [ -f "$added" ]; then echo -1 >"$added"; fi
+  if [ -n "${added:-}" ] && [ -f "$added" ]; then echo -1 | as_root tee "$added" >/dev/null; fi
 }
 trap cleanup EXIT
 if [ -z "$handler" ]; then
@@ -82,7 +84,7 @@ if [ -z "$handler" ]; then
   # interpreter is opened now, so it also works from other mount namespaces.
   conf=/usr/lib/binfmt.d/qemu-aarch64.conf
   [ -f "$conf" ] || { echo "test-arm64: $conf missing: reinstall qemu-user-static" >&2; exit 1; }
-  sed 's/^:qemu-aarch64:/:zcio-aarch64:/' "$conf" >"$bfm/register"
+  sed 's/^:qemu-aarch64:/:zcio-aarch64:/' "$conf" | as_root tee "$bfm/register" >/dev/null
   added=$bfm/zcio-aarch64
   handler=$added
 fi

@@ -5,24 +5,31 @@
 # links against the same glibc stubs and musl.
 ZIGLANG_VERSION=${ZIGLANG_VERSION:-0.17.1}
 CARGO_ZIGBUILD_VERSION=${CARGO_ZIGBUILD_VERSION:-0.24.1}
+# shellcheck source=as-root.sh
+. "$(dirname "${BASH_SOURCE[0]}")/as-root.sh"
+
+# pip_install PKG...: with pip, installed from Debian if missing; Debian's
+# own Python refuses user installs unless told (PEP 668).
+pip_install() {
+  local py
+  py=$(command -v python3 || true)
+  if [ -z "$py" ] || ! "$py" -m pip --version >/dev/null 2>&1; then
+    apt_install python3 python3-pip
+    py=$(command -v python3)
+  fi
+  "$py" -m pip install --quiet "$@" 2>/dev/null || "$py" -m pip install --quiet --break-system-packages "$@"
+  # pip's user installs go to ~/.local/bin, not always on PATH.
+  case ":$PATH:" in *":$HOME/.local/bin:"*) ;; *) export PATH=$HOME/.local/bin:$PATH ;; esac
+  hash -r
+}
 
 zig_tools() {
-  local py
-  py=$(command -v python3 || command -v python || true)
   if command -v zig >/dev/null; then
     ZIG=(zig)
-  elif [ -n "$py" ] && "$py" -m ziglang version >/dev/null 2>&1; then
-    ZIG=("$py" -m ziglang)
   else
-    [ -n "$py" ] || { apt-get update && apt-get install -y python3 python3-pip && py=python3; }
-    "$py" -m pip install --quiet "ziglang==$ZIGLANG_VERSION" ||
-      "$py" -m pip install --quiet --break-system-packages "ziglang==$ZIGLANG_VERSION"
-    ZIG=("$py" -m ziglang)
+    python3 -m ziglang version >/dev/null 2>&1 || pip_install "ziglang==$ZIGLANG_VERSION"
+    ZIG=(python3 -m ziglang)
   fi
-  if ! command -v cargo-zigbuild >/dev/null; then
-    "$py" -m pip install --quiet "cargo-zigbuild==$CARGO_ZIGBUILD_VERSION" ||
-      "$py" -m pip install --quiet --break-system-packages "cargo-zigbuild==$CARGO_ZIGBUILD_VERSION"
-    hash -r
-  fi
+  command -v cargo-zigbuild >/dev/null || pip_install "cargo-zigbuild==$CARGO_ZIGBUILD_VERSION"
   echo "zig $("${ZIG[@]}" version), $(cargo-zigbuild --version)"
 }
