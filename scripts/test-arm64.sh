@@ -48,7 +48,7 @@ qemu-aarch64-static --version | head -1
 addon=npm/linux-arm64-gnu/zcio.linux-arm64-gnu.node
 [ -f "$addon" ] || bash scripts/build-all.sh --target aarch64-unknown-linux-gnu
 [ -d node_modules/ava ] || npm ci --no-audit --no-fund
-[ -f lib/index.js ] || npm run build:ts
+npm run --silent build:ts
 npx tsc -p __test__/tsconfig.json
 
 node_dir=$cache/node-$NODE_ARM64_VERSION
