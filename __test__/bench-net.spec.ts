@@ -4,7 +4,7 @@ import * as fs from 'node:fs'
 import { createRequire } from 'node:module'
 import * as path from 'node:path'
 import { promisify } from 'node:util'
-import { probed, root, tmpFile } from './support.js'
+import { needs, probed, root, tmpFile } from './support.js'
 
 const run = promisify(execFile)
 const require = createRequire(import.meta.url)
@@ -23,10 +23,7 @@ interface Doc {
   bars: { bar: string; pass: boolean | null }[]
 }
 
-const required = process.env.ZCIO_REQUIRE_IO_URING === '1'
-const netAvailable = probed.ioUring && probed.bufRing
-const netTest = netAvailable || required ? test : test.skip
-if (!netAvailable && !required) console.warn('zcio: skipping the network bench test: no provided-buffer rings')
+const netTest = needs('bufRing')
 
 netTest('zcio bench net --quick measures every case, with positive numbers', async (t) => {
   t.timeout(120_000)

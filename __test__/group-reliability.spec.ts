@@ -3,17 +3,15 @@
 // a consumer that stops reading cannot starve the others, one receive order
 // per stream, and chunks given back when they are collected unreleased.
 
-import test from 'ava'
-import { probed, zcio } from './support.js'
+import { needsSerial, zcio } from './support.js'
 
 const { Ring, BufferGroup, TcpStream, TcpListener } = zcio
 type Ring = InstanceType<typeof Ring>
 type Stream = InstanceType<typeof TcpStream>
 type Group = InstanceType<typeof BufferGroup>
 
-const required = process.env.ZCIO_REQUIRE_IO_URING === '1'
 /** Visible skip where the kernel lacks provided-buffer rings (serial: the counts and the warning are per process). */
-const netTest = probed.ioUring && probed.bufRing ? test.serial : required ? test.serial : test.skip
+const netTest = needsSerial('bufRing')
 const turn = (ms = 0): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
 async function pairs(ring: Ring, n: number): Promise<{ client: Stream; server: Stream }[]> {

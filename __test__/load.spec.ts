@@ -1,10 +1,8 @@
-import test from 'ava'
 import { spawnSync } from 'node:child_process'
 import * as path from 'node:path'
-import { probed } from './support.js'
+import { needs } from './support.js'
 
-const required = process.env.ZCIO_REQUIRE_IO_URING === '1'
-const netTest = (probed.ioUring && probed.bufRing) || required ? test : test.skip
+const netTest = needs('bufRing')
 
 interface LoadResult {
   conns: number

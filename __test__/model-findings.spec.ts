@@ -5,7 +5,7 @@
 
 import test from 'ava'
 import { rmSync } from 'node:fs'
-import { codeOf, fixedTest, probed, zcio } from './support.js'
+import { codeOf, fixedTest, needs, zcio } from './support.js'
 
 const { Ring } = zcio
 
@@ -32,7 +32,7 @@ const { BufferGroup, RegisteredBufferPool, TcpListener, TcpStream } = zcio
 type Stream = InstanceType<typeof TcpStream>
 type InetAddress = import('../index.js').InetAddress
 /** A test where the kernel has provided-buffer rings, a visible skip elsewhere. */
-const netFixed = probed.ioUring && probed.bufRing ? test : test.skip
+const netFixed = needs('bufRing')
 const turn = (ms = 0): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
 async function loopPair(ring: InstanceType<typeof Ring>): Promise<{ client: Stream; server: Stream }> {

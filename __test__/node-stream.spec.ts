@@ -4,12 +4,11 @@
 // gone is no error, it has the socket options, addresses and the idle
 // timeout, and Node's http server runs over it with keep-alive.
 
-import test from 'ava'
 import * as http from 'node:http'
 import * as net from 'node:net'
 import { pipeline } from 'node:stream/promises'
 import { Writable } from 'node:stream'
-import { codeOf, probed, root, zcio } from './support.js'
+import { codeOf, needs, root, zcio } from './support.js'
 import * as path from 'node:path'
 import { createRequire } from 'node:module'
 
@@ -34,8 +33,7 @@ const { toNodeStream } = createRequire(import.meta.url)(path.join(root, 'lib', '
   toNodeStream(s: Stream, g: Group, o?: { allowHalfOpen?: boolean }): SocketLike
 }
 
-const required = process.env.ZCIO_REQUIRE_IO_URING === '1'
-const netTest = (probed.ioUring && probed.bufRing) || required ? test : test.skip
+const netTest = needs('bufRing')
 const turn = (ms = 0): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
 /** A zcio listener whose accepted streams become Duplexes. */

@@ -2,9 +2,8 @@
 // reaches an SQPOLL kernel thread whole; work queued on one ring from the
 // completions of another is submitted; a closed ring holds no descriptor.
 
-import test from 'ava'
 import { spawnSync } from 'node:child_process'
-import { probed, root, zcio } from './support.js'
+import { needs, probed, root, zcio } from './support.js'
 import { payload } from './net-support.js'
 
 const { Ring, RegisteredBufferPool, BufferGroup, TcpStream, TcpListener } = zcio
@@ -12,12 +11,8 @@ type Ring = InstanceType<typeof Ring>
 type Stream = InstanceType<typeof TcpStream>
 type Group = InstanceType<typeof BufferGroup>
 
-const required = process.env.ZCIO_REQUIRE_IO_URING === '1'
-const netAvailable = probed.ioUring && probed.bufRing
-const netTest = netAvailable || required ? test : test.skip
-const sqpollTest = (netAvailable && probed.sqpoll) || required ? test : test.skip
-if (!netAvailable && !required) console.warn('zcio: skipping ring reliability tests: no provided-buffer rings')
-else if (!probed.sqpoll && !required) console.warn('zcio: skipping SQPOLL tests: probe().sqpoll is false')
+const netTest = needs('bufRing')
+const sqpollTest = needs('bufRing', 'sqpoll')
 
 async function pair(server: Ring, client: Ring = server): Promise<{ a: Stream; b: Stream; close(): Promise<void> }> {
   const listener = TcpListener.bind(server, { port: 0 })
@@ -183,7 +178,7 @@ netTest('work queued on one ring from the completions of another is submitted, i
   t.regex(String(r.stdout), /DONE/)
 })
 
-const ringTest = probed.ioUring || required ? test : test.skip
+const ringTest = needs()
 
 ringTest('a closed ring holds no descriptor: 1000 rings kept referenced under ulimit -n 128', (t) => {
   const r = runChild(

@@ -6,16 +6,15 @@
 import test from 'ava'
 import * as fs from 'node:fs'
 import * as net from 'node:net'
-import { codeOf, probed, rejectionCode, zcio } from './support.js'
+import { codeOf, needs, rejectionCode, zcio } from './support.js'
 import { pair, payload } from './net-support.js'
 
 const { Ring, RegisteredBufferPool, BufferGroup, TcpStream, TcpListener } = zcio
 type Ring = InstanceType<typeof Ring>
 type Stream = InstanceType<typeof TcpStream>
 
-const required = process.env.ZCIO_REQUIRE_IO_URING === '1'
-const netTest = (probed.ioUring && probed.bufRing) || required ? test : test.skip
-const zcTest = (probed.ioUring && probed.sendZc) || required ? test : test.skip
+const netTest = needs('bufRing')
+const zcTest = needs('sendZc')
 
 /** A Node server that accepts one connection and reads nothing until `read()` is called. */
 async function stalledPeer(): Promise<{ port: number; read(): Promise<Buffer>; socket: Promise<net.Socket>; close(): void }> {
@@ -330,7 +329,7 @@ netTest('forged rings and pools passed as arguments get ERR_INVALID_ARG_TYPE', a
   ring.close()
 })
 
-const sqpollTest = (probed.ioUring && probed.bufRing && probed.sqpoll) || required ? test : test.skip
+const sqpollTest = needs('bufRing', 'sqpoll')
 
 sqpollTest("closing an SQPOLL ring cancels a pending receive; it never reports the peer's end", async (t) => {
   // Closing the ring's sockets before their receives were cancelled closed

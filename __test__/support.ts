@@ -10,17 +10,51 @@ export const probed = zcio.probe()
 
 /** Set where a run must not skip: io_uring missing is then a failure. */
 const required = process.env.ZCIO_REQUIRE_IO_URING === '1'
-const available = probed.ioUring && probed.fixedBuffers
+
+/** A `probe()` feature a test can need, besides io_uring itself. */
+export type Feature = 'fixedBuffers' | 'bufRing' | 'bufRingIncremental' | 'sendZc' | 'sqpoll'
+
+const warned = new Set<string>()
+
+/** Why a test needing `features` cannot run here, or undefined if it can. */
+export function missing(...features: Feature[]): string | undefined {
+  if (!probed.ioUring) return probed.reason ?? 'probe().ioUring is false'
+  const absent = features.filter((f) => !probed[f])
+  return absent.length ? absent.map((f) => `probe().${f} is false`).join(', ') : undefined
+}
+
+function gate<T>(run: T, features: Feature[]): T | typeof test.skip {
+  const why = missing(...features)
+  if (why === undefined || required) return run
+  const what = ['io_uring', ...features].join(' + ')
+  // Printed when a file registers its first such test, once per file.
+  return ((...args: unknown[]) => {
+    if (!warned.has(what)) {
+      warned.add(what)
+      console.warn(`zcio: skipping the tests that need ${what}: ${why}`)
+    }
+    ;(test.skip as (...a: unknown[]) => void)(...args)
+  }) as typeof test.skip
+}
 
 /**
- * `test` when the kernel has fixed buffers, `test.skip` (reported as skipped)
- * otherwise, or `test` (failing) when ZCIO_REQUIRE_IO_URING=1.
+ * `test` where io_uring and every feature named are there, `test.skip`
+ * (reported as skipped, with the reason printed once per file) elsewhere, or
+ * `test` (failing) when ZCIO_REQUIRE_IO_URING=1.
  */
-export const fixedTest = available || required ? test : test.skip
-if (!available) {
-  const why = probed.reason ?? 'no fixed-buffer support'
-  if (required) test('io_uring is available (ZCIO_REQUIRE_IO_URING=1)', (t) => t.fail(why))
-  else console.warn(`zcio: skipping io_uring tests: ${why}`)
+export function needs(...features: Feature[]): typeof test | typeof test.skip {
+  return gate(test, features)
+}
+
+/** `needs`, with the tests run one at a time (`test.serial`). */
+export function needsSerial(...features: Feature[]): typeof test.serial | typeof test.skip {
+  return gate(test.serial, features)
+}
+
+/** `test` when the kernel has fixed buffers: `needs('fixedBuffers')`. */
+export const fixedTest = needs('fixedBuffers')
+if (required && missing('fixedBuffers') !== undefined) {
+  test('io_uring is available (ZCIO_REQUIRE_IO_URING=1)', (t) => t.fail(missing('fixedBuffers')))
 }
 
 export function tmpFile(name: string): string {

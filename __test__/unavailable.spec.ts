@@ -2,7 +2,7 @@ import test from 'ava'
 import { spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import { root } from './support.js'
+import { codeOf, probed, root, zcio } from './support.js'
 
 // Built by `cargo test` (which `npm test` runs first): runs a command with
 // io_uring_setup denied by seccomp, as Docker's default profile does.
@@ -29,4 +29,25 @@ helperTest('io_uring denied by seccomp: probe explains, new Ring() throws ERR_ZC
   t.is(out.errno, -1)
   t.is(out.syscall, 'io_uring_setup')
   t.regex(out.message, /seccomp/)
+})
+
+// Where probe() finds no io_uring (an old or locked-down kernel, or an
+// emulator such as qemu-user, which answers io_uring_setup with ENOSYS).
+const withoutUring = probed.ioUring ? test.skip : test
+if (probed.ioUring) console.warn('zcio: io_uring is available here: skipping the test of new Ring() without it')
+
+withoutUring('without io_uring, new Ring() throws ERR_ZCIO_URING_UNAVAILABLE saying why', (t) => {
+  t.is(typeof probed.reason, 'string')
+  t.false(probed.fixedBuffers)
+  let err: (Error & { code?: string; syscall?: string }) | undefined
+  try {
+    new zcio.Ring()
+  } catch (e) {
+    err = e as Error & { code?: string }
+  }
+  t.truthy(err, 'new Ring() did not throw')
+  t.is(err!.code, 'ERR_ZCIO_URING_UNAVAILABLE')
+  t.is(err!.syscall, 'io_uring_setup')
+  t.true(err!.message.length > 20, err!.message)
+  t.is(codeOf(() => new zcio.Ring({ entries: 8 })), 'ERR_ZCIO_URING_UNAVAILABLE')
 })

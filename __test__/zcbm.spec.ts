@@ -1,9 +1,7 @@
-import test from 'ava'
-import { codeOf, probed, zcio } from './support.js'
+import { codeOf, needs, zcio } from './support.js'
 
 const { Ring, BufferGroup, TcpListener, TcpStream, ZeroCopyBufferManager } = zcio
-const required = process.env.ZCIO_REQUIRE_IO_URING === '1'
-const zcTest = (probed.ioUring && probed.sendZc && probed.bufRing) || required ? test : test.skip
+const zcTest = needs('sendZc', 'bufRing')
 
 zcTest('io_uring domain: header pool, keys, minimum available, pending sends, header + data as one message', async (t) => {
   const ring = new Ring()

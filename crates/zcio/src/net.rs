@@ -607,7 +607,8 @@ impl TcpStream {
             _keep: keep,
         });
         msg.hdr.msg_iov = msg.iov.as_mut_ptr();
-        msg.hdr.msg_iovlen = msg.iov.len();
+        // size_t on glibc, int on musl; at most 1024 (checked above).
+        msg.hdr.msg_iovlen = msg.iov.len() as _;
         let link = if linked {
             self.socket.ring.note_linked();
             squeue::Flags::IO_LINK
