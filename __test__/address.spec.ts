@@ -7,11 +7,10 @@ import * as fs from 'node:fs'
 import * as net from 'node:net'
 import * as os from 'node:os'
 import * as path from 'node:path'
-import { codeOf, probed, rejectionCode, zcio } from './support.js'
+import { codeOf, needs, rejectionCode, zcio } from './support.js'
 
 const { Ring, TcpStream, TcpListener } = zcio
-const ioTest = probed.ioUring || process.env.ZCIO_REQUIRE_IO_URING === '1' ? test : test.skip
-if (!probed.ioUring) console.warn(`zcio: skipping address tests that need a ring: ${probed.reason}`)
+const ioTest = needs()
 
 ioTest('connect and listen resolve host names as net does', async (t) => {
   const ring = new Ring()
