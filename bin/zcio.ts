@@ -62,6 +62,7 @@ Options (bench net):
                          options still win)
 
   -h, --help             Show this help
+  --version              Print zcio's version
 
 Progress goes to stderr, the result tables to stdout.
 `
@@ -79,6 +80,7 @@ class UsageError extends Error {}
 interface CliOptions {
   command: 'bench' | 'net'
   help: boolean
+  version: boolean
   size: number | undefined
   durationSec: number | undefined
   file: string | undefined
@@ -107,6 +109,7 @@ function parseArgs(argv: readonly string[]): CliOptions {
   const opts: CliOptions = {
     command: 'bench',
     help: false,
+    version: false,
     size: undefined,
     durationSec: undefined,
     file: undefined,
@@ -124,6 +127,10 @@ function parseArgs(argv: readonly string[]): CliOptions {
     const arg = argv[i]
     if (arg === '-h' || arg === '--help') {
       opts.help = true
+      continue
+    }
+    if (arg === '--version') {
+      opts.version = true
       continue
     }
     if (!arg.startsWith('-')) {
@@ -289,6 +296,12 @@ async function main(argv: readonly string[]): Promise<number | null> {
   }
   if (opts.help) {
     process.stdout.write(USAGE)
+    return 0
+  }
+  if (opts.version) {
+    // dist/bin/zcio.js: the package's package.json is two folders up.
+    const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }
+    process.stdout.write(`${pkg.version}\n`)
     return 0
   }
   if (opts.command === 'net') return benchNet(opts)
