@@ -46,6 +46,12 @@ got=$("$node_bin/node" --version)
 
 [ -n "$(ls zcio.linux-*.node 2>/dev/null)" ] || { echo "test:node: no built addon (zcio.linux-*.node): run 'npm run build' first" >&2; exit 1; }
 
+# The seccomp test runs this helper, which `npm test` builds with cargo test.
+if [ ! -x target/debug/examples/deny_io_uring ] && [ ! -x target/release/examples/deny_io_uring ]; then
+  echo "== building the deny_io_uring helper (cargo build -p zcio --example deny_io_uring)"
+  cargo build --quiet -p zcio --example deny_io_uring
+fi
+
 export PATH="$node_bin:$PATH"
 echo "== ava on Node $(node --version) ($node_bin/node)"
 npx --no-install tsc -p __test__/tsconfig.json
