@@ -12,6 +12,7 @@
 import anyTest, { type TestFn } from 'ava'
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process'
 import * as fs from 'node:fs'
+import { createRequire } from 'node:module'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { probed, root } from './support.js'
@@ -28,14 +29,18 @@ interface Context {
 }
 const test = anyTest as TestFn<Context>
 
-const nativeFile = fs.readdirSync(root).find((f) => f === 'zcio.linux-x64-gnu.node')
+// This machine's platform package (zcio-linux-x64-gnu, ...), by the rule the
+// package loads it with, and its binary as the build leaves it at the root.
+const { platformPackage } = createRequire(import.meta.url)(`${root}/lib/binding.js`) as typeof import('../lib/binding.js')
+const HOST = platformPackage()
+const HOST_BINARY = `zcio.${HOST.replace(/^zcio-/, '')}.node`
+const nativeFile = fs.existsSync(path.join(root, HOST_BINARY))
 const installTest = nativeFile ? test.serial : test.skip
-if (!nativeFile) console.warn('zcio: no zcio.linux-x64-gnu.node at the package root (run npm run build on x64 glibc Linux): skipping the registry install tests')
+if (!nativeFile) console.warn(`zcio: no ${HOST_BINARY} at the package root (run npm run build): skipping the registry install tests`)
 const ioTest = nativeFile && probed.ioUring && probed.fixedBuffers ? test.serial : test.skip
 if (nativeFile && !(probed.ioUring && probed.fixedBuffers)) {
   console.warn(`zcio: io_uring unavailable (${probed.reason}): skipping the README examples and the bench of the installed package`)
 }
-const HOST = 'zcio-linux-x64-gnu'
 
 function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv): SpawnSyncReturns<string> {
   return spawnSync(cmd, args, { cwd, env, encoding: 'utf8', timeout: 240_000 })
@@ -103,7 +108,7 @@ installTest('npm install zcio takes this machine\'s platform package through opt
   t.deepEqual(installed(app), ['zcio', HOST])
   const plat = JSON.parse(fs.readFileSync(path.join(app, 'node_modules', HOST, 'package.json'), 'utf8')) as { version: string }
   t.is(plat.version, published.version)
-  t.true(fs.existsSync(path.join(app, 'node_modules', HOST, 'zcio.linux-x64-gnu.node')))
+  t.true(fs.existsSync(path.join(app, 'node_modules', HOST, HOST_BINARY)), `${HOST} carries ${HOST_BINARY}`)
   const lock = JSON.parse(fs.readFileSync(path.join(app, 'package-lock.json'), 'utf8')) as { packages: Record<string, { optional?: boolean; version?: string }> }
   t.is(lock.packages[`node_modules/${HOST}`]?.optional, true, 'recorded as optional in the lock file')
   for (const p of published.published) t.truthy(lock.packages[`node_modules/${p}`], `${p} is in the lock file (installed here or not)`)

