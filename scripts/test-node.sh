@@ -32,7 +32,9 @@ case "$(uname -m)" in
   *) echo "test:node: no node-linux-* package for $(uname -m)" >&2; exit 2 ;;
 esac
 # Those binaries link against glibc: on musl, use a Node built for it.
-if ! ldd --version 2>&1 | grep -qi 'glibc\|gnu libc'; then
+# (ldd's output is read whole: grep -q stopping early would fail the pipe.)
+libc=$(ldd --version 2>&1 || true)
+if ! grep -qi 'glibc\|gnu libc' <<<"$libc"; then
   echo "test:node: $pkg needs glibc, and this system's C library is not glibc" >&2
   exit 2
 fi
