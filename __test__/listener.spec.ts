@@ -178,9 +178,12 @@ for (let i = 0; i < ${N}; i++) {
 process.stdin.on('data', () => process.exit(0))
 `
   const c = child('sh', ['-c', 'ulimit -n 4096 && exec "$0" -e "$1"', process.execPath, code])
-  // A failed assertion ends the test: its 1500 clients must not outlive it.
+  // A failed assertion ends the test: its 1500 clients must not outlive it,
+  // nor its ring, which would keep the worker (and so the run) alive.
   t.teardown(() => {
     c.proc.kill('SIGKILL')
+    l.close()
+    ring.close()
   })
   const s1 = (await first)!
   t.truthy(s1)

@@ -7,7 +7,6 @@
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import * as fs from 'node:fs'
-import * as net from 'node:net'
 import * as path from 'node:path'
 import { root } from './load.js'
 
@@ -16,12 +15,12 @@ const CACHE = path.join(root, '.cache', 'verdaccio')
 /** Any token: the config lets anyone publish, npm only wants one to send. */
 const TOKEN = 'zcio-test'
 
-/** Verdaccio's entry script, installed from __test__/verdaccio's lock file unless it already is. */
+/** Verdaccio's package folder, installed from __test__/verdaccio's lock file unless it already is. */
 export function installVerdaccio(): string {
   const lock = fs.readFileSync(path.join(SOURCE, 'package-lock.json'), 'utf8')
-  const bin = path.join(CACHE, 'node_modules', 'verdaccio', 'bin', 'verdaccio')
+  const pkg = path.join(CACHE, 'node_modules', 'verdaccio')
   const stamp = path.join(CACHE, 'installed-from-lock.json')
-  if (fs.existsSync(bin) && fs.existsSync(stamp) && fs.readFileSync(stamp, 'utf8') === lock) return bin
+  if (fs.existsSync(path.join(pkg, 'package.json')) && fs.existsSync(stamp) && fs.readFileSync(stamp, 'utf8') === lock) return pkg
   fs.rmSync(CACHE, { recursive: true, force: true })
   fs.mkdirSync(CACHE, { recursive: true })
   for (const f of ['package.json', 'package-lock.json']) fs.copyFileSync(path.join(SOURCE, f), path.join(CACHE, f))
@@ -34,18 +33,7 @@ export function installVerdaccio(): string {
     throw new Error(`could not install verdaccio into ${CACHE} (npm ci: ${r.status ?? r.signal}); check that the npm registry is reachable:\n${r.stdout}\n${r.stderr}`)
   }
   fs.writeFileSync(stamp, lock)
-  return bin
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port
-      srv.close(() => resolve(port))
-    })
-  })
+  return pkg
 }
 
 function exited(child: ChildProcess): Promise<void> {
@@ -60,19 +48,41 @@ async function stopChild(child: ChildProcess): Promise<void> {
   clearTimeout(killer)
 }
 
-/** Resolves true once `url` answers /-/ping, false if the child exits or 30 s pass first. */
-async function waitUp(url: string, child: ChildProcess): Promise<boolean> {
-  const deadline = Date.now() + 30_000
-  while (Date.now() < deadline && child.exitCode === null && child.signalCode === null) {
-    try {
-      const res = await fetch(`${url}-/ping`)
-      if (res.ok) return true
-    } catch {
-      // not listening yet
+/**
+ * Verdaccio started from its API, listening on a port the kernel picks (no
+ * port chosen beforehand that another process could take in between, and
+ * no health check that could reach someone else's server): prints the port.
+ */
+const LAUNCHER = `
+const [main, config] = process.argv.slice(1)
+require(main).runServer(config).then((server) => {
+  server.listen(0, '127.0.0.1', () => process.stdout.write(JSON.stringify({ port: server.address().port }) + '\\n'))
+}, (e) => {
+  console.error(e)
+  process.exit(1)
+})
+`
+
+/** The port the launcher prints, or null if it exits or 60 s pass first. */
+function listening(child: ChildProcess): Promise<number | null> {
+  return new Promise((resolve) => {
+    let buf = ''
+    const timer = setTimeout(() => done(null), 60_000)
+    const onData = (d: Buffer): void => {
+      buf += d.toString()
+      const m = /\{"port":(\d+)\}/.exec(buf)
+      if (m) done(Number(m[1]))
     }
-    await new Promise((r) => setTimeout(r, 200))
-  }
-  return false
+    const onExit = (): void => done(null)
+    function done(port: number | null): void {
+      clearTimeout(timer)
+      child.stdout!.removeListener('data', onData)
+      child.removeListener('exit', onExit)
+      resolve(port)
+    }
+    child.stdout!.on('data', onData)
+    child.once('exit', onExit)
+  })
 }
 
 export interface Registry {
@@ -90,9 +100,9 @@ export interface Registry {
   stop(): Promise<void>
 }
 
-/** Starts verdaccio on a free loopback port with its storage and config in `dir`. */
+/** Starts verdaccio on a loopback port with its storage and config in `dir`. */
 export async function startRegistry(dir: string): Promise<Registry> {
-  const bin = installVerdaccio()
+  const verdaccio = installVerdaccio()
   fs.mkdirSync(dir, { recursive: true })
   const config = path.join(dir, 'config.yaml')
   fs.writeFileSync(
@@ -115,53 +125,49 @@ export async function startRegistry(dir: string): Promise<Registry> {
       '',
     ].join('\n'),
   )
-  for (let attempt = 1; ; attempt++) {
-    const port = await freePort()
-    const url = `http://127.0.0.1:${port}/`
-    const child = spawn(process.execPath, [bin, '--config', config, '--listen', `127.0.0.1:${port}`], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let out = ''
-    const keep = (d: Buffer): void => {
-      out = (out + d.toString()).slice(-20_000)
-    }
-    child.stdout!.on('data', keep)
-    child.stderr!.on('data', keep)
-    // A worker that dies without its after hooks must not leave the server running.
-    const onExit = (): void => {
-      child.kill('SIGKILL')
-    }
-    process.once('exit', onExit)
-    if (await waitUp(url, child)) {
-      return {
-        url,
-        npmEnv(envDir: string): NodeJS.ProcessEnv {
-          fs.mkdirSync(envDir, { recursive: true })
-          const userconfig = path.join(envDir, 'npmrc')
-          fs.writeFileSync(userconfig, `registry=${url}\n//127.0.0.1:${port}/:_authToken=${TOKEN}\n`)
-          const env: NodeJS.ProcessEnv = {}
-          for (const [k, v] of Object.entries(process.env)) if (!/^npm_/i.test(k)) env[k] = v
-          return {
-            ...env,
-            npm_config_userconfig: userconfig,
-            npm_config_registry: url,
-            npm_config_cache: path.join(envDir, 'npm-cache'),
-            npm_config_update_notifier: 'false',
-            npm_config_audit: 'false',
-            npm_config_fund: 'false',
-            npm_config_loglevel: 'warn',
-          }
-        },
-        output: () => out,
-        async stop(): Promise<void> {
-          process.removeListener('exit', onExit)
-          await stopChild(child)
-        },
-      }
-    }
+  const child = spawn(process.execPath, ['-e', LAUNCHER, verdaccio, config], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  const keep = (d: Buffer): void => {
+    out = (out + d.toString()).slice(-20_000)
+  }
+  child.stdout!.on('data', keep)
+  child.stderr!.on('data', keep)
+  // A worker that dies without its after hooks must not leave the server running.
+  const onExit = (): void => {
+    child.kill('SIGKILL')
+  }
+  process.once('exit', onExit)
+  const port = await listening(child)
+  const url = `http://127.0.0.1:${port}/`
+  const ping = port === null ? null : await fetch(`${url}-/ping`, { signal: AbortSignal.timeout(10_000) }).catch((e: Error) => e)
+  if (!(ping instanceof Response) || !ping.ok) {
     await stopChild(child)
     process.removeListener('exit', onExit)
-    // Another process may have taken the port between freePort() and the listen.
-    if (attempt === 3 || !/EADDRINUSE/.test(out)) throw new Error(`verdaccio did not start on ${url}:\n${out}`)
+    throw new Error(`verdaccio did not start${port === null ? '' : ` on ${url} (ping: ${ping instanceof Response ? ping.status : String(ping)})`}:\n${out}`)
+  }
+  return {
+    url,
+    npmEnv(envDir: string): NodeJS.ProcessEnv {
+      fs.mkdirSync(envDir, { recursive: true })
+      const userconfig = path.join(envDir, 'npmrc')
+      fs.writeFileSync(userconfig, `registry=${url}\n//127.0.0.1:${port}/:_authToken=${TOKEN}\n`)
+      const env: NodeJS.ProcessEnv = {}
+      for (const [k, v] of Object.entries(process.env)) if (!/^npm_/i.test(k)) env[k] = v
+      return {
+        ...env,
+        npm_config_userconfig: userconfig,
+        npm_config_registry: url,
+        npm_config_cache: path.join(envDir, 'npm-cache'),
+        npm_config_update_notifier: 'false',
+        npm_config_audit: 'false',
+        npm_config_fund: 'false',
+        npm_config_loglevel: 'warn',
+      }
+    },
+    output: () => out,
+    async stop(): Promise<void> {
+      process.removeListener('exit', onExit)
+      await stopChild(child)
+    },
   }
 }
