@@ -5,7 +5,7 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 import { type ChildProcess, spawn } from 'node:child_process'
 import { createRequire } from 'node:module'
-import { needs, root, zcio } from './support.js'
+import { needs, needsSerial, root, zcio } from './support.js'
 
 const { Ring, TcpListener, TcpStream } = zcio
 type Ring = InstanceType<typeof Ring>
@@ -13,6 +13,9 @@ type Stream = InstanceType<typeof TcpStream>
 const { streamNative } = createRequire(import.meta.url)(`${root}/lib/stream.js`) as typeof import('../lib/stream.js')
 
 const netTest = needs()
+// For tests that count this process's descriptors: serial tests run before
+// the concurrent ones of the file, so no other test's sockets are counted.
+const netSerial = needsSerial()
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
@@ -153,7 +156,7 @@ say({ port: l.address.port })
 // ---------------------------------------------------------------------------
 // Backpressure
 
-netTest('a slow application: the ready queue and the descriptors stay bounded, every connection is accepted once taken', async (t) => {
+netSerial('a slow application: the ready queue and the descriptors stay bounded, every connection is accepted once taken', async (t) => {
   const N = 1500
   const ring = new Ring()
   const l = TcpListener.bind(ring, { port: 0, backlog: 16 })
@@ -173,6 +176,13 @@ for (let i = 0; i < ${N}; i++) {
 process.stdin.on('data', () => process.exit(0))
 `
   const c = child('sh', ['-c', 'ulimit -n 4096 && exec "$0" -e "$1"', process.execPath, code])
+  // A failed assertion ends the test: its 1500 clients must not outlive it,
+  // nor its ring, which would keep the worker (and so the run) alive.
+  t.teardown(() => {
+    c.proc.kill('SIGKILL')
+    l.close()
+    ring.close()
+  })
   const s1 = (await first)!
   t.truthy(s1)
   // The application takes nothing more for a while.

@@ -56,9 +56,15 @@ async function main(): Promise<void> {
   let bytes = 0
   const rss: number[] = []
   const heap: number[] = []
+  const heapTotal: number[] = []
+  // Sampled after a full collection (the run has --expose-gc), so that the
+  // JS heap counts what is still in use, not what V8 has yet to collect.
   const sampler = setInterval(() => {
-    rss.push(process.memoryUsage().rss)
-    heap.push(process.memoryUsage().heapUsed)
+    globalThis.gc?.()
+    const m = process.memoryUsage()
+    rss.push(m.rss)
+    heap.push(m.heapUsed)
+    heapTotal.push(m.heapTotal)
   }, 1000)
 
   await Promise.all(
@@ -99,7 +105,7 @@ async function main(): Promise<void> {
   await Promise.all([...clients, ...servers].map((s) => s.close()))
   listener.close()
   ring.close()
-  console.log(JSON.stringify({ conns: CONNS, seconds: SECONDS, messages, bytes, errors, firstError, rss, heap }))
+  console.log(JSON.stringify({ conns: CONNS, seconds: SECONDS, messages, bytes, errors, firstError, rss, heap, heapTotal }))
 }
 
 main().catch((e) => {

@@ -1,7 +1,7 @@
 // The README's Rust quick start is the crate's doc test (cargo test runs it):
 // the two copies must agree. The JavaScript and TypeScript examples run, as
-// printed, against the installed package (readme-examples.ts, from
-// package.spec.ts).
+// printed, against the package installed from a registry
+// (readme-examples.ts, from registry.spec.ts).
 
 import test from 'ava'
 import * as fs from 'node:fs'

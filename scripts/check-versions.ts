@@ -5,6 +5,10 @@
 //
 //   node scripts/check-versions.ts v1.2.3   all of them must be 1.2.3
 //   node scripts/check-versions.ts          they must agree with each other
+//   ... --published                         and optionalDependencies must
+//                                           name every npm/* package (as
+//                                           `napi prepublish` writes them
+//                                           before the root is published)
 //
 // Run from the repository root. Node 24 runs it as is (type stripping), so
 // it uses only erasable TypeScript syntax, and require() rather than import
@@ -46,7 +50,7 @@ function subdirs(dir: string): string[] {
     .sort()
 }
 
-function collect(): Found[] {
+function collect(published: boolean): Found[] {
   const found: Found[] = [
     { file: 'Cargo.toml [workspace.package]', version: tomlVersion('Cargo.toml', 'workspace.package') },
   ]
@@ -66,20 +70,29 @@ function collect(): Found[] {
   if (platforms.length === 0) {
     found.push({ file: 'npm/*/package.json', version: undefined })
   }
+  const names = new Set<string>()
   for (const dir of platforms) {
     const file = `npm/${dir}/package.json`
     const sub = readJson(file)
     found.push({ file, version: sub.version as string | undefined })
     const name = sub.name as string
-    if (name in optional) {
+    names.add(name)
+    if (name in optional || published) {
       found.push({ file: `package.json optionalDependencies["${name}"]`, version: optional[name] })
+    }
+  }
+  // A platform package named there but not built from npm/ would 404.
+  for (const name of Object.keys(optional)) {
+    if (name.startsWith(`${pkg.name as string}-`) && !names.has(name)) {
+      found.push({ file: `package.json optionalDependencies["${name}"] (no npm/*/package.json has this name)`, version: undefined })
     }
   }
   return found
 }
 
 function main(argv: string[]): number {
-  const tag = argv[0]
+  const published = argv.includes('--published')
+  const tag = argv.filter((a) => a !== '--published')[0]
   let expected: string | undefined
   if (tag !== undefined && tag !== '') {
     const m = /^v(\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?)$/.exec(tag)
@@ -90,7 +103,7 @@ function main(argv: string[]): number {
     expected = m[1]
   }
 
-  const found = collect()
+  const found = collect(published)
   expected ??= found[0].version
   const width = Math.max(...found.map((f) => f.file.length))
   let bad = 0

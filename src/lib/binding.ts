@@ -24,6 +24,12 @@ export function platformPackage(): string {
   return `zcio-linux-${arch}-${libc}`
 }
 
+/** This package's version: its platform package must have the same one. */
+function packageVersion(): string {
+  // lib/binding.js: the package's package.json is one folder up.
+  return (require('../package.json') as { version: string }).version
+}
+
 const PREBUILT = new Set(['zcio-linux-x64-gnu', 'zcio-linux-x64-musl', 'zcio-linux-arm64-gnu', 'zcio-linux-arm64-musl'])
 
 function load(): typeof Native {
@@ -39,8 +45,9 @@ function load(): typeof Native {
   } catch (cause) {
     const pkg = platformPackage()
     const what = PREBUILT.has(pkg)
-      ? `the platform package ${pkg} is not installed. Reinstall without --no-optional / --omit=optional ` +
-        `(and with a lock file made where optional dependencies for this platform are recorded), or run \`npm install ${pkg}\``
+      ? `the platform package ${pkg} is not installed (npm leaves optional dependencies out with --omit=optional ` +
+        `or --no-optional, and a lock file made elsewhere may lack it). In your project run ` +
+        `\`npm install --include=optional\`; if it is still missing, \`npm install --save-optional ${pkg}@${packageVersion()}\``
       : `there is no prebuilt zcio for linux-${process.arch} (${pkg} does not exist). Build it from source: ` +
         `clone the repository, then \`npm install && npm run build\` (needs Rust)`
     throw codedError('ERR_ZCIO_BINDING_NOT_FOUND', `zcio could not load its native addon: ${what}`, cause)
