@@ -1,7 +1,10 @@
 import test from 'ava'
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
+import * as fs from 'node:fs'
+import * as os from 'node:os'
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
+import { readmeBlock } from './readme-examples.js'
 import { root, zcio } from './support.js'
 
 const { rdma, probe } = zcio
@@ -526,4 +529,18 @@ rdmaTest('posts that could overflow a completion queue throw ERR_ZCIO_CQ_FULL; n
   mr.close()
   pd.close()
   ctx.close()
+})
+
+rdmaTest("the README's RDMA example runs as printed", (t) => {
+  const app = fs.mkdtempSync(join(os.tmpdir(), 'zcio-readme-rdma-'))
+  try {
+    fs.mkdirSync(join(app, 'node_modules'))
+    fs.symlinkSync(root, join(app, 'node_modules', 'zcio'))
+    fs.writeFileSync(join(app, 'rdma.js'), readmeBlock('## RDMA (JavaScript)', 'js'))
+    const r = spawnSync(process.execPath, ['rdma.js'], { cwd: app, encoding: 'utf8', timeout: 60_000 })
+    t.is(r.status, 0, r.stderr)
+    t.regex(r.stdout, /^hello over RDMA \[ .+ \]\n$/)
+  } finally {
+    fs.rmSync(app, { recursive: true, force: true })
+  }
 })
