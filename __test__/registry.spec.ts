@@ -40,7 +40,7 @@ const installTest = nativeFile ? test.serial : test.skip
 if (!nativeFile) console.warn(`zcio: no ${HOST_BINARY} at the package root (run npm run build): skipping the registry install tests`)
 const ioTest = nativeFile && probed.ioUring && probed.fixedBuffers ? test.serial : test.skip
 if (nativeFile && !(probed.ioUring && probed.fixedBuffers)) {
-  console.warn(`zcio: io_uring unavailable (${probed.reason}): skipping the README examples and the bench of the installed package`)
+  console.warn(`zcio: io_uring unavailable (${probed.reason}): skipping the bench of the installed package (the README examples say what they skip)`)
 }
 
 function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv): SpawnSyncReturns<string> {

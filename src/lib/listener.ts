@@ -51,7 +51,7 @@ function checkListenOptions(options: ListenOptions): Limits {
   return { backlog, readyLimit, maxConnections, onError }
 }
 
-let bindTo: (ring: Ring, a: CheckedAddress, options: ListenOptions) => TcpListener
+let bindTo: (ring: Ring, a: CheckedAddress, limits: Limits) => TcpListener
 
 /**
  * A listening socket; accepted connections arrive as `TcpStream`s, with
@@ -84,9 +84,8 @@ export class TcpListener<A extends SocketAddress = SocketAddress> {
 
   static {
     isListener = (x): x is TcpListener => typeof x === 'object' && x !== null && #native in x
-    bindTo = (ring, a, options) => {
+    bindTo = (ring, a, { backlog, readyLimit, maxConnections, onError }) => {
       const internals = ringInternals(ring)
-      const { backlog, readyLimit, maxConnections, onError } = checkListenOptions(options)
       const handle = native.TcpListener.bind(internals.native, a.host, a.port, a.path, backlog)
       return new TcpListener(ring, handle, readyLimit, maxConnections, onError)
     }
@@ -115,7 +114,7 @@ export class TcpListener<A extends SocketAddress = SocketAddress> {
   // which one it is follows from the options, as the overloads say.
   static bind(ring: Ring, options: ListenOptions = {}): TcpListener<any> {
     if (!(ring instanceof Ring)) throw invalidArgType('ring', 'an instance of Ring', ring)
-    return bindTo(ring, checkAddress(options, 'options'), options)
+    return bindTo(ring, checkAddress(options, 'options'), checkListenOptions(options))
   }
 
   /**
@@ -129,8 +128,8 @@ export class TcpListener<A extends SocketAddress = SocketAddress> {
   static async listen(ring: Ring, options: ListenOptions = {}): Promise<TcpListener<any>> {
     if (!(ring instanceof Ring)) throw invalidArgType('ring', 'an instance of Ring', ring)
     const checked = checkAddress(options, 'options', true)
-    checkListenOptions(options)
-    return bindTo(ring, await resolveHost(checked), options)
+    const limits = checkListenOptions(options)
+    return bindTo(ring, await resolveHost(checked), limits)
   }
 
   get address(): A {
