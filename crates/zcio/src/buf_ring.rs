@@ -14,11 +14,11 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU16, Ordering};
 
-use io_uring::{cqueue, opcode, squeue, types};
+use io_uring::{cqueue, types};
 
 use crate::error::{Error, Result};
 use crate::net::TcpStream;
-use crate::op::{Cqe, Keep, Op, OpKind, OpOwner, Placed};
+use crate::op::{Cqe, Op, Placed, Recv, RecvOwner};
 use crate::pool::Region;
 use crate::published::Published;
 use crate::ring::{Ring, RingInner};
@@ -276,12 +276,7 @@ impl BufferGroup {
     /// [`Error::Closed`] (the group, the stream or the ring), [`Error::Sys`]
     /// when the submission queue could not be flushed.
     pub fn recv(&self, stream: &TcpStream) -> Result<u64> {
-        let fd = stream.raw_fd()?;
-        let entry = opcode::Recv::new(types::Fd(fd), std::ptr::null_mut(), 0)
-            .buf_group(self.shared.id)
-            .build()
-            .flags(squeue::Flags::BUFFER_SELECT);
-        self.push(entry, OpKind::Recv, stream)
+        self.push(stream, false)
     }
 
     /// Queues a multishot receive on `stream` (Linux 6.0): one completion per
@@ -295,25 +290,25 @@ impl BufferGroup {
     ///
     /// As [`recv`](Self::recv).
     pub fn recv_multishot(&self, stream: &TcpStream) -> Result<u64> {
-        let fd = stream.raw_fd()?;
-        let entry = opcode::RecvMulti::new(types::Fd(fd), self.shared.id).build();
-        self.push(entry, OpKind::RecvMulti, stream)
+        self.push(stream, true)
     }
 
-    fn push(&self, entry: squeue::Entry, kind: OpKind, stream: &TcpStream) -> Result<u64> {
+    fn push(&self, stream: &TcpStream, multishot: bool) -> Result<u64> {
         let s = &self.shared;
+        let fd = stream.raw_fd()?;
         let reg = s
             .reg
             .borrow()
             .clone()
             .ok_or(Error::Closed { what: "group" })?;
-        let op = Op::new(s.clone(), kind, 0).keep(Keep::Two(reg, stream.socket_use(&s.ring)));
+        let group: Rc<dyn RecvOwner> = s.clone();
+        let socket = stream.socket_use(&s.ring, false);
+        // The op holds the group (and so its memory), the registration (and
+        // so the ring the kernel takes buffer addresses from) and the stream
+        // (so its descriptor stays open) until its final completion.
+        let op = Recv::new(fd, group, s.id, multishot, reg, socket);
         s.state.borrow_mut().receives += 1;
-        // SAFETY: the kernel writes only into buffers of this group's ring,
-        // which lie in `s.data`; the op holds the group (and so the data) and
-        // the registration (and so the ring memory) until its final
-        // completion, and the stream, so its descriptor stays open.
-        let res = unsafe { s.ring.push(entry, op) };
+        let res = s.ring.push(Op::Recv(op));
         if res.is_err() {
             s.state.borrow_mut().receives -= 1;
         }
@@ -503,10 +498,10 @@ impl GroupShared {
     }
 }
 
-impl OpOwner for GroupShared {
-    fn complete(&self, _op: &Op, cqe: Cqe) -> Placed {
+impl RecvOwner for GroupShared {
+    fn received(&self, cqe: Cqe, last: bool) -> Placed {
         let mut st = self.state.borrow_mut();
-        if cqe.last {
+        if last {
             st.receives -= 1;
         }
         if cqe.result == -libc::ENOBUFS {

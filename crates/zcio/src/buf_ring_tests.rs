@@ -74,14 +74,12 @@ fn run(incremental: bool, steps: Vec<Step>) {
                 let more = more && incremental && m.head[b] + len < 256;
                 let flags = F_BUFFER | (bid << 16) | if more { F_BUF_MORE } else { 0 };
                 s.state.borrow_mut().receives += 1;
-                let op = Op::new(s.clone(), OpKind::Recv, 0);
-                let placed = s.complete(
-                    &op,
+                let placed = s.received(
                     Cqe {
                         result: len as i32,
                         flags,
-                        last: true,
                     },
+                    true,
                 );
                 assert_eq!(placed.buffer, bid);
                 assert_eq!(placed.offset, if incremental { m.head[b] } else { 0 });

@@ -104,23 +104,22 @@ impl RingInner {
             let c = Cqe {
                 result: cqe.result(),
                 flags,
-                last: !io_uring::cqueue::more(flags),
             };
             // The op stays in the table while more completions will follow,
             // and goes (to be dropped after the borrows end) with the last.
-            let (kind, placed) = if c.last {
-                let Some(op) = ops.remove(user_data) else {
+            let (kind, placed) = if !io_uring::cqueue::more(flags) {
+                let Some(mut op) = ops.remove(user_data) else {
                     continue;
                 };
-                let placed = op.owner.complete(&op, c);
-                let kind = op.kind;
+                let placed = op.complete(c);
+                let kind = op.kind();
                 graveyard.push(op);
                 (kind, placed)
             } else {
-                let Some(op) = ops.get(user_data) else {
+                let Some(op) = ops.get_mut(user_data) else {
                     continue;
                 };
-                (op.kind, op.owner.complete(op, c))
+                (op.kind(), op.update(c))
             };
             out.push(Completion {
                 user_data,

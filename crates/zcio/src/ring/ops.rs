@@ -44,12 +44,12 @@ impl Ops {
     }
 
     /// The op of a slot, left in place (more completions will follow).
-    pub(super) fn get(&self, user_data: u64) -> Option<&Op> {
-        let entry = self.entries.get(user_data as u32 as usize)?;
+    pub(super) fn get_mut(&mut self, user_data: u64) -> Option<&mut Op> {
+        let entry = self.entries.get_mut(user_data as u32 as usize)?;
         if u64::from(entry.generation) != user_data >> 32 {
             return None;
         }
-        entry.op.as_ref()
+        entry.op.as_mut()
     }
 
     /// Takes the op out of its slot; the slot stays reserved until

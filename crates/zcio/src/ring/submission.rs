@@ -10,24 +10,25 @@ use crate::op::Op;
 pub(super) const PUSH_ATTEMPTS: u32 = 8;
 
 impl RingInner {
-    /// Queues `entry` for `op`; the op (and the pool memory it references) is
-    /// kept until the completion is reaped. On error nothing is queued and the
-    /// op is dropped again.
-    ///
-    /// # Safety
-    ///
-    /// Every buffer `entry` points at must stay valid until its completion:
-    /// `op.pool` must own that memory.
-    pub(crate) unsafe fn push(&self, entry: squeue::Entry, op: Op) -> Result<u64> {
+    /// Queues `op`, which is kept (with the memory it owns) until its final
+    /// completion is reaped. On error nothing is queued and the op is
+    /// dropped again.
+    pub(crate) fn push(&self, op: Op) -> Result<u64> {
         self.check_open()?;
+        let entry = op.uring_entry();
+        let linked = op.links();
         let user_data = self.ops.borrow_mut().insert(op);
         let entry = entry.user_data(user_data);
-        // SAFETY: the caller guarantees the buffers stay valid; the op holding
-        // them was stored under `user_data` above.
+        // SAFETY: whatever the entry points at is owned by the op (see the
+        // rule in `op`), stored under `user_data` above until its final
+        // completion.
         if let Err(e) = unsafe { self.push_entry(&entry) } {
             let op = self.ops.borrow_mut().cancel(user_data);
             drop(op);
             return Err(e);
+        }
+        if linked {
+            self.note_linked();
         }
         self.publish();
         Ok(user_data)
@@ -187,7 +188,7 @@ impl RingInner {
 
     /// Counts an entry queued with `IO_LINK`: the next [`RingInner::submit`]
     /// runs the chain through in one call.
-    pub(crate) fn note_linked(&self) {
+    fn note_linked(&self) {
         self.linked.set(self.linked.get().saturating_add(1));
     }
 }

@@ -5,13 +5,11 @@ use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use std::rc::Rc;
-
 use io_uring::{opcode, squeue};
 
 use super::enter::BUSY_RETRIES;
 use super::*;
-use crate::op::{Cqe, OpKind, OpOwner, Placed};
+use crate::op::Nop;
 use crate::{probe, RegisteredBufferPool};
 
 /// A ring with a one-entry submission queue, a one-buffer pool with its
@@ -117,26 +115,9 @@ fn push_gives_up_when_the_kernel_stays_busy() {
     pool.release(0).unwrap();
 }
 
-/// Owns nothing: the owner of the no-op entries below.
-struct NoMemory;
-
-impl OpOwner for NoMemory {
-    fn complete(&self, _: &Op, _: Cqe) -> Placed {
-        Placed::default()
-    }
-}
-
 /// Queues an `IORING_OP_NOP`, linked to the next entry or not.
 fn nop(ring: &Ring, linked: bool) -> Result<u64> {
-    let flags = if linked {
-        squeue::Flags::IO_LINK
-    } else {
-        squeue::Flags::empty()
-    };
-    let entry = opcode::Nop::new().build().flags(flags);
-    let op = Op::new(Rc::new(NoMemory), OpKind::Send, 0);
-    // SAFETY: a no-op references no memory.
-    unsafe { ring.inner.push(entry, op) }
+    ring.inner.push(Op::Nop(Nop { link: linked }))
 }
 
 /// Entries the kernel can see in the submission queue (its tail moved).

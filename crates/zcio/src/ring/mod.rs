@@ -13,7 +13,7 @@ use io_uring::{opcode, squeue, IoUring};
 
 use crate::buf_table::BufTable;
 use crate::error::{Error, Result};
-use crate::op::{Op, RingCloseHook};
+use crate::op::Op;
 use crate::published::{ring_counts as rc, Published};
 use crate::sys;
 
@@ -26,6 +26,7 @@ mod submission;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use close::RingCloseHook;
 pub use completion::Completion;
 use ops::Ops;
 use setup::setup;
