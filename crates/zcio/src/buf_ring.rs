@@ -79,9 +79,9 @@ struct Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         // A closed ring took the registration with it.
-        let _ = self
-            .ring
-            .with_uring(|uring| uring.submitter().unregister_buf_ring(self.id));
+        if let Some(u) = self.ring.uring() {
+            let _ = u.with_uring(|uring| uring.submitter().unregister_buf_ring(self.id));
+        }
     }
 }
 
@@ -196,7 +196,8 @@ impl BufferGroup {
         } else {
             0
         };
-        let registered = inner.with_uring(|uring| {
+        let uring = inner.uring().ok_or(Error::Closed { what: "ring" })?;
+        let registered = uring.with_uring(|uring| {
             // SAFETY: `map` is a zeroed, page-aligned mapping of
             // `buffer_count` entries; the `Registration` that owns it
             // unregisters the ring before unmapping it.

@@ -9,11 +9,10 @@ compile_error!(
 
 #[macro_use]
 mod sys;
+mod backend;
 mod buf_ring;
-mod buf_table;
 mod error;
 mod fd_registry;
-mod fixed_buffers;
 mod net;
 mod op;
 mod pool;
@@ -24,11 +23,13 @@ pub mod rdma;
 mod ring;
 mod slots;
 mod sockaddr;
+mod table;
 
+pub use backend::uring::buf_table::MAX_REGISTERED_BUFFERS;
+pub use backend::BackendKind;
 pub use buf_ring::{
     group_counts, BufferGroup, GroupOptions, MAX_GROUP_BUFFERS, MAX_GROUP_BUFFER_SIZE,
 };
-pub use buf_table::MAX_REGISTERED_BUFFERS;
 pub use error::{errno_name, Error, Result};
 pub use net::{Shutdown, TcpListener, TcpStream, NOTIF_USAGE_ZC_COPIED, SEND_ZC_REPORT_USAGE};
 pub use op::OpKind;

@@ -11,8 +11,6 @@ use std::cell::{Cell, RefCell};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::rc::{Rc, Weak};
 
-use io_uring::{opcode, types};
-
 use crate::error::{Error, Result};
 use crate::fd_registry::TrackedFd;
 use crate::op::{Accept, Connect, Op, Send, SendMemory, SendMsg, SocketCount, SocketUse};
@@ -171,16 +169,11 @@ impl SocketShared {
             self.close_if_idle();
             return;
         }
-        let cancel = opcode::AsyncCancel2::new(types::CancelBuilder::fd(types::Fd(self.raw)).all())
-            .build()
-            .user_data(crate::ring::CANCEL_USER_DATA);
-        // SAFETY: a cancel request references no memory. If it can't be
-        // queued, the operations end by themselves (or with the ring).
-        let _ = unsafe { self.ring.push_untracked(&cancel) };
+        self.ring.cancel_fd(self.raw);
         for ring in self.foreign.take().iter().filter_map(Weak::upgrade) {
-            // SAFETY: as above. It cancels only operations on this
-            // descriptor, which is still open (they hold it).
-            let _ = unsafe { ring.push_untracked(&cancel) };
+            // It cancels only operations on this descriptor, which is
+            // still open (they hold it).
+            ring.cancel_fd(self.raw);
         }
     }
 }
@@ -564,11 +557,7 @@ impl TcpStream {
     ///
     /// [`Error::Closed`], [`Error::Sys`] when the queue could not be flushed.
     pub fn end_chain(&self) -> Result<()> {
-        let nop = opcode::Nop::new()
-            .build()
-            .user_data(crate::ring::CANCEL_USER_DATA);
-        // SAFETY: a no-op references no memory.
-        unsafe { self.socket.ring.push_untracked(&nop) }
+        self.socket.ring.end_chain()
     }
 
     /// Shuts one or both directions down (`shutdown(2)`).

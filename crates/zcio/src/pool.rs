@@ -6,7 +6,7 @@ use std::ops::{Deref, DerefMut};
 use std::os::fd::RawFd;
 use std::rc::Rc;
 
-use crate::buf_table::MAX_REGISTERED_BUFFERS;
+use crate::backend::uring::buf_table::MAX_REGISTERED_BUFFERS;
 use crate::error::{Error, Result};
 use crate::net::TcpStream;
 use crate::op::{BufferOwner, Direction, FixedRw, Op, OpKind, Send, SendMemory};
@@ -93,7 +93,9 @@ impl PoolShared {
 
     fn unregister(&self) {
         let count = self.slots.borrow().total();
-        self.ring.unregister_buffers(self.base, count);
+        if let Some(uring) = self.ring.uring() {
+            uring.unregister_buffers(self.base, count);
+        }
     }
 }
 
@@ -178,7 +180,12 @@ impl RegisteredBufferPool {
         // SAFETY: each iovec lies inside `region`, which the pool keeps
         // mapped until its range is unregistered (`PoolShared::unregister`)
         // or the ring is closed.
-        let base = unsafe { inner.register_buffers(&iovecs) }?;
+        let base = match inner.uring() {
+            // SAFETY: as above.
+            Some(uring) => unsafe { uring.register_buffers(&iovecs) }?,
+            // Nothing to register elsewhere: buffers are named by address.
+            None => 0,
+        };
         Ok(RegisteredBufferPool {
             shared: Rc::new(PoolShared {
                 ring: inner.clone(),

@@ -7,10 +7,15 @@ use std::time::{Duration, Instant};
 
 use io_uring::{opcode, squeue};
 
-use super::enter::BUSY_RETRIES;
 use super::*;
+use crate::backend::uring::{self as uring, Uring, BUSY_RETRIES};
 use crate::op::Nop;
 use crate::{probe, RegisteredBufferPool};
+
+/// The io_uring backend of `ring`.
+fn u(ring: &Ring) -> &Uring {
+    ring.inner.uring().expect("an io_uring ring")
+}
 
 /// A ring with a one-entry submission queue, a one-buffer pool with its
 /// buffer acquired, and `/dev/zero`; `None` (and a note) without io_uring.
@@ -45,19 +50,19 @@ fn push_drains_completions_while_the_kernel_is_busy() {
     let a = read(&pool, &zero).unwrap();
     assert_eq!(ring.submit().unwrap(), 1); // /dev/zero completes inline
     let b = read(&pool, &zero).unwrap(); // the queue is full again
-    ring.inner
+    u(&ring)
         .inject
         .borrow_mut()
         .extend([libc::EBUSY, libc::EAGAIN, libc::EINTR]);
     let c = read(&pool, &zero).unwrap();
-    assert!(ring.inner.inject.borrow().is_empty());
+    assert!(u(&ring).inject.borrow().is_empty());
     // A's completion was taken from the kernel but not handed out yet.
-    assert_eq!(ring.inner.backlog.borrow().len(), 1);
+    assert_eq!(u(&ring).backlog.borrow().len(), 1);
     assert_eq!(ring.in_flight(), 3);
 
     // Waiting counts the backlog: two more completions, not three, are due.
     let start = Instant::now();
-    ring.inner.enter(3, Some(Duration::from_secs(2))).unwrap();
+    u(&ring).enter(3, Some(Duration::from_secs(2))).unwrap();
     assert!(start.elapsed() < Duration::from_secs(1));
     let mut out = Vec::new();
     while out.len() < 3 {
@@ -81,12 +86,12 @@ fn push_gives_up_when_the_kernel_stays_busy() {
         return;
     };
     let a = read(&pool, &zero).unwrap(); // the queue is full
-    ring.inner
+    u(&ring)
         .inject
         .borrow_mut()
         .extend([libc::EBUSY; BUSY_RETRIES as usize + 1]);
     let err = read(&pool, &zero).unwrap_err();
-    assert!(ring.inner.inject.borrow().is_empty());
+    assert!(u(&ring).inject.borrow().is_empty());
     assert_eq!(err.code(), "EBUSY");
     assert_eq!(err.syscall(), Some("io_uring_enter"));
     // Nothing of the refused operation is left behind.
@@ -96,7 +101,7 @@ fn push_gives_up_when_the_kernel_stays_busy() {
     assert_eq!((stats.kernel_ops, stats.counters.submitted), (1, 1));
 
     // A submit the kernel keeps refusing leaves the entry queued...
-    ring.inner
+    u(&ring)
         .inject
         .borrow_mut()
         .extend([libc::EAGAIN; BUSY_RETRIES as usize + 1]);
@@ -122,7 +127,7 @@ fn nop(ring: &Ring, linked: bool) -> Result<u64> {
 
 /// Entries the kernel can see in the submission queue (its tail moved).
 fn visible(ring: &Ring) -> usize {
-    ring.inner.with_uring(|u| u.submission().len()).unwrap()
+    u(ring).with_uring(|u| u.submission().len()).unwrap()
 }
 
 fn ring_of(entries: u32, sqpoll: bool) -> Option<Ring> {
@@ -155,9 +160,7 @@ fn reap_n(ring: &Ring, n: usize) -> Vec<Completion> {
             "only {} of {n} completions",
             out.len()
         );
-        ring.inner
-            .enter(1, Some(Duration::from_millis(50)))
-            .unwrap();
+        u(ring).enter(1, Some(Duration::from_millis(50))).unwrap();
         ring.reap(&mut out);
     }
     out
@@ -207,7 +210,7 @@ fn an_open_chain_is_ended_at_submit() {
     let b = nop(&ring, true).unwrap();
     // The caller failed before queuing the entry meant to end the chain.
     assert_eq!(ring.submit().unwrap(), 2);
-    assert!(ring.inner.chain.borrow().is_empty());
+    assert!(u(&ring).chain.borrow().is_empty());
     // What comes next is not linked to the chain.
     let c = nop(&ring, false).unwrap();
     assert_eq!(visible(&ring), 1);
@@ -221,15 +224,15 @@ fn ending_a_chain_clears_only_the_link() {
     let e = opcode::Nop::new()
         .build()
         .flags(squeue::Flags::IO_LINK | squeue::Flags::ASYNC);
-    assert!(submission::links(&e));
-    let u = submission::unlinked(&e);
-    assert!(!submission::links(&u));
+    assert!(uring::links(&e));
+    let u = uring::unlinked(&e);
+    assert!(!uring::links(&u));
     let hard = opcode::Nop::new().build().flags(squeue::Flags::IO_HARDLINK);
-    assert!(submission::links(&hard));
-    assert!(!submission::links(&opcode::Nop::new().build()));
+    assert!(uring::links(&hard));
+    assert!(!uring::links(&opcode::Nop::new().build()));
     // ASYNC survives: the entry still runs as it was asked to.
-    let again = submission::unlinked(&u.clone().flags(squeue::Flags::IO_LINK));
-    assert!(!submission::links(&again));
+    let again = uring::unlinked(&u.clone().flags(squeue::Flags::IO_LINK));
+    assert!(!uring::links(&again));
 }
 
 #[test]
