@@ -10,9 +10,9 @@ compile_error!(
 #[macro_use]
 mod sys;
 mod backend;
-mod buf_ring;
 mod error;
 mod fd_registry;
+mod group;
 mod net;
 mod op;
 mod pool;
@@ -26,11 +26,11 @@ mod sockaddr;
 mod table;
 
 pub use backend::uring::buf_table::MAX_REGISTERED_BUFFERS;
-pub use backend::BackendKind;
-pub use buf_ring::{
+pub use backend::{BackendChoice, BackendKind};
+pub use error::{errno_name, Error, Result};
+pub use group::{
     group_counts, BufferGroup, GroupOptions, MAX_GROUP_BUFFERS, MAX_GROUP_BUFFER_SIZE,
 };
-pub use error::{errno_name, Error, Result};
 pub use net::{Shutdown, TcpListener, TcpStream, NOTIF_USAGE_ZC_COPIED, SEND_ZC_REPORT_USAGE};
 pub use op::OpKind;
 pub use pool::{BufMut, BufRef, PoolStats, Region, RegisteredBufferPool, MAX_BUFFER_SIZE};

@@ -254,6 +254,12 @@ impl TcpListener {
         .map_err(|e| Error::sys("bind", e))?;
         let backlog = backlog.min(i32::MAX as u32) as i32;
         syscall!(listen(fd.as_raw_fd(), backlog)).map_err(|e| Error::sys("listen", e))?;
+        if ring.backend() == crate::BackendKind::Epoll {
+            // Accepts are made when it is readable, and must not block when
+            // another process took the connection first.
+            crate::sys::io_calls::set_nonblocking(fd.as_raw_fd(), true)
+                .map_err(|e| Error::sys("fcntl", e))?;
+        }
         Ok(TcpListener {
             socket: SocketShared::new(inner, fd),
         })

@@ -396,6 +396,8 @@ impl RegisteredBufferPool {
                 pos: offset,
                 addr,
                 len: len as u32,
+                stream: false,
+                plain: false,
             })
         })
     }

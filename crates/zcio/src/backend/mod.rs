@@ -10,7 +10,11 @@ use std::time::Duration;
 use crate::error::Result;
 use crate::ring::RingFeatures;
 use crate::table::Ops;
+pub(crate) use choice::setup;
+pub use choice::BackendChoice;
 
+mod choice;
+pub(crate) mod epoll;
 pub(crate) mod uring;
 
 /// One completion as a backend posts it, before the op's table entry is
@@ -52,18 +56,21 @@ impl fmt::Display for BackendKind {
 /// The backend of one ring.
 pub(crate) enum Backend {
     Uring(uring::Uring),
+    Epoll(epoll::Epoll),
 }
 
 impl Backend {
     pub(crate) fn kind(&self) -> BackendKind {
         match self {
             Backend::Uring(_) => BackendKind::IoUring,
+            Backend::Epoll(_) => BackendKind::Epoll,
         }
     }
 
     pub(crate) fn features(&self) -> RingFeatures {
         match self {
             Backend::Uring(u) => u.features,
+            Backend::Epoll(_) => RingFeatures::default(),
         }
     }
 
@@ -72,24 +79,29 @@ impl Backend {
     pub(crate) fn eventfd(&self) -> RawFd {
         match self {
             Backend::Uring(u) => u.eventfd(),
+            Backend::Epoll(e) => e.eventfd(),
         }
     }
 
     pub(crate) fn clear_eventfd(&self) -> bool {
         match self {
             Backend::Uring(u) => u.clear_eventfd(),
+            Backend::Epoll(e) => e.clear_eventfd(),
         }
     }
 
     pub(crate) fn signal_eventfd(&self) {
         match self {
             Backend::Uring(u) => u.signal_eventfd(),
+            Backend::Epoll(e) => e.signal_eventfd(),
         }
     }
 
     pub(crate) fn set_eventfd_enabled(&self, on: bool) {
         match self {
             Backend::Uring(u) => u.set_eventfd_enabled(on),
+            // Nothing signals it while the loop reaps anyway.
+            Backend::Epoll(_) => {}
         }
     }
 
@@ -97,24 +109,29 @@ impl Backend {
     pub(crate) fn pending(&self) -> u32 {
         match self {
             Backend::Uring(u) => u.pending(),
+            Backend::Epoll(e) => e.pending(),
         }
     }
 
     pub(crate) fn has_work(&self, live: u32) -> bool {
         match self {
             Backend::Uring(u) => u.has_work(live),
+            Backend::Epoll(e) => e.has_work(),
         }
     }
 
     pub(crate) fn reserve(&self, n: u32, _ops: &RefCell<Ops>) -> Result<()> {
         match self {
             Backend::Uring(u) => u.reserve(n),
+            // Any number of ops can be queued.
+            Backend::Epoll(_) => Ok(()),
         }
     }
 
     /// Starts (or queues) the op stored under `user_data`.
     pub(crate) fn push(&self, user_data: u64, ops: &RefCell<Ops>) -> Result<()> {
         match self {
+            Backend::Epoll(e) => e.push(user_data, ops),
             Backend::Uring(u) => {
                 let (entry, linked) = {
                     let mut ops = ops.borrow_mut();
@@ -129,36 +146,47 @@ impl Backend {
         }
     }
 
-    pub(crate) fn submit(&self, _ops: &RefCell<Ops>) -> Result<u32> {
+    pub(crate) fn submit(&self, ops: &RefCell<Ops>) -> Result<u32> {
         match self {
             Backend::Uring(u) => u.submit(),
+            Backend::Epoll(e) => e.submit(ops),
         }
     }
 
-    pub(crate) fn submit_and_wait(&self, want: u32, _ops: &RefCell<Ops>) -> Result<u32> {
+    pub(crate) fn submit_and_wait(&self, want: u32, ops: &RefCell<Ops>) -> Result<u32> {
         match self {
             Backend::Uring(u) => u.submit_and_wait(want),
+            Backend::Epoll(e) => e.submit_and_wait(want, ops),
         }
     }
 
     /// Moves the completions posted so far into `out`.
-    pub(crate) fn take(&self, _ops: &RefCell<Ops>, out: &mut Vec<RawCqe>) {
+    pub(crate) fn take(&self, ops: &RefCell<Ops>, out: &mut Vec<RawCqe>) {
         match self {
             Backend::Uring(u) => u.take(out),
+            Backend::Epoll(e) => e.take(ops, out),
         }
     }
 
     /// Cancels one operation; its completion still comes (`-ECANCELED`
     /// unless it had finished).
-    pub(crate) fn cancel(&self, user_data: u64, _ops: &RefCell<Ops>) -> Result<()> {
+    pub(crate) fn cancel(&self, user_data: u64, ops: &RefCell<Ops>) -> Result<()> {
         match self {
             Backend::Uring(u) => u.cancel(user_data),
+            Backend::Epoll(e) => {
+                e.cancel(user_data, ops);
+                Ok(())
+            }
         }
     }
 
-    pub(crate) fn cancel_fd(&self, fd: RawFd, _ops: &RefCell<Ops>) -> Result<()> {
+    pub(crate) fn cancel_fd(&self, fd: RawFd, ops: &RefCell<Ops>) -> Result<()> {
         match self {
             Backend::Uring(u) => u.cancel_fd(fd),
+            Backend::Epoll(e) => {
+                e.cancel_fd(fd, ops);
+                Ok(())
+            }
         }
     }
 
@@ -167,27 +195,40 @@ impl Backend {
     pub(crate) fn end_chain(&self) -> Result<()> {
         match self {
             Backend::Uring(u) => u.end_chain_with_nop(),
+            Backend::Epoll(e) => {
+                e.end_chain();
+                Ok(())
+            }
         }
     }
 
     /// Cancels everything in flight (the ring is closing).
-    pub(crate) fn cancel_all(&self, _ops: &RefCell<Ops>) -> Result<()> {
+    pub(crate) fn cancel_all(&self, ops: &RefCell<Ops>) -> Result<()> {
         match self {
             Backend::Uring(u) => u.cancel_all(),
+            Backend::Epoll(e) => {
+                e.cancel_all(ops);
+                Ok(())
+            }
         }
     }
 
     /// Asks again to cancel what escaped the first cancel.
-    pub(crate) fn cancel_again(&self, _ops: &RefCell<Ops>) -> Result<()> {
+    pub(crate) fn cancel_again(&self, ops: &RefCell<Ops>) -> Result<()> {
         match self {
             Backend::Uring(u) => u.queue_cancel_all(),
+            Backend::Epoll(e) => {
+                e.cancel_all(ops);
+                Ok(())
+            }
         }
     }
 
     /// Waits up to `timeout` for a completion (the ring is closing).
-    pub(crate) fn wait(&self, timeout: Duration, _ops: &RefCell<Ops>) -> Result<()> {
+    pub(crate) fn wait(&self, timeout: Duration, ops: &RefCell<Ops>) -> Result<()> {
         match self {
             Backend::Uring(u) => u.wait(timeout),
+            Backend::Epoll(e) => e.wait(timeout, ops),
         }
     }
 
@@ -195,6 +236,7 @@ impl Backend {
     pub(crate) fn close(&self) {
         match self {
             Backend::Uring(u) => u.close(),
+            Backend::Epoll(e) => e.close(),
         }
     }
 }

@@ -5,7 +5,9 @@ use std::os::fd::RawFd;
 
 use io_uring::{opcode, squeue, types};
 
+use super::poll::{Attempt, Interest};
 use super::{OpKind, SocketUse};
+use crate::sys::io_calls;
 
 pub(crate) struct Accept {
     fd: RawFd,
@@ -28,6 +30,33 @@ impl Accept {
         } else {
             OpKind::Accept
         }
+    }
+
+    /// The readiness form (the listener is non-blocking on that backend):
+    /// one connection per completion, a multishot accept going on after each.
+    pub(crate) fn attempt(&mut self) -> Attempt {
+        let r = io_calls::accept(self.fd);
+        if r == -libc::EAGAIN {
+            return Attempt::Wait {
+                fd: self.fd,
+                interest: Interest::Read,
+            };
+        }
+        if self.multishot && r >= 0 {
+            Attempt::More {
+                result: r,
+                flags: 0,
+            }
+        } else {
+            Attempt::Done {
+                result: r,
+                flags: 0,
+            }
+        }
+    }
+
+    pub(crate) fn fd(&self) -> RawFd {
+        self.fd
     }
 
     pub(crate) fn uring_entry(&self) -> squeue::Entry {

@@ -6,7 +6,9 @@ use std::rc::Rc;
 
 use io_uring::{opcode, squeue, types};
 
+use super::poll::{Attempt, Interest, Job};
 use super::{BufferOwner, Cqe, OpKind, Placed};
+use crate::sys::io_calls::{rw2, RWF_NOWAIT};
 
 /// Which way the bytes go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +32,12 @@ pub(crate) struct FixedRw {
     /// Inside buffer `index` of the pool, `len` bytes long.
     pub(crate) addr: *mut u8,
     pub(crate) len: u32,
+    /// On the epoll backend: the file has no positions (a pipe, a socket, a
+    /// terminal), so the transfer waits for readiness like a socket's.
+    pub(crate) stream: bool,
+    /// On the epoll backend: the file can't be asked not to block
+    /// (`RWF_NOWAIT` refused), so a worker thread does the transfer.
+    pub(crate) plain: bool,
 }
 
 impl FixedRw {
@@ -50,6 +58,66 @@ impl FixedRw {
                 .offset(self.pos)
                 .build(),
         }
+    }
+
+    /// The readiness form: a page-cache hit (or a ready pipe) is done at
+    /// once without blocking (`RWF_NOWAIT`); a file read that would block
+    /// goes to a worker thread; a stream waits until it is ready.
+    pub(crate) fn attempt(&mut self) -> Attempt {
+        let write = self.dir == Direction::Write;
+        if !self.plain {
+            let pos = if self.stream { -1 } else { self.pos as i64 };
+            // SAFETY: `addr..addr + len` lies in buffer `index` of the pool,
+            // which the op holds until its completion.
+            let r = unsafe {
+                rw2(
+                    write,
+                    self.fd,
+                    self.addr,
+                    self.len as usize,
+                    pos,
+                    RWF_NOWAIT,
+                )
+            };
+            match r {
+                r if r >= 0 => {
+                    return Attempt::Done {
+                        result: r,
+                        flags: 0,
+                    }
+                }
+                r if r == -libc::EAGAIN && self.stream => {
+                    let interest = if write {
+                        Interest::Write
+                    } else {
+                        Interest::Read
+                    };
+                    return Attempt::Wait {
+                        fd: self.fd,
+                        interest,
+                    };
+                }
+                r if r == -libc::EAGAIN => {}
+                r if r == -libc::ESPIPE && !self.stream => {
+                    self.stream = true;
+                    return self.attempt();
+                }
+                r if r == -libc::EOPNOTSUPP || r == -libc::EINVAL => self.plain = true,
+                r => {
+                    return Attempt::Done {
+                        result: r,
+                        flags: 0,
+                    }
+                }
+            }
+        }
+        Attempt::Blocking(Job {
+            write,
+            fd: self.fd,
+            addr: self.addr as usize,
+            len: self.len as usize,
+            pos: (!self.stream).then_some(self.pos),
+        })
     }
 
     pub(crate) fn placed(&self) -> Placed {

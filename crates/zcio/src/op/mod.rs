@@ -7,7 +7,9 @@
 //! (`IORING_CQE_F_MORE`: multishot receives and accepts, a zero-copy send's
 //! first completion), [`Op::complete`] for the final one, after which the
 //! ring drops it. Each op gives the backend the form it needs: an io_uring
-//! submission entry ([`Op::uring_entry`]).
+//! submission entry ([`Op::uring_entry`]), or, for the epoll backend, an
+//! [`Op::attempt`] that makes the system call without blocking and says
+//! what to wait for when it would block (see `poll`).
 //!
 //! The rule of this module: memory the kernel sees lives on the heap (a
 //! pool's or group's mapping held through an `Rc`, a `Box`), never inline in
@@ -24,6 +26,7 @@ mod fixed_rw;
 #[cfg(test)]
 mod nop;
 mod owner;
+pub(crate) mod poll;
 mod recv;
 mod send;
 mod send_msg;
@@ -130,6 +133,60 @@ impl Op {
             #[cfg(test)]
             Op::Nop(op) => op.links(),
             _ => false,
+        }
+    }
+
+    /// The descriptor the operation works on.
+    pub(crate) fn fd(&self) -> std::os::fd::RawFd {
+        match self {
+            Op::Fixed(op) => op.fd,
+            Op::Send(op) => op.fd(),
+            Op::SendMsg(op) => op.fd(),
+            Op::Recv(op) => op.fd(),
+            Op::Accept(op) => op.fd(),
+            Op::Connect(op) => op.fd(),
+            #[cfg(test)]
+            Op::Nop(_) => -1,
+        }
+    }
+
+    /// The result a linked operation needs from this one to follow it (a
+    /// send in full); anything else cancels the rest of the chain.
+    pub(crate) fn expected(&self) -> i32 {
+        match self {
+            Op::Send(op) => op.expected(),
+            Op::SendMsg(op) => op.expected(),
+            _ => 0,
+        }
+    }
+
+    /// Which queue of its descriptor the op waits in on the epoll backend:
+    /// an op starts only once those started before it in that queue are done.
+    pub(crate) fn poll_interest(&self) -> Option<poll::Interest> {
+        match self {
+            Op::Fixed(op) if op.dir == Direction::Read => Some(poll::Interest::Read),
+            Op::Fixed(_) => Some(poll::Interest::Write),
+            Op::Send(_) | Op::SendMsg(_) | Op::Connect(_) => Some(poll::Interest::Write),
+            Op::Recv(_) | Op::Accept(_) => Some(poll::Interest::Read),
+            #[cfg(test)]
+            Op::Nop(_) => None,
+        }
+    }
+
+    /// The readiness form: one try, without blocking (epoll backend).
+    pub(crate) fn attempt(&mut self, fd_flags: &mut poll::FdFlags) -> poll::Attempt {
+        match self {
+            Op::Fixed(op) => op.attempt(),
+            Op::Send(op) => op.attempt(fd_flags),
+            Op::SendMsg(op) => op.attempt(),
+            Op::Recv(op) => op.attempt(),
+            Op::Accept(op) => op.attempt(),
+            Op::Connect(op) => op.attempt(),
+            #[cfg(test)]
+            Op::Nop(_) => poll::Attempt::Done {
+                result: 0,
+                flags: 0,
+            },
         }
     }
 

@@ -16,6 +16,13 @@ pub(crate) trait BufferOwner {
 /// says which buffer (and where in it) the data is.
 pub(crate) trait RecvOwner {
     fn received(&self, cqe: Cqe, last: bool) -> Placed;
+    /// On the epoll backend, where no kernel picks: the buffer the next
+    /// receive goes into (its id, address and room), or `None` when every
+    /// buffer is held (`ENOBUFS`).
+    fn next_buffer(&self) -> Option<(u16, *mut u8, usize)>;
+    /// On the epoll backend: `n` bytes went into buffer `bid`; returns the
+    /// completion flags the kernel would have posted for it.
+    fn filled(&self, bid: u16, n: usize) -> u32;
 }
 
 /// A socket's count of the operations that use it: its descriptor closes

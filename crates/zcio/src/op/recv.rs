@@ -7,7 +7,9 @@ use std::rc::Rc;
 
 use io_uring::{opcode, squeue, types};
 
+use super::poll::{Attempt, Interest};
 use super::{Cqe, OpKind, Placed, RecvOwner, SocketUse};
+use crate::sys::io_calls;
 
 pub(crate) struct Recv {
     fd: RawFd,
@@ -47,6 +49,10 @@ impl Recv {
         }
     }
 
+    pub(crate) fn fd(&self) -> RawFd {
+        self.fd
+    }
+
     pub(crate) fn uring_entry(&self) -> squeue::Entry {
         let fd = types::Fd(self.fd);
         // The kernel writes only into buffers of the group's ring.
@@ -57,6 +63,41 @@ impl Recv {
                 .buf_group(self.group_id)
                 .build()
                 .flags(squeue::Flags::BUFFER_SELECT)
+        }
+    }
+
+    /// The readiness form: the next free buffer of the group (none:
+    /// `-ENOBUFS`, as the kernel answers), filled by one `recv` without
+    /// blocking; a multishot receive goes on after each.
+    pub(crate) fn attempt(&mut self) -> Attempt {
+        let Some((bid, ptr, room)) = self.group.next_buffer() else {
+            return Attempt::Done {
+                result: -libc::ENOBUFS,
+                flags: 0,
+            };
+        };
+        // SAFETY: `ptr..ptr + room` is free room of buffer `bid` of the
+        // group, which the op holds; nothing else writes it until the
+        // group hands it out with this completion.
+        let r = unsafe { io_calls::recv(self.fd, ptr, room) };
+        if r == -libc::EAGAIN {
+            return Attempt::Wait {
+                fd: self.fd,
+                interest: Interest::Read,
+            };
+        }
+        if r <= 0 {
+            // End of stream or an error: no buffer is used.
+            return Attempt::Done {
+                result: r,
+                flags: 0,
+            };
+        }
+        let flags = self.group.filled(bid, r as usize);
+        if self.multishot {
+            Attempt::More { result: r, flags }
+        } else {
+            Attempt::Done { result: r, flags }
         }
     }
 

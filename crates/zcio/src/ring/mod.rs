@@ -8,8 +8,9 @@ use std::cell::{Cell, RefCell};
 use std::os::fd::RawFd;
 use std::rc::{Rc, Weak};
 
+use crate::backend::epoll::DEFAULT_WORKERS;
 use crate::backend::uring::Uring;
-use crate::backend::{Backend, BackendKind};
+use crate::backend::{self, Backend, BackendChoice, BackendKind};
 use crate::error::{Error, Result};
 use crate::op::Op;
 use crate::published::{ring_counts as rc, Published};
@@ -32,6 +33,12 @@ pub struct RingOptions {
     /// this many idle milliseconds. It costs a kernel thread that spins while
     /// busy. `None` (the default) submits through `io_uring_enter`.
     pub sqpoll_idle_ms: Option<u32>,
+    /// The backend (default [`BackendChoice::Auto`]); the `ZCIO_BACKEND`
+    /// environment variable overrides it for the process.
+    pub backend: BackendChoice,
+    /// Worker threads of the epoll backend for file transfers that would
+    /// block (default 4; started on demand). Unused on io_uring.
+    pub workers: u32,
 }
 
 impl Default for RingOptions {
@@ -39,6 +46,8 @@ impl Default for RingOptions {
         RingOptions {
             entries: 256,
             sqpoll_idle_ms: None,
+            backend: BackendChoice::Auto,
+            workers: DEFAULT_WORKERS,
         }
     }
 }
@@ -123,7 +132,7 @@ impl Ring {
                 reason: format!("{} is not between 1 and 32768", options.entries),
             });
         }
-        let backend = Backend::Uring(Uring::new(options)?);
+        let backend = backend::setup(options)?;
         Ok(Ring {
             inner: Rc::new(RingInner {
                 backend,
@@ -379,6 +388,22 @@ impl RingInner {
     pub(crate) fn uring(&self) -> Option<&Uring> {
         match &self.backend {
             Backend::Uring(u) => Some(u),
+            Backend::Epoll(_) => None,
+        }
+    }
+
+    /// Claims buffer group `id` where no kernel keeps the ids (false: in
+    /// use on this ring).
+    pub(crate) fn claim_group(&self, id: u16) -> bool {
+        match &self.backend {
+            Backend::Epoll(e) => e.claim_group(id),
+            Backend::Uring(_) => true,
+        }
+    }
+
+    pub(crate) fn release_group(&self, id: u16) {
+        if let Backend::Epoll(e) = &self.backend {
+            e.release_group(id);
         }
     }
 
