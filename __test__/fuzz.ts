@@ -11,7 +11,9 @@
 // Options: --time DURATION (90s, 10m, 1h), --seed N, --commands N (longest
 // sequence), --rust / --no-rust (the proptests run by default from 10 min),
 // --proptest-cases N, --strict (no tolerance for known library bugs),
-// --coverage (how often each command, outcome and check happened).
+// --coverage (how often each command, outcome and check happened),
+// --backend auto|io_uring|epoll (the rings' backend, as ZCIO_BACKEND; the
+// Rust property tests run with it too).
 
 import { spawnSync } from 'node:child_process'
 import { envOptions, fuzz, parseDuration, type FuzzOptions } from './model/runner.js'
@@ -27,6 +29,16 @@ if (opt('--time')) options.timeMs = parseDuration(opt('--time')!)
 if (opt('--seed')) options.seed = Number(opt('--seed'))
 if (opt('--commands')) options.maxCommands = Number(opt('--commands'))
 if (args.includes('--strict')) options.tolerateKnown = false
+const backend = opt('--backend')
+if (backend !== undefined) {
+  if (!['auto', 'io_uring', 'epoll'].includes(backend)) {
+    console.error(`zcio fuzz: --backend ${backend}: expected auto, io_uring or epoll`)
+    process.exit(2)
+  }
+  // Read by every new Ring of this process (and of the cargo run below).
+  process.env.ZCIO_BACKEND = backend
+}
+console.log(`zcio fuzz: backend ${process.env.ZCIO_BACKEND ?? 'auto'}`)
 if (typeof globalThis.gc !== 'function') console.log('zcio fuzz: run with --expose-gc to include forced GC')
 
 const result = await fuzz(options)

@@ -110,7 +110,16 @@ impl SocketShared {
 
     fn close_if_idle(&self) {
         if self.closed.get() && self.ops.get() == 0 {
-            drop(self.fd.borrow_mut().take());
+            if let Some(fd) = self.fd.borrow_mut().take() {
+                // What a backend remembers of the descriptor (zero-copy
+                // numbering, readiness registration) must not carry over to
+                // the next socket that gets its number.
+                self.ring.forget_fd(self.raw);
+                for ring in self.foreign.take().iter().filter_map(Weak::upgrade) {
+                    ring.forget_fd(self.raw);
+                }
+                drop(fd);
+            }
         }
     }
 
@@ -170,7 +179,13 @@ impl SocketShared {
             return;
         }
         self.ring.cancel_fd(self.raw);
-        for ring in self.foreign.take().iter().filter_map(Weak::upgrade) {
+        let foreign: Vec<Rc<RingInner>> = self
+            .foreign
+            .borrow()
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for ring in foreign {
             // It cancels only operations on this descriptor, which is
             // still open (they hold it).
             ring.cancel_fd(self.raw);

@@ -361,6 +361,14 @@ impl RingInner {
         }
     }
 
+    /// Forgets what the backend keeps of descriptor `fd`, which is about to
+    /// be closed (no operation uses it any more).
+    pub(crate) fn forget_fd(&self, fd: RawFd) {
+        if let Backend::Epoll(e) = &self.backend {
+            e.forget_fd(fd);
+        }
+    }
+
     /// Ends a chain of linked operations left open by a failed queuing.
     pub(crate) fn end_chain(&self) -> Result<()> {
         self.check_open()?;

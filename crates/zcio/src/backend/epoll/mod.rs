@@ -263,6 +263,13 @@ impl Epoll {
         self.arm(fd, ops);
     }
 
+    /// Forgets descriptor `fd` (about to be closed, no op uses it).
+    pub(crate) fn forget_fd(&self, fd: RawFd) {
+        if let Some(r) = self.reactor.borrow_mut().as_mut() {
+            r.forget(fd);
+        }
+    }
+
     /// Claims buffer group `id` (false: in use on this ring).
     pub(crate) fn claim_group(&self, id: u16) -> bool {
         self.groups.borrow_mut().insert(id)
