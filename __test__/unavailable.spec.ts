@@ -25,10 +25,24 @@ helperTest('io_uring denied by seccomp: probe explains, new Ring() throws ERR_ZC
   const out = JSON.parse(r.stdout)
   t.false(out.p.ioUring)
   t.regex(out.p.reason, /seccomp/)
+  t.deepEqual(out.p.ioUringUnavailable, { kind: 'seccomp', message: out.p.reason })
   t.is(out.code, 'ERR_ZCIO_URING_UNAVAILABLE')
   t.is(out.errno, -1)
   t.is(out.syscall, 'io_uring_setup')
   t.regex(out.message, /seccomp/)
+})
+
+test('probe() says why io_uring is unavailable exactly when it is', (t) => {
+  const p = zcio.probe()
+  if (p.ioUring) {
+    t.is(p.ioUringUnavailable, undefined)
+    t.is(p.reason, undefined)
+  } else {
+    const why = p.ioUringUnavailable
+    t.truthy(why, 'ioUring is false without ioUringUnavailable')
+    t.true(['seccomp', 'sysctl', 'ENOSYS', 'opcodes', 'forced', 'setup'].includes(why!.kind), why!.kind)
+    t.is(p.reason, why!.message as string | undefined)
+  }
 })
 
 // Where probe() finds no io_uring (an old or locked-down kernel, or an
