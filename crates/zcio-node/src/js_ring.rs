@@ -83,6 +83,7 @@ impl Ring {
             } else {
                 Some(int_arg(&env, "sqpoll", sqpoll_idle_ms, f64::from(u32::MAX), true)? as u32)
             },
+            ..zcio::RingOptions::default()
         };
         if settle.get_type()? != ValueType::Function {
             return Err(throw_code(

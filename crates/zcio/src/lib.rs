@@ -9,11 +9,10 @@ compile_error!(
 
 #[macro_use]
 mod sys;
-mod buf_ring;
-mod buf_table;
+mod backend;
 mod error;
 mod fd_registry;
-mod fixed_buffers;
+mod group;
 mod net;
 mod op;
 mod pool;
@@ -24,12 +23,14 @@ pub mod rdma;
 mod ring;
 mod slots;
 mod sockaddr;
+mod table;
 
-pub use buf_ring::{
+pub use backend::uring::buf_table::MAX_REGISTERED_BUFFERS;
+pub use backend::{BackendChoice, BackendKind};
+pub use error::{errno_name, Error, Result};
+pub use group::{
     group_counts, BufferGroup, GroupOptions, MAX_GROUP_BUFFERS, MAX_GROUP_BUFFER_SIZE,
 };
-pub use buf_table::MAX_REGISTERED_BUFFERS;
-pub use error::{errno_name, Error, Result};
 pub use net::{Shutdown, TcpListener, TcpStream, NOTIF_USAGE_ZC_COPIED, SEND_ZC_REPORT_USAGE};
 pub use op::OpKind;
 pub use pool::{BufMut, BufRef, PoolStats, Region, RegisteredBufferPool, MAX_BUFFER_SIZE};

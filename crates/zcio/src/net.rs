@@ -11,26 +11,17 @@ use std::cell::{Cell, RefCell};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::rc::{Rc, Weak};
 
-use io_uring::{opcode, squeue, types};
-
 use crate::error::{Error, Result};
 use crate::fd_registry::TrackedFd;
-use crate::op::{Cqe, Keep, Op, OpKind, OpOwner, Placed, RingCloseHook};
-use crate::ring::{Ring, RingInner};
+use crate::op::{Accept, Connect, Op, Send, SendMemory, SendMsg, SocketCount, SocketUse};
+use crate::ring::{Ring, RingCloseHook, RingInner};
 use crate::sockaddr::{self, SockAddr};
 
 /// `IORING_SEND_ZC_REPORT_USAGE`: the notification says whether the kernel
 /// copied (Linux 6.1).
-pub const SEND_ZC_REPORT_USAGE: u16 = 8;
+pub const SEND_ZC_REPORT_USAGE: u16 = crate::op::SEND_ZC_REPORT_USAGE;
 /// In a zero-copy notification's result: the data was copied, at least partly.
 pub const NOTIF_USAGE_ZC_COPIED: u32 = 1 << 31;
-
-/// A vectored send's header and iovecs, owned by its op.
-struct VectoredMsg {
-    iov: Vec<libc::iovec>,
-    hdr: libc::msghdr,
-    _keep: Box<dyn Any>,
-}
 
 /// How to shut a stream down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,16 +51,13 @@ pub(crate) struct SocketShared {
     foreign: RefCell<Vec<Weak<RingInner>>>,
 }
 
-impl OpOwner for SocketShared {
-    fn complete(&self, op: &Op, cqe: Cqe) -> Placed {
-        if cqe.last {
-            self.ops.set(self.ops.get() - 1);
-            if op.kind == OpKind::SendZc {
-                self.zc_ops.set(self.zc_ops.get() - 1);
-            }
-            self.close_if_idle();
+impl SocketCount for SocketShared {
+    fn op_ended(&self, zc: bool) {
+        self.ops.set(self.ops.get() - 1);
+        if zc {
+            self.zc_ops.set(self.zc_ops.get() - 1);
         }
-        Placed::default()
+        self.close_if_idle();
     }
 }
 
@@ -126,24 +114,14 @@ impl SocketShared {
         }
     }
 
-    /// Queues `entry` with this socket as owner.
-    ///
-    /// # Safety
-    ///
-    /// Whatever `entry` points at is owned by `keep` (or is static).
-    unsafe fn push(self: &Rc<Self>, entry: squeue::Entry, kind: OpKind, keep: Keep) -> Result<u64> {
-        let op = Op::new(self.clone(), kind, 0).keep(keep);
-        let zc = u32::from(kind == OpKind::SendZc);
+    /// Counts one more operation on the socket (`zc`: a zero-copy send),
+    /// ended when the returned use is dropped with its op.
+    fn use_for_op(self: &Rc<Self>, zc: bool) -> SocketUse {
         self.ops.set(self.ops.get() + 1);
-        self.zc_ops.set(self.zc_ops.get() + zc);
-        // SAFETY: the caller's contract; the op holds the socket (its fd
-        // stays open) and `keep` until the final completion.
-        let res = unsafe { self.ring.push(entry, op) };
-        if res.is_err() {
-            self.ops.set(self.ops.get() - 1);
-            self.zc_ops.set(self.zc_ops.get() - zc);
+        if zc {
+            self.zc_ops.set(self.zc_ops.get() + 1);
         }
-        res
+        SocketUse::counted(self.clone(), zc)
     }
 
     /// Resets the connection while the descriptor is open (closed or not):
@@ -191,32 +169,24 @@ impl SocketShared {
             self.close_if_idle();
             return;
         }
-        let cancel = opcode::AsyncCancel2::new(types::CancelBuilder::fd(types::Fd(self.raw)).all())
-            .build()
-            .user_data(crate::ring::CANCEL_USER_DATA);
-        // SAFETY: a cancel request references no memory. If it can't be
-        // queued, the operations end by themselves (or with the ring).
-        let _ = unsafe { self.ring.push_untracked(&cancel) };
+        self.ring.cancel_fd(self.raw);
         for ring in self.foreign.take().iter().filter_map(Weak::upgrade) {
-            // SAFETY: as above. It cancels only operations on this
-            // descriptor, which is still open (they hold it).
-            let _ = unsafe { ring.push_untracked(&cancel) };
+            // It cancels only operations on this descriptor, which is
+            // still open (they hold it).
+            ring.cancel_fd(self.raw);
         }
     }
 }
 
-/// One operation of a socket started by another owner; ends with the op.
-pub(crate) struct SocketUse(Rc<SocketShared>, bool);
-
-impl Drop for SocketUse {
-    fn drop(&mut self) {
-        let s = &self.0;
-        s.ops.set(s.ops.get() - 1);
-        if self.1 {
-            s.zc_ops.set(s.zc_ops.get() - 1);
-        }
-        s.close_if_idle();
+/// A send's length, which the kernel takes as a 32-bit count.
+fn send_len(len: usize) -> Result<u32> {
+    if len > i32::MAX as usize {
+        return Err(Error::OutOfRange {
+            name: "length",
+            reason: format!("{len} bytes is above 2^31 - 1"),
+        });
     }
+    Ok(len as u32)
 }
 
 fn new_socket(family: i32) -> Result<TrackedFd> {
@@ -284,6 +254,12 @@ impl TcpListener {
         .map_err(|e| Error::sys("bind", e))?;
         let backlog = backlog.min(i32::MAX as u32) as i32;
         syscall!(listen(fd.as_raw_fd(), backlog)).map_err(|e| Error::sys("listen", e))?;
+        if ring.backend() == crate::BackendKind::Epoll {
+            // Accepts are made when it is readable, and must not block when
+            // another process took the connection first.
+            crate::sys::io_calls::set_nonblocking(fd.as_raw_fd(), true)
+                .map_err(|e| Error::sys("fcntl", e))?;
+        }
         Ok(TcpListener {
             socket: SocketShared::new(inner, fd),
         })
@@ -298,11 +274,8 @@ impl TcpListener {
     /// [`Error::Closed`], [`Error::Sys`] when the queue could not be flushed.
     pub fn accept_multishot(&self) -> Result<u64> {
         let fd = self.socket.raw_fd("listener")?;
-        let entry = opcode::AcceptMulti::new(types::Fd(fd))
-            .flags(libc::SOCK_CLOEXEC)
-            .build();
-        // SAFETY: a multishot accept without an address buffer references no memory.
-        unsafe { self.socket.push(entry, OpKind::AcceptMulti, Keep::Nothing) }
+        let op = Accept::new(fd, true, self.socket.use_for_op(false));
+        self.socket.ring.push(Op::Accept(op))
     }
 
     /// Queues one accept (`IORING_OP_ACCEPT`): its completion's result is a
@@ -317,11 +290,8 @@ impl TcpListener {
     /// [`Error::Closed`], [`Error::Sys`] when the queue could not be flushed.
     pub fn accept(&self) -> Result<u64> {
         let fd = self.socket.raw_fd("listener")?;
-        let entry = opcode::Accept::new(types::Fd(fd), std::ptr::null_mut(), std::ptr::null_mut())
-            .flags(libc::SOCK_CLOEXEC)
-            .build();
-        // SAFETY: an accept without an address buffer references no memory.
-        unsafe { self.socket.push(entry, OpKind::Accept, Keep::Nothing) }
+        let op = Accept::new(fd, false, self.socket.use_for_op(false));
+        self.socket.ring.push(Op::Accept(op))
     }
 
     /// The bound address.
@@ -438,15 +408,8 @@ impl TcpStream {
             set_nodelay_raw(fd.as_raw_fd(), true)?;
         }
         let socket = SocketShared::new(inner, fd);
-        let raw = Box::new(addr.to_raw());
-        let entry = opcode::Connect::new(
-            types::Fd(socket.raw),
-            (&raw.0 as *const libc::sockaddr_storage).cast(),
-            raw.1,
-        )
-        .build();
-        // SAFETY: the address lives in `raw`, kept by the op.
-        let user_data = unsafe { socket.push(entry, OpKind::Connect, Keep::Boxed(raw)) }?;
+        let op = Connect::new(socket.raw, addr.to_raw(), socket.use_for_op(false));
+        let user_data = socket.ring.push(Op::Connect(op))?;
         Ok((TcpStream { socket }, user_data))
     }
 
@@ -456,22 +419,13 @@ impl TcpStream {
 
     /// What an operation on this stream that another owner started (a
     /// group's receive, a pool buffer's send) keeps: it holds the descriptor
-    /// open and counts as one of the stream's operations, so `close()`
-    /// cancels it and the descriptor closes only after it.
+    /// open and counts as one of the stream's operations (`zc`: a zero-copy
+    /// send, which closing the ring aborts), so `close()` cancels it and the
+    /// descriptor closes only after it.
     ///
     /// `ring` is the ring the operation is queued on; when it is not the
     /// stream's own, `close()` cancels there too.
-    pub(crate) fn socket_use(&self, ring: &Rc<RingInner>) -> SocketUse {
-        self.socket_use_of(ring, false)
-    }
-
-    /// As [`socket_use`](Self::socket_use), for a zero-copy send (counted:
-    /// closing the ring aborts connections that still have one).
-    pub(crate) fn socket_use_zc(&self, ring: &Rc<RingInner>) -> SocketUse {
-        self.socket_use_of(ring, true)
-    }
-
-    fn socket_use_of(&self, ring: &Rc<RingInner>, zc: bool) -> SocketUse {
+    pub(crate) fn socket_use(&self, ring: &Rc<RingInner>, zc: bool) -> SocketUse {
         let s = &self.socket;
         if !Rc::ptr_eq(&s.ring, ring) {
             let mut foreign = s.foreign.borrow_mut();
@@ -483,11 +437,7 @@ impl TcpStream {
                 foreign.push(Rc::downgrade(ring));
             }
         }
-        s.ops.set(s.ops.get() + 1);
-        if zc {
-            s.zc_ops.set(s.zc_ops.get() + 1);
-        }
-        SocketUse(s.clone(), zc)
+        s.use_for_op(zc)
     }
 
     /// Whether the stream was made on `ring`.
@@ -558,10 +508,13 @@ impl TcpStream {
         linked: bool,
         keep: Box<dyn Any>,
     ) -> Result<u64> {
-        let entry = self.send_entry(ptr, len, zc, None, linked)?;
-        let kind = if zc { OpKind::SendZc } else { OpKind::Send };
+        let fd = self.raw_fd()?;
+        let len = send_len(len)?;
+        let socket = self.socket.use_for_op(zc);
+        let memory = SendMemory::Kept(keep);
         // SAFETY: the caller's contract; `keep` goes with the op.
-        unsafe { self.socket.push(entry, kind, Keep::Boxed(keep)) }
+        let op = unsafe { Send::new(fd, ptr, len, zc, None, linked, memory, socket) };
+        self.socket.ring.push(Op::Send(op))
     }
 
     /// Queues one send of several memory ranges, in order (`IORING_OP_SENDMSG`
@@ -594,72 +547,10 @@ impl TcpStream {
                 ),
             });
         }
-        let mut msg = Box::new(VectoredMsg {
-            iov: ranges
-                .iter()
-                .map(|&(p, l)| libc::iovec {
-                    iov_base: p as *mut libc::c_void,
-                    iov_len: l,
-                })
-                .collect(),
-            // SAFETY: msghdr is plain data; all zeros is a valid empty header.
-            hdr: unsafe { std::mem::zeroed() },
-            _keep: keep,
-        });
-        msg.hdr.msg_iov = msg.iov.as_mut_ptr();
-        // size_t on glibc, int on musl; at most 1024 (checked above).
-        msg.hdr.msg_iovlen = msg.iov.len() as _;
-        let link = if linked {
-            self.socket.ring.note_linked();
-            squeue::Flags::IO_LINK
-        } else {
-            squeue::Flags::empty()
-        };
-        let entry = opcode::SendMsg::new(types::Fd(fd), &msg.hdr)
-            .flags((libc::MSG_NOSIGNAL | libc::MSG_WAITALL) as u32)
-            .build()
-            .flags(link);
-        // SAFETY: the header and iovecs live in the boxed `msg`, kept by the
-        // op (a Box does not move its contents); the ranges per the caller.
-        unsafe { self.socket.push(entry, OpKind::Send, Keep::Boxed(msg)) }
-    }
-
-    /// The SQE of a send (`MSG_NOSIGNAL | MSG_WAITALL`).
-    pub(crate) fn send_entry(
-        &self,
-        ptr: *const u8,
-        len: usize,
-        zc: bool,
-        fixed: Option<u16>,
-        linked: bool,
-    ) -> Result<squeue::Entry> {
-        let fd = self.raw_fd()?;
-        if len > i32::MAX as usize {
-            return Err(Error::OutOfRange {
-                name: "length",
-                reason: format!("{len} bytes is above 2^31 - 1"),
-            });
-        }
-        let flags = libc::MSG_NOSIGNAL | libc::MSG_WAITALL;
-        let link = if linked {
-            self.socket.ring.note_linked();
-            squeue::Flags::IO_LINK
-        } else {
-            squeue::Flags::empty()
-        };
-        Ok(if zc {
-            opcode::SendZc::new(types::Fd(fd), ptr, len as u32)
-                .buf_index(fixed)
-                .flags(flags)
-                .zc_flags(SEND_ZC_REPORT_USAGE)
-                .build()
-                .flags(link)
-        } else {
-            opcode::Send::new(types::Fd(fd), ptr, len as u32)
-                .flags(flags)
-                .build()
-                .flags(link)
-        })
+        let socket = self.socket.use_for_op(false);
+        // SAFETY: the caller's contract for the ranges; `keep` goes with the op.
+        let op = unsafe { SendMsg::new(fd, ranges, linked, keep, socket) };
+        self.socket.ring.push(Op::SendMsg(op))
     }
 
     /// Ends a chain of linked sends that could not be queued in full: the
@@ -672,11 +563,7 @@ impl TcpStream {
     ///
     /// [`Error::Closed`], [`Error::Sys`] when the queue could not be flushed.
     pub fn end_chain(&self) -> Result<()> {
-        let nop = opcode::Nop::new()
-            .build()
-            .user_data(crate::ring::CANCEL_USER_DATA);
-        // SAFETY: a no-op references no memory.
-        unsafe { self.socket.ring.push_untracked(&nop) }
+        self.socket.ring.end_chain()
     }
 
     /// Shuts one or both directions down (`shutdown(2)`).

@@ -6,12 +6,10 @@ use std::ops::{Deref, DerefMut};
 use std::os::fd::RawFd;
 use std::rc::Rc;
 
-use io_uring::{opcode, squeue, types};
-
-use crate::buf_table::MAX_REGISTERED_BUFFERS;
+use crate::backend::uring::buf_table::MAX_REGISTERED_BUFFERS;
 use crate::error::{Error, Result};
-use crate::net::{SocketUse, TcpStream};
-use crate::op::{Cqe, Keep, Op, OpKind, OpOwner, Placed};
+use crate::net::TcpStream;
+use crate::op::{BufferOwner, Direction, FixedRw, Op, OpKind, Send, SendMemory};
 use crate::published::Published;
 use crate::ring::{Ring, RingInner};
 use crate::slots::{Counters, Slot, Slots};
@@ -79,17 +77,11 @@ pub(crate) struct PoolShared {
     closed: Cell<bool>,
 }
 
-impl OpOwner for PoolShared {
-    fn complete(&self, op: &Op, cqe: Cqe) -> Placed {
-        // The buffer stays in flight until the op's last completion (a
-        // zero-copy send's notification).
-        if cqe.last {
-            self.slots_mut().end_op(op.arg, cqe.result);
-        }
-        Placed {
-            buffer: op.arg,
-            offset: 0,
-        }
+impl BufferOwner for PoolShared {
+    fn op_done(&self, index: u32, result: i32) {
+        // Called with the op's last completion (for a zero-copy send, its
+        // notification): the buffer has been in flight until now.
+        self.slots_mut().end_op(index, result);
     }
 }
 
@@ -101,7 +93,9 @@ impl PoolShared {
 
     fn unregister(&self) {
         let count = self.slots.borrow().total();
-        self.ring.unregister_buffers(self.base, count);
+        if let Some(uring) = self.ring.uring() {
+            uring.unregister_buffers(self.base, count);
+        }
     }
 }
 
@@ -186,7 +180,12 @@ impl RegisteredBufferPool {
         // SAFETY: each iovec lies inside `region`, which the pool keeps
         // mapped until its range is unregistered (`PoolShared::unregister`)
         // or the ring is closed.
-        let base = unsafe { inner.register_buffers(&iovecs) }?;
+        let base = match inner.uring() {
+            // SAFETY: as above.
+            Some(uring) => unsafe { uring.register_buffers(&iovecs) }?,
+            // Nothing to register elsewhere: buffers are named by address.
+            None => 0,
+        };
         Ok(RegisteredBufferPool {
             shared: Rc::new(PoolShared {
                 ring: inner.clone(),
@@ -381,18 +380,26 @@ impl RegisteredBufferPool {
         manual: bool,
     ) -> Result<u64> {
         self.check_fixed_op(index, offset, len, buf_offset)?;
-        let build = |addr: *mut u8, buf_index: u16| {
-            Ok(if kind == OpKind::ReadFixed {
-                opcode::ReadFixed::new(types::Fd(fd), addr, len as u32, buf_index)
-                    .offset(offset)
-                    .build()
-            } else {
-                opcode::WriteFixed::new(types::Fd(fd), addr, len as u32, buf_index)
-                    .offset(offset)
-                    .build()
-            })
+        let dir = if kind == OpKind::ReadFixed {
+            Direction::Read
+        } else {
+            Direction::Write
         };
-        self.submit_with(kind, index, buf_offset, manual, None, build)
+        let pool: Rc<dyn BufferOwner> = self.shared.clone();
+        self.submit_with(index, buf_offset, manual, |addr, buf_index| {
+            Op::Fixed(FixedRw {
+                dir,
+                pool,
+                index,
+                buf_index,
+                fd,
+                pos: offset,
+                addr,
+                len: len as u32,
+                stream: false,
+                plain: false,
+            })
+        })
     }
 
     /// Queues a send of `len` bytes of buffer `index` (from `buf_offset`) on
@@ -422,34 +429,34 @@ impl RegisteredBufferPool {
                 reason: "the pool belongs to another ring than the stream".into(),
             });
         }
-        let kind = if zc { OpKind::SendZc } else { OpKind::Send };
-        let build = |addr: *mut u8, buf_index: u16| {
-            stream.send_entry(addr, len, zc, zc.then_some(buf_index), linked)
-        };
-        self.submit_with(
-            kind,
-            index,
-            buf_offset,
-            false,
-            Some(if zc {
-                stream.socket_use_zc(&self.shared.ring)
-            } else {
-                stream.socket_use(&self.shared.ring)
-            }),
-            build,
-        )
+        let fd = stream.raw_fd()?;
+        if len > i32::MAX as usize {
+            return Err(Error::OutOfRange {
+                name: "length",
+                reason: format!("{len} bytes is above 2^31 - 1"),
+            });
+        }
+        let socket = stream.socket_use(&self.shared.ring, zc);
+        let pool: Rc<dyn BufferOwner> = self.shared.clone();
+        self.submit_with(index, buf_offset, false, |addr, buf_index| {
+            let memory = SendMemory::Pool { pool, index };
+            let fixed = zc.then_some(buf_index);
+            // SAFETY: `addr..addr + len` lies inside buffer `index` of the
+            // pool, which `memory` holds (and with it the mapping) until the
+            // final completion.
+            Op::Send(unsafe { Send::new(fd, addr, len as u32, zc, fixed, linked, memory, socket) })
+        })
     }
 
-    /// Queues the entry `build` makes from the buffer's address and its
-    /// registered index, with the pool as the op's owner.
+    /// Queues the op `build` makes from the buffer's address and its
+    /// registered index; the buffer is in flight from now until the op's
+    /// final completion.
     fn submit_with(
         &self,
-        kind: OpKind,
         index: u32,
         buf_offset: usize,
         manual: bool,
-        socket: Option<SocketUse>,
-        build: impl FnOnce(*mut u8, u16) -> Result<squeue::Entry>,
+        build: impl FnOnce(*mut u8, u16) -> Op,
     ) -> Result<u64> {
         let s = &self.shared;
         // In bounds (checked by the caller): index < total and
@@ -458,19 +465,12 @@ impl RegisteredBufferPool {
             .region
             .as_ptr()
             .wrapping_add(index as usize * s.stride + buf_offset);
-        let entry = build(addr, (s.base + index) as u16)?;
+        let op = build(addr, (s.base + index) as u16);
         let mut slots = self.slots()?;
         let was = slots.state(index)?;
         slots.begin_op(index, manual)?;
         drop(slots);
-        let mut op = Op::new(s.clone(), kind, index);
-        if let Some(socket) = socket {
-            op = op.keep(Keep::Socket(socket));
-        }
-        // SAFETY: `addr..addr+len` lies inside registered buffer `buf_index`,
-        // and `op` holds the pool (and so its memory and registration) until
-        // the final completion.
-        match unsafe { s.ring.push(entry, op) } {
+        match s.ring.push(op) {
             Ok(user_data) => Ok(user_data),
             Err(e) => {
                 s.slots_mut().abort_op(index, was);

@@ -3,12 +3,19 @@
 use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 
-use io_uring::{opcode, types};
-
-use super::enter::busy_is_zero;
-use super::{Completion, RingInner, CANCEL_USER_DATA};
+use super::{Completion, RingInner};
 use crate::error::Result;
-use crate::op::RingCloseHook;
+
+/// Told when the ring closes: a socket made on it closes too (its descriptor
+/// as soon as no operation of another ring uses it).
+pub(crate) trait RingCloseHook {
+    /// The ring is closing: refuse new operations and cancel those in flight.
+    fn ring_closed(&self);
+    /// The ring's close has waited long enough for operations that only the
+    /// peer can end (a zero-copy send's notification while the peer does not
+    /// read): abort the connection so that the kernel lets go of the memory.
+    fn ring_close_abort(&self);
+}
 
 /// How long `close` waits for cancelled operations before leaking their memory.
 pub(super) const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -47,11 +54,9 @@ impl RingInner {
         }
         self.closed.set(true);
         self.publish();
-        self.table.borrow_mut().forget();
-        // Closing the fd releases the registered buffers and the rings.
-        drop(self.uring.borrow_mut().take());
-        // Then the eventfd, which the io_uring no longer signals.
-        drop(self.eventfd.borrow_mut().take());
+        // Closing the backend's descriptors releases what the kernel holds
+        // (registered buffers, buffer rings).
+        self.backend.close();
         for hook in &hooks {
             hook.ring_closed();
         }
@@ -62,25 +67,14 @@ impl RingInner {
     /// giving up after [`CLOSE_TIMEOUT`]. After [`ABORT_AFTER`], `hooks`
     /// (the ring's sockets) abort their connections, which ends what only
     /// the peer could end.
-    pub(super) fn cancel_all(
-        &self,
-        out: &mut Vec<Completion>,
-        hooks: &[Rc<dyn RingCloseHook>],
-    ) -> Result<()> {
+    fn cancel_all(&self, out: &mut Vec<Completion>, hooks: &[Rc<dyn RingCloseHook>]) -> Result<()> {
         let start = Instant::now();
         let deadline = start + CLOSE_TIMEOUT;
         let mut aborted = false;
-        // A cancel only finds operations the kernel has seen: hand it what is
-        // queued first, which also makes room for the cancel in a full queue.
-        self.end_chain()?;
-        if self.pending.get() > 0 {
-            self.enter(0, None)?;
-        }
-        self.queue_cancel()?;
+        self.backend.cancel_all(&self.ops)?;
         let mut cancelled_at = Instant::now();
         while self.ops.borrow().live > 0 && Instant::now() < deadline {
-            self.enter(1, Some(Duration::from_millis(100)))
-                .or_else(busy_is_zero)?;
+            self.backend.wait(Duration::from_millis(100), &self.ops)?;
             self.reap(out);
             if !aborted && self.ops.borrow().live > 0 && start.elapsed() >= ABORT_AFTER {
                 aborted = true;
@@ -91,21 +85,11 @@ impl RingInner {
             if self.ops.borrow().live > 0 && cancelled_at.elapsed() >= CANCEL_INTERVAL {
                 // Something escaped the cancel (issued after it, or busy
                 // when it ran): ask again.
-                self.queue_cancel()?;
+                self.backend.cancel_again(&self.ops)?;
                 cancelled_at = Instant::now();
             }
         }
         Ok(())
-    }
-
-    /// Queues an `IORING_OP_ASYNC_CANCEL` of every operation; it goes to the
-    /// kernel with the next `io_uring_enter`.
-    pub(super) fn queue_cancel(&self) -> Result<()> {
-        let cancel = opcode::AsyncCancel2::new(types::CancelBuilder::any())
-            .build()
-            .user_data(CANCEL_USER_DATA);
-        // SAFETY: a cancel request references no memory.
-        unsafe { self.push_entry(&cancel) }
     }
 }
 

@@ -1,6 +1,7 @@
 //! What a finished operation looks like, and how completions are reaped.
 
-use super::{RingInner, CANCEL_USER_DATA};
+use super::RingInner;
+use crate::backend::RawCqe;
 use crate::error::{Error, Result};
 use crate::op::{Cqe, OpKind};
 
@@ -63,18 +64,14 @@ impl Completion {
 }
 
 impl RingInner {
-    /// Moves the ready completions into the backlog, for the next `reap`.
-    pub(super) fn drain_to_backlog(&self) {
-        let mut backlog = self.backlog.borrow_mut();
-        self.reap_locked(&mut backlog);
-    }
-
     pub(crate) fn reap(&self, out: &mut Vec<Completion>) -> usize {
         let before = out.len();
         self.ops.borrow_mut().recycle();
-        // Completions drained earlier came first.
-        out.append(&mut self.backlog.borrow_mut());
-        self.reap_locked(out);
+        let mut raw = std::mem::take(&mut *self.scratch.borrow_mut());
+        self.backend.take(&self.ops, &mut raw);
+        self.deliver(&raw, out);
+        raw.clear();
+        *self.scratch.borrow_mut() = raw;
         // Handed out now: these slots are free from the next `reap` on.
         let mut ops = self.ops.borrow_mut();
         for c in &out[before..] {
@@ -88,44 +85,37 @@ impl RingInner {
         out.len() - before
     }
 
-    pub(super) fn reap_locked(&self, out: &mut Vec<Completion>) {
-        let mut guard = self.uring.borrow_mut();
-        let Some(uring) = guard.as_mut() else {
-            return;
-        };
+    /// Ends (or updates) the op of each completion and appends what the
+    /// caller sees to `out`; a completion whose op is unknown (its slot was
+    /// reused, which the generation tells) is dropped.
+    fn deliver(&self, raw: &[RawCqe], out: &mut Vec<Completion>) {
         let mut ops = self.ops.borrow_mut();
         let mut graveyard = self.graveyard.borrow_mut();
-        for cqe in uring.completion() {
-            let user_data = cqe.user_data();
-            if user_data == CANCEL_USER_DATA {
-                continue;
-            }
-            let flags = cqe.flags();
+        for r in raw {
             let c = Cqe {
-                result: cqe.result(),
-                flags,
-                last: !io_uring::cqueue::more(flags),
+                result: r.result,
+                flags: r.flags,
             };
             // The op stays in the table while more completions will follow,
             // and goes (to be dropped after the borrows end) with the last.
-            let (kind, placed) = if c.last {
-                let Some(op) = ops.remove(user_data) else {
+            let (kind, placed) = if !io_uring::cqueue::more(r.flags) {
+                let Some(mut op) = ops.remove(r.user_data) else {
                     continue;
                 };
-                let placed = op.owner.complete(&op, c);
-                let kind = op.kind;
+                let placed = op.complete(c);
+                let kind = op.kind();
                 graveyard.push(op);
                 (kind, placed)
             } else {
-                let Some(op) = ops.get(user_data) else {
+                let Some(op) = ops.get_mut(r.user_data) else {
                     continue;
                 };
-                (op.kind, op.owner.complete(op, c))
+                (op.kind(), op.update(c))
             };
             out.push(Completion {
-                user_data,
-                result: c.result,
-                flags,
+                user_data: r.user_data,
+                result: r.result,
+                flags: r.flags,
                 kind,
                 buffer: placed.buffer,
                 offset: placed.offset,

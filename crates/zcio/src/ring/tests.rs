@@ -5,14 +5,30 @@ use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use std::rc::Rc;
-
 use io_uring::{opcode, squeue};
 
-use super::enter::BUSY_RETRIES;
 use super::*;
-use crate::op::{Cqe, OpKind, OpOwner, Placed};
+use crate::backend::uring::{self as uring, Uring, BUSY_RETRIES};
+use crate::op::Nop;
 use crate::{probe, RegisteredBufferPool};
+
+/// Whether `ring` runs on io_uring: these tests are of that backend's own
+/// paths, skipped (visibly) where `ZCIO_BACKEND` forces another.
+fn on_uring(ring: &Ring) -> bool {
+    let yes = ring.backend() == crate::BackendKind::IoUring;
+    if !yes {
+        eprintln!(
+            "SKIPPED: the ring runs on {} (ZCIO_BACKEND)",
+            ring.backend()
+        );
+    }
+    yes
+}
+
+/// The io_uring backend of `ring`.
+fn u(ring: &Ring) -> &Uring {
+    ring.inner.uring().expect("an io_uring ring")
+}
 
 /// A ring with a one-entry submission queue, a one-buffer pool with its
 /// buffer acquired, and `/dev/zero`; `None` (and a note) without io_uring.
@@ -30,6 +46,9 @@ fn setup() -> Option<(Ring, RegisteredBufferPool, File)> {
         ..RingOptions::default()
     })
     .unwrap();
+    if !on_uring(&ring) {
+        return None;
+    }
     let pool = RegisteredBufferPool::new(&ring, 4096, 1).unwrap();
     assert_eq!(pool.acquire().unwrap(), 0);
     Some((ring, pool, File::open("/dev/zero").unwrap()))
@@ -47,19 +66,19 @@ fn push_drains_completions_while_the_kernel_is_busy() {
     let a = read(&pool, &zero).unwrap();
     assert_eq!(ring.submit().unwrap(), 1); // /dev/zero completes inline
     let b = read(&pool, &zero).unwrap(); // the queue is full again
-    ring.inner
+    u(&ring)
         .inject
         .borrow_mut()
         .extend([libc::EBUSY, libc::EAGAIN, libc::EINTR]);
     let c = read(&pool, &zero).unwrap();
-    assert!(ring.inner.inject.borrow().is_empty());
+    assert!(u(&ring).inject.borrow().is_empty());
     // A's completion was taken from the kernel but not handed out yet.
-    assert_eq!(ring.inner.backlog.borrow().len(), 1);
+    assert_eq!(u(&ring).backlog.borrow().len(), 1);
     assert_eq!(ring.in_flight(), 3);
 
     // Waiting counts the backlog: two more completions, not three, are due.
     let start = Instant::now();
-    ring.inner.enter(3, Some(Duration::from_secs(2))).unwrap();
+    u(&ring).enter(3, Some(Duration::from_secs(2))).unwrap();
     assert!(start.elapsed() < Duration::from_secs(1));
     let mut out = Vec::new();
     while out.len() < 3 {
@@ -83,12 +102,12 @@ fn push_gives_up_when_the_kernel_stays_busy() {
         return;
     };
     let a = read(&pool, &zero).unwrap(); // the queue is full
-    ring.inner
+    u(&ring)
         .inject
         .borrow_mut()
         .extend([libc::EBUSY; BUSY_RETRIES as usize + 1]);
     let err = read(&pool, &zero).unwrap_err();
-    assert!(ring.inner.inject.borrow().is_empty());
+    assert!(u(&ring).inject.borrow().is_empty());
     assert_eq!(err.errno(), Some(libc::EBUSY));
     assert_eq!(err.syscall(), Some("io_uring_enter"));
     // Nothing of the refused operation is left behind.
@@ -98,7 +117,7 @@ fn push_gives_up_when_the_kernel_stays_busy() {
     assert_eq!((stats.kernel_ops, stats.counters.submitted), (1, 1));
 
     // A submit the kernel keeps refusing leaves the entry queued...
-    ring.inner
+    u(&ring)
         .inject
         .borrow_mut()
         .extend([libc::EAGAIN; BUSY_RETRIES as usize + 1]);
@@ -117,31 +136,14 @@ fn push_gives_up_when_the_kernel_stays_busy() {
     pool.release(0).unwrap();
 }
 
-/// Owns nothing: the owner of the no-op entries below.
-struct NoMemory;
-
-impl OpOwner for NoMemory {
-    fn complete(&self, _: &Op, _: Cqe) -> Placed {
-        Placed::default()
-    }
-}
-
 /// Queues an `IORING_OP_NOP`, linked to the next entry or not.
 fn nop(ring: &Ring, linked: bool) -> Result<u64> {
-    let flags = if linked {
-        squeue::Flags::IO_LINK
-    } else {
-        squeue::Flags::empty()
-    };
-    let entry = opcode::Nop::new().build().flags(flags);
-    let op = Op::new(Rc::new(NoMemory), OpKind::Send, 0);
-    // SAFETY: a no-op references no memory.
-    unsafe { ring.inner.push(entry, op) }
+    ring.inner.push(Op::Nop(Nop { link: linked }))
 }
 
 /// Entries the kernel can see in the submission queue (its tail moved).
 fn visible(ring: &Ring) -> usize {
-    ring.inner.with_uring(|u| u.submission().len()).unwrap()
+    u(ring).with_uring(|u| u.submission().len()).unwrap()
 }
 
 fn ring_of(entries: u32, sqpoll: bool) -> Option<Ring> {
@@ -154,7 +156,9 @@ fn ring_of(entries: u32, sqpoll: bool) -> Option<Ring> {
     match Ring::new(RingOptions {
         entries,
         sqpoll_idle_ms,
+        ..RingOptions::default()
     }) {
+        Ok(ring) if !on_uring(&ring) => None,
         Ok(ring) => Some(ring),
         Err(e) if sqpoll => {
             eprintln!("SKIPPED: SQPOLL unavailable ({e})");
@@ -174,9 +178,7 @@ fn reap_n(ring: &Ring, n: usize) -> Vec<Completion> {
             "only {} of {n} completions",
             out.len()
         );
-        ring.inner
-            .enter(1, Some(Duration::from_millis(50)))
-            .unwrap();
+        u(ring).enter(1, Some(Duration::from_millis(50))).unwrap();
         ring.reap(&mut out);
     }
     out
@@ -226,7 +228,7 @@ fn an_open_chain_is_ended_at_submit() {
     let b = nop(&ring, true).unwrap();
     // The caller failed before queuing the entry meant to end the chain.
     assert_eq!(ring.submit().unwrap(), 2);
-    assert!(ring.inner.chain.borrow().is_empty());
+    assert!(u(&ring).chain.borrow().is_empty());
     // What comes next is not linked to the chain.
     let c = nop(&ring, false).unwrap();
     assert_eq!(visible(&ring), 1);
@@ -240,15 +242,15 @@ fn ending_a_chain_clears_only_the_link() {
     let e = opcode::Nop::new()
         .build()
         .flags(squeue::Flags::IO_LINK | squeue::Flags::ASYNC);
-    assert!(submission::links(&e));
-    let u = submission::unlinked(&e);
-    assert!(!submission::links(&u));
+    assert!(uring::links(&e));
+    let u = uring::unlinked(&e);
+    assert!(!uring::links(&u));
     let hard = opcode::Nop::new().build().flags(squeue::Flags::IO_HARDLINK);
-    assert!(submission::links(&hard));
-    assert!(!submission::links(&opcode::Nop::new().build()));
+    assert!(uring::links(&hard));
+    assert!(!uring::links(&opcode::Nop::new().build()));
     // ASYNC survives: the entry still runs as it was asked to.
-    let again = submission::unlinked(&u.clone().flags(squeue::Flags::IO_LINK));
-    assert!(!submission::links(&again));
+    let again = uring::unlinked(&u.clone().flags(squeue::Flags::IO_LINK));
+    assert!(!uring::links(&again));
 }
 
 #[test]

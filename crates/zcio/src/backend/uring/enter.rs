@@ -4,19 +4,19 @@ use std::time::Duration;
 
 use io_uring::types;
 
-use super::RingInner;
+use super::Uring;
 use crate::error::{Error, Result};
 
 /// `IORING_ENTER_GETEVENTS`.
 pub(super) const ENTER_GETEVENTS: u32 = 1;
 /// How many times one `io_uring_enter` is retried while the kernel answers
 /// `EBUSY`/`EAGAIN` (the completion queue is drained before each retry).
-pub(super) const BUSY_RETRIES: u32 = 8;
+pub(crate) const BUSY_RETRIES: u32 = 8;
 
-impl RingInner {
+impl Uring {
     pub(crate) fn submit(&self) -> Result<u32> {
         // Checked first: the early return below must not hide a closed ring.
-        self.check_open()?;
+        self.with_uring(|_| ())?;
         self.end_chain().or_else(busy_is_zero)?;
         let linked = self.linked.replace(0);
         if linked > 0 && self.features.defer_taskrun && self.pending.get() > 0 {
@@ -49,7 +49,9 @@ impl RingInner {
         self.enter(0, None).or_else(busy_is_zero)
     }
 
-    pub(crate) fn has_work(&self) -> bool {
+    /// Whether `submit` or `take` has anything to do now (`live`: the
+    /// operations in flight).
+    pub(crate) fn has_work(&self, live: u32) -> bool {
         if self.pending.get() > 0 || !self.backlog.borrow().is_empty() {
             return true;
         }
@@ -60,7 +62,7 @@ impl RingInner {
             let ready = !u.completion().is_empty();
             ready || overflow || taskrun
         })
-        .map(|now| now || (!flagged && self.in_flight() > 0))
+        .map(|now| now || (!flagged && live > 0))
         .unwrap_or(false)
     }
 
@@ -77,7 +79,7 @@ impl RingInner {
     /// caller has not reaped them yet) and the call is retried, up to
     /// [`BUSY_RETRIES`] times, after which the error is returned with nothing
     /// lost: the queued entries stay queued. `ETIME` (the timeout) gives 0.
-    pub(super) fn enter(&self, want: u32, timeout: Option<Duration>) -> Result<u32> {
+    pub(crate) fn enter(&self, want: u32, timeout: Option<Duration>) -> Result<u32> {
         let mut busy = 0;
         loop {
             let want = want.saturating_sub(self.backlog.borrow().len() as u32);
@@ -86,7 +88,6 @@ impl RingInner {
                 Ok(n) => {
                     self.pending
                         .set(self.pending.get().saturating_sub(n as u32));
-                    self.publish();
                     return Ok(n as u32);
                 }
                 Err(e) => e,
@@ -110,7 +111,7 @@ impl RingInner {
     ) -> Result<std::io::Result<usize>> {
         #[cfg(test)]
         if let Some(errno) = self.inject.borrow_mut().pop_front() {
-            self.check_open()?;
+            self.with_uring(|_| ())?;
             return Ok(Err(std::io::Error::from_raw_os_error(errno)));
         }
         self.with_uring(|uring| {
@@ -136,7 +137,7 @@ impl RingInner {
 
 /// The kernel kept refusing with `EBUSY`/`EAGAIN`: nothing was submitted,
 /// and the entries stay queued for the next call.
-pub(super) fn busy_is_zero<T: Default>(e: Error) -> Result<T> {
+pub(crate) fn busy_is_zero<T: Default>(e: Error) -> Result<T> {
     match e.errno() {
         Some(libc::EBUSY) | Some(libc::EAGAIN) => Ok(T::default()),
         _ => Err(e),

@@ -12,17 +12,20 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU16, Ordering};
 
-use io_uring::{cqueue, opcode, squeue, types};
+use io_uring::cqueue;
 
 use crate::error::{Error, Result};
 use crate::net::TcpStream;
-use crate::op::{Cqe, Keep, Op, OpKind, OpOwner, Placed};
+use crate::op::poll::F_BUFFER;
+use crate::op::{Cqe, Op, Placed, Recv, RecvOwner};
 use crate::pool::Region;
 use crate::published::Published;
 use crate::ring::{Ring, RingInner};
-use crate::sys::{self, Mmap};
+use crate::sys::Mmap;
+
+mod provider;
+use provider::Provider;
 
 /// The largest buffer of a group: the kernel's per-buffer length is a `u32`,
 /// and one receive transfers at most `INT_MAX` bytes.
@@ -67,28 +70,8 @@ pub struct GroupOptions {
     pub incremental: bool,
 }
 
-/// The kernel's registration of the ring memory; unregistered (and the ring
-/// memory unmapped) when the last holder drops it: the group and every
-/// receive operation that may still pick a buffer from it.
-struct Registration {
-    ring: Rc<RingInner>,
-    id: u16,
-    map: Mmap,
-}
-
-impl Drop for Registration {
-    fn drop(&mut self) {
-        // A closed ring took the registration with it.
-        let _ = self
-            .ring
-            .with_uring(|uring| uring.submitter().unregister_buf_ring(self.id));
-    }
-}
-
 #[derive(Default)]
 struct State {
-    /// The ring's tail as this side advanced it.
-    tail: u16,
     /// Per bid: chunks out, in the kernel's ring, bytes consumed (incremental).
     chunks: Vec<u32>,
     in_kernel: Vec<bool>,
@@ -111,7 +94,7 @@ pub(crate) struct GroupShared {
     incremental: bool,
     data: Rc<Region>,
     /// `None` once closed: no receive may name the group any more.
-    reg: RefCell<Option<Rc<Registration>>>,
+    reg: RefCell<Option<Rc<Provider>>>,
     state: RefCell<State>,
     published: Rc<Published>,
 }
@@ -188,49 +171,7 @@ impl BufferGroup {
         let data = Rc::new(Region::new(
             Mmap::anonymous(bytes).map_err(|e| Error::sys("mmap", e))?,
         ));
-        let map =
-            Mmap::anonymous(buffer_count as usize * std::mem::size_of::<types::BufRingEntry>())
-                .map_err(|e| Error::sys("mmap", e))?;
-        let flags = if incremental {
-            types::IOU_PBUF_RING_INC as u16
-        } else {
-            0
-        };
-        let registered = inner.with_uring(|uring| {
-            // SAFETY: `map` is a zeroed, page-aligned mapping of
-            // `buffer_count` entries; the `Registration` that owns it
-            // unregisters the ring before unmapping it.
-            unsafe {
-                uring.submitter().register_buf_ring_with_flags(
-                    map.as_ptr() as u64,
-                    buffer_count as u16,
-                    group_id,
-                    flags,
-                )
-            }
-        })?;
-        if let Err(e) = registered {
-            return Err(match e.raw_os_error() {
-                Some(libc::EEXIST) => Error::GroupInUse { group_id },
-                Some(libc::ENOMEM) => Error::Memlock {
-                    bytes: map.len() as u64,
-                    limit: sys::memlock_limit()
-                        .map_or_else(|| "unlimited".into(), |l| format!("{l} bytes")),
-                    source: e,
-                },
-                Some(libc::EINVAL) if incremental => Error::Unsupported {
-                    feature: "incremental buffer consumption (IOU_PBUF_RING_INC)",
-                    needs: "6.12",
-                    release: sys::kernel_release(),
-                },
-                Some(libc::EINVAL) => Error::Unsupported {
-                    feature: "provided-buffer rings (IORING_REGISTER_PBUF_RING)",
-                    needs: "5.19",
-                    release: sys::kernel_release(),
-                },
-                _ => Error::sys("io_uring_register", e),
-            });
-        }
+        let provider = Provider::new(&inner, group_id, buffer_count, incremental)?;
         let n = buffer_count as usize;
         let group = GroupShared {
             ring: inner.clone(),
@@ -239,11 +180,7 @@ impl BufferGroup {
             count: buffer_count,
             incremental,
             data,
-            reg: RefCell::new(Some(Rc::new(Registration {
-                ring: inner,
-                id: group_id,
-                map,
-            }))),
+            reg: RefCell::new(Some(Rc::new(provider))),
             state: RefCell::new(State {
                 chunks: vec![0; n],
                 in_kernel: vec![false; n],
@@ -259,7 +196,7 @@ impl BufferGroup {
             for bid in 0..buffer_count {
                 group.add(reg, &mut st, bid, bid as u16);
             }
-            group.commit(reg, &mut st, buffer_count as u16);
+            reg.commit(buffer_count as u16);
         }
         group.publish();
         Ok(BufferGroup {
@@ -276,12 +213,7 @@ impl BufferGroup {
     /// [`Error::Closed`] (the group, the stream or the ring), [`Error::Sys`]
     /// when the submission queue could not be flushed.
     pub fn recv(&self, stream: &TcpStream) -> Result<u64> {
-        let fd = stream.raw_fd()?;
-        let entry = opcode::Recv::new(types::Fd(fd), std::ptr::null_mut(), 0)
-            .buf_group(self.shared.id)
-            .build()
-            .flags(squeue::Flags::BUFFER_SELECT);
-        self.push(entry, OpKind::Recv, stream)
+        self.push(stream, false)
     }
 
     /// Queues a multishot receive on `stream` (Linux 6.0): one completion per
@@ -295,25 +227,25 @@ impl BufferGroup {
     ///
     /// As [`recv`](Self::recv).
     pub fn recv_multishot(&self, stream: &TcpStream) -> Result<u64> {
-        let fd = stream.raw_fd()?;
-        let entry = opcode::RecvMulti::new(types::Fd(fd), self.shared.id).build();
-        self.push(entry, OpKind::RecvMulti, stream)
+        self.push(stream, true)
     }
 
-    fn push(&self, entry: squeue::Entry, kind: OpKind, stream: &TcpStream) -> Result<u64> {
+    fn push(&self, stream: &TcpStream, multishot: bool) -> Result<u64> {
         let s = &self.shared;
+        let fd = stream.raw_fd()?;
         let reg = s
             .reg
             .borrow()
             .clone()
             .ok_or(Error::Closed { what: "group" })?;
-        let op = Op::new(s.clone(), kind, 0).keep(Keep::Two(reg, stream.socket_use(&s.ring)));
+        let group: Rc<dyn RecvOwner> = s.clone();
+        let socket = stream.socket_use(&s.ring, false);
+        // The op holds the group (and so its memory), the registration (and
+        // so the ring the kernel takes buffer addresses from) and the stream
+        // (so its descriptor stays open) until its final completion.
+        let op = Recv::new(fd, group, s.id, multishot, reg, socket);
         s.state.borrow_mut().receives += 1;
-        // SAFETY: the kernel writes only into buffers of this group's ring,
-        // which lie in `s.data`; the op holds the group (and so the data) and
-        // the registration (and so the ring memory) until its final
-        // completion, and the stream, so its descriptor stays open.
-        let res = unsafe { s.ring.push(entry, op) };
+        let res = s.ring.push(Op::Recv(op));
         if res.is_err() {
             s.state.borrow_mut().receives -= 1;
         }
@@ -378,7 +310,7 @@ impl BufferGroup {
             st.head[b] = 0;
             if let Some(reg) = reg.as_ref() {
                 s.add(reg, &mut st, buffer_id, 0);
-                s.commit(reg, &mut st, 1);
+                reg.commit(1);
             } else {
                 // Closed: no ring to return it to, but it is free again.
                 st.in_kernel[b] = true;
@@ -457,35 +389,13 @@ impl BufferGroup {
 }
 
 impl GroupShared {
-    /// Writes buffer `bid` into ring entry `tail + at` (not yet visible).
-    fn add(&self, reg: &Registration, st: &mut State, bid: u32, at: u16) {
-        let mask = self.count - 1;
-        let slot = (u32::from(st.tail.wrapping_add(at)) & mask) as usize;
+    /// Gives buffer `bid` back to the provider, as entry `tail + at` (not
+    /// yet visible).
+    fn add(&self, reg: &Provider, st: &mut State, bid: u32, at: u16) {
         let addr = self.data.as_ptr() as u64 + u64::from(bid) * self.buffer_size as u64;
-        let entries = reg.map.as_ptr().cast::<types::BufRingEntry>();
-        // SAFETY: `slot < count`, the ring's entry count; the entry is not
-        // the kernel's until `commit` publishes the tail. The setters leave
-        // entry 0's tail field alone.
-        unsafe {
-            let e = &mut *entries.add(slot);
-            e.set_addr(addr);
-            e.set_len(self.buffer_size as u32);
-            e.set_bid(bid as u16);
-        }
+        reg.add(bid as u16, addr, self.buffer_size as u32, at);
         st.in_kernel[bid as usize] = true;
         st.available += 1;
-    }
-
-    /// Hands the last `n` added entries to the kernel.
-    fn commit(&self, reg: &Registration, st: &mut State, n: u16) {
-        st.tail = st.tail.wrapping_add(n);
-        // SAFETY: the tail is the u16 in entry 0, shared with the kernel,
-        // which reads it concurrently: a release store orders the entries'
-        // writes before it.
-        unsafe {
-            let tail = types::BufRingEntry::tail(reg.map.as_ptr().cast()) as *const AtomicU16;
-            (*tail).store(st.tail, Ordering::Release);
-        }
     }
 
     fn publish(&self) {
@@ -503,10 +413,26 @@ impl GroupShared {
     }
 }
 
-impl OpOwner for GroupShared {
-    fn complete(&self, _op: &Op, cqe: Cqe) -> Placed {
+impl RecvOwner for GroupShared {
+    fn next_buffer(&self) -> Option<(u16, *mut u8, usize)> {
+        let reg = self.reg.borrow();
+        let (bid, used) = reg.as_ref()?.next()?;
+        let at = usize::from(bid) * self.buffer_size + used as usize;
+        let room = self.buffer_size - used as usize;
+        Some((bid, self.data.as_ptr().wrapping_add(at), room))
+    }
+
+    fn filled(&self, bid: u16, n: usize) -> u32 {
+        let size = self.buffer_size as u32;
+        match self.reg.borrow().as_ref() {
+            Some(reg) => reg.fill(bid, n as u32, size, self.incremental),
+            None => F_BUFFER | (u32::from(bid) << 16),
+        }
+    }
+
+    fn received(&self, cqe: Cqe, last: bool) -> Placed {
         let mut st = self.state.borrow_mut();
-        if cqe.last {
+        if last {
             st.receives -= 1;
         }
         if cqe.result == -libc::ENOBUFS {
@@ -540,5 +466,4 @@ impl OpOwner for GroupShared {
 }
 
 #[cfg(test)]
-#[path = "buf_ring_tests.rs"]
 mod tests;

@@ -1,5 +1,6 @@
 //! The only place that calls libc directly: mappings, eventfd, limits, uname,
-//! and the io_uring registration call whose result the io-uring crate drops.
+//! and the io_uring registration call whose result the io-uring crate drops;
+//! the non-blocking calls of the epoll backend are in `io`.
 
 use std::ffi::CStr;
 use std::io;
@@ -215,3 +216,5 @@ pub(crate) fn read_proc(path: &str) -> Option<String> {
         .ok()
         .map(|s| s.trim().to_owned())
 }
+
+pub(crate) mod io_calls;

@@ -2,49 +2,38 @@
 
 use io_uring::squeue;
 
-use super::RingInner;
+use super::Uring;
 use crate::error::{Error, Result};
-use crate::op::Op;
 
 /// How many times `push` submits to make room in a full submission queue.
 pub(super) const PUSH_ATTEMPTS: u32 = 8;
 
-impl RingInner {
-    /// Queues `entry` for `op`; the op (and the pool memory it references) is
-    /// kept until the completion is reaped. On error nothing is queued and the
-    /// op is dropped again.
-    ///
-    /// # Safety
-    ///
-    /// Every buffer `entry` points at must stay valid until its completion:
-    /// `op.pool` must own that memory.
-    pub(crate) unsafe fn push(&self, entry: squeue::Entry, op: Op) -> Result<u64> {
-        self.check_open()?;
-        let user_data = self.ops.borrow_mut().insert(op);
-        let entry = entry.user_data(user_data);
-        // SAFETY: the caller guarantees the buffers stay valid; the op holding
-        // them was stored under `user_data` above.
-        if let Err(e) = unsafe { self.push_entry(&entry) } {
-            let op = self.ops.borrow_mut().cancel(user_data);
-            drop(op);
-            return Err(e);
-        }
-        self.publish();
-        Ok(user_data)
-    }
-
+impl Uring {
     /// Queues an entry that no op owns (a cancel request).
     ///
     /// # Safety
     ///
     /// `entry` references no memory, or only memory that lives forever.
     pub(crate) unsafe fn push_untracked(&self, entry: &squeue::Entry) -> Result<()> {
-        self.check_open()?;
         // A request of the ring's own never joins a chain of the caller's.
         self.end_chain()?;
         // SAFETY: the caller's contract.
+        unsafe { self.push_entry(entry) }
+    }
+
+    /// Queues the entry of an op stored in the ring's table under the
+    /// entry's `user_data`.
+    ///
+    /// # Safety
+    ///
+    /// Whatever `entry` points at stays valid until its final completion
+    /// (the op in the table owns it).
+    pub(crate) unsafe fn push(&self, entry: &squeue::Entry, linked: bool) -> Result<()> {
+        // SAFETY: the caller's contract.
         unsafe { self.push_entry(entry) }?;
-        self.publish();
+        if linked {
+            self.note_linked();
+        }
         Ok(())
     }
 
@@ -63,9 +52,9 @@ impl RingInner {
     ///
     /// # Safety
     ///
-    /// As for [`RingInner::push`]: whatever `entry` points at stays valid
+    /// As for [`Uring::push`]: whatever `entry` points at stays valid
     /// until its completion.
-    pub(super) unsafe fn push_entry(&self, entry: &squeue::Entry) -> Result<()> {
+    pub(crate) unsafe fn push_entry(&self, entry: &squeue::Entry) -> Result<()> {
         let chained = links(entry);
         if !chained && self.chain.borrow().is_empty() {
             // SAFETY: the caller's contract.
@@ -117,7 +106,7 @@ impl RingInner {
     ///
     /// As for [`push_entry`](Self::push_entry) when the queue can't be made
     /// to hold the chain; it then stays held (and ended) for the next call.
-    pub(super) fn end_chain(&self) -> Result<()> {
+    pub(crate) fn end_chain(&self) -> Result<()> {
         {
             let mut chain = self.chain.borrow_mut();
             let Some(last) = chain.last_mut() else {
@@ -134,7 +123,7 @@ impl RingInner {
     ///
     /// # Safety
     ///
-    /// As for [`RingInner::push`], for every entry held.
+    /// As for [`Uring::push`], for every entry held.
     unsafe fn write_chain(&self) -> Result<()> {
         // Its entries were counted as pending when they were held.
         let chain = std::mem::take(&mut *self.chain.borrow_mut());
@@ -151,7 +140,7 @@ impl RingInner {
     ///
     /// # Safety
     ///
-    /// As for [`RingInner::push`], for every entry.
+    /// As for [`Uring::push`], for every entry.
     unsafe fn write(&self, entries: &[squeue::Entry]) -> Result<()> {
         let mut attempts = 0;
         loop {
@@ -187,18 +176,18 @@ impl RingInner {
 
     /// Counts an entry queued with `IO_LINK`: the next [`RingInner::submit`]
     /// runs the chain through in one call.
-    pub(crate) fn note_linked(&self) {
+    fn note_linked(&self) {
         self.linked.set(self.linked.get().saturating_add(1));
     }
 }
 
 /// Whether `entry` links to the next entry (`IO_LINK` or `IO_HARDLINK`).
-pub(super) fn links(entry: &squeue::Entry) -> bool {
+pub(crate) fn links(entry: &squeue::Entry) -> bool {
     flags_of(entry).intersects(squeue::Flags::IO_LINK | squeue::Flags::IO_HARDLINK)
 }
 
 /// `entry` without its link to the next entry, its other flags kept.
-pub(super) fn unlinked(entry: &squeue::Entry) -> squeue::Entry {
+pub(crate) fn unlinked(entry: &squeue::Entry) -> squeue::Entry {
     let keep = flags_of(entry) - (squeue::Flags::IO_LINK | squeue::Flags::IO_HARDLINK);
     entry.clone().clear_flags().flags(keep)
 }

@@ -1,37 +1,28 @@
-//! An io_uring owned by one thread, with the table of operations in flight.
-
+//! A ring: the table of operations in flight of one thread, and its close
+//! policy, over a backend (io_uring, or epoll and a thread pool).
 //!
-//! One file per concept: the table of operations (`ops`), setup, queuing
-//! entries (`submission`), `io_uring_enter` (`enter`), reaping completions
-//! (`completion`) and closing (`close`).
+//! One file per concept: reaping completions (`completion`), closing
+//! (`close`); the table itself is `table.rs`, the backends `backend/`.
 
 use std::cell::{Cell, RefCell};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::RawFd;
 use std::rc::{Rc, Weak};
 
-use io_uring::{opcode, squeue, IoUring};
-
-use crate::buf_table::BufTable;
+use crate::backend::epoll::DEFAULT_WORKERS;
+use crate::backend::uring::Uring;
+use crate::backend::{self, Backend, BackendChoice, BackendKind};
 use crate::error::{Error, Result};
-use crate::op::{Op, RingCloseHook};
+use crate::op::Op;
 use crate::published::{ring_counts as rc, Published};
-use crate::sys;
+use crate::table::Ops;
 
 mod close;
 mod completion;
-mod enter;
-mod ops;
-mod setup;
-mod submission;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use close::RingCloseHook;
 pub use completion::Completion;
-use ops::Ops;
-use setup::setup;
-
-/// `user_data` of the ring's own cancel requests; never handed to users.
-pub(crate) const CANCEL_USER_DATA: u64 = u64::MAX;
 
 /// How to set up a [`Ring`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +33,12 @@ pub struct RingOptions {
     /// this many idle milliseconds. It costs a kernel thread that spins while
     /// busy. `None` (the default) submits through `io_uring_enter`.
     pub sqpoll_idle_ms: Option<u32>,
+    /// The backend (default [`BackendChoice::Auto`]); the `ZCIO_BACKEND`
+    /// environment variable overrides it for the process.
+    pub backend: BackendChoice,
+    /// Worker threads of the epoll backend for file transfers that would
+    /// block (default 4; started on demand). Unused on io_uring.
+    pub workers: u32,
 }
 
 impl Default for RingOptions {
@@ -49,6 +46,8 @@ impl Default for RingOptions {
         RingOptions {
             entries: 256,
             sqpoll_idle_ms: None,
+            backend: BackendChoice::Auto,
+            workers: DEFAULT_WORKERS,
         }
     }
 }
@@ -72,37 +71,22 @@ pub struct RingFeatures {
 }
 
 pub(crate) struct RingInner {
-    uring: RefCell<Option<IoUring>>,
-    /// Closed with the ring: a closed ring holds no descriptor.
-    eventfd: RefCell<Option<OwnedFd>>,
-    features: RingFeatures,
-    ops: RefCell<Ops>,
+    pub(crate) backend: Backend,
+    pub(crate) ops: RefCell<Ops>,
     /// Ops whose completion was reaped, dropped once no borrow is held (the
     /// last reference to a pool may go with them).
     graveyard: RefCell<Vec<Op>>,
-    /// Completions taken from the kernel's queue to let it accept more work
-    /// (`EBUSY`/`EAGAIN`), handed out first by the next `reap`.
-    backlog: RefCell<Vec<Completion>>,
-    pub(crate) table: RefCell<BufTable>,
-    /// SQEs pushed but not yet handed to the kernel.
-    pending: Cell<u32>,
-    /// Of those, how many carry `IO_LINK` (see `note_linked`).
-    linked: Cell<u32>,
-    /// The entries of a chain of linked operations not ended yet, held out
-    /// of the submission queue until it ends (see `push_entry`); counted in
-    /// `pending`.
-    chain: RefCell<Vec<squeue::Entry>>,
+    /// Completions taken from the backend by `reap`, kept to reuse its room.
+    scratch: RefCell<Vec<crate::backend::RawCqe>>,
     /// Told when the ring closes (see `on_close`).
     close_hooks: RefCell<Vec<Weak<dyn RingCloseHook>>>,
     closed: Cell<bool>,
     /// Counts mirrored for bindings (see `published.rs`).
     published: Rc<Published>,
-    /// Errors `io_uring_enter` returns instead of calling the kernel, in order.
-    #[cfg(test)]
-    inject: RefCell<std::collections::VecDeque<i32>>,
 }
 
-/// An io_uring instance and its completion bookkeeping.
+/// A ring of operations in flight and its completion bookkeeping, over
+/// io_uring (or epoll, see [`BackendKind`]).
 ///
 /// A ring belongs to the thread that created it (`Ring` is neither `Send` nor
 /// `Sync`): with `IORING_SETUP_SINGLE_ISSUER` the kernel itself enforces it.
@@ -122,7 +106,8 @@ pub struct Ring {
 impl std::fmt::Debug for Ring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ring")
-            .field("features", &self.inner.features)
+            .field("backend", &self.backend())
+            .field("features", &self.features())
             .field("in_flight", &self.in_flight())
             .field("closed", &self.is_closed())
             .finish()
@@ -147,36 +132,28 @@ impl Ring {
                 reason: format!("{} is not between 1 and 32768", options.entries),
             });
         }
-        let (uring, features) = setup(options)?;
-        let eventfd = sys::eventfd().map_err(|e| Error::sys("eventfd", e))?;
-        uring
-            .submitter()
-            .register_eventfd(eventfd.as_raw_fd())
-            .map_err(|e| Error::sys("io_uring_register", e))?;
+        let backend = backend::setup(options)?;
         Ok(Ring {
             inner: Rc::new(RingInner {
-                uring: RefCell::new(Some(uring)),
-                eventfd: RefCell::new(Some(eventfd)),
-                features,
+                backend,
                 ops: RefCell::default(),
                 graveyard: RefCell::default(),
-                table: RefCell::new(BufTable::new()),
-                pending: Cell::new(0),
-                linked: Cell::new(0),
-                chain: RefCell::default(),
+                scratch: RefCell::default(),
                 close_hooks: RefCell::new(Vec::new()),
                 closed: Cell::new(false),
                 published: Published::new(rc::LEN, 0),
-                backlog: RefCell::default(),
-                #[cfg(test)]
-                inject: RefCell::default(),
             }),
         })
     }
 
+    /// The backend the ring runs on.
+    pub fn backend(&self) -> BackendKind {
+        self.inner.backend.kind()
+    }
+
     /// The setup flags the kernel accepted.
     pub fn features(&self) -> RingFeatures {
-        self.inner.features
+        self.inner.backend.features()
     }
 
     /// The eventfd the kernel signals when it posts completions. Treat a
@@ -186,30 +163,20 @@ impl Ring {
     /// watching it stops watching before closing the ring, so that it never
     /// sees the number again once the kernel hands it out for another file.
     pub fn eventfd(&self) -> RawFd {
-        self.inner
-            .eventfd
-            .borrow()
-            .as_ref()
-            .map_or(-1, AsRawFd::as_raw_fd)
+        self.inner.backend.eventfd()
     }
 
     /// Clears the eventfd's counter; returns whether it was signalled
     /// (`false` once the ring is closed).
     pub fn clear_eventfd(&self) -> bool {
-        self.inner
-            .eventfd
-            .borrow()
-            .as_ref()
-            .is_some_and(sys::eventfd_drain)
+        self.inner.backend.clear_eventfd()
     }
 
     /// Signals the eventfd, as the kernel does: a caller that stops reaping
     /// with work left uses it to be woken again. Does nothing once the ring
     /// is closed.
     pub fn signal_eventfd(&self) {
-        if let Some(fd) = self.inner.eventfd.borrow().as_ref() {
-            sys::eventfd_signal(fd);
-        }
+        self.inner.backend.signal_eventfd();
     }
 
     /// Turns the kernel's eventfd signal off (`false`) or on again
@@ -220,16 +187,7 @@ impl Ring {
     /// ring, or where the kernel can't flag deferred work
     /// ([`RingFeatures::taskrun_flag`]): there the signal stays on.
     pub fn set_eventfd_enabled(&self, on: bool) {
-        if !self.inner.features.taskrun_flag {
-            return;
-        }
-        let _ = self.inner.with_uring(|u| {
-            if on {
-                u.completion().enable_eventfd()
-            } else {
-                u.completion().disable_eventfd()
-            }
-        });
+        self.inner.backend.set_eventfd_enabled(on);
     }
 
     /// Whether [`Ring::submit`] or [`Ring::reap`] has anything to do now:
@@ -249,7 +207,7 @@ impl Ring {
 
     /// Operations queued but not yet handed to the kernel.
     pub fn pending(&self) -> u32 {
-        self.inner.pending.get()
+        self.inner.backend.pending()
     }
 
     /// Whether [`Ring::close`] was called.
@@ -284,20 +242,8 @@ impl Ring {
     /// As [`Ring::submit`]; [`Error::InvalidArgument`] when `n` exceeds the
     /// queue's size.
     pub fn reserve(&self, n: u32) -> Result<()> {
-        let (cap, used) = self.inner.with_uring(|u| {
-            let sq = u.submission();
-            (sq.capacity(), sq.len())
-        })?;
-        if n as usize > cap {
-            return Err(Error::InvalidArgument {
-                name: "n",
-                reason: format!("{n} entries do not fit a submission queue of {cap}"),
-            });
-        }
-        if cap - used < n as usize {
-            self.inner.submit()?;
-        }
-        Ok(())
+        self.inner.check_open()?;
+        self.inner.backend.reserve(n, &self.inner.ops)
     }
 
     /// Cancels the operation in `slot` (the low 32 bits of its `user_data`),
@@ -309,18 +255,11 @@ impl Ring {
     /// [`Error::Closed`], [`Error::Sys`] when the queue could not be flushed.
     pub fn cancel_slot(&self, slot: u32) -> Result<bool> {
         self.inner.check_open()?;
-        let user_data = {
-            let ops = self.inner.ops.borrow();
-            match ops.entries.get(slot as usize) {
-                Some(e) if e.op.is_some() => (u64::from(e.generation) << 32) | u64::from(slot),
-                _ => return Ok(false),
-            }
+        let Some(user_data) = self.inner.ops.borrow().user_data_of(slot) else {
+            return Ok(false);
         };
-        let cancel = opcode::AsyncCancel::new(user_data)
-            .build()
-            .user_data(CANCEL_USER_DATA);
-        // SAFETY: a cancel request references no memory.
-        unsafe { self.inner.push_untracked(&cancel) }?;
+        self.inner.backend.cancel(user_data, &self.inner.ops)?;
+        self.inner.publish();
         Ok(true)
     }
 
@@ -380,17 +319,14 @@ impl RingInner {
     /// Mirrors the counts into `published`.
     fn publish(&self) {
         let p = &self.published;
-        let in_flight = self.in_flight();
-        p.set_count(rc::IN_FLIGHT, f64::from(in_flight));
-        p.set_count(rc::PENDING, f64::from(self.pending.get()));
+        p.set_count(rc::IN_FLIGHT, f64::from(self.in_flight()));
+        p.set_count(rc::PENDING, f64::from(self.backend.pending()));
         p.set_count(rc::CLOSED, if self.closed.get() { 1.0 } else { 0.0 });
     }
 
-    /// Live ops plus final completions moved aside but not handed out.
+    /// Operations whose final completion has not been handed out.
     fn in_flight(&self) -> u32 {
-        let backlog = self.backlog.borrow();
-        let finals = backlog.iter().filter(|c| !c.more()).count() as u32;
-        self.ops.borrow().live + finals
+        self.ops.borrow().live
     }
 
     pub(crate) fn check_open(&self) -> Result<()> {
@@ -400,13 +336,79 @@ impl RingInner {
         Ok(())
     }
 
-    /// Runs `f` on the io_uring; `Closed` once it is gone.
-    pub(crate) fn with_uring<T>(&self, f: impl FnOnce(&mut IoUring) -> T) -> Result<T> {
-        let mut guard = self.uring.borrow_mut();
-        match guard.as_mut() {
-            Some(uring) if !self.closed.get() => Ok(f(uring)),
-            _ => Err(Error::Closed { what: "ring" }),
+    /// Queues `op`, which is kept (with the memory it owns) until its final
+    /// completion is reaped. On error nothing is queued and the op is
+    /// dropped again.
+    pub(crate) fn push(&self, op: Op) -> Result<u64> {
+        self.check_open()?;
+        let user_data = self.ops.borrow_mut().insert(op);
+        if let Err(e) = self.backend.push(user_data, &self.ops) {
+            let op = self.ops.borrow_mut().cancel(user_data);
+            drop(op);
+            return Err(e);
         }
+        self.publish();
+        Ok(user_data)
+    }
+
+    /// Cancels every operation on descriptor `fd` (a socket being closed).
+    pub(crate) fn cancel_fd(&self, fd: RawFd) {
+        if self.check_open().is_ok() {
+            // If it can't be queued, the operations end by themselves (or
+            // with the ring).
+            let _ = self.backend.cancel_fd(fd, &self.ops);
+            self.publish();
+        }
+    }
+
+    /// Ends a chain of linked operations left open by a failed queuing.
+    pub(crate) fn end_chain(&self) -> Result<()> {
+        self.check_open()?;
+        self.backend.end_chain()?;
+        self.publish();
+        Ok(())
+    }
+
+    pub(crate) fn submit(&self) -> Result<u32> {
+        self.check_open()?;
+        let n = self.backend.submit(&self.ops);
+        self.publish();
+        n
+    }
+
+    pub(crate) fn submit_and_wait(&self, want: u32) -> Result<u32> {
+        self.check_open()?;
+        let n = self.backend.submit_and_wait(want, &self.ops);
+        self.publish();
+        n
+    }
+
+    /// The io_uring backend, for what only it has (registered buffers,
+    /// provided-buffer rings); `None` on another backend.
+    pub(crate) fn uring(&self) -> Option<&Uring> {
+        match &self.backend {
+            Backend::Uring(u) => Some(u),
+            Backend::Epoll(_) => None,
+        }
+    }
+
+    /// Claims buffer group `id` where no kernel keeps the ids (false: in
+    /// use on this ring).
+    pub(crate) fn claim_group(&self, id: u16) -> bool {
+        match &self.backend {
+            Backend::Epoll(e) => e.claim_group(id),
+            Backend::Uring(_) => true,
+        }
+    }
+
+    pub(crate) fn release_group(&self, id: u16) {
+        if let Backend::Epoll(e) = &self.backend {
+            e.release_group(id);
+        }
+    }
+
+    pub(crate) fn has_work(&self) -> bool {
+        !self.closed.get() && self.backend.has_work(self.in_flight())
     }
 
     /// Registers `hook`, told once the ring has closed (while it lives).

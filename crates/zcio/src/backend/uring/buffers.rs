@@ -4,12 +4,12 @@
 
 use std::os::fd::{AsRawFd, RawFd};
 
-use crate::buf_table::MAX_REGISTERED_BUFFERS;
+use super::buf_table::MAX_REGISTERED_BUFFERS;
+use super::Uring;
 use crate::error::{Error, Result};
-use crate::ring::RingInner;
 use crate::sys;
 
-impl RingInner {
+impl Uring {
     /// Registers `iovecs` in a free range of the ring's registered-buffer
     /// table and returns the range's first index.
     ///

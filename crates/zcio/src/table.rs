@@ -2,9 +2,9 @@
 
 use crate::op::Op;
 
-pub(super) struct OpEntry {
-    pub(super) generation: u32,
-    pub(super) op: Option<Op>,
+pub(crate) struct OpEntry {
+    pub(crate) generation: u32,
+    pub(crate) op: Option<Op>,
 }
 
 /// The ring's table of operations, indexed by the low 32 bits of `user_data`.
@@ -16,16 +16,16 @@ pub(super) struct OpEntry {
 /// by slot: no new operation takes the slot of a completion it has not
 /// finished delivering.
 #[derive(Default)]
-pub(super) struct Ops {
-    pub(super) entries: Vec<OpEntry>,
+pub(crate) struct Ops {
+    pub(crate) entries: Vec<OpEntry>,
     free: Vec<u32>,
     /// Slots handed out by the last `reap`, free from the next one on.
     retired: Vec<u32>,
-    pub(super) live: u32,
+    pub(crate) live: u32,
 }
 
 impl Ops {
-    pub(super) fn insert(&mut self, op: Op) -> u64 {
+    pub(crate) fn insert(&mut self, op: Op) -> u64 {
         let slot = match self.free.pop() {
             Some(slot) => slot,
             None => {
@@ -44,17 +44,25 @@ impl Ops {
     }
 
     /// The op of a slot, left in place (more completions will follow).
-    pub(super) fn get(&self, user_data: u64) -> Option<&Op> {
-        let entry = self.entries.get(user_data as u32 as usize)?;
+    pub(crate) fn get_mut(&mut self, user_data: u64) -> Option<&mut Op> {
+        let entry = self.entries.get_mut(user_data as u32 as usize)?;
         if u64::from(entry.generation) != user_data >> 32 {
             return None;
         }
-        entry.op.as_ref()
+        entry.op.as_mut()
     }
 
     /// Takes the op out of its slot; the slot stays reserved until
     /// [`retire`](Self::retire) and the following [`recycle`](Self::recycle).
-    pub(super) fn remove(&mut self, user_data: u64) -> Option<Op> {
+    /// The `user_data` of the op in `slot`, if one is live there.
+    pub(crate) fn user_data_of(&self, slot: u32) -> Option<u64> {
+        match self.entries.get(slot as usize) {
+            Some(e) if e.op.is_some() => Some((u64::from(e.generation) << 32) | u64::from(slot)),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn remove(&mut self, user_data: u64) -> Option<Op> {
         let slot = user_data as u32;
         let entry = self.entries.get_mut(slot as usize)?;
         if u64::from(entry.generation) != user_data >> 32 {
@@ -66,19 +74,19 @@ impl Ops {
     }
 
     /// Undoes an `insert` whose entry never reached the kernel.
-    pub(super) fn cancel(&mut self, user_data: u64) -> Option<Op> {
+    pub(crate) fn cancel(&mut self, user_data: u64) -> Option<Op> {
         let op = self.remove(user_data)?;
         self.free.push(user_data as u32);
         Some(op)
     }
 
     /// The completion of `slot` has been handed out.
-    pub(super) fn retire(&mut self, slot: u32) {
+    pub(crate) fn retire(&mut self, slot: u32) {
         self.retired.push(slot);
     }
 
     /// Slots handed out before now may be reused.
-    pub(super) fn recycle(&mut self) {
+    pub(crate) fn recycle(&mut self) {
         self.free.append(&mut self.retired);
     }
 }

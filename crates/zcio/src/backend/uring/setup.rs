@@ -2,9 +2,9 @@
 
 use io_uring::IoUring;
 
-use super::{RingFeatures, RingOptions};
 use crate::error::{Error, Result};
 use crate::probe;
+use crate::ring::{RingFeatures, RingOptions};
 
 pub(super) fn setup(options: RingOptions) -> Result<(IoUring, RingFeatures)> {
     let entries = options.entries.next_power_of_two();

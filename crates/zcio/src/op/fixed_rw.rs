@@ -1,0 +1,134 @@
+//! `IORING_OP_READ_FIXED` / `IORING_OP_WRITE_FIXED`: a file transfer into or
+//! out of one registered pool buffer (sparse buffer table: Linux 5.13).
+
+use std::os::fd::RawFd;
+use std::rc::Rc;
+
+use io_uring::{opcode, squeue, types};
+
+use super::poll::{Attempt, Interest, Job};
+use super::{BufferOwner, Cqe, OpKind, Placed};
+use crate::sys::io_calls::{rw2, RWF_NOWAIT};
+
+/// Which way the bytes go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Direction {
+    /// File to buffer.
+    Read,
+    /// Buffer to file.
+    Write,
+}
+
+/// A fixed-buffer read or write; holds the pool (and so its memory and
+/// registration) until its completion.
+pub(crate) struct FixedRw {
+    pub(crate) dir: Direction,
+    pub(crate) pool: Rc<dyn BufferOwner>,
+    pub(crate) index: u32,
+    /// The buffer's index in the ring's registered-buffer table.
+    pub(crate) buf_index: u16,
+    pub(crate) fd: RawFd,
+    pub(crate) pos: u64,
+    /// Inside buffer `index` of the pool, `len` bytes long.
+    pub(crate) addr: *mut u8,
+    pub(crate) len: u32,
+    /// On the epoll backend: the file has no positions (a pipe, a socket, a
+    /// terminal), so the transfer waits for readiness like a socket's.
+    pub(crate) stream: bool,
+    /// On the epoll backend: the file can't be asked not to block
+    /// (`RWF_NOWAIT` refused), so a worker thread does the transfer.
+    pub(crate) plain: bool,
+}
+
+impl FixedRw {
+    pub(crate) fn kind(&self) -> OpKind {
+        match self.dir {
+            Direction::Read => OpKind::ReadFixed,
+            Direction::Write => OpKind::WriteFixed,
+        }
+    }
+
+    pub(crate) fn uring_entry(&self) -> squeue::Entry {
+        let fd = types::Fd(self.fd);
+        match self.dir {
+            Direction::Read => opcode::ReadFixed::new(fd, self.addr, self.len, self.buf_index)
+                .offset(self.pos)
+                .build(),
+            Direction::Write => opcode::WriteFixed::new(fd, self.addr, self.len, self.buf_index)
+                .offset(self.pos)
+                .build(),
+        }
+    }
+
+    /// The readiness form: a page-cache hit (or a ready pipe) is done at
+    /// once without blocking (`RWF_NOWAIT`); a file read that would block
+    /// goes to a worker thread; a stream waits until it is ready.
+    pub(crate) fn attempt(&mut self) -> Attempt {
+        let write = self.dir == Direction::Write;
+        if !self.plain {
+            let pos = if self.stream { -1 } else { self.pos as i64 };
+            // SAFETY: `addr..addr + len` lies in buffer `index` of the pool,
+            // which the op holds until its completion.
+            let r = unsafe {
+                rw2(
+                    write,
+                    self.fd,
+                    self.addr,
+                    self.len as usize,
+                    pos,
+                    RWF_NOWAIT,
+                )
+            };
+            match r {
+                r if r >= 0 => {
+                    return Attempt::Done {
+                        result: r,
+                        flags: 0,
+                    }
+                }
+                r if r == -libc::EAGAIN && self.stream => {
+                    let interest = if write {
+                        Interest::Write
+                    } else {
+                        Interest::Read
+                    };
+                    return Attempt::Wait {
+                        fd: self.fd,
+                        interest,
+                    };
+                }
+                r if r == -libc::EAGAIN => {}
+                r if r == -libc::ESPIPE && !self.stream => {
+                    self.stream = true;
+                    return self.attempt();
+                }
+                r if r == -libc::EOPNOTSUPP || r == -libc::EINVAL => self.plain = true,
+                r => {
+                    return Attempt::Done {
+                        result: r,
+                        flags: 0,
+                    }
+                }
+            }
+        }
+        Attempt::Blocking(Job {
+            write,
+            fd: self.fd,
+            addr: self.addr as usize,
+            len: self.len as usize,
+            pos: (!self.stream).then_some(self.pos),
+        })
+    }
+
+    pub(crate) fn placed(&self) -> Placed {
+        Placed {
+            buffer: self.index,
+            offset: 0,
+        }
+    }
+
+    pub(crate) fn complete(&mut self, cqe: Cqe) -> Placed {
+        self.pool.op_done(self.index, cqe.result);
+        self.placed()
+    }
+}

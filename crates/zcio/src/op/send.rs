@@ -1,0 +1,177 @@
+//! `IORING_OP_SEND` and `IORING_OP_SEND_ZC` of one memory range, with
+//! `MSG_NOSIGNAL | MSG_WAITALL` (the kernel retries a short send).
+//!
+//! A zero-copy send (Linux 6.0; usage reporting 6.1) completes twice: the
+//! byte count with `IORING_CQE_F_MORE`, then a notification once the kernel
+//! no longer reads the memory; the op (and the memory) lives until then.
+
+use std::os::fd::RawFd;
+
+use io_uring::{opcode, squeue, types};
+
+use super::poll::{Attempt, FdFlags, Interest};
+use super::{Cqe, OpKind, Placed, SendMemory, SocketUse};
+use crate::sys::io_calls;
+
+/// `IORING_SEND_ZC_REPORT_USAGE`.
+pub(crate) const SEND_ZC_REPORT_USAGE: u16 = 8;
+
+pub(crate) struct Send {
+    fd: RawFd,
+    ptr: *const u8,
+    len: u32,
+    /// Zero-copy; with the buffer's registered index when it is a pool's.
+    zc: bool,
+    fixed: Option<u16>,
+    link: bool,
+    memory: SendMemory,
+    _socket: SocketUse,
+    /// On the epoll backend: bytes sent so far, zero-copy send calls made,
+    /// and whether some of it had to be copied.
+    done: u32,
+    calls: u32,
+    copied: bool,
+}
+
+impl Send {
+    /// A send of `len` bytes at `ptr` on `fd`.
+    ///
+    /// # Safety
+    ///
+    /// `ptr..ptr + len` stays valid until the op's final completion: it lies
+    /// in `memory` (which the op keeps), or the caller keeps it valid.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) unsafe fn new(
+        fd: RawFd,
+        ptr: *const u8,
+        len: u32,
+        zc: bool,
+        fixed: Option<u16>,
+        link: bool,
+        memory: SendMemory,
+        socket: SocketUse,
+    ) -> Send {
+        Send {
+            fd,
+            ptr,
+            len,
+            zc,
+            fixed,
+            link,
+            memory,
+            _socket: socket,
+            done: 0,
+            calls: 0,
+            copied: false,
+        }
+    }
+
+    pub(crate) fn kind(&self) -> OpKind {
+        if self.zc {
+            OpKind::SendZc
+        } else {
+            OpKind::Send
+        }
+    }
+
+    pub(crate) fn links(&self) -> bool {
+        self.link
+    }
+
+    pub(crate) fn fd(&self) -> RawFd {
+        self.fd
+    }
+
+    pub(crate) fn uring_entry(&self) -> squeue::Entry {
+        let flags = libc::MSG_NOSIGNAL | libc::MSG_WAITALL;
+        let fd = types::Fd(self.fd);
+        if self.zc {
+            opcode::SendZc::new(fd, self.ptr, self.len)
+                .buf_index(self.fixed)
+                .flags(flags)
+                .zc_flags(SEND_ZC_REPORT_USAGE)
+                .build()
+        } else {
+            opcode::Send::new(fd, self.ptr, self.len)
+                .flags(flags)
+                .build()
+        }
+    }
+
+    /// Bytes the send must have sent in full for a linked op to follow.
+    pub(crate) fn expected(&self) -> i32 {
+        self.len as i32
+    }
+
+    /// The readiness form: sends what the socket takes (`MSG_DONTWAIT`),
+    /// waits until it is writable for the rest, and ends once all is sent
+    /// (`MSG_WAITALL`'s rule) or it fails (the count so far, if any). A
+    /// zero-copy send sends with `MSG_ZEROCOPY`: its memory is the kernel's
+    /// until the notifications for its calls come from the error queue.
+    pub(crate) fn attempt(&mut self, fd_flags: &mut FdFlags) -> Attempt {
+        let mut extra = 0;
+        if self.zc {
+            if !fd_flags.zerocopy {
+                let r = io_calls::enable_zerocopy(self.fd);
+                if r < 0 {
+                    return self.finish(r);
+                }
+                fd_flags.zerocopy = true;
+            }
+            if !self.copied {
+                extra = libc::MSG_ZEROCOPY;
+            }
+        }
+        while self.done < self.len || self.len == 0 {
+            let at = self.ptr.wrapping_add(self.done as usize);
+            let rest = (self.len - self.done) as usize;
+            // SAFETY: `ptr..ptr + len` stays valid until the final
+            // completion (the constructor's contract).
+            let r = unsafe { io_calls::send(self.fd, at, rest, extra) };
+            if r >= 0 {
+                self.done += r as u32;
+                if extra != 0 && r > 0 {
+                    self.calls += 1;
+                }
+                if self.len == 0 {
+                    break;
+                }
+            } else if r == -libc::EAGAIN {
+                return Attempt::Wait {
+                    fd: self.fd,
+                    interest: Interest::Write,
+                };
+            } else if r == -libc::ENOBUFS && extra != 0 {
+                // Over the socket's budget of zero-copy sends in flight:
+                // the rest goes by copy (and says so in the notification).
+                self.copied = true;
+                extra = 0;
+            } else {
+                let result = if self.done > 0 { self.done as i32 } else { r };
+                return self.finish(result);
+            }
+        }
+        self.finish(self.done as i32)
+    }
+
+    fn finish(&self, result: i32) -> Attempt {
+        if self.zc {
+            Attempt::Sent {
+                result,
+                calls: self.calls,
+                copied: self.copied,
+            }
+        } else {
+            Attempt::Done { result, flags: 0 }
+        }
+    }
+
+    pub(crate) fn placed(&self) -> Placed {
+        self.memory.placed()
+    }
+
+    pub(crate) fn complete(&mut self, cqe: Cqe) -> Placed {
+        self.memory.done(cqe.result);
+        self.placed()
+    }
+}
