@@ -359,10 +359,12 @@ export declare function probe(): ProbeResult
 
 /** What the running kernel supports; never throws. */
 export interface ProbeResult {
-  /** io_uring can be set up in this process. */
+  /** io_uring can be set up in this process and supports every opcode zcio needs. */
   ioUring: boolean
   /** Why io_uring is unavailable, when it is. */
   reason?: string
+  /** Why io_uring is unavailable, when it is, as a kind and a message. */
+  ioUringUnavailable?: UringUnavailable
   /** `uname -r`. */
   kernelRelease: string
   /** READ_FIXED/WRITE_FIXED and sparse buffer tables (Linux 5.13). */
@@ -452,4 +454,12 @@ export interface SocketAddress {
   address?: string
   port?: number
   path?: string
+}
+
+/** Why io_uring can't be used in this process. */
+export interface UringUnavailable {
+  /** `seccomp`, `sysctl`, `ENOSYS`, `opcodes`, `forced` or `setup`. */
+  kind: string
+  /** What happened and what to change to get io_uring. */
+  message: string
 }

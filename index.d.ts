@@ -5,4 +5,4 @@ export { TcpStream, TcpListener, sendZcBatch, type AddressOptions, type ListenOp
 export { rdma, type Context as RdmaContext, type ProtectionDomain, type MemoryRegion, type CompletionQueue, type PreparedQueuePair, type QueuePair, type Endpoint, type WorkCompletion, type Sge, type QpOptions, type RdmaDevice, } from './lib/rdma.js';
 export { ZeroCopyBufferManager, type ZeroCopyBufferManagerOptions, type HeaderBuffer, type Registration, type SendDone, } from './lib/zcbm.js';
 export type { ZcioError } from './lib/errors.js';
-export { probe, type ProbeResult } from './lib/probe.js';
+export { probe, type ProbeResult, type UringUnavailable, type UringUnavailableKind } from './lib/probe.js';

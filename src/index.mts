@@ -9,6 +9,8 @@ export type {
   AcquiredBuffer,
   PoolStats,
   ProbeResult,
+  UringUnavailable,
+  UringUnavailableKind,
   ZcioError,
   BufferGroupOptions,
   BufferGroupStats,

@@ -55,4 +55,4 @@ export {
 } from './lib/zcbm.js'
 export type { ZcioError } from './lib/errors.js'
 
-export { probe, type ProbeResult } from './lib/probe.js'
+export { probe, type ProbeResult, type UringUnavailable, type UringUnavailableKind } from './lib/probe.js'

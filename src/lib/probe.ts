@@ -3,8 +3,35 @@
 import { native, type NativeProbe } from './binding.js'
 import { rdma } from './rdma.js'
 
+/**
+ * Why io_uring can't be used here:
+ * - `seccomp`: `io_uring_setup` denied (EPERM) by a seccomp filter, as Docker's
+ *   and containerd's default profiles do;
+ * - `sysctl`: refused by `kernel.io_uring_disabled` (2, or 1 outside
+ *   `kernel.io_uring_group`);
+ * - `ENOSYS`: no io_uring in the kernel (or an emulator such as qemu-user);
+ * - `opcodes`: io_uring sets up but lacks opcodes zcio needs (gVisor supports
+ *   only NOP and READV);
+ * - `forced`: another backend is asked for (`ZCIO_BACKEND=epoll`);
+ * - `setup`: `io_uring_setup` failed otherwise.
+ */
+export type UringUnavailableKind = 'seccomp' | 'sysctl' | 'ENOSYS' | 'opcodes' | 'forced' | 'setup'
+
+/** Why io_uring is unavailable, as `probe().ioUringUnavailable` reports it. */
+export interface UringUnavailable {
+  /** Which of the known reasons. */
+  readonly kind: UringUnavailableKind
+  /** What happened and what to change to get io_uring (the same text as `reason`). */
+  readonly message: string
+}
+
 /** What the running kernel and process support; see `probe()`. */
-export type ProbeResult = NativeProbe & {
+export type ProbeResult = Omit<NativeProbe, 'ioUringUnavailable'> & {
+  /**
+   * Why io_uring is unavailable (`ioUring` is false), or absent when it is
+   * usable: its `kind` is stable, its `message` is `reason`.
+   */
+  readonly ioUringUnavailable?: UringUnavailable
   /**
    * RDMA verbs are usable: libibverbs loads and sees a device (checked, and
    * libibverbs loaded, on first read of this property).

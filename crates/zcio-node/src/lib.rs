@@ -17,13 +17,24 @@ mod uv;
 
 use napi_derive::napi;
 
+/// Why io_uring can't be used in this process.
+#[napi(object)]
+pub struct UringUnavailable {
+    /// `seccomp`, `sysctl`, `ENOSYS`, `opcodes`, `forced` or `setup`.
+    pub kind: String,
+    /// What happened and what to change to get io_uring.
+    pub message: String,
+}
+
 /// What the running kernel supports; never throws.
 #[napi(object)]
 pub struct ProbeResult {
-    /// io_uring can be set up in this process.
+    /// io_uring can be set up in this process and supports every opcode zcio needs.
     pub io_uring: bool,
     /// Why io_uring is unavailable, when it is.
     pub reason: Option<String>,
+    /// Why io_uring is unavailable, when it is, as a kind and a message.
+    pub io_uring_unavailable: Option<UringUnavailable>,
     /// `uname -r`.
     pub kernel_release: String,
     /// READ_FIXED/WRITE_FIXED and sparse buffer tables (Linux 5.13).
@@ -54,6 +65,10 @@ pub fn probe() -> ProbeResult {
     ProbeResult {
         io_uring: p.io_uring,
         reason: p.reason,
+        io_uring_unavailable: p.uring_unavailable.map(|why| UringUnavailable {
+            kind: why.kind().into(),
+            message: why.message(),
+        }),
         kernel_release: p.kernel_release,
         fixed_buffers: p.fixed_buffers,
         buf_ring: p.buf_ring,

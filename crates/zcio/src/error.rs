@@ -2,24 +2,31 @@
 
 use std::io;
 
+use crate::probe::UringUnavailable;
+
 /// Everything that can go wrong in zcio.
 ///
 /// Each variant names the failing call and, for kernel failures, keeps the
-/// `errno` (see [`Error::errno`]). [`Error::code`] gives a stable string code:
-/// the errno name (`"EBADF"`) for kernel errors, an `ERR_ZCIO_*` or Node-style
-/// `ERR_*` code otherwise. The Node binding copies both onto the JS error.
+/// `errno` ([`Error::errno`], [`Error::syscall`]; [`errno_name`] spells it).
+/// Tell errors apart by matching on the variant. The Node binding maps each
+/// variant to its Node-style `code` and error class.
+///
+/// Not `#[non_exhaustive]`, so that the binding's match is checked to cover
+/// every variant; a match in other code should still end in `_`: the `rdma`
+/// feature adds variants, and later versions may add more.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum Error {
-    /// `io_uring_setup(2)` is refused on this system (disabled by sysctl,
-    /// blocked by a seccomp filter, or missing from the kernel).
+    /// io_uring can't be used here: `io_uring_setup(2)` is refused (disabled
+    /// by sysctl, blocked by a seccomp filter, or missing from the kernel), or
+    /// the ring lacks opcodes zcio needs. `reason` says which and what to
+    /// change.
     #[error("io_uring is unavailable: {reason}")]
     UringUnavailable {
         /// Why, and what to do about it.
-        reason: String,
-        /// The error `io_uring_setup` returned.
+        reason: UringUnavailable,
+        /// The error `io_uring_setup` returned, when it failed.
         #[source]
-        source: io::Error,
+        source: Option<io::Error>,
     },
     /// A system call or an io_uring operation failed.
     #[error("{call} failed: {source}")]
@@ -123,6 +130,15 @@ pub enum Error {
         /// The running kernel release.
         release: String,
     },
+    /// The operation exists, but not on the backend in use (see
+    /// [`Error::Unsupported`] for a kernel that lacks it).
+    #[error("{feature} is not supported on the {backend} backend")]
+    BackendUnsupported {
+        /// What is not supported.
+        feature: &'static str,
+        /// The backend (`"io_uring"`, `"epoll"`).
+        backend: &'static str,
+    },
     /// The ring already has a buffer group with this id (or one closed while
     /// receives could still land in it).
     #[error("buffer group {group_id} is already in use on this ring")]
@@ -130,14 +146,22 @@ pub enum Error {
         /// The group id.
         group_id: u16,
     },
+    /// The ring's registered-buffer table has no room left for the pool.
+    #[error("the ring's registered-buffer table is full ({capacity} buffers in all); close a pool or use another ring")]
+    TableFull {
+        /// The table's capacity.
+        capacity: u32,
+    },
     /// RDMA verbs can't be used here: libibverbs, a provider or a device is
     /// missing (`reason` says which and what to do).
+    #[cfg(feature = "rdma")]
     #[error("RDMA is unavailable: {reason}")]
     RdmaUnavailable {
         /// What is missing.
         reason: String,
     },
     /// A memory region can't be closed while work requests use it.
+    #[cfg(feature = "rdma")]
     #[error("the memory region is in use by {count} outstanding work requests")]
     MrInUse {
         /// Work requests still holding it.
@@ -145,6 +169,7 @@ pub enum Error {
     },
     /// A completion queue can't be closed while queue pairs use it (a closed
     /// queue pair uses it until its flushed work requests are polled).
+    #[cfg(feature = "rdma")]
     #[error(
         "the completion queue is used by {count} queue pairs that are not closed or not drained"
     )]
@@ -154,6 +179,7 @@ pub enum Error {
     },
     /// A protection domain can't be closed while memory regions or queue
     /// pairs of it are open.
+    #[cfg(feature = "rdma")]
     #[error("the protection domain has {regions} open memory regions and {queue_pairs} open queue pairs")]
     PdInUse {
         /// Memory regions not closed.
@@ -163,6 +189,7 @@ pub enum Error {
     },
     /// A device context can't be closed while protection domains or
     /// completion queues of it are open.
+    #[cfg(feature = "rdma")]
     #[error("the RDMA context has {domains} open protection domains and {queues} open completion queues")]
     ContextInUse {
         /// Protection domains not closed.
@@ -170,14 +197,9 @@ pub enum Error {
         /// Completion queues not closed.
         queues: u32,
     },
-    /// The ring's registered-buffer table has no room left for the pool.
-    #[error("the ring's registered-buffer table is full ({capacity} buffers in all); close a pool or use another ring")]
-    TableFull {
-        /// The table's capacity.
-        capacity: u32,
-    },
     /// An RDMA post was refused: its completion queue has no room for the
     /// completion (the device would drop it). Poll, or use a larger queue.
+    #[cfg(feature = "rdma")]
     #[error("the completion queue is full: {pending} of its {capacity} completions are still to be polled")]
     CqFull {
         /// Completions the queue holds.
@@ -204,42 +226,11 @@ impl Error {
         }
     }
 
-    /// The stable code of this error: the errno name for kernel errors
-    /// (`"EBADF"`, `"ENOMEM"`), `ERR_INVALID_ARG_VALUE` / `ERR_OUT_OF_RANGE` for
-    /// bad arguments, `ERR_ZCIO_*` for the rest.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Error::UringUnavailable { .. } => "ERR_ZCIO_URING_UNAVAILABLE",
-            Error::Sys { source, .. } => errno_name(source.raw_os_error().unwrap_or(0)),
-            Error::Memlock { .. } => "ENOMEM",
-            Error::InvalidArgument { .. } => "ERR_INVALID_ARG_VALUE",
-            Error::OutOfRange { .. } => "ERR_OUT_OF_RANGE",
-            Error::PoolExhausted { .. } => "ERR_ZCIO_POOL_EXHAUSTED",
-            Error::NotAcquired { .. } => "ERR_ZCIO_NOT_ACQUIRED",
-            Error::BufferInFlight { .. } => "ERR_ZCIO_BUFFER_IN_FLIGHT",
-            Error::NotInFlight { .. } => "ERR_ZCIO_NOT_IN_FLIGHT",
-            Error::Borrowed { .. } => "ERR_ZCIO_BUFFER_BORROWED",
-            Error::Closed { .. } => "ERR_ZCIO_CLOSED",
-            Error::FdInUse { .. } => "ERR_ZCIO_FD_IN_USE",
-            Error::WrongThread => "ERR_ZCIO_WRONG_THREAD",
-            Error::Unsupported { .. } => "ERR_ZCIO_UNSUPPORTED",
-            Error::TableFull { .. } => "ERR_ZCIO_TABLE_FULL",
-            Error::GroupInUse { .. } => "ERR_ZCIO_GROUP_IN_USE",
-            Error::RdmaUnavailable { .. } => "ERR_ZCIO_RDMA_UNAVAILABLE",
-            Error::MrInUse { .. } => "ERR_ZCIO_MR_IN_USE",
-            Error::CqInUse { .. } => "ERR_ZCIO_CQ_IN_USE",
-            Error::PdInUse { .. } => "ERR_ZCIO_PD_IN_USE",
-            Error::ContextInUse { .. } => "ERR_ZCIO_CONTEXT_IN_USE",
-            Error::CqFull { .. } => "ERR_ZCIO_CQ_FULL",
-        }
-    }
-
     /// The errno, for errors that come from the kernel.
     pub fn errno(&self) -> Option<i32> {
         match self {
-            Error::UringUnavailable { source, .. }
-            | Error::Sys { source, .. }
-            | Error::Memlock { source, .. } => source.raw_os_error(),
+            Error::UringUnavailable { source, .. } => source.as_ref()?.raw_os_error(),
+            Error::Sys { source, .. } | Error::Memlock { source, .. } => source.raw_os_error(),
             _ => None,
         }
     }
@@ -247,11 +238,20 @@ impl Error {
     /// The failing system call or io_uring operation, for kernel errors.
     pub fn syscall(&self) -> Option<&'static str> {
         match self {
-            Error::UringUnavailable { .. } => Some("io_uring_setup"),
+            Error::UringUnavailable { source, .. } => source.as_ref().map(|_| "io_uring_setup"),
             Error::Sys { call, .. } => Some(call),
             Error::Memlock { .. } => Some("io_uring_register"),
             _ => None,
         }
+    }
+}
+
+impl From<UringUnavailable> for Error {
+    /// [`Error::UringUnavailable`], with the errno of `io_uring_setup` when
+    /// that is what failed.
+    fn from(reason: UringUnavailable) -> Self {
+        let source = reason.errno().map(io::Error::from_raw_os_error);
+        Error::UringUnavailable { reason, source }
     }
 }
 
@@ -336,16 +336,45 @@ mod tests {
     use super::*;
 
     #[test]
-    fn codes_are_stable() {
+    fn kernel_errors_keep_call_and_errno() {
         let e = Error::from_cqe("read", -libc::EBADF);
-        assert_eq!(e.code(), "EBADF");
+        assert!(matches!(e, Error::Sys { call: "read", .. }));
         assert_eq!(e.errno(), Some(libc::EBADF));
         assert_eq!(e.syscall(), Some("read"));
-        assert_eq!(
-            Error::PoolExhausted { total: 1 }.code(),
-            "ERR_ZCIO_POOL_EXHAUSTED"
-        );
+        assert_eq!(errno_name(e.errno().unwrap()), "EBADF");
         assert_eq!(Error::NotAcquired { index: 0 }.errno(), None);
+        assert_eq!(Error::NotAcquired { index: 0 }.syscall(), None);
         assert_eq!(errno_name(12345), "EUNKNOWN");
+    }
+
+    #[test]
+    fn uring_unavailable_keeps_the_setup_errno_only_when_setup_failed() {
+        let e = Error::from(UringUnavailable::Seccomp { errno: libc::EPERM });
+        assert_eq!(
+            (e.errno(), e.syscall()),
+            (Some(libc::EPERM), Some("io_uring_setup"))
+        );
+        assert!(std::error::Error::source(&e).is_some());
+        let e = Error::from(UringUnavailable::Opcodes {
+            missing: vec!["SEND"],
+        });
+        assert_eq!((e.errno(), e.syscall()), (None, None));
+        assert!(
+            e.to_string().starts_with("io_uring is unavailable: "),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn backend_unsupported_names_the_backend() {
+        let e = Error::BackendUnsupported {
+            feature: "provided-buffer rings",
+            backend: "epoll",
+        };
+        assert_eq!(
+            e.to_string(),
+            "provided-buffer rings is not supported on the epoll backend"
+        );
+        assert_eq!(e.errno(), None);
     }
 }

@@ -1,19 +1,31 @@
 //! What the running kernel offers, from io_uring's own opcode probe.
 
+mod opcodes;
+mod uring_unavailable;
+
 use std::sync::OnceLock;
 
 use io_uring::{opcode, IoUring, Probe};
 
+pub use opcodes::REQUIRED_OPCODES;
+pub use uring_unavailable::UringUnavailable;
+
 use crate::sys;
 
 /// What this kernel supports, as reported by [`probe`]. Never an error: when
-/// io_uring can't be set up, `io_uring` is false and `reason` says why.
+/// io_uring can't be used, `io_uring` is false (and so is every feature
+/// flag), `uring_unavailable` says why and `reason` spells it out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeReport {
-    /// `io_uring_setup(2)` works in this process.
+    /// io_uring is usable in this process: `io_uring_setup(2)` works and the
+    /// kernel's opcode probe lists every opcode of [`REQUIRED_OPCODES`]
+    /// (what [`uring_usable`] checks).
     pub io_uring: bool,
-    /// Why io_uring is unavailable, when it is.
+    /// Why io_uring is unavailable, when it is: the message of
+    /// `uring_unavailable`.
     pub reason: Option<String>,
+    /// Why io_uring is unavailable, when it is, as data.
+    pub uring_unavailable: Option<UringUnavailable>,
     /// `uname -r`.
     pub kernel_release: String,
     /// `IORING_OP_READ_FIXED`/`WRITE_FIXED` plus a sparse registered-buffer
@@ -49,26 +61,40 @@ pub fn probe() -> ProbeReport {
     CACHE.get_or_init(run_probe).clone()
 }
 
-/// Explains an `io_uring_setup` failure and what to do about it.
-pub(crate) fn unavailable_reason(err: &std::io::Error) -> String {
+/// Whether zcio can use io_uring in this process: `io_uring_setup(2)`
+/// works and the kernel's opcode probe lists every opcode of
+/// [`REQUIRED_OPCODES`]. Checked once per process (on a throw-away ring),
+/// then cached.
+///
+/// # Errors
+///
+/// Why not: [`UringUnavailable::Seccomp`], [`Sysctl`](UringUnavailable::Sysctl),
+/// [`Enosys`](UringUnavailable::Enosys) or [`Setup`](UringUnavailable::Setup)
+/// when the ring can't be set up, [`Opcodes`](UringUnavailable::Opcodes)
+/// when it lacks some (as in gVisor).
+pub fn uring_usable() -> Result<(), UringUnavailable> {
+    static CACHE: OnceLock<Result<(), UringUnavailable>> = OnceLock::new();
+    CACHE.get_or_init(check_usable).clone()
+}
+
+/// Classifies a failed `io_uring_setup(2)`, reading the sysctl
+/// `kernel.io_uring_disabled` to tell it from a seccomp filter.
+pub(crate) fn setup_refused(err: &std::io::Error) -> UringUnavailable {
     let disabled = sys::read_proc("/proc/sys/kernel/io_uring_disabled");
-    match err.raw_os_error() {
-        Some(libc::ENOSYS) => "the kernel has no io_uring (io_uring_setup returned ENOSYS); \
-             zcio needs Linux 5.13 or later built with CONFIG_IO_URING"
-            .into(),
-        Some(libc::EPERM) | Some(libc::EACCES) => match disabled.as_deref() {
-            Some("2") => "io_uring is disabled by the sysctl kernel.io_uring_disabled=2; \
-                 set it to 0 (or to 1 and add this user to kernel.io_uring_group)"
-                .into(),
-            Some("1") => "io_uring is restricted by kernel.io_uring_disabled=1 and this process \
-                 is not in kernel.io_uring_group; add it to the group or set the sysctl to 0"
-                .into(),
-            _ => "io_uring_setup was denied (EPERM), most likely by a seccomp filter: Docker and \
-                 containerd block io_uring by default; run with a seccomp profile that allows \
-                 io_uring_setup, io_uring_enter and io_uring_register"
-                .into(),
-        },
-        _ => format!("io_uring_setup failed: {err}"),
+    UringUnavailable::from_setup(err.raw_os_error().unwrap_or(0), disabled.as_deref())
+}
+
+fn check_usable() -> Result<(), UringUnavailable> {
+    let ring: IoUring = IoUring::builder().build(4).map_err(|e| setup_refused(&e))?;
+    let mut probe = Probe::new();
+    // No probe (before Linux 5.6, or a sandbox without it): nothing is
+    // known to work.
+    let have_probe = ring.submitter().register_probe(&mut probe).is_ok();
+    let missing = opcodes::missing(|code| have_probe && probe.is_supported(code));
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(UringUnavailable::Opcodes { missing })
     }
 }
 
@@ -78,6 +104,7 @@ fn run_probe() -> ProbeReport {
     let mut report = ProbeReport {
         io_uring: false,
         reason: None,
+        uring_unavailable: None,
         kernel_release,
         fixed_buffers: false,
         buf_ring: false,
@@ -89,10 +116,18 @@ fn run_probe() -> ProbeReport {
         memlock_limit: sys::memlock_limit(),
         sqpoll: false,
     };
+    let unusable = |report: &mut ProbeReport, why: UringUnavailable| {
+        report.reason = Some(why.to_string());
+        report.uring_unavailable = Some(why);
+    };
+    if let Err(why) = uring_usable() {
+        unusable(&mut report, why);
+        return report;
+    }
     let ring: IoUring = match IoUring::builder().build(4) {
         Ok(ring) => ring,
         Err(err) => {
-            report.reason = Some(unavailable_reason(&err));
+            unusable(&mut report, setup_refused(&err));
             return report;
         }
     };
@@ -154,8 +189,14 @@ mod tests {
         let b = super::probe();
         assert_eq!(a, b);
         assert!(!a.kernel_release.is_empty());
+        assert_eq!(a.io_uring, a.uring_unavailable.is_none());
+        assert_eq!(a.io_uring, super::uring_usable().is_ok());
+        assert_eq!(
+            a.reason,
+            a.uring_unavailable.as_ref().map(|why| why.to_string())
+        );
         if !a.io_uring {
-            assert!(a.reason.is_some());
+            assert!(!a.fixed_buffers && !a.buf_ring && !a.send_zc);
         }
     }
 }

@@ -10,6 +10,7 @@ use zcio::rdma::{
     self, CompletionQueue, Context, MemoryRegion, QpOptions, QueuePair, Sge, WorkCompletion,
     WorkOpcode,
 };
+use zcio::Error;
 
 struct Pair {
     _ctx: Context,
@@ -70,7 +71,7 @@ fn bytes(mr: &MemoryRegion) -> &mut [u8] {
 fn unavailable_is_explained() {
     match Context::open(Some("no-such-device-zcio")) {
         Err(e) => {
-            assert_eq!(e.code(), "ERR_ZCIO_RDMA_UNAVAILABLE");
+            assert!(matches!(e, Error::RdmaUnavailable { .. }));
             eprintln!("{e}");
         }
         Ok(_) => panic!("a device named no-such-device-zcio"),
@@ -86,7 +87,7 @@ fn send_receive_byte_exact_and_immediate_data() {
     }
     p.b.post_receive(&p.mr_b, 0, 4096, 7).unwrap();
     p.a.post_send(&p.mr_a, 0, 4096, 8).unwrap();
-    assert_eq!(p.mr_a.close().unwrap_err().code(), "ERR_ZCIO_MR_IN_USE");
+    assert!(matches!(p.mr_a.close().unwrap_err(), Error::MrInUse { .. }));
     let sent = wait(&p.cq_a, 1);
     assert_eq!(
         (sent[0].wr_id, sent[0].opcode, sent[0].status),
@@ -158,7 +159,7 @@ fn error_state_flushes_every_outstanding_request() {
             .unwrap();
     }
     assert_eq!(p.b.outstanding(), 10);
-    assert_eq!(p.mr_b.close().unwrap_err().code(), "ERR_ZCIO_MR_IN_USE");
+    assert!(matches!(p.mr_b.close().unwrap_err(), Error::MrInUse { .. }));
     p.b.set_error().unwrap();
     let flushed = wait(&p.cq_b, 10);
     let mut ids: Vec<u64> = flushed.iter().map(|c| c.wr_id).collect();
@@ -168,21 +169,19 @@ fn error_state_flushes_every_outstanding_request() {
     assert_eq!(p.b.outstanding(), 0);
     p.mr_b.close().unwrap();
     // Bad ranges never reach the device.
-    assert_eq!(
-        p.a.post_send(&p.mr_a, 0, (1 << 16) + 1, 1)
-            .unwrap_err()
-            .code(),
-        "ERR_OUT_OF_RANGE"
-    );
-    assert_eq!(
-        p.a.post_send(&p.mr_b, 0, 1, 1).unwrap_err().code(),
-        "ERR_ZCIO_CLOSED"
-    );
+    assert!(matches!(
+        p.a.post_send(&p.mr_a, 0, (1 << 16) + 1, 1).unwrap_err(),
+        Error::OutOfRange { .. }
+    ));
+    assert!(matches!(
+        p.a.post_send(&p.mr_b, 0, 1, 1).unwrap_err(),
+        Error::Closed { .. }
+    ));
     let _ = rdma::devices().unwrap();
 }
 
-fn code<T: std::fmt::Debug>(r: zcio::Result<T>) -> &'static str {
-    r.unwrap_err().code()
+fn err<T: std::fmt::Debug>(r: zcio::Result<T>) -> Error {
+    r.unwrap_err()
 }
 
 #[test]
@@ -198,23 +197,23 @@ fn close_out_of_order_is_refused_then_in_order_works() {
     let mr = pd.allocate(4096).unwrap();
 
     // Every wrong order is refused and changes nothing.
-    assert_eq!(code(ctx.close()), "ERR_ZCIO_CONTEXT_IN_USE");
-    assert_eq!(code(pd.close()), "ERR_ZCIO_PD_IN_USE");
-    assert_eq!(code(cq.close()), "ERR_ZCIO_CQ_IN_USE");
+    assert!(matches!(err(ctx.close()), Error::ContextInUse { .. }));
+    assert!(matches!(err(pd.close()), Error::PdInUse { .. }));
+    assert!(matches!(err(cq.close()), Error::CqInUse { .. }));
     assert_eq!(cq.users(), 2);
     qp.post_receive(&mr, 0, 64, 1).unwrap();
-    assert_eq!(code(mr.close()), "ERR_ZCIO_MR_IN_USE");
+    assert!(matches!(err(mr.close()), Error::MrInUse { .. }));
     qp.set_error().unwrap();
     assert_eq!(wait(&cq, 1)[0].wr_id, 1);
 
     // In order: queue pairs, then queue and region, domain, context.
     qp.close().unwrap();
     assert!(qp.is_closed() && qp.is_destroyed());
-    assert_eq!(code(cq.close()), "ERR_ZCIO_CQ_IN_USE"); // the prepared one
+    assert!(matches!(err(cq.close()), Error::CqInUse { .. })); // the prepared one
     peer.close().unwrap();
     assert_eq!(cq.users(), 0);
-    assert_eq!(code(pd.close()), "ERR_ZCIO_PD_IN_USE"); // the region
-    assert_eq!(code(ctx.close()), "ERR_ZCIO_CONTEXT_IN_USE");
+    assert!(matches!(err(pd.close()), Error::PdInUse { .. })); // the region
+    assert!(matches!(err(ctx.close()), Error::ContextInUse { .. }));
     cq.close().unwrap();
     mr.close().unwrap();
     pd.close().unwrap();
@@ -230,20 +229,26 @@ fn close_out_of_order_is_refused_then_in_order_works() {
     ctx.close().unwrap();
 
     // Any use after close.
-    assert_eq!(code(qp.post_send(&mr, 0, 1, 1)), "ERR_ZCIO_CLOSED");
-    assert_eq!(code(qp.post_receive(&mr, 0, 1, 1)), "ERR_ZCIO_CLOSED");
-    assert_eq!(code(qp.set_error()), "ERR_ZCIO_CLOSED");
-    assert_eq!(code(peer.handshake(ep)), "ERR_ZCIO_CLOSED");
-    assert_eq!(code(cq.poll(1)), "ERR_ZCIO_CLOSED");
-    assert_eq!(code(cq.arm()), "ERR_ZCIO_CLOSED");
+    assert!(matches!(
+        err(qp.post_send(&mr, 0, 1, 1)),
+        Error::Closed { .. }
+    ));
+    assert!(matches!(
+        err(qp.post_receive(&mr, 0, 1, 1)),
+        Error::Closed { .. }
+    ));
+    assert!(matches!(err(qp.set_error()), Error::Closed { .. }));
+    assert!(matches!(err(peer.handshake(ep)), Error::Closed { .. }));
+    assert!(matches!(err(cq.poll(1)), Error::Closed { .. }));
+    assert!(matches!(err(cq.arm()), Error::Closed { .. }));
     assert_eq!(cq.ack_events(), 0);
-    assert_eq!(code(pd.allocate(64)), "ERR_ZCIO_CLOSED");
-    assert_eq!(
-        code(pd.create_qp(&cq, &cq, QpOptions::default())),
-        "ERR_ZCIO_CLOSED"
-    );
-    assert_eq!(code(ctx.alloc_pd()), "ERR_ZCIO_CLOSED");
-    assert_eq!(code(ctx.create_cq(4)), "ERR_ZCIO_CLOSED");
+    assert!(matches!(err(pd.allocate(64)), Error::Closed { .. }));
+    assert!(matches!(
+        err(pd.create_qp(&cq, &cq, QpOptions::default())),
+        Error::Closed { .. }
+    ));
+    assert!(matches!(err(ctx.alloc_pd()), Error::Closed { .. }));
+    assert!(matches!(err(ctx.create_cq(4)), Error::Closed { .. }));
     // The closed region's memory is still mapped.
     assert_eq!(bytes(&mr)[..4], [0, 0, 0, 0]);
 }
@@ -261,9 +266,12 @@ fn close_with_work_outstanding_flushes_then_destroys() {
     p.b.close().unwrap();
     p.a.close().unwrap();
     assert!(p.b.is_closed() && !p.b.is_destroyed());
-    assert_eq!(code(p.b.post_receive(&p.mr_b, 0, 1, 1)), "ERR_ZCIO_CLOSED");
-    assert_eq!(code(p.cq_b.close()), "ERR_ZCIO_CQ_IN_USE");
-    assert_eq!(code(p.mr_b.close()), "ERR_ZCIO_MR_IN_USE");
+    assert!(matches!(
+        err(p.b.post_receive(&p.mr_b, 0, 1, 1)),
+        Error::Closed { .. }
+    ));
+    assert!(matches!(err(p.cq_b.close()), Error::CqInUse { .. }));
+    assert!(matches!(err(p.mr_b.close()), Error::MrInUse { .. }));
     // Poll the flushed requests: every wr_id comes back, with its holds.
     let mut flushed = Vec::new();
     while flushed.len() < 8 {
@@ -360,7 +368,10 @@ fn batch_posts_path_mtu_and_spinning_poll() {
         path_mtu: 1000,
         ..QpOptions::default()
     };
-    assert_eq!(code(pd.create_qp(&cq, &cq, bad)), "ERR_INVALID_ARG_VALUE");
+    assert!(matches!(
+        err(pd.create_qp(&cq, &cq, bad)),
+        Error::InvalidArgument { .. }
+    ));
     let opts = QpOptions {
         path_mtu: 4096,
         max_send_wr: 8,
@@ -377,10 +388,10 @@ fn batch_posts_path_mtu_and_spinning_poll() {
         *x = (i * 7 % 253) as u8;
     }
     // A bad range anywhere posts none.
-    assert_eq!(
-        code(b.post_receive_batch(&dst, &[(0, 10, 1), (0, 1 << 20, 2)])),
-        "ERR_OUT_OF_RANGE"
-    );
+    assert!(matches!(
+        err(b.post_receive_batch(&dst, &[(0, 10, 1), (0, 1 << 20, 2)])),
+        Error::OutOfRange { .. }
+    ));
     assert_eq!(b.outstanding(), 0);
     let recvs: Vec<_> = (0..4)
         .map(|i| (i * 8192, i * 8192 + 8192, 100 + i as u64))
@@ -461,7 +472,7 @@ fn posts_that_could_overflow_the_completion_queue_are_refused() {
         if posted < 64 {
             match a.post_send(&mr, 8192, 8192 + 64, posted) {
                 Ok(()) => posted += 1,
-                Err(e) => assert_eq!(e.code(), "ERR_ZCIO_CQ_FULL", "{e}"),
+                Err(e) => assert!(matches!(e, Error::CqFull { .. }), "{e}"),
             }
         }
         assert!(small.pending() as usize <= cap);
@@ -480,9 +491,18 @@ fn posts_that_could_overflow_the_completion_queue_are_refused() {
     let batch: Vec<_> = (0..cap + 5).map(|i| (0, 64, i as u64)).collect();
     assert_eq!(a.post_send_batch(&mr, &batch).unwrap(), cap);
     assert_eq!(small.pending() as usize, cap);
-    assert_eq!(code(a.post_send(&mr, 0, 64, 1)), "ERR_ZCIO_CQ_FULL");
-    assert_eq!(code(b.post_send(&mr, 0, 64, 1)), "ERR_ZCIO_CQ_FULL");
-    assert_eq!(code(b.post_send_batch(&mr, &batch)), "ERR_ZCIO_CQ_FULL");
+    assert!(matches!(
+        err(a.post_send(&mr, 0, 64, 1)),
+        Error::CqFull { .. }
+    ));
+    assert!(matches!(
+        err(b.post_send(&mr, 0, 64, 1)),
+        Error::CqFull { .. }
+    ));
+    assert!(matches!(
+        err(b.post_send_batch(&mr, &batch)),
+        Error::CqFull { .. }
+    ));
     assert_eq!(mr.in_use() as usize, cap);
     b.post_receive(&mr, 0, 64, 1).unwrap();
     // Closing flushes them; then everything closes.
@@ -511,7 +531,10 @@ fn a_queue_pair_dropped_with_work_outstanding_frees_its_share_of_the_queue() {
         let (a, b) = pair_on(&pd, &cq);
         let recvs: Vec<_> = (0..cap).map(|i| (0, 64, i as u64)).collect();
         assert_eq!(b.post_receive_batch(&mr, &recvs).unwrap(), cap);
-        assert_eq!(code(a.post_send(&mr, 0, 64, 1)), "ERR_ZCIO_CQ_FULL");
+        assert!(matches!(
+            err(a.post_send(&mr, 0, 64, 1)),
+            Error::CqFull { .. }
+        ));
         // Destroyed at once: its completions, if the device made any, are
         // stale; none is reported, and once the queue is seen empty the
         // room is back for the next queue pairs (which may get the same
@@ -542,10 +565,13 @@ fn a_failed_destroy_or_deregistration_keeps_the_memory_and_reports_it() {
     let (a, b) = pair_on(&pd, &cq);
     rdma::fail_next("ibv_destroy_qp", libc::EBUSY);
     let e = a.close().unwrap_err();
-    assert_eq!((e.code(), e.syscall()), ("EBUSY", Some("ibv_destroy_qp")));
+    assert_eq!(
+        (e.errno(), e.syscall()),
+        (Some(libc::EBUSY), Some("ibv_destroy_qp"))
+    );
     assert!(a.is_closed() && !a.is_destroyed());
     b.close().unwrap();
-    assert_eq!(code(cq.close()), "ERR_ZCIO_CQ_IN_USE");
+    assert!(matches!(err(cq.close()), Error::CqInUse { .. }));
     a.close().unwrap();
     assert!(a.is_destroyed());
 
@@ -557,10 +583,10 @@ fn a_failed_destroy_or_deregistration_keeps_the_memory_and_reports_it() {
     rdma::fail_next("ibv_destroy_qp", libc::EIO);
     assert_eq!(wait(&cq, 1)[0].wr_id, 1);
     assert!(!b.is_destroyed());
-    assert_eq!(code(cq.close()), "ERR_ZCIO_CQ_IN_USE");
+    assert!(matches!(err(cq.close()), Error::CqInUse { .. }));
     // close() retries, and reports a failure of its own.
     rdma::fail_next("ibv_destroy_qp", libc::EIO);
-    assert_eq!(code(b.close()), "EIO");
+    assert_eq!(err(b.close()).errno(), Some(libc::EIO));
     b.close().unwrap();
     assert!(b.is_destroyed());
     a.close().unwrap();
@@ -576,23 +602,26 @@ fn a_failed_destroy_or_deregistration_keeps_the_memory_and_reports_it() {
     rdma::fail_next("ibv_destroy_qp", libc::EBUSY);
     drop(b);
     assert_eq!(held.in_use(), 1);
-    assert_eq!(code(held.close()), "ERR_ZCIO_MR_IN_USE");
+    assert!(matches!(err(held.close()), Error::MrInUse { .. }));
     a.close().unwrap();
-    assert_eq!(code(leaked_cq.close()), "ERR_ZCIO_CQ_IN_USE");
-    assert_eq!(code(leaked_pd.close()), "ERR_ZCIO_PD_IN_USE");
+    assert!(matches!(err(leaked_cq.close()), Error::CqInUse { .. }));
+    assert!(matches!(err(leaked_pd.close()), Error::PdInUse { .. }));
 
     // A failed deregistration changes nothing; closing again retries.
     rdma::fail_next("ibv_dereg_mr", libc::EBUSY);
     let e = mr.close().unwrap_err();
-    assert_eq!((e.code(), e.syscall()), ("EBUSY", Some("ibv_dereg_mr")));
+    assert_eq!(
+        (e.errno(), e.syscall()),
+        (Some(libc::EBUSY), Some("ibv_dereg_mr"))
+    );
     assert!(!mr.is_closed());
-    assert_eq!(code(pd.close()), "ERR_ZCIO_PD_IN_USE");
+    assert!(matches!(err(pd.close()), Error::PdInUse { .. }));
     mr.close().unwrap();
     assert!(mr.is_closed());
     // Dropped and failing: still counted in its domain (registered, mapped).
     let dropped = pd.allocate(4096).unwrap();
     rdma::fail_next("ibv_dereg_mr", libc::EBUSY);
     drop(dropped);
-    assert_eq!(code(pd.close()), "ERR_ZCIO_PD_IN_USE");
+    assert!(matches!(err(pd.close()), Error::PdInUse { .. }));
     cq.close().unwrap();
 }

@@ -99,7 +99,7 @@ fn kernel_errors_keep_their_errno() {
     pool.read_fixed(-1, i, 0, 4096, 0).unwrap();
     let done = wait_all(&ring, 1);
     let err = done[0].into_result().unwrap_err();
-    assert_eq!(err.code(), "EBADF");
+    assert_eq!(err.errno(), Some(libc::EBADF));
     assert_eq!(err.errno(), Some(libc::EBADF));
     assert_eq!(err.syscall(), Some("read"));
     assert_eq!(pool.stats().counters.failed, 1);
@@ -111,20 +111,26 @@ fn bad_arguments_are_refused() {
     let ring = Ring::new(RingOptions::default()).unwrap();
     for (size, count) in [(0, 1), (1, 0), (1, 16385), ((1 << 30) + 1, 1)] {
         let err = RegisteredBufferPool::new(&ring, size, count).unwrap_err();
-        assert_eq!(err.code(), "ERR_INVALID_ARG_VALUE", "{size}x{count}");
+        assert!(
+            matches!(err, Error::InvalidArgument { .. }),
+            "{size}x{count}"
+        );
     }
     let pool = RegisteredBufferPool::new(&ring, 4096, 2).unwrap();
     let i = pool.acquire().unwrap();
     let err = pool.read_fixed(0, i, 0, 4097, 0).unwrap_err();
-    assert_eq!(err.code(), "ERR_OUT_OF_RANGE");
+    assert!(matches!(err, Error::OutOfRange { .. }));
     let err = pool.read_fixed(0, i, 0, 1, 4096).unwrap_err();
-    assert_eq!(err.code(), "ERR_OUT_OF_RANGE");
-    assert_eq!(pool.release(7).unwrap_err().code(), "ERR_OUT_OF_RANGE");
+    assert!(matches!(err, Error::OutOfRange { .. }));
+    assert!(matches!(
+        pool.release(7).unwrap_err(),
+        Error::OutOfRange { .. }
+    ));
     pool.acquire().unwrap();
-    assert_eq!(
-        pool.acquire().unwrap_err().code(),
-        "ERR_ZCIO_POOL_EXHAUSTED"
-    );
+    assert!(matches!(
+        pool.acquire().unwrap_err(),
+        Error::PoolExhausted { .. }
+    ));
     assert_eq!(pool.try_acquire().unwrap(), None);
 }
 
@@ -138,7 +144,7 @@ fn pools_share_the_table_and_close_independently() {
     let a = RegisteredBufferPool::new(&ring, 4096, 8000).unwrap();
     let b = RegisteredBufferPool::new(&ring, 4096, 8000).unwrap();
     let err = RegisteredBufferPool::new(&ring, 4096, 1000).unwrap_err();
-    assert_eq!(err.code(), "ERR_ZCIO_TABLE_FULL");
+    assert!(matches!(err, Error::TableFull { .. }));
     a.close().unwrap();
     let c = RegisteredBufferPool::new(&ring, 4096, 1000).unwrap();
     // The new pool's buffers work: a write lands.
@@ -214,10 +220,10 @@ fn close_cancels_what_is_in_flight() {
     assert_eq!(out[0].result, -libc::ECANCELED);
     assert!(ring.is_closed());
     ring.close(&mut out).unwrap();
-    assert_eq!(
-        pool.read_fixed(0, i, 0, 1, 0).unwrap_err().code(),
-        "ERR_ZCIO_CLOSED"
-    );
+    assert!(matches!(
+        pool.read_fixed(0, i, 0, 1, 0).unwrap_err(),
+        Error::Closed { .. }
+    ));
     pool.close().unwrap();
 }
 
@@ -276,7 +282,6 @@ fn memlock_child() {
     let ring = Ring::new(RingOptions::default()).unwrap();
     assert_eq!(ring.backend(), zcio::BackendKind::IoUring, "{:?}", probe());
     let err = RegisteredBufferPool::new(&ring, 1 << 20, 64).unwrap_err();
-    assert_eq!(err.code(), "ENOMEM");
     assert_eq!(err.errno(), Some(libc::ENOMEM));
     assert!(err.to_string().contains("ulimit -l"), "{err}");
     // Small registrations still fit.
@@ -332,7 +337,7 @@ fn memlock_partial_child() {
     );
     // The ring's first pool: the sparse table goes in in the same call.
     let err = RegisteredBufferPool::new(&ring, 4096, 128).unwrap_err();
-    assert_eq!(err.code(), "ENOMEM", "{err}");
+    assert_eq!(err.errno(), Some(libc::ENOMEM), "{err}");
     assert_eq!(err.errno(), Some(libc::ENOMEM));
     assert!(err.to_string().contains("ulimit -l"), "{err}");
     // What went in was cleared, and its charge returned.
@@ -343,7 +348,7 @@ fn memlock_partial_child() {
     // Once the table is registered: the same.
     let before = pinned_kib();
     let err = RegisteredBufferPool::new(&ring, 4096, 128).unwrap_err();
-    assert_eq!(err.code(), "ENOMEM", "{err}");
+    assert_eq!(err.errno(), Some(libc::ENOMEM), "{err}");
     assert_eq!(pinned_kib(), before);
     let more = working_pool(&ring, 8);
     // The failed ranges went back to the table and the first pool is intact.
@@ -447,12 +452,25 @@ fn uring_unavailable_child() {
         ..RingOptions::default()
     })
     .unwrap_err();
-    assert_eq!(err.code(), "ERR_ZCIO_URING_UNAVAILABLE");
+    assert!(matches!(err, Error::UringUnavailable { .. }));
     assert_eq!(err.errno(), Some(libc::EPERM));
     assert!(err.to_string().contains("seccomp"), "{err}");
+    assert_eq!(err.syscall(), Some("io_uring_setup"));
+    match &err {
+        Error::UringUnavailable { reason, .. } => assert_eq!(reason.kind(), "seccomp"),
+        other => panic!("not UringUnavailable: {other}"),
+    }
     let p = probe();
     assert!(!p.io_uring);
     assert!(p.reason.unwrap().contains("seccomp"));
+    assert_eq!(
+        p.uring_unavailable,
+        Some(zcio::UringUnavailable::Seccomp { errno: libc::EPERM })
+    );
+    assert_eq!(
+        zcio::uring_usable(),
+        Err(zcio::UringUnavailable::Seccomp { errno: libc::EPERM })
+    );
 }
 
 #[test]

@@ -1,100 +1,32 @@
 //! `CompletionQueue`: polled completions, mapped back to the work requests
-//! (and their memory holds) of the queue pairs that use the queue.
+//! (and their memory holds) of the queue pairs that use the queue, which it
+//! reaches through [`WrSink`] only.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::os::fd::RawFd;
 use std::rc::{Rc, Weak};
 
-use super::qp::QpShared;
-use super::{check, last_error, sys, Ctx};
+use super::call::{check, last_error};
+use super::ctx::Ctx;
+use super::sys;
+use super::work_completion::{WorkCompletion, WorkOpcode};
 use crate::error::{Error, Result};
 
-/// What a completed work request was.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WorkOpcode {
-    /// A send (with or without immediate data).
-    Send,
-    /// An RDMA WRITE.
-    RdmaWrite,
-    /// An RDMA READ.
-    RdmaRead,
-    /// A receive.
-    Recv,
-    /// A receive of an RDMA WRITE with immediate data.
-    RecvRdmaWithImm,
-    /// Anything else (the device's opcode).
-    Other(i32),
+/// What a completion queue hands each polled completion to: the queue pair
+/// whose work request it was, found by `qp_num` among those
+/// [attached](Cq::attach). Queue pairs implement it; the queue knows them
+/// only through it.
+pub(crate) trait WrSink {
+    /// A work request completed or was flushed: `id` is the `wr_id` the
+    /// device reports (the internal one given at post time). Returns the
+    /// caller's `wr_id`, or `None` when it is not one of this sink's
+    /// outstanding requests (a stale completion).
+    fn finish(&self, id: u64) -> Option<u64>;
 }
 
-impl WorkOpcode {
-    fn from_raw(op: i32) -> WorkOpcode {
-        match op {
-            0 => WorkOpcode::Send,
-            1 => WorkOpcode::RdmaWrite,
-            2 => WorkOpcode::RdmaRead,
-            128 => WorkOpcode::Recv,
-            129 => WorkOpcode::RecvRdmaWithImm,
-            o => WorkOpcode::Other(o),
-        }
-    }
-
-    /// The device's number (`ibv_wc_opcode`: 0 send, 1 RDMA WRITE, 2 RDMA
-    /// READ, 128 receive, 129 receive of a WRITE with immediate data).
-    pub fn raw(self) -> i32 {
-        match self {
-            WorkOpcode::Send => 0,
-            WorkOpcode::RdmaWrite => 1,
-            WorkOpcode::RdmaRead => 2,
-            WorkOpcode::Recv => 128,
-            WorkOpcode::RecvRdmaWithImm => 129,
-            WorkOpcode::Other(o) => o,
-        }
-    }
-
-    /// The name bindings show (`"send"`, `"recv"`...).
-    pub fn name(self) -> &'static str {
-        match self {
-            WorkOpcode::Send => "send",
-            WorkOpcode::RdmaWrite => "rdma-write",
-            WorkOpcode::RdmaRead => "rdma-read",
-            WorkOpcode::Recv => "recv",
-            WorkOpcode::RecvRdmaWithImm => "recv-rdma-with-imm",
-            WorkOpcode::Other(_) => "other",
-        }
-    }
-}
-
-/// One completed (or flushed) work request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WorkCompletion {
-    /// The `wr_id` given when it was posted.
-    pub wr_id: u64,
-    /// `IBV_WC_SUCCESS` (0) or the device's error status
-    /// (`IBV_WC_WR_FLUSH_ERR` = 5 for requests flushed by a QP in error).
-    pub status: i32,
-    /// What it was.
-    pub opcode: WorkOpcode,
-    /// Bytes received (receives) or transferred.
-    pub byte_len: u32,
-    /// Immediate data (host byte order), when the message carried some.
-    pub imm_data: Option<u32>,
-    /// The queue pair's number.
-    pub qp_num: u32,
-}
-
-impl WorkCompletion {
-    /// Whether it completed successfully.
-    pub fn is_ok(&self) -> bool {
-        self.status == sys::IBV_WC_SUCCESS
-    }
-
-    /// Whether it was flushed (its queue pair went to the error state).
-    pub fn is_flushed(&self) -> bool {
-        self.status == sys::IBV_WC_WR_FLUSH_ERR
-    }
-}
-
+/// A verbs completion queue and its channel, with the accounting of
+/// completions to come and the queue pairs (sinks) that use it.
 pub(crate) struct Cq {
     pub(crate) ctx: Rc<Ctx>,
     /// Null once closed.
@@ -104,7 +36,7 @@ pub(crate) struct Cq {
     fd: RawFd,
     /// The queue pairs whose completions land here, by number (only those
     /// not destroyed).
-    pub(crate) qps: RefCell<HashMap<u32, Weak<QpShared>>>,
+    qps: RefCell<HashMap<u32, Weak<dyn WrSink>>>,
     /// Entries the device made (`ibv_cq.cqe`, at least the ones asked for).
     capacity: u32,
     /// Completions to come: work requests posted to queue pairs that
@@ -120,7 +52,7 @@ pub(crate) struct Cq {
     orphans: Cell<u32>,
     /// Queue pairs whose `ibv_destroy_qp` failed when they were dropped:
     /// they use the queue for good.
-    pub(crate) stuck: Cell<u32>,
+    stuck: Cell<u32>,
 }
 
 impl Cq {
@@ -136,6 +68,30 @@ impl Cq {
             });
         }
         Ok(())
+    }
+
+    /// Routes the completions of queue pair `qpn` to `sink` from now on
+    /// (replacing a destroyed queue pair that had the number).
+    pub(crate) fn attach(&self, qpn: u32, sink: Weak<dyn WrSink>) {
+        self.qps.borrow_mut().insert(qpn, sink);
+    }
+
+    /// Stops routing completions of `qpn` to `sink`; an entry of another
+    /// sink (a newer queue pair given the same number) stays.
+    pub(crate) fn detach(&self, qpn: u32, sink: &dyn WrSink) {
+        let mut qps = self.qps.borrow_mut();
+        if qps
+            .get(&qpn)
+            .is_some_and(|w| std::ptr::addr_eq(w.as_ptr(), sink))
+        {
+            qps.remove(&qpn);
+        }
+    }
+
+    /// A queue pair using the queue could not be destroyed: it uses the
+    /// queue for good.
+    pub(crate) fn stuck_user(&self) {
+        self.stuck.set(self.stuck.get() + 1);
     }
 
     /// Queue pairs not destroyed that use the queue.
@@ -332,11 +288,11 @@ impl CompletionQueue {
         for wc in &wcs[..n as usize] {
             // Not borrowed across `finish`, which may destroy the queue pair
             // (and unregister it here).
-            let qp = cq.qps.borrow().get(&wc.qp_num).and_then(Weak::upgrade);
+            let sink = cq.qps.borrow().get(&wc.qp_num).and_then(Weak::upgrade);
             // None: a stale completion of a queue pair destroyed since (the
             // one registered under its number, if any, is a newer one whose
             // internal ids never match it).
-            let wr_id = qp.and_then(|qp| qp.finish(wc.wr_id));
+            let wr_id = sink.and_then(|sink| sink.finish(wc.wr_id));
             cq.taken(wr_id.is_some());
             let Some(wr_id) = wr_id else {
                 continue;

@@ -5,7 +5,10 @@ use std::cell::Cell;
 use std::mem::ManuallyDrop;
 use std::rc::Rc;
 
-use super::{check, last_error, sys, Ctx, Pd};
+use super::call::{check, last_error};
+use super::ctx::Ctx;
+use super::pd::Pd;
+use super::sys;
 use crate::error::{Error, Result};
 use crate::sys::Mmap;
 

@@ -108,7 +108,7 @@ fn push_gives_up_when_the_kernel_stays_busy() {
         .extend([libc::EBUSY; BUSY_RETRIES as usize + 1]);
     let err = read(&pool, &zero).unwrap_err();
     assert!(u(&ring).inject.borrow().is_empty());
-    assert_eq!(err.code(), "EBUSY");
+    assert_eq!(err.errno(), Some(libc::EBUSY));
     assert_eq!(err.syscall(), Some("io_uring_enter"));
     // Nothing of the refused operation is left behind.
     assert_eq!(ring.in_flight(), 1);
@@ -261,7 +261,7 @@ fn a_chain_longer_than_the_queue_is_refused_entry_by_entry() {
     nop(&ring, true).unwrap();
     nop(&ring, true).unwrap();
     let err = nop(&ring, true).unwrap_err();
-    assert_eq!(err.code(), "ERR_INVALID_ARG_VALUE");
+    assert!(matches!(err, Error::InvalidArgument { .. }));
     // The refused entry left nothing behind; the chain is ended at submit.
     assert_eq!((ring.pending(), ring.in_flight()), (2, 2));
     ring.submit().unwrap();
@@ -300,6 +300,9 @@ fn close_releases_the_eventfd() {
     assert_eq!(ring.eventfd(), -1);
     assert!(!ring.clear_eventfd());
     ring.signal_eventfd(); // does nothing, touches no descriptor
-    assert_eq!(ring.cancel_slot(0).unwrap_err().code(), "ERR_ZCIO_CLOSED");
-    assert_eq!(ring.submit().unwrap_err().code(), "ERR_ZCIO_CLOSED");
+    assert!(matches!(
+        ring.cancel_slot(0).unwrap_err(),
+        Error::Closed { .. }
+    ));
+    assert!(matches!(ring.submit().unwrap_err(), Error::Closed { .. }));
 }

@@ -54,10 +54,7 @@ pub(super) fn setup(options: RingOptions) -> Result<(IoUring, RingFeatures)> {
             Err(e) => {
                 return Err(match e.raw_os_error() {
                     Some(libc::EPERM) | Some(libc::EACCES) | Some(libc::ENOSYS) => {
-                        Error::UringUnavailable {
-                            reason: probe::unavailable_reason(&e),
-                            source: e,
-                        }
+                        Error::from(probe::setup_refused(&e))
                     }
                     _ => Error::sys("io_uring_setup", e),
                 })
