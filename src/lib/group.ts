@@ -10,7 +10,7 @@ import { errnoError, invalidArgType, invalidArgValue } from './errors.js'
 import { F_BUFFER, type Completer, Ring, ringInternals } from './ring.js'
 import { validateInteger, validateObject } from './validate.js'
 import { streamNative, type TcpStream } from './stream.js'
-import { brandGroup } from './group-brand.js'
+import { type ReceiveGroup, brandGroup, type groupMark } from './group-brand.js'
 import { ChunkBook } from './group-chunks.js'
 import { type Chunk, chunkIterator, makeChunk, recvPending } from './group-iter.js'
 import { type GroupCore, Scheduler, receive } from './group-recv.js'
@@ -110,7 +110,10 @@ const MAX_BUFFERS = native.GROUP_MAX_BUFFERS
  * A group of receive buffers the kernel chooses from (a provided-buffer
  * ring, Linux 5.19). Receive with `recv`, `recvMultishot` or `recvCallback`.
  */
-export class BufferGroup {
+export class BufferGroup implements ReceiveGroup {
+  /** Marks the type as a group for modules that can't import it (see `ReceiveGroup`). */
+  declare readonly [groupMark]: true
+
   readonly #native: NativeGroup
   readonly #completer: Completer
   readonly #counts: Float64Array
