@@ -1,6 +1,6 @@
 //! Buffer groups and stream sockets for JavaScript: conversions over the
 //! core's `BufferGroup`, `TcpListener` and `TcpStream`. Every operation is
-//! settled by the layer's handler for its slot (see `driver.rs`).
+//! settled by the layer's handler for its slot (see the `driver` module).
 
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::ptr;

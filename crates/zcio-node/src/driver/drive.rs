@@ -29,7 +29,10 @@ pub struct LoopHandles {
     pub _prepare: LoopHandle<Driver>,
 }
 
+/// A ring and everything that settles its operations on the loop of the JS
+/// thread that made it.
 pub struct Driver {
+    /// The core ring.
     pub ring: zcio::Ring,
     env: sys::napi_env,
     /// Set once the driver runs; taken at teardown.
@@ -83,6 +86,7 @@ impl Driver {
         }
     }
 
+    /// The env of the ring's JS thread.
     pub fn env(&self) -> sys::napi_env {
         self.env
     }
@@ -92,6 +96,7 @@ impl Driver {
         self.env_gone.get()
     }
 
+    /// Whether the loop handles are gone (or never came).
     pub fn is_torn_down(&self) -> bool {
         self.torn_down.get()
     }

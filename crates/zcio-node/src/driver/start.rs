@@ -14,7 +14,9 @@ use crate::raw::uv::{self, LoopHandle};
 
 /// Why the driver could not start.
 pub enum StartError {
+    /// The host exposes no libuv loop to addons.
     NoEventLoop,
+    /// A napi or libuv call failed.
     Napi,
 }
 

@@ -9,16 +9,14 @@ use crate::raw::{buffers, napi as raw};
 
 /// Who waits for an operation.
 pub enum Waiter {
+    /// Nobody (a free slot, or an operation whose waiter is gone).
     Empty,
     /// The JavaScript layer, which keeps a handler in a table by slot; it
     /// stays until the operation's last completion (multishot operations and
     /// zero-copy sends have several).
     Js,
     /// Element `pos` of batch `id`.
-    Batch {
-        id: u32,
-        pos: u32,
-    },
+    Batch { id: u32, pos: u32 },
     /// Low-level submission: the completion is queued for `takeCompletions`.
     Manual,
 }

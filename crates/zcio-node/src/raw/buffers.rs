@@ -60,10 +60,13 @@ pub fn typed_array(
 
 /// What a typed array is over.
 pub struct TypedArrayInfo {
+    /// The element type.
     pub ty: sys::napi_typedarray_type,
     /// Elements.
     pub len: usize,
+    /// The first element.
     pub data: *mut c_void,
+    /// The buffer the array is over.
     pub arraybuffer: sys::napi_value,
 }
 
