@@ -170,7 +170,7 @@ export declare class RegisteredBufferPool {
   constructor(ring: Ring, bufferSize: number, bufferCount: number)
   /**
    * `{ acquire, tryAcquire, release, readFixed, writeFixed }`: lean
-   * functions bound to this pool (see `fast.rs`). `tryAcquire` returns -1
+   * functions bound to this pool (see `pool/fast.rs`). `tryAcquire` returns -1
    * when no buffer is free; `readFixed`/`writeFixed` return the operation's
    * slot, settled through the ring's `settle` function.
    */
