@@ -117,7 +117,7 @@ std::thread_local! {
     static NEXT_ID: Cell<u32> = const { Cell::new(1) };
 }
 
-/// A region's work request offsets.
+/// An offset or a size within a region (below 2^53).
 fn offset(env: &Env, name: &'static str, v: f64) -> Result<usize> {
     Ok(safe_integer(env, name, v)? as usize)
 }
