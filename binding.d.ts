@@ -170,7 +170,7 @@ export declare class RegisteredBufferPool {
   constructor(ring: Ring, bufferSize: number, bufferCount: number)
   /**
    * `{ acquire, tryAcquire, release, readFixed, writeFixed }`: lean
-   * functions bound to this pool (see `fast.rs`). `tryAcquire` returns -1
+   * functions bound to this pool (see `pool/fast.rs`). `tryAcquire` returns -1
    * when no buffer is free; `readFixed`/`writeFixed` return the operation's
    * slot, settled through the ring's `settle` function.
    */
@@ -337,6 +337,15 @@ export declare class TcpStream {
   abort(): void
 }
 
+/** A buffer's state byte: acquired, not in flight. */
+export declare const BUFFER_ACQUIRED: number
+
+/** A buffer's state byte: in the free list (`zcio::buffer_state`). */
+export declare const BUFFER_FREE: number
+
+/** A buffer's state byte: in flight. */
+export declare const BUFFER_IN_FLIGHT: number
+
 /** A completion reaped for a low-level `submitReadFixed`/`submitWriteFixed`. */
 export interface Completion {
   /** The value the submit call returned. */
@@ -350,6 +359,90 @@ export interface Completion {
   /** What the operation was. */
   op: 'read' | 'write'
 }
+
+/** `IORING_CQE_F_BUF_MORE`: the kernel keeps filling the same buffer. */
+export declare const CQE_F_BUF_MORE: number
+
+/** `IORING_CQE_F_BUFFER`: the upper 16 bits carry a provided buffer's id. */
+export declare const CQE_F_BUFFER: number
+
+/** `IORING_CQE_F_MORE`: more completions of the operation follow. */
+export declare const CQE_F_MORE: number
+
+/** `IORING_CQE_F_NOTIF`: a zero-copy send's notification. */
+export declare const CQE_F_NOTIF: number
+
+/** Group counts: buffers in the kernel's ring, or free after close. */
+export declare const GROUP_COUNT_AVAILABLE: number
+
+/** Group counts: buffers in the group (`zcio::group_counts`). */
+export declare const GROUP_COUNT_BUFFERS: number
+
+/** Group counts: chunks received and not yet released. */
+export declare const GROUP_COUNT_CHUNKS: number
+
+/** Group counts: 1 once the group is closed (by itself or with its ring). */
+export declare const GROUP_COUNT_CLOSED: number
+
+/** Group counts: receives that found no buffer (cumulative). */
+export declare const GROUP_COUNT_ENOBUFS: number
+
+/** Group counts: buffers handed back whose chunks are not all released. */
+export declare const GROUP_COUNT_HELD: number
+
+/** Group counts: multishot receives re-armed (cumulative). */
+export declare const GROUP_COUNT_REARMS: number
+
+/** Group counts: receive operations in flight. */
+export declare const GROUP_COUNT_RECEIVES: number
+
+/** Largest group buffer (`zcio::MAX_GROUP_BUFFER_SIZE`). */
+export declare const GROUP_MAX_BUFFER_SIZE: number
+
+/** Most buffers in a group (`zcio::MAX_GROUP_BUFFERS`). */
+export declare const GROUP_MAX_BUFFERS: number
+
+/** Pool counts: buffers acquired and not in flight. */
+export declare const POOL_COUNT_ACQUIRED: number
+
+/** Pool counts: successful acquisitions (cumulative). */
+export declare const POOL_COUNT_ACQUIRES: number
+
+/** Pool counts: buffers free to acquire. */
+export declare const POOL_COUNT_AVAILABLE: number
+
+/** Pool counts: 1 once the pool is closed (by itself or with its ring). */
+export declare const POOL_COUNT_CLOSED: number
+
+/** Pool counts: kernel operations completed (cumulative). */
+export declare const POOL_COUNT_COMPLETED: number
+
+/** Pool counts: acquisitions refused, the pool exhausted (cumulative). */
+export declare const POOL_COUNT_EXHAUSTED: number
+
+/** Pool counts: kernel operations that failed (cumulative). */
+export declare const POOL_COUNT_FAILED: number
+
+/** Pool counts: buffers in flight. */
+export declare const POOL_COUNT_IN_FLIGHT: number
+
+/** Pool counts: kernel operations outstanding on the pool. */
+export declare const POOL_COUNT_KERNEL_OPS: number
+
+/** Pool counts: releases (cumulative). */
+export declare const POOL_COUNT_RELEASES: number
+
+/** Pool counts: kernel operations submitted (cumulative). */
+export declare const POOL_COUNT_SUBMITTED: number
+
+/** Pool counts: buffers in the pool (`zcio::pool_counts`). */
+export declare const POOL_COUNT_TOTAL: number
+
+/** Largest pool buffer (`zcio::MAX_BUFFER_SIZE`). */
+export declare const POOL_MAX_BUFFER_SIZE: number
+
+/** Most buffers a ring's table holds (`zcio::MAX_REGISTERED_BUFFERS`). */
+export declare const POOL_MAX_BUFFERS: number
 
 /**
  * Reports what this kernel and process support, without throwing: use it to
@@ -430,6 +523,18 @@ export interface RdmaWorkCompletion {
   /** The queue pair's number. */
   qpNum: number
 }
+
+/** Ring counts: 1 once the ring is closed. */
+export declare const RING_COUNT_CLOSED: number
+
+/** Ring counts: operations queued or in flight (`zcio::ring_counts`). */
+export declare const RING_COUNT_IN_FLIGHT: number
+
+/** Ring counts: operations queued, not yet handed to the kernel. */
+export declare const RING_COUNT_PENDING: number
+
+/** Most submission queue entries a ring may ask for. */
+export declare const RING_MAX_ENTRIES: number
 
 /** The setup flags the kernel accepted. */
 export interface RingFeatures {

@@ -3,10 +3,9 @@
 import { GROUP_RAND_D1, GROUP_RAND_D64, ZCIO_BATCH, ZCIO_PROMISE } from './common.js'
 import type { BenchResult, CaseResult, Group } from './common.js'
 import type { CallsResult } from './calls.js'
-import { passMark } from './calls.js'
-import { fmtBytes, fmtHeap, fmtRatio } from './report.js'
 import { outputWidth, table } from './layout.js'
 import type { Align } from './layout.js'
+import { fmtBytes, fmtHeap, fmtRatio, passMark } from './format.js'
 
 /** A zcio case's JS heap may grow by this much at most over its timed run. */
 export const HEAP_FLAT_BYTES = 256 * 1024

@@ -6,6 +6,7 @@ import { BLOCK, Progress, errorCode, errorMessage, loadZcio } from './common.js'
 import type { RegisteredBufferPool, Ring, ZcioStatus } from './common.js'
 import { outputWidth, table, wrapLine } from './layout.js'
 import type { Align } from './layout.js'
+import { fmtTargetNs, passMark } from './format.js'
 
 export interface CallsOptions {
   /** Calls per timed batch, at most (default 1e6). */
@@ -233,14 +234,6 @@ export async function runCalls(opts: CallsOptions = {}, loaded?: ZcioStatus): Pr
 
 function fmtNs(ns: number): string {
   return ns >= 100 ? ns.toFixed(0) : ns.toFixed(1)
-}
-
-export function passMark(pass: boolean | null): string {
-  return pass === null ? '' : pass ? 'pass' : 'MISS'
-}
-
-export function fmtTargetNs(ns: number | null): string {
-  return ns === null ? '-' : `<= ${Number(ns.toPrecision(3))}`
 }
 
 export function reportCalls(res: CallsResult, width: number = outputWidth()): string {

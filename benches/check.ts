@@ -4,10 +4,10 @@
 import type { Bar } from './bars.js'
 import { fmtMeasured, fmtTarget } from './bars.js'
 import type { CallsResult } from './calls.js'
-import { fmtTargetNs } from './calls.js'
 import { wrapLine } from './layout.js'
 import type { NetBar } from './net-report.js'
 import { fmtNetMeasured, fmtNetTarget } from './net-report.js'
+import { fmtTargetNs } from './format.js'
 
 /** One bar as `--check` sees it. */
 export interface Verdict {

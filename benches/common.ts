@@ -225,10 +225,6 @@ export function mib(bytes: number): string {
   return (bytes / MiB).toFixed(bytes % MiB === 0 ? 0 : 1)
 }
 
-export function fmtInt(n: number): string {
-  return Math.round(n).toLocaleString('en-US')
-}
-
 // ---------------------------------------------------------------------------
 // Loading the library
 

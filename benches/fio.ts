@@ -3,8 +3,9 @@
 
 import { spawn, spawnSync } from 'node:child_process'
 import { performance } from 'node:perf_hooks'
-import { GROUP_RAND_D1, GROUP_RAND_D64, GROUP_SEQ, PAINT_MS, RANDOM_DEPTH, SEQ_DEPTH, errorMessage, fmtInt, shellJoin } from './common.js'
+import { GROUP_RAND_D1, GROUP_RAND_D64, GROUP_SEQ, PAINT_MS, RANDOM_DEPTH, SEQ_DEPTH, errorMessage, shellJoin } from './common.js'
 import type { FioRun, FioVariant, Group, Progress } from './common.js'
+import { fmtInt } from './format.js'
 
 export interface FioSpec {
   group: Group

@@ -30,7 +30,6 @@ import {
   ZCIO_PROMISE,
   errorCode,
   errorMessage,
-  fmtInt,
   heapUsed,
   loadZcio,
   mib,
@@ -53,6 +52,7 @@ import { Meter, fileHandleRead, fsReadCallback, randomOffsets, readSync, sequent
 import type { Body, Offsets } from './cases.js'
 import { FIO_SPECS, fioName, fioVersion, measureFio } from './fio.js'
 import { checkOptions, checkSpace, createFile, machineFacts, resolveFile, warmFile } from './setup.js'
+import { fmtInt } from './format.js'
 
 export { GROUPS, machineFacts }
 

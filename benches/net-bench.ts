@@ -13,7 +13,7 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { GiB, MiB, Progress, errorMessage, fmtInt, loadZcio } from './common.js'
+import { GiB, MiB, Progress, errorMessage, loadZcio } from './common.js'
 import type { MachineFacts, ProbeResult } from './common.js'
 import {
   GROUP_COUNT,
@@ -29,6 +29,7 @@ import {
 import type { Cpu, Mode, NetCase, NetCaseResult, NetConfig, NetSample, NetSkipped, ParentMessage, PeerMessage, PeerSpec } from './net-common.js'
 import { iperf3Command, iperf3Version, runIperf3 } from './net-iperf.js'
 import { machineFacts } from './setup.js'
+import { fmtInt } from './format.js'
 
 export interface NetRunOptions {
   /** Stream bytes (default 4 GiB; rounded up to 64 KiB writes). */

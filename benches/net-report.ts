@@ -1,13 +1,11 @@
 // Tables, bars and the JSON document of `zcio bench net`.
 
-import { fmtInt } from './common.js'
-import { passMark } from './calls.js'
-import { fmtBytes, fmtRatio } from './report.js'
 import { fitText, outputWidth, table, wrapLine } from './layout.js'
 import type { Align } from './layout.js'
 import type { NetBenchResult } from './net-bench.js'
 import { IPERF3, NODE_NET, UNITS, ZCIO_PINGPONG, ZCIO_PINGPONG_BUSY, ZCIO_SEND, ZCIO_SENDZC } from './net-common.js'
 import type { Mode, NetCaseResult, NetSample } from './net-common.js'
+import { fmtBytes, fmtInt, fmtRatio, passMark } from './format.js'
 
 /** A bar: a ratio of zcio's median to a reference's that has to be at least (or at most) `target`. */
 export interface NetBar {

@@ -24,6 +24,18 @@ export interface Flow {
   receive(stream: unknown, callbacks: FlowCallbacks): FlowHandle
 }
 
+/** The key of the type-only mark of a BufferGroup (no such value exists at run time). */
+export declare const groupMark: unique symbol
+
+/**
+ * A `BufferGroup`, named without importing it (the group imports the stream
+ * module, whose `toNodeStream` takes a group): only `BufferGroup` carries the
+ * mark, whose key no user module can name.
+ */
+export interface ReceiveGroup {
+  readonly [groupMark]: true
+}
+
 const flows = new WeakMap<object, Flow>()
 
 /** Called by each BufferGroup's constructor. */

@@ -10,7 +10,7 @@ import { errnoError, invalidArgType, invalidArgValue } from './errors.js'
 import { F_BUFFER, type Completer, Ring, ringInternals } from './ring.js'
 import { validateInteger, validateObject } from './validate.js'
 import { streamNative, type TcpStream } from './stream.js'
-import { brandGroup } from './group-brand.js'
+import { type ReceiveGroup, brandGroup, type groupMark } from './group-brand.js'
 import { ChunkBook } from './group-chunks.js'
 import { type Chunk, chunkIterator, makeChunk, recvPending } from './group-iter.js'
 import { type GroupCore, Scheduler, receive } from './group-recv.js'
@@ -92,14 +92,28 @@ function recvsFor(stream: TcpStream): StreamRecvs {
 }
 
 
-// Indices of the published counts (crates/zcio/src/buf_ring.rs, group_counts).
-const C = { buffers: 0, available: 1, held: 2, chunks: 3, enobufs: 4, rearms: 5, receives: 6, closed: 7 }
+// Indices of the published counts, from the binding (the core's `group_counts`).
+const C = {
+  buffers: native.GROUP_COUNT_BUFFERS,
+  available: native.GROUP_COUNT_AVAILABLE,
+  held: native.GROUP_COUNT_HELD,
+  chunks: native.GROUP_COUNT_CHUNKS,
+  enobufs: native.GROUP_COUNT_ENOBUFS,
+  rearms: native.GROUP_COUNT_REARMS,
+  receives: native.GROUP_COUNT_RECEIVES,
+  closed: native.GROUP_COUNT_CLOSED,
+} as const
+const MAX_BUFFER_SIZE = native.GROUP_MAX_BUFFER_SIZE
+const MAX_BUFFERS = native.GROUP_MAX_BUFFERS
 
 /**
  * A group of receive buffers the kernel chooses from (a provided-buffer
  * ring, Linux 5.19). Receive with `recv`, `recvMultishot` or `recvCallback`.
  */
-export class BufferGroup {
+export class BufferGroup implements ReceiveGroup {
+  /** Marks the type as a group for modules that can't import it (see `ReceiveGroup`). */
+  declare readonly [groupMark]: true
+
   readonly #native: NativeGroup
   readonly #completer: Completer
   readonly #counts: Float64Array
@@ -116,10 +130,10 @@ export class BufferGroup {
     validateInteger(options.bufferSize, 'options.bufferSize', 0, 2 ** 32 - 1)
     validateInteger(options.bufferCount, 'options.bufferCount', 0, 2 ** 32 - 1)
     const { bufferSize, bufferCount } = options
-    if (bufferSize === 0 || bufferSize > 2 ** 30) {
+    if (bufferSize === 0 || bufferSize > MAX_BUFFER_SIZE) {
       throw invalidArgValue('options.bufferSize', bufferSize, 'must be between 1 and 1073741824 (1 GiB)')
     }
-    if (bufferCount === 0 || bufferCount > 32768 || (bufferCount & (bufferCount - 1)) !== 0) {
+    if (bufferCount === 0 || bufferCount > MAX_BUFFERS || (bufferCount & (bufferCount - 1)) !== 0) {
       throw invalidArgValue('options.bufferCount', bufferCount, 'must be a power of two between 1 and 32768')
     }
     const inc = options.incremental ?? false

@@ -4,8 +4,8 @@
 // and addresses, and an idle timeout with its 'timeout' event.
 
 import { Duplex } from 'node:stream'
+import type { SocketAddress } from './address.js'
 import { type Flow, type FlowHandle, flowOf } from './group-brand.js'
-import type { TcpStream } from './stream.js'
 import { invalidArgType, outOfRange } from './errors.js'
 import { validateInteger, validateObject } from './validate.js'
 
@@ -38,12 +38,26 @@ export interface NodeStream extends Duplex {
   readonly bytesRead: number
 }
 
+/**
+ * The members of a `TcpStream` the Duplex uses, named here so that this
+ * module does not import the stream module (which imports this one).
+ */
+export interface StreamPort {
+  readonly closed: boolean
+  readonly localAddress: SocketAddress
+  readonly remoteAddress: SocketAddress
+  send(data: Uint8Array): Promise<unknown>
+  shutdown(how: 'write'): void
+  close(): Promise<void>
+  setNoDelay(noDelay: boolean): unknown
+}
+
 const ENOTCONN = 'ENOTCONN'
 const kData = Symbol('data')
 const kEnd = Symbol('end')
 
 class ZcioSocket extends Duplex implements NodeStream {
-  readonly #stream: TcpStream
+  readonly #stream: StreamPort
   readonly #flow: Flow
   #receiving: FlowHandle | undefined
   #paused = false
@@ -53,7 +67,7 @@ class ZcioSocket extends Duplex implements NodeStream {
   readonly #remote: { address?: string; port?: number; family?: string }
   readonly #local: { address?: string; port?: number }
 
-  constructor(stream: TcpStream, flow: Flow, options: NodeStreamOptions) {
+  constructor(stream: StreamPort, flow: Flow, options: NodeStreamOptions) {
     super({ allowHalfOpen: options.allowHalfOpen ?? false, readableHighWaterMark: options.readableHighWaterMark })
     this.#stream = stream
     this.#flow = flow
@@ -185,7 +199,7 @@ class ZcioSocket extends Duplex implements NodeStream {
 }
 
 /** An IP address in `net.Socket`'s terms (a Unix socket has none). */
-function address(get: () => { family: string; address?: string | null; port?: number | null }): { address?: string; port?: number; family?: string } {
+function address(get: () => SocketAddress): { address?: string; port?: number; family?: string } {
   try {
     const a = get()
     if (a.family === 'unix') return {}
@@ -203,7 +217,7 @@ function address(get: () => { family: string; address?: string | null; port?: nu
  * reader that stops holds nothing other streams of the group need. Writes
  * go through `send`; `end()` shuts the write side down after them.
  */
-export function toNodeStream(stream: TcpStream, group: unknown, options: NodeStreamOptions = {}): NodeStream {
+export function toNodeStream(stream: StreamPort, group: unknown, options: NodeStreamOptions = {}): NodeStream {
   const flow = flowOf(group)
   if (flow === undefined) throw invalidArgType('group', 'an instance of BufferGroup', group)
   flow.native(stream) // ERR_INVALID_ARG_TYPE for anything but a TcpStream

@@ -62,27 +62,28 @@ interface FastCalls {
   writeFixed(fd: number, index: number, position: number, length: number, bufferOffset?: number): number
 }
 
-// Indices of a pool's published counts (crates/zcio/src/published.rs).
+// Indices of a pool's published counts and its state bytes, from the binding
+// (the core's `pool_counts`, `ring_counts` and `buffer_state`).
 const C = {
-  total: 0,
-  available: 1,
-  acquired: 2,
-  inFlight: 3,
-  kernelOps: 4,
-  acquires: 5,
-  exhausted: 6,
-  releases: 7,
-  submitted: 8,
-  completed: 9,
-  failed: 10,
-  closed: 11,
+  total: native.POOL_COUNT_TOTAL,
+  available: native.POOL_COUNT_AVAILABLE,
+  acquired: native.POOL_COUNT_ACQUIRED,
+  inFlight: native.POOL_COUNT_IN_FLIGHT,
+  kernelOps: native.POOL_COUNT_KERNEL_OPS,
+  acquires: native.POOL_COUNT_ACQUIRES,
+  exhausted: native.POOL_COUNT_EXHAUSTED,
+  releases: native.POOL_COUNT_RELEASES,
+  submitted: native.POOL_COUNT_SUBMITTED,
+  completed: native.POOL_COUNT_COMPLETED,
+  failed: native.POOL_COUNT_FAILED,
+  closed: native.POOL_COUNT_CLOSED,
 } as const
-const RING_CLOSED = 2
-const FREE = 0
+const RING_CLOSED = native.RING_COUNT_CLOSED
+const FREE = native.BUFFER_FREE
 const READ: OpKind = 0
 const WRITE: OpKind = 1
-const MAX_BUFFER_SIZE = 2 ** 30
-const MAX_BUFFERS = 16384
+const MAX_BUFFER_SIZE = native.POOL_MAX_BUFFER_SIZE
+const MAX_BUFFERS = native.POOL_MAX_BUFFERS
 
 /**
  * Page-aligned buffers registered once with a ring as io_uring fixed buffers

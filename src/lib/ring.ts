@@ -43,9 +43,10 @@ export type OpKind = 0 | 1
 
 const SYSCALL = ['read', 'write'] as const
 
-// Indices of the ring's published counts (crates/zcio/src/published.rs).
-const IN_FLIGHT = 0
-const CLOSED = 2
+// Indices of the ring's published counts, from the binding (the core's `ring_counts`).
+const IN_FLIGHT = native.RING_COUNT_IN_FLIGHT
+const CLOSED = native.RING_COUNT_CLOSED
+const MAX_ENTRIES = native.RING_MAX_ENTRIES
 
 type Resolve = (bytes: number) => void
 type Reject = (err: Error) => void
@@ -58,11 +59,11 @@ type Reject = (err: Error) => void
  */
 export type Handler = (result: number, flags: number, offset: number) => void
 
-/** CQE flags (`IORING_CQE_F_*`). */
-export const F_BUFFER = 1
-export const F_MORE = 2
-export const F_NOTIF = 8
-export const F_BUF_MORE = 16
+/** CQE flags (`IORING_CQE_F_*`), from the binding. */
+export const F_BUFFER = native.CQE_F_BUFFER
+export const F_MORE = native.CQE_F_MORE
+export const F_NOTIF = native.CQE_F_NOTIF
+export const F_BUF_MORE = native.CQE_F_BUF_MORE
 
 /**
  * The promises and handlers of one ring's operations, by slot. It references
@@ -190,8 +191,8 @@ export class Ring {
       validateObject(options, 'options')
       if (options.entries !== undefined) {
         validateInteger(options.entries, 'options.entries', 0, 2 ** 32 - 1)
-        if (options.entries === 0 || options.entries > 32768) {
-          throw invalidArgValue('options.entries', options.entries, 'must be between 1 and 32768')
+        if (options.entries === 0 || options.entries > MAX_ENTRIES) {
+          throw invalidArgValue('options.entries', options.entries, `must be between 1 and ${MAX_ENTRIES}`)
         }
         entries = options.entries
       }

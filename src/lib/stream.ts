@@ -13,7 +13,7 @@ import { type PoolSlice, type SendData, type SendZcResult, byteLength, checkData
 import { type Item, SendQueue, item } from './send-queue.js'
 import { guardMethods } from './brand.js'
 import { type NodeStream, type NodeStreamOptions, toNodeStream } from './node-stream.js'
-import type { BufferGroup } from './group.js'
+import type { ReceiveGroup } from './group-brand.js'
 
 const ECANCELED = -125
 const EPIPE = 32
@@ -462,7 +462,7 @@ export class TcpStream<A extends SocketAddress = SocketAddress> {
    * chunks are held instead, so the group runs dry and TCP flow control
    * slows the peer down. Writes go through `send`.
    */
-  toNodeStream(group: BufferGroup, options?: NodeStreamOptions): NodeStream {
+  toNodeStream(group: ReceiveGroup, options?: NodeStreamOptions): NodeStream {
     return toNodeStream(this, group, options)
   }
 }

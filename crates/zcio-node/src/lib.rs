@@ -3,17 +3,18 @@
 #![cfg(target_os = "linux")]
 #![allow(missing_docs)]
 
+mod args;
+pub mod consts;
 mod driver;
 mod error;
-mod external;
-mod fast;
-mod js_net;
-mod js_pool;
-pub mod js_rdma;
-mod js_ring;
+mod net;
+mod pool;
+mod raw;
+pub mod rdma;
+mod ring;
 mod send_memory;
-mod thread_rings;
-mod uv;
+mod values;
+mod views;
 
 use napi_derive::napi;
 

@@ -18,13 +18,13 @@
 
 use std::any::Any;
 use std::cell::RefCell;
-use std::ptr;
 use std::rc::{Rc, Weak};
 
 use napi::{sys, Env, JsValue, Result, Unknown};
 use zcio::Region;
 
 use crate::error::throw_code;
+use crate::raw::buffers;
 
 thread_local! {
     /// The regions (pool and group memory) of this thread's rings.
@@ -106,38 +106,20 @@ fn bad_type(env: &Env) -> napi::Error {
 
 /// Classifies the memory of the `Uint8Array` `value` for a send.
 pub fn bytes_of(env: &Env, value: &Unknown) -> Result<Bytes> {
-    let raw = value.raw();
-    let mut is_ta = false;
-    // SAFETY: napi calls on the current env with local out-pointers.
-    unsafe { sys::napi_is_typedarray(env.raw(), raw, &mut is_ta) };
-    if !is_ta {
+    let (env_raw, value) = (env.raw(), value.raw());
+    // A failed look reads as "not a Uint8Array" (refused).
+    if !buffers::is_typed_array(env_raw, value).unwrap_or(false) {
         return Err(bad_type(env));
     }
-    let (mut ty, mut len, mut data, mut ab, mut off) =
-        (0, 0usize, ptr::null_mut(), ptr::null_mut(), 0usize);
-    // SAFETY: as above; `raw` is a typed array.
-    unsafe {
-        sys::napi_get_typedarray_info(
-            env.raw(),
-            raw,
-            &mut ty,
-            &mut len,
-            &mut data,
-            &mut ab,
-            &mut off,
-        )
+    let info = match buffers::typed_array_info(env_raw, value) {
+        Ok(info) if info.ty == sys::TypedarrayType::uint8_array => info,
+        _ => return Err(bad_type(env)),
     };
-    if ty != sys::TypedarrayType::uint8_array {
-        return Err(bad_type(env));
-    }
-    let (mut is_ab, mut detached) = (false, false);
-    // SAFETY: as above; `ab` is the typed array's buffer, a value of this env.
-    unsafe {
-        sys::napi_is_arraybuffer(env.raw(), ab, &mut is_ab);
-        if is_ab {
-            sys::napi_is_detached_arraybuffer(env.raw(), ab, &mut detached);
-        }
-    }
+    let (len, data, ab) = (info.len, info.data, info.arraybuffer);
+    // A failed look reads as a `SharedArrayBuffer` (never detached), as the
+    // typed array's buffer is one or the other.
+    let is_ab = buffers::is_arraybuffer(env_raw, ab).unwrap_or(false);
+    let detached = is_ab && buffers::is_detached(env_raw, ab).unwrap_or(false);
     if detached {
         return Err(throw_code(
             env,

@@ -13,44 +13,52 @@
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 
-use crate::driver::Driver;
+/// A ring's driver as the registry sees it.
+pub trait Wake {
+    /// Signals the ring's eventfd if it has entries queued and still runs.
+    fn wake_if_queued(&self);
+}
 
 thread_local! {
-    static DRIVERS: RefCell<Vec<Weak<Driver>>> = const { RefCell::new(Vec::new()) };
+    static DRIVERS: RefCell<Vec<Weak<dyn Wake>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Whether `w` is the driver at `p`.
+fn is(w: &Weak<dyn Wake>, p: *const ()) -> bool {
+    std::ptr::eq(w.as_ptr() as *const (), p)
 }
 
 /// Adds a driver that has just started.
-pub fn register(driver: &Rc<Driver>) {
+pub fn register(driver: Weak<dyn Wake>) {
     DRIVERS.with_borrow_mut(|d| {
         d.retain(|w| w.strong_count() > 0);
-        d.push(Rc::downgrade(driver));
+        d.push(driver);
     });
 }
 
-/// Removes a driver whose loop handles are closing.
-pub fn unregister(driver: &Driver) {
+/// Removes the driver at `driver` (its loop handles are closing).
+pub fn unregister(driver: *const ()) {
     // `try_with`: at thread exit the registry may already be gone.
     let _ = DRIVERS.try_with(|d| {
         if let Ok(mut d) = d.try_borrow_mut() {
-            d.retain(|w| w.strong_count() > 0 && !std::ptr::eq(w.as_ptr(), driver));
+            d.retain(|w| w.strong_count() > 0 && !is(w, driver));
         }
     });
 }
 
-/// Wakes every ring of this thread but `settled` that has entries queued.
-pub fn wake_others(settled: &Driver) {
-    let others: Vec<Rc<Driver>> = DRIVERS.with_borrow(|d| {
+/// Wakes every ring of this thread but the one at `settled` that has entries
+/// queued.
+pub fn wake_others(settled: *const ()) {
+    let others: Vec<Rc<dyn Wake>> = DRIVERS.with_borrow(|d| {
         if d.len() < 2 {
             return Vec::new();
         }
         d.iter()
-            .filter(|w| !std::ptr::eq(w.as_ptr(), settled))
+            .filter(|w| !is(w, settled))
             .filter_map(Weak::upgrade)
             .collect()
     });
     for other in others {
-        if other.ring.pending() > 0 && !other.is_torn_down() {
-            other.ring.signal_eventfd();
-        }
+        other.wake_if_queued();
     }
 }

@@ -1,6 +1,6 @@
 //! Buffer groups and stream sockets for JavaScript: conversions over the
 //! core's `BufferGroup`, `TcpListener` and `TcpStream`. Every operation is
-//! settled by the layer's handler for its slot (see `driver.rs`).
+//! settled by the layer's handler for its slot (see the `driver` module).
 
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::ptr;
@@ -10,12 +10,14 @@ use napi::bindgen_prelude::*;
 use napi::sys;
 use napi_derive::napi;
 
+use crate::args::{MAX_I32, MAX_U16, MAX_U32};
 use crate::driver::{Driver, Waiter};
 use crate::error::{int_arg, throw_code, OrThrow};
-use crate::external;
-use crate::js_pool::RegisteredBufferPool;
-use crate::js_ring::{external_or_throw, published, Ring};
+use crate::pool::RegisteredBufferPool;
+use crate::raw::{external, napi as raw};
+use crate::ring::Ring;
 use crate::send_memory::{bytes_of, foreign_slice, register_region, Bytes};
+use crate::values::{external_or_throw, published};
 
 /// Keeps the ring's driver running while a JS object that can queue
 /// operations exists.
@@ -78,7 +80,7 @@ fn parse_addr(
     if let Some(path) = path {
         return zcio::SockAddr::unix(path).or_throw(env);
     }
-    let port = int_arg(env, "port", port, 65535.0, true)? as u16;
+    let port = int_arg(env, "port", port, MAX_U16, true)? as u16;
     let host = host.unwrap_or_else(|| "127.0.0.1".into());
     let ip: std::net::IpAddr = host.parse().map_err(|_| {
         throw_code(
@@ -111,16 +113,9 @@ impl BufferGroup {
     ) -> Result<Self> {
         let driver = ring.driver();
         let opts = zcio::GroupOptions {
-            group_id: int_arg(&env, "groupId", group_id, 65535.0, true)? as u16,
-            buffer_size: int_arg(&env, "bufferSize", buffer_size, f64::from(u32::MAX), false)?
-                as usize,
-            buffer_count: int_arg(
-                &env,
-                "bufferCount",
-                buffer_count,
-                f64::from(u32::MAX),
-                false,
-            )? as u32,
+            group_id: int_arg(&env, "groupId", group_id, MAX_U16, true)? as u16,
+            buffer_size: int_arg(&env, "bufferSize", buffer_size, MAX_U32, false)? as usize,
+            buffer_count: int_arg(&env, "bufferCount", buffer_count, MAX_U32, false)? as u32,
             incremental,
         };
         let core = zcio::BufferGroup::new(&driver.ring, opts).or_throw(&env)?;
@@ -152,7 +147,7 @@ impl BufferGroup {
     /// Gives one chunk of buffer `bufferId` back.
     #[napi]
     pub fn release(&self, env: Env, buffer_id: f64) -> Result<()> {
-        let id = int_arg(&env, "bufferId", buffer_id, f64::from(u32::MAX), true)? as u32;
+        let id = int_arg(&env, "bufferId", buffer_id, MAX_U32, true)? as u32;
         self.core.release(id).or_throw(&env)
     }
 
@@ -229,7 +224,7 @@ impl TcpListener {
         backlog: f64,
     ) -> Result<Self> {
         let addr = parse_addr(&env, host, port, path)?;
-        let backlog = int_arg(&env, "backlog", backlog, f64::from(i32::MAX), true)? as u32;
+        let backlog = int_arg(&env, "backlog", backlog, MAX_I32, true)? as u32;
         let driver = ring.driver();
         let core = zcio::TcpListener::bind(&driver.ring, &addr, backlog).or_throw(&env)?;
         Ok(TcpListener {
@@ -291,7 +286,7 @@ impl TcpStream {
     /// Adopts a connected stream socket; the stream owns it from now on.
     #[napi(factory)]
     pub fn from_fd(env: Env, ring: &Ring, fd: f64) -> Result<Self> {
-        let fd = int_arg(&env, "fd", fd, f64::from(i32::MAX), true)? as i32;
+        let fd = int_arg(&env, "fd", fd, MAX_I32, true)? as i32;
         let driver = ring.driver();
         // Refuse what is not a stream socket, or is another zcio socket's,
         // before taking ownership: on any error the caller keeps the
@@ -326,27 +321,23 @@ impl TcpStream {
     /// keeps them referenced until the completion. Returns the slot.
     #[napi(ts_args_type = "data: Uint8Array[], linked: boolean")]
     pub fn sendv(&self, env: Env, data: Unknown, linked: bool) -> Result<u32> {
-        let raw = data.raw();
-        let mut len = 0u32;
-        // SAFETY: napi calls on the current env with local out-pointers.
-        let is_array = unsafe {
-            let mut is = false;
-            sys::napi_is_array(env.raw(), raw, &mut is);
-            is && sys::napi_get_array_length(env.raw(), raw, &mut len) == sys::Status::napi_ok
+        let array = data.raw();
+        let len = match raw::is_array(env.raw(), array) {
+            Ok(true) => raw::array_length(env.raw(), array).ok(),
+            _ => None,
         };
-        if !is_array {
+        let Some(len) = len else {
             return Err(throw_code(
                 &env,
                 "ERR_INVALID_ARG_TYPE",
                 "data must be an array of Uint8Array",
             ));
-        }
+        };
         let mut parts = Vec::with_capacity(len as usize);
         for i in 0..len {
-            let mut v = ptr::null_mut();
-            // SAFETY: as above; `v` is a value of this env.
-            unsafe { sys::napi_get_element(env.raw(), raw, i, &mut v) };
-            // SAFETY: a value of this env.
+            // A failed read reads as a hole, which `bytes_of` refuses.
+            let v = raw::element(env.raw(), array, i).unwrap_or(ptr::null_mut());
+            // SAFETY: a value of this env (or null, which napi refuses).
             let item = unsafe { Unknown::from_raw_unchecked(env.raw(), v) };
             parts.push(bytes_of(&env, &item)?);
         }
@@ -403,15 +394,9 @@ impl TcpStream {
         zc: bool,
         linked: bool,
     ) -> Result<u32> {
-        let index = int_arg(&env, "index", index, f64::from(u32::MAX), true)? as u32;
-        let off = int_arg(
-            &env,
-            "bufferOffset",
-            buffer_offset,
-            f64::from(u32::MAX),
-            true,
-        )? as usize;
-        let len = int_arg(&env, "length", length, f64::from(u32::MAX), true)? as usize;
+        let index = int_arg(&env, "index", index, MAX_U32, true)? as u32;
+        let off = int_arg(&env, "bufferOffset", buffer_offset, MAX_U32, true)? as usize;
+        let len = int_arg(&env, "length", length, MAX_U32, true)? as usize;
         let ud = pool
             .core()
             .submit_send(&self.core, index, off, len, zc, linked)

@@ -1,117 +1,63 @@
 //! `RegisteredBufferPool` for JavaScript: conversions, views and promises over
 //! the core pool.
 
-use std::cell::RefCell;
-use std::ffi::c_void;
-use std::ptr;
 use std::rc::Rc;
 
 use napi::bindgen_prelude::*;
 use napi::sys;
 use napi_derive::napi;
 
+use crate::args::{MAX_BATCH, MAX_FD, MAX_POSITION, MAX_U32};
 use crate::driver::{Driver, Waiter};
 use crate::error::{int_arg, throw, throw_code, OrThrow};
-use crate::fast::{self, PoolCtx};
-use crate::js_ring::{published, Ring};
+use crate::raw::{external, napi as raw};
+use crate::ring::Ring;
+use crate::values::{external_or_throw, new_promise, published};
+use crate::views::ViewSet;
 
-/// The JS-facing state of a pool, shared with its ring's driver (which
-/// detaches the views when the ring closes).
-pub struct PoolState {
-    pub core: zcio::RegisteredBufferPool,
-    /// One `Uint8Array` per buffer, made on first use, over one external
-    /// `ArrayBuffer` per buffer (so a view never reaches another buffer).
-    views: RefCell<Vec<sys::napi_ref>>,
-}
-
-impl PoolState {
-    /// The view of buffer `index` (created on first use).
-    fn view(&self, env: &Env, index: u32) -> Result<sys::napi_value> {
-        let raw = env.raw();
-        let mut views = self.views.borrow_mut();
-        let mut value = ptr::null_mut();
-        let slot = &mut views[index as usize];
-        if !slot.is_null() {
-            // SAFETY: the reference is live (deleted only with the pool state).
-            unsafe { sys::napi_get_reference_value(raw, *slot, &mut value) };
-            return Ok(value);
-        }
-        let data = self.core.buffer_ptr(index).or_throw(env)?;
-        let len = self.core.buffer_size();
-        let hint = Box::into_raw(Box::new(self.core.region()));
-        let mut ab = ptr::null_mut();
-        // SAFETY: `data..data+len` lies in the pool's region, which the boxed
-        // `Rc<Region>` hint keeps mapped until V8 finalizes the ArrayBuffer.
-        let status = unsafe {
-            sys::napi_create_external_arraybuffer(
-                raw,
-                data.cast(),
-                len,
-                Some(release_region),
-                hint.cast(),
-                &mut ab,
-            )
-        };
-        if status != sys::Status::napi_ok {
-            // SAFETY: the hint was not taken by napi; reclaim it.
-            drop(unsafe { Box::from_raw(hint) });
-            return Err(throw_code(
-                env,
-                "ERR_ZCIO_EXTERNAL_BUFFERS_UNSUPPORTED",
-                "this runtime refuses external ArrayBuffers (Electron's V8 sandbox); \
-                 zcio's zero-copy views can't work here",
-            ));
-        }
-        // SAFETY: plain napi calls with local out-pointers.
-        unsafe {
-            sys::napi_create_typedarray(
-                raw,
-                sys::TypedarrayType::uint8_array,
-                len,
-                ab,
-                0,
-                &mut value,
-            );
-            sys::napi_create_reference(raw, value, 1, slot);
-        }
-        Ok(value)
-    }
-
-    /// Detaches every view handed out (their `byteLength` becomes 0) and
-    /// drops the references to them.
-    pub fn detach_views(&self, env: sys::napi_env) {
-        for r in self.views.borrow_mut().iter_mut() {
-            if !r.is_null() {
-                // SAFETY: a live reference of this env to a view made in `view`.
-                unsafe { detach_and_delete(env, *r) };
-                *r = ptr::null_mut();
-            }
-        }
-    }
-}
-
-unsafe extern "C" fn release_region(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
-    // SAFETY: `hint` is the Box<Rc<Region>> leaked in `PoolState::view`,
-    // reclaimed exactly once here.
-    drop(unsafe { Box::from_raw(hint as *mut Rc<zcio::Region>) });
-}
-
-/// The most elements one batch call may queue: queueing is synchronous, and
-/// a call must not hold the event loop for long (16384 elements take a few
-/// milliseconds).
-pub const MAX_BATCH: usize = 16384;
+mod fast;
 
 /// Page-aligned buffers registered once with a ring as io_uring fixed buffers
 /// (the binding under the layer's `RegisteredBufferPool`).
 #[napi]
 pub struct RegisteredBufferPool {
-    state: Rc<PoolState>,
+    core: Rc<zcio::RegisteredBufferPool>,
+    /// The views handed out, which the ring's driver detaches when the ring
+    /// closes.
+    views: Rc<ViewSet>,
     driver: Rc<Driver>,
 }
 
 impl RegisteredBufferPool {
     pub(crate) fn core(&self) -> &zcio::RegisteredBufferPool {
-        &self.state.core
+        &self.core
+    }
+
+    /// The view of buffer `index` (created on first use): a `Uint8Array`
+    /// over an external `ArrayBuffer` of that buffer alone.
+    fn view_of(&self, env: &Env, index: u32) -> Result<sys::napi_value> {
+        let raw_env = env.raw();
+        if let Some(v) = self.views.get(raw_env, index) {
+            return Ok(v);
+        }
+        let data = self.core.buffer_ptr(index).or_throw(env)?;
+        let len = self.core.buffer_size();
+        // SAFETY: `data..data+len` lies in the pool's region, which the boxed
+        // `Rc<Region>` keeps mapped until the engine collects the buffer.
+        let v = unsafe {
+            external::typed_array(
+                raw_env,
+                sys::TypedarrayType::uint8_array,
+                data.cast(),
+                len,
+                1,
+                Box::new(self.core.region()),
+            )
+        };
+        let view = external_or_throw(env, v)?.raw();
+        // Should keeping it fail, the next call makes another view.
+        let _ = self.views.insert(raw_env, index, view);
+        Ok(view)
     }
 }
 
@@ -120,37 +66,32 @@ impl RegisteredBufferPool {
     /// Allocates `bufferCount` buffers of `bufferSize` bytes and registers them.
     #[napi(constructor)]
     pub fn new(env: Env, ring: &Ring, buffer_size: f64, buffer_count: f64) -> Result<Self> {
-        let size = int_arg(&env, "bufferSize", buffer_size, f64::from(u32::MAX), false)?;
-        let count = int_arg(
-            &env,
-            "bufferCount",
-            buffer_count,
-            f64::from(u32::MAX),
-            false,
-        )?;
+        let size = int_arg(&env, "bufferSize", buffer_size, MAX_U32, false)?;
+        let count = int_arg(&env, "bufferCount", buffer_count, MAX_U32, false)?;
         let driver = ring.driver().clone();
         let core = zcio::RegisteredBufferPool::new(&driver.ring, size as usize, count as usize)
             .or_throw(&env)?;
         crate::send_memory::register_region(&core.region());
-        let state = Rc::new(PoolState {
-            views: RefCell::new(vec![ptr::null_mut(); core.total_count() as usize]),
-            core,
-        });
-        driver.add_pool(&state);
+        let views = ViewSet::new(core.total_count() as usize);
+        driver.add_views(&views);
         driver.js_owners.set(driver.js_owners.get() + 1);
-        Ok(RegisteredBufferPool { state, driver })
+        Ok(RegisteredBufferPool {
+            core: Rc::new(core),
+            views,
+            driver,
+        })
     }
 
     /// `{ acquire, tryAcquire, release, readFixed, writeFixed }`: lean
-    /// functions bound to this pool (see `fast.rs`). `tryAcquire` returns -1
+    /// functions bound to this pool (see `pool/fast.rs`). `tryAcquire` returns -1
     /// when no buffer is free; `readFixed`/`writeFixed` return the operation's
     /// slot, settled through the ring's `settle` function.
     #[napi(
         ts_return_type = "{ acquire(): number; tryAcquire(): number; release(index: number): void; readFixed(fd: number, index: number, position: number, length: number, bufferOffset?: number): number; writeFixed(fd: number, index: number, position: number, length: number, bufferOffset?: number): number }"
     )]
     pub fn fast_calls(&self, env: Env) -> Result<Unknown<'_>> {
-        let ctx = Rc::new(PoolCtx {
-            state: self.state.clone(),
+        let ctx = Rc::new(fast::PoolCtx {
+            pool: self.core.clone(),
             driver: self.driver.clone(),
         });
         match fast::make(env.raw(), &ctx) {
@@ -167,14 +108,14 @@ impl RegisteredBufferPool {
     /// The pool's counts, updated in place (`zcio::pool_counts` order).
     #[napi(ts_return_type = "Float64Array")]
     pub fn counts(&self, env: Env) -> Result<Unknown<'_>> {
-        published(&env, self.state.core.published(), false)
+        published(&env, self.core.published(), false)
     }
 
     /// One state byte per buffer, updated in place (`zcio::buffer_state`:
     /// 0 free, 1 acquired, 2 in flight).
     #[napi(ts_return_type = "Uint8Array")]
     pub fn states(&self, env: Env) -> Result<Unknown<'_>> {
-        published(&env, self.state.core.published(), true)
+        published(&env, self.core.published(), true)
     }
 
     /// The `Uint8Array` over buffer `index` (one per buffer, made on first
@@ -182,10 +123,10 @@ impl RegisteredBufferPool {
     #[napi(ts_return_type = "Uint8Array")]
     pub fn view(&self, env: Env, index: f64) -> Result<Unknown<'_>> {
         let i = self.index(&env, index)?;
-        if self.state.core.is_closed() {
+        if self.core.is_closed() {
             return Err(throw(&env, zcio::Error::Closed { what: "pool" }));
         }
-        let view = self.state.view(&env, i)?;
+        let view = self.view_of(&env, i)?;
         // SAFETY: `view` is a value of this env.
         Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), view) })
     }
@@ -195,18 +136,18 @@ impl RegisteredBufferPool {
     #[napi]
     pub fn mark_in_flight(&self, env: Env, index: f64) -> Result<()> {
         let i = self.index(&env, index)?;
-        self.state.core.mark_in_flight(i).or_throw(&env)
+        self.core.mark_in_flight(i).or_throw(&env)
     }
 
     /// Ends an in-flight mark.
     #[napi]
     pub fn complete_in_flight(&self, env: Env, index: f64) -> Result<()> {
         let i = self.index(&env, index)?;
-        self.state.core.complete_in_flight(i).or_throw(&env)
+        self.core.complete_in_flight(i).or_throw(&env)
     }
 
     fn index(&self, env: &Env, index: f64) -> Result<u32> {
-        Ok(int_arg(env, "index", index, f64::from(u32::MAX), true)? as u32)
+        Ok(int_arg(env, "index", index, MAX_U32, true)? as u32)
     }
 
     /// Low level: queues a READ_FIXED and returns its `userData`; the buffer
@@ -247,12 +188,12 @@ impl RegisteredBufferPool {
     }
 
     fn submit_manual(&self, env: &Env, write: bool, a: [f64; 5]) -> Result<BigInt> {
-        let fd = int_arg(env, "fd", a[0], fast::MAX_FD, true)? as i32;
+        let fd = int_arg(env, "fd", a[0], MAX_FD, true)? as i32;
         let i = self.index(env, a[1])?;
-        let pos = int_arg(env, "position", a[2], fast::MAX_POSITION, true)?;
-        let len = int_arg(env, "length", a[3], f64::from(u32::MAX), true)? as usize;
-        let boff = int_arg(env, "bufferOffset", a[4], f64::from(u32::MAX), true)? as usize;
-        let core = &self.state.core;
+        let pos = int_arg(env, "position", a[2], MAX_POSITION, true)?;
+        let len = int_arg(env, "length", a[3], MAX_U32, true)? as usize;
+        let boff = int_arg(env, "bufferOffset", a[4], MAX_U32, true)? as usize;
+        let core = &self.core;
         let ud = if write {
             core.submit_write_fixed(fd, i, pos, len, boff)
         } else {
@@ -273,7 +214,7 @@ impl RegisteredBufferPool {
         positions: &[f64],
         lengths: &[u32],
     ) -> Result<PromiseRaw<'_, Int32Array>> {
-        let fd = int_arg(env, "fd", fd, fast::MAX_FD, true)? as i32;
+        let fd = int_arg(env, "fd", fd, MAX_FD, true)? as i32;
         let n = indices.len();
         if n == 0 || positions.len() != n || lengths.len() != n {
             return Err(throw(env, zcio::Error::InvalidArgument {
@@ -292,13 +233,13 @@ impl RegisteredBufferPool {
                 ),
             }));
         }
-        let core = &self.state.core;
+        let core = &self.core;
         for k in 0..n {
-            let pos = int_arg(env, "positions", positions[k], fast::MAX_POSITION, true)?;
+            let pos = int_arg(env, "positions", positions[k], MAX_POSITION, true)?;
             core.check_fixed_op(indices[k], pos, lengths[k] as usize, 0)
                 .or_throw(env)?;
         }
-        let (deferred, promise) = new_promise(env);
+        let (deferred, promise) = new_promise(env)?;
         let id = self.driver.new_batch(deferred, n as u32);
         for k in 0..n {
             let (i, pos, len) = (indices[k], positions[k] as u64, lengths[k] as usize);
@@ -348,7 +289,7 @@ impl RegisteredBufferPool {
     /// Usable bytes per buffer.
     #[napi(getter)]
     pub fn buffer_size(&self) -> u32 {
-        self.state.core.buffer_size() as u32
+        self.core.buffer_size() as u32
     }
 
     /// Unregisters the buffers and detaches every view (length 0). Throws
@@ -356,8 +297,8 @@ impl RegisteredBufferPool {
     /// again does nothing.
     #[napi]
     pub fn close(&self, env: Env) -> Result<()> {
-        self.state.core.close().or_throw(&env)?;
-        self.state.detach_views(env.raw());
+        self.core.close().or_throw(&env)?;
+        self.views.detach_all(env.raw());
         Ok(())
     }
 }
@@ -367,19 +308,12 @@ impl Drop for RegisteredBufferPool {
         if self.driver.env_gone() {
             return; // the env frees its references itself
         }
-        let refs: Vec<_> = self
-            .state
-            .views
-            .borrow_mut()
-            .iter_mut()
-            .filter(|r| !r.is_null())
-            .map(|r| std::mem::replace(r, ptr::null_mut()))
-            .collect();
-        if self.state.core.is_closed() {
+        let refs = self.views.take_all();
+        if self.core.is_closed() {
             for r in refs {
-                // SAFETY: a live reference of this env; the view is already
-                // detached, its memory kept by its own finalizer.
-                unsafe { sys::napi_delete_reference(self.driver.env(), r) };
+                // The view is already detached, its memory kept by its own
+                // finalizer; a failed delete leaves it to the env.
+                let _ = raw::delete_reference(self.driver.env(), r);
             }
         } else {
             // Views the program kept must still go to length 0 when the ring
@@ -389,44 +323,4 @@ impl Drop for RegisteredBufferPool {
         self.driver.js_owners.set(self.driver.js_owners.get() - 1);
         self.driver.maybe_teardown();
     }
-}
-
-/// Detaches the `ArrayBuffer` of the view `r` refers to (if it is still
-/// alive) and deletes the reference.
-///
-/// # Safety
-///
-/// `r` is a reference of `env` to a `Uint8Array` over an external buffer.
-pub unsafe fn detach_and_delete(env: sys::napi_env, r: sys::napi_ref) {
-    // SAFETY: per the contract; a collected view reads as null.
-    unsafe {
-        let mut view = ptr::null_mut();
-        sys::napi_get_reference_value(env, r, &mut view);
-        let mut ab = ptr::null_mut();
-        let (mut ty, mut len, mut offset) = (0, 0, 0);
-        let mut data = ptr::null_mut();
-        if !view.is_null()
-            && sys::napi_get_typedarray_info(
-                env,
-                view,
-                &mut ty,
-                &mut len,
-                &mut data,
-                &mut ab,
-                &mut offset,
-            ) == sys::Status::napi_ok
-        {
-            sys::napi_detach_arraybuffer(env, ab);
-        }
-        sys::napi_delete_reference(env, r);
-    }
-}
-
-/// A new promise and its deferred.
-pub fn new_promise(env: &Env) -> (sys::napi_deferred, sys::napi_value) {
-    let mut deferred = ptr::null_mut();
-    let mut promise = ptr::null_mut();
-    // SAFETY: plain napi call with local out-pointers.
-    unsafe { sys::napi_create_promise(env.raw(), &mut deferred, &mut promise) };
-    (deferred, promise)
 }

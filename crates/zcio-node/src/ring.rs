@@ -1,16 +1,16 @@
 //! `Ring` for JavaScript.
 
-use std::ptr;
 use std::rc::Rc;
 
 use napi::bindgen_prelude::*;
 use napi::{sys, JsValue};
 use napi_derive::napi;
 
-use crate::driver::{Driver, StartError};
+use crate::args::{MAX_BUSY_POLL_US, MAX_RING_ENTRIES, MAX_U32};
+use crate::driver::{Completion, Driver, StartError};
 use crate::error::{int_arg, throw_code, OrThrow};
-use crate::external;
-use crate::js_pool::new_promise;
+use crate::raw::external;
+use crate::values::{external_or_throw, new_promise, published};
 
 /// The setup flags the kernel accepted.
 #[napi(object)]
@@ -26,22 +26,6 @@ pub struct RingFeatures {
     pub taskrun_flag: bool,
     /// `IORING_SETUP_SQPOLL` (a kernel submission thread).
     pub sqpoll: bool,
-}
-
-/// A completion reaped for a low-level `submitReadFixed`/`submitWriteFixed`.
-#[napi(object)]
-pub struct Completion {
-    /// The value the submit call returned.
-    pub user_data: BigInt,
-    /// Bytes transferred, or `-errno`.
-    pub result: i32,
-    /// CQE flags.
-    pub flags: u32,
-    /// Index of the pool buffer the operation used.
-    pub buffer_index: u32,
-    /// What the operation was.
-    #[napi(ts_type = "'read' | 'write'")]
-    pub op: String,
 }
 
 /// An io_uring instance driven by the Node event loop of the thread that
@@ -75,13 +59,13 @@ impl Ring {
         ts_args_type = "entries: number, sqpollIdleMs: number, settle: (n: number) => void"
     )]
     pub fn new(env: Env, entries: f64, sqpoll_idle_ms: f64, settle: Unknown) -> Result<Self> {
-        let entries = int_arg(&env, "entries", entries, 32768.0, false)? as u32;
+        let entries = int_arg(&env, "entries", entries, MAX_RING_ENTRIES, false)? as u32;
         let opts = zcio::RingOptions {
             entries,
             sqpoll_idle_ms: if sqpoll_idle_ms < 0.0 {
                 None
             } else {
-                Some(int_arg(&env, "sqpoll", sqpoll_idle_ms, f64::from(u32::MAX), true)? as u32)
+                Some(int_arg(&env, "sqpoll", sqpoll_idle_ms, MAX_U32, true)? as u32)
             },
             ..zcio::RingOptions::default()
         };
@@ -113,7 +97,7 @@ impl Ring {
     /// The `Int32Array` of `(slot, result, flags, offset)` quads read by `settle(n)`.
     #[napi(ts_return_type = "Int32Array")]
     pub fn completion_array(&self, env: Env) -> Result<Unknown<'_>> {
-        let cq = self.driver.js_cq.clone();
+        let cq = self.driver.quads();
         let data = cq.as_ptr() as *mut std::ffi::c_void;
         let len = cq.len();
         // SAFETY: the cells stay valid while the boxed `Rc` lives.
@@ -160,16 +144,16 @@ impl Ring {
     #[napi(ts_return_type = "Completion[]")]
     pub fn take_completions(&self, env: Env) -> Unknown<'_> {
         // SAFETY: the array is a value of this env.
-        unsafe { Unknown::from_raw_unchecked(env.raw(), take_completions(&self.driver)) }
+        unsafe { Unknown::from_raw_unchecked(env.raw(), self.driver.take_completions()) }
     }
 
     /// Resolves with the completions of low-level submissions as soon as at
     /// least one is available (at once, with `[]`, when none is in flight).
     #[napi(ts_return_type = "Promise<Completion[]>")]
-    pub fn completions(&self, env: Env) -> PromiseRaw<'_, Vec<Completion>> {
-        let (deferred, promise) = new_promise(&env);
+    pub fn completions(&self, env: Env) -> Result<PromiseRaw<'_, Vec<Completion>>> {
+        let (deferred, promise) = new_promise(&env)?;
         self.driver.wait_manual(deferred);
-        PromiseRaw::new(env.raw(), promise)
+        Ok(PromiseRaw::new(env.raw(), promise))
     }
 
     /// Microseconds the driver spins for the next completion, with operations
@@ -182,7 +166,7 @@ impl Ring {
     /// Sets `busyPoll` (0 to 100000 microseconds).
     #[napi]
     pub fn set_busy_poll(&self, env: Env, us: f64) -> Result<()> {
-        let us = int_arg(&env, "busyPoll", us, 100_000.0, true)? as u32;
+        let us = int_arg(&env, "busyPoll", us, MAX_BUSY_POLL_US, true)? as u32;
         self.driver.busy_poll_us.set(us);
         Ok(())
     }
@@ -217,75 +201,5 @@ impl Drop for Ring {
     fn drop(&mut self) {
         self.driver.js_owners.set(self.driver.js_owners.get() - 1);
         self.driver.maybe_teardown();
-    }
-}
-
-/// `[]` on `env`.
-pub fn empty_array(env: sys::napi_env) -> sys::napi_value {
-    let mut arr = ptr::null_mut();
-    // SAFETY: plain napi call with a local out-pointer.
-    unsafe { sys::napi_create_array(env, &mut arr) };
-    arr
-}
-
-/// Moves the queued low-level completions into a JS array.
-pub fn take_completions(driver: &Driver) -> sys::napi_value {
-    let env = driver.env();
-    let done = std::mem::take(&mut *driver.manual.borrow_mut());
-    let arr = empty_array(env);
-    for (k, c) in done.iter().enumerate() {
-        let item = Completion {
-            user_data: BigInt::from(c.user_data),
-            result: c.result,
-            flags: c.flags,
-            buffer_index: c.buffer,
-            op: c.kind.syscall().to_owned(),
-        };
-        // SAFETY: converting a plain object on the current env and storing it.
-        unsafe {
-            if let Ok(v) = Completion::to_napi_value(env, item) {
-                sys::napi_set_element(env, arr, k as u32, v);
-            }
-        }
-    }
-    arr
-}
-
-/// A typed array over published state: the counts (`Float64Array`) or the
-/// buffer states (`Uint8Array`).
-pub fn published<'a>(env: &Env, p: Rc<zcio::Published>, states: bool) -> Result<Unknown<'a>> {
-    let (ty, data, len, size) = if states {
-        let data: *mut u8 = p.states_ptr();
-        (
-            sys::TypedarrayType::uint8_array,
-            data.cast(),
-            p.states_len(),
-            1,
-        )
-    } else {
-        let data: *mut f64 = p.counts_ptr();
-        (
-            sys::TypedarrayType::float64_array,
-            data.cast(),
-            p.counts_len(),
-            8,
-        )
-    };
-    // SAFETY: the cells stay valid while the boxed `Rc` lives.
-    let v = unsafe { external::typed_array(env.raw(), ty, data, len, size, Box::new(p)) };
-    external_or_throw(env, v)
-}
-
-/// Wraps a value made by `external::typed_array`, or throws.
-pub fn external_or_throw<'a>(env: &Env, v: Option<sys::napi_value>) -> Result<Unknown<'a>> {
-    match v {
-        // SAFETY: a value of this env.
-        Some(v) => Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), v) }),
-        None => Err(throw_code(
-            env,
-            "ERR_ZCIO_EXTERNAL_BUFFERS_UNSUPPORTED",
-            "this runtime refuses external ArrayBuffers (Electron's V8 sandbox); \
-             zcio's zero-copy views can't work here",
-        )),
     }
 }
