@@ -168,6 +168,10 @@ impl Driver {
     /// something to submit or deferred work to run.
     pub(super) fn drive(&self) {
         let gated = self.ring.features().taskrun_flag;
+        // Whether `has_work` is exact, so that a wake-up can be asked for
+        // when a round is cut short: where the kernel flags deferred work,
+        // and on epoll (queued ops, posted completions, a ready descriptor).
+        let exact = gated || self.ring.backend() == zcio::BackendKind::Epoll;
         self.ring.set_eventfd_enabled(false);
         let mut rounds = 0;
         let mut settled = false;
@@ -179,7 +183,10 @@ impl Driver {
                 // Leave the rest to the next loop iteration, after the other
                 // handles had their turn.
                 self.ring.set_eventfd_enabled(true);
-                if gated && self.ring.has_work() {
+                // The prepare handle has run in this loop iteration: without
+                // a wake-up, ops queued by the last round would wait for an
+                // unrelated event.
+                if exact && self.ring.has_work() {
                     self.ring.signal_eventfd();
                 }
                 break;

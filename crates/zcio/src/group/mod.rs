@@ -17,8 +17,7 @@ use io_uring::cqueue;
 
 use crate::error::{Error, Result};
 use crate::net::TcpStream;
-use crate::op::poll::F_BUFFER;
-use crate::op::{Cqe, Op, Placed, Recv, RecvOwner};
+use crate::op::{Cqe, Op, Placed, ProvidedBuffers, Recv, RecvOwner};
 use crate::pool::Region;
 use crate::published::Published;
 use crate::ring::{Ring, RingInner};
@@ -171,7 +170,12 @@ impl BufferGroup {
         let data = Rc::new(Region::new(
             Mmap::anonymous(bytes).map_err(|e| Error::sys("mmap", e))?,
         ));
-        let provider = Provider::new(&inner, group_id, buffer_count, incremental)?;
+        let provider = Provider::new(
+            &inner,
+            group_id,
+            buffer_count,
+            (&data, buffer_size, incremental),
+        )?;
         let n = buffer_count as usize;
         let group = GroupShared {
             ring: inner.clone(),
@@ -243,7 +247,8 @@ impl BufferGroup {
         // The op holds the group (and so its memory), the registration (and
         // so the ring the kernel takes buffer addresses from) and the stream
         // (so its descriptor stays open) until its final completion.
-        let op = Recv::new(fd, group, s.id, multishot, reg, socket);
+        let buffers: Rc<dyn ProvidedBuffers> = reg;
+        let op = Recv::new(fd, group, s.id, multishot, buffers, socket);
         s.state.borrow_mut().receives += 1;
         let res = s.ring.push(Op::Recv(op));
         if res.is_err() {
@@ -414,22 +419,6 @@ impl GroupShared {
 }
 
 impl RecvOwner for GroupShared {
-    fn next_buffer(&self) -> Option<(u16, *mut u8, usize)> {
-        let reg = self.reg.borrow();
-        let (bid, used) = reg.as_ref()?.next()?;
-        let at = usize::from(bid) * self.buffer_size + used as usize;
-        let room = self.buffer_size - used as usize;
-        Some((bid, self.data.as_ptr().wrapping_add(at), room))
-    }
-
-    fn filled(&self, bid: u16, n: usize) -> u32 {
-        let size = self.buffer_size as u32;
-        match self.reg.borrow().as_ref() {
-            Some(reg) => reg.fill(bid, n as u32, size, self.incremental),
-            None => F_BUFFER | (u32::from(bid) << 16),
-        }
-    }
-
     fn received(&self, cqe: Cqe, last: bool) -> Placed {
         let mut st = self.state.borrow_mut();
         if last {

@@ -36,7 +36,9 @@ pub(crate) use connect::Connect;
 pub(crate) use fixed_rw::{Direction, FixedRw};
 #[cfg(test)]
 pub(crate) use nop::Nop;
-pub(crate) use owner::{BufferOwner, RecvOwner, SendMemory, SocketCount, SocketUse};
+pub(crate) use owner::{
+    BufferOwner, ProvidedBuffers, RecvOwner, SendMemory, SocketCount, SocketUse,
+};
 pub(crate) use recv::Recv;
 pub(crate) use send::{Send, SEND_ZC_REPORT_USAGE};
 pub(crate) use send_msg::SendMsg;
@@ -185,6 +187,22 @@ impl Op {
             #[cfg(test)]
             Op::Nop(_) => poll::Attempt::Done {
                 result: 0,
+                flags: 0,
+            },
+        }
+    }
+
+    /// The readiness form's outcome when the op is given up while it waits
+    /// (cancelled, or its chain broken) with `errno`: what it already did
+    /// stands, as on io_uring — a send reports the bytes it sent, and a
+    /// zero-copy send that handed memory to the socket still waits for
+    /// those notifications.
+    pub(crate) fn abandoned(&mut self, errno: i32) -> poll::Attempt {
+        match self {
+            Op::Send(op) => op.abandoned(errno),
+            Op::SendMsg(op) => op.abandoned(errno),
+            _ => poll::Attempt::Done {
+                result: -errno,
                 flags: 0,
             },
         }

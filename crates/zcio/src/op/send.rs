@@ -154,6 +154,17 @@ impl Send {
         self.finish(self.done as i32)
     }
 
+    /// Given up while waiting: the bytes sent so far, else `-errno`; a
+    /// zero-copy send still waits for the notifications of its calls.
+    pub(crate) fn abandoned(&self, errno: i32) -> Attempt {
+        let result = if self.done > 0 {
+            self.done as i32
+        } else {
+            -errno
+        };
+        self.finish(result)
+    }
+
     fn finish(&self, result: i32) -> Attempt {
         if self.zc {
             Attempt::Sent {

@@ -102,6 +102,16 @@ impl SendMsg {
         }
     }
 
+    /// Given up while waiting: the bytes sent so far, else `-errno`.
+    pub(crate) fn abandoned(&self, errno: i32) -> Attempt {
+        let result = if self.done > 0 {
+            self.done as i32
+        } else {
+            -errno
+        };
+        Attempt::Done { result, flags: 0 }
+    }
+
     /// Moves the header's iovecs past `n` more bytes sent.
     fn advance(&mut self, mut n: usize) {
         self.done += n;
