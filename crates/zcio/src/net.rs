@@ -14,7 +14,8 @@ use std::rc::{Rc, Weak};
 use crate::error::{Error, Result};
 use crate::fd_registry::TrackedFd;
 use crate::op::{Accept, Connect, Op, Send, SendMemory, SendMsg, SocketCount, SocketUse};
-use crate::ring::{Ring, RingCloseHook, RingInner};
+use crate::ring::close::RingCloseHook;
+use crate::ring::handle::{Ring, RingInner};
 use crate::sockaddr::{self, SockAddr};
 
 /// `IORING_SEND_ZC_REPORT_USAGE`: the notification says whether the kernel
@@ -269,7 +270,7 @@ impl TcpListener {
         .map_err(|e| Error::sys("bind", e))?;
         let backlog = backlog.min(i32::MAX as u32) as i32;
         syscall!(listen(fd.as_raw_fd(), backlog)).map_err(|e| Error::sys("listen", e))?;
-        if ring.backend() == crate::BackendKind::Epoll {
+        if ring.backend() == crate::backend::kind::BackendKind::Epoll {
             // Accepts are made when it is readable, and must not block when
             // another process took the connection first.
             crate::sys::io_calls::set_nonblocking(fd.as_raw_fd(), true)
@@ -710,8 +711,8 @@ impl TcpStream {
 mod tests {
     use std::os::fd::IntoRawFd;
 
-    use super::*;
-    use crate::RingOptions;
+    use crate::net::*;
+    use crate::ring::options::RingOptions;
 
     fn linger(fd: RawFd) -> libc::linger {
         let mut l = libc::linger {
@@ -754,7 +755,7 @@ mod tests {
             "aborted without a zero-copy send"
         );
         assert!(quiet.peer_addr().is_ok(), "still connected");
-        if !crate::probe().send_zc {
+        if !crate::probe::report::probe().send_zc {
             eprintln!("SKIPPED: no SEND_ZC here");
             return;
         }

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::net::TcpStream;
 use crate::op::{BufferOwner, Direction, FixedRw, Op, OpKind, Send, SendMemory};
 use crate::published::Published;
-use crate::ring::{Ring, RingInner};
+use crate::ring::handle::{Ring, RingInner};
 use crate::slots::{Counters, Slot, Slots};
 use crate::sys::{self, Mmap};
 

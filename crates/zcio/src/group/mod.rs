@@ -21,7 +21,7 @@ use crate::op::poll::F_BUFFER;
 use crate::op::{Cqe, Op, Placed, Recv, RecvOwner};
 use crate::pool::Region;
 use crate::published::Published;
-use crate::ring::{Ring, RingInner};
+use crate::ring::handle::{Ring, RingInner};
 use crate::sys::Mmap;
 
 mod provider;

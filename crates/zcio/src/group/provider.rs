@@ -16,7 +16,7 @@ use io_uring::types;
 
 use crate::error::{Error, Result};
 use crate::op::poll::{F_BUFFER, F_BUF_MORE};
-use crate::ring::RingInner;
+use crate::ring::handle::RingInner;
 use crate::sys::{self, Mmap};
 
 pub(super) enum Provider {

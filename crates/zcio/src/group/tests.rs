@@ -38,12 +38,12 @@ struct Model {
 }
 
 fn run(incremental: bool, steps: Vec<Step>) {
-    let p = crate::probe();
+    let p = crate::probe::report::probe();
     if !p.io_uring || !p.buf_ring || (incremental && !p.buf_ring_incremental) {
         eprintln!("SKIPPED: buffer rings unavailable ({:?})", p.reason);
         return;
     }
-    let ring = Ring::new(crate::RingOptions::default()).unwrap();
+    let ring = Ring::new(crate::ring::options::RingOptions::default()).unwrap();
     let count = 8u32;
     let group = BufferGroup::new(
         &ring,

@@ -3,7 +3,8 @@
 use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 
-use super::{Completion, RingInner};
+use super::completion::Completion;
+use super::handle::RingInner;
 use crate::error::Result;
 
 /// Told when the ring closes: a socket made on it closes too (its descriptor

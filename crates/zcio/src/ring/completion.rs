@@ -1,7 +1,7 @@
 //! What a finished operation looks like, and how completions are reaped.
 
-use super::RingInner;
-use crate::backend::RawCqe;
+use super::handle::RingInner;
+use crate::backend::raw_cqe::RawCqe;
 use crate::error::{Error, Result};
 use crate::op::{Cqe, OpKind};
 

@@ -7,15 +7,19 @@ use std::time::{Duration, Instant};
 
 use io_uring::{opcode, squeue};
 
-use super::*;
+use super::completion::Completion;
+use super::handle::Ring;
+use super::options::RingOptions;
 use crate::backend::uring::{self as uring, Uring, BUSY_RETRIES};
-use crate::op::Nop;
-use crate::{probe, RegisteredBufferPool};
+use crate::error::{Error, Result};
+use crate::op::{Nop, Op};
+use crate::pool::RegisteredBufferPool;
+use crate::probe::report::probe;
 
 /// Whether `ring` runs on io_uring: these tests are of that backend's own
 /// paths, skipped (visibly) where `ZCIO_BACKEND` forces another.
 fn on_uring(ring: &Ring) -> bool {
-    let yes = ring.backend() == crate::BackendKind::IoUring;
+    let yes = ring.backend() == crate::backend::kind::BackendKind::IoUring;
     if !yes {
         eprintln!(
             "SKIPPED: the ring runs on {} (ZCIO_BACKEND)",
@@ -33,7 +37,7 @@ fn u(ring: &Ring) -> &Uring {
 /// A ring with a one-entry submission queue, a one-buffer pool with its
 /// buffer acquired, and `/dev/zero`; `None` (and a note) without io_uring.
 fn setup() -> Option<(Ring, RegisteredBufferPool, File)> {
-    let p = probe::probe();
+    let p = probe();
     if !p.io_uring || !p.fixed_buffers {
         eprintln!(
             "SKIPPED: io_uring fixed buffers unavailable ({:?})",
@@ -147,7 +151,7 @@ fn visible(ring: &Ring) -> usize {
 }
 
 fn ring_of(entries: u32, sqpoll: bool) -> Option<Ring> {
-    let p = probe::probe();
+    let p = probe();
     if !p.io_uring {
         eprintln!("SKIPPED: io_uring unavailable ({:?})", p.reason);
         return None;

@@ -10,9 +10,9 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use io_uring::{opcode, squeue, types, IoUring};
 
-use super::RawCqe;
+use super::raw_cqe::RawCqe;
 use crate::error::{Error, Result};
-use crate::ring::{RingFeatures, RingOptions};
+use crate::ring::options::{RingFeatures, RingOptions};
 use crate::sys;
 
 pub(crate) mod buf_table;
