@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::epoll::Epoll;
 use super::kind::BackendKind;
 use super::raw_cqe::RawCqe;
-use super::uring::Uring;
+use super::uring::instance::Uring;
 use crate::error::Result;
 use crate::ring::options::RingFeatures;
 use crate::table::Ops;

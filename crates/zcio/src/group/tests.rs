@@ -4,7 +4,12 @@
 
 use proptest::prelude::*;
 
-use super::*;
+use super::buffer_group::BufferGroup;
+use super::options::GroupOptions;
+use crate::error::Error;
+use crate::op::{Cqe, RecvOwner};
+use crate::ring::handle::Ring;
+use crate::ring::options::RingOptions;
 
 const F_BUFFER: u32 = 1;
 const F_BUF_MORE: u32 = 16;
@@ -43,7 +48,7 @@ fn run(incremental: bool, steps: Vec<Step>) {
         eprintln!("SKIPPED: buffer rings unavailable ({:?})", p.reason);
         return;
     }
-    let ring = Ring::new(crate::ring::options::RingOptions::default()).unwrap();
+    let ring = Ring::new(RingOptions::default()).unwrap();
     let count = 8u32;
     let group = BufferGroup::new(
         &ring,

@@ -11,7 +11,7 @@ use crate::backend::dispatch::Backend;
 use crate::backend::kind::BackendKind;
 use crate::backend::raw_cqe::RawCqe;
 use crate::backend::select;
-use crate::backend::uring::Uring;
+use crate::backend::uring::instance::Uring;
 use crate::error::{Error, Result};
 use crate::op::Op;
 use crate::published::{ring_counts as rc, Published};

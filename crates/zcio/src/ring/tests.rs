@@ -10,7 +10,9 @@ use io_uring::{opcode, squeue};
 use super::completion::Completion;
 use super::handle::Ring;
 use super::options::RingOptions;
-use crate::backend::uring::{self as uring, Uring, BUSY_RETRIES};
+use crate::backend::uring::enter::BUSY_RETRIES;
+use crate::backend::uring::instance::Uring;
+use crate::backend::uring::submit::{links, unlinked};
 use crate::error::{Error, Result};
 use crate::op::{Nop, Op};
 use crate::pool::RegisteredBufferPool;
@@ -246,15 +248,15 @@ fn ending_a_chain_clears_only_the_link() {
     let e = opcode::Nop::new()
         .build()
         .flags(squeue::Flags::IO_LINK | squeue::Flags::ASYNC);
-    assert!(uring::links(&e));
-    let u = uring::unlinked(&e);
-    assert!(!uring::links(&u));
+    assert!(links(&e));
+    let u = unlinked(&e);
+    assert!(!links(&u));
     let hard = opcode::Nop::new().build().flags(squeue::Flags::IO_HARDLINK);
-    assert!(uring::links(&hard));
-    assert!(!uring::links(&opcode::Nop::new().build()));
+    assert!(links(&hard));
+    assert!(!links(&opcode::Nop::new().build()));
     // ASYNC survives: the entry still runs as it was asked to.
-    let again = uring::unlinked(&u.clone().flags(squeue::Flags::IO_LINK));
-    assert!(!uring::links(&again));
+    let again = unlinked(&u.clone().flags(squeue::Flags::IO_LINK));
+    assert!(!links(&again));
 }
 
 #[test]

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use io_uring::types;
 
-use super::Uring;
+use super::instance::Uring;
 use crate::error::{Error, Result};
 
 /// `IORING_ENTER_GETEVENTS`.
