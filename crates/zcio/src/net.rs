@@ -14,7 +14,7 @@ use std::rc::{Rc, Weak};
 use crate::error::{Error, Result};
 use crate::fd_registry::TrackedFd;
 use crate::op::{Accept, Connect, Op, Send, SendMemory, SendMsg, SocketCount, SocketUse};
-use crate::ring::close::RingCloseHook;
+use crate::ring::close_hook::RingCloseHook;
 use crate::ring::handle::{Ring, RingInner};
 use crate::sockaddr::{self, SockAddr};
 

@@ -4,7 +4,7 @@ use std::cell::{Cell, RefCell};
 use std::os::fd::RawFd;
 use std::rc::{Rc, Weak};
 
-use super::close::RingCloseHook;
+use super::close_hook::RingCloseHook;
 use super::completion::Completion;
 use super::options::{RingFeatures, RingOptions};
 use crate::backend::dispatch::Backend;

@@ -2,13 +2,16 @@
 //! policy, over a backend (io_uring, or epoll and a thread pool).
 //!
 //! One file per concept: the ring and its shared state (`handle`), its
-//! options (`options`), reaping completions (`completion`), closing
-//! (`close`); the table itself is `table.rs`, the backends `backend/`.
+//! options (`options`), what a finished operation looks like
+//! (`completion`), reaping completions (`reap`), closing (`close`,
+//! `close_hook`); the table itself is `table.rs`, the backends `backend/`.
 
 pub(crate) mod close;
+pub(crate) mod close_hook;
 pub(crate) mod completion;
 pub(crate) mod handle;
 pub(crate) mod options;
+mod reap;
 #[cfg(test)]
 mod tests;
 
