@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use crate::backend::uring::buf_table::MAX_REGISTERED_BUFFERS;
 use crate::error::{Error, Result};
-use crate::net::TcpStream;
+use crate::net::stream::TcpStream;
 use crate::op::{BufferOwner, Direction, FixedRw, Op, OpKind, Send, SendMemory};
 use crate::published::Published;
 use crate::ring::handle::{Ring, RingInner};

@@ -10,7 +10,7 @@ use super::group_counts as gc;
 use super::options::{GroupOptions, MAX_GROUP_BUFFERS, MAX_GROUP_BUFFER_SIZE};
 use super::provider::Provider;
 use crate::error::{Error, Result};
-use crate::net::TcpStream;
+use crate::net::stream::TcpStream;
 use crate::op::poll::F_BUFFER;
 use crate::op::{Cqe, Op, Placed, Recv, RecvOwner};
 use crate::pool::Region;

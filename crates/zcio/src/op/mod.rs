@@ -30,6 +30,7 @@ pub(crate) mod poll;
 mod recv;
 mod send;
 mod send_msg;
+pub(crate) mod zc_flags;
 
 pub(crate) use accept::Accept;
 pub(crate) use connect::Connect;
@@ -38,7 +39,7 @@ pub(crate) use fixed_rw::{Direction, FixedRw};
 pub(crate) use nop::Nop;
 pub(crate) use owner::{BufferOwner, RecvOwner, SendMemory, SocketCount, SocketUse};
 pub(crate) use recv::Recv;
-pub(crate) use send::{Send, SEND_ZC_REPORT_USAGE};
+pub(crate) use send::Send;
 pub(crate) use send_msg::SendMsg;
 
 /// The kind of an operation.

@@ -13,8 +13,7 @@ use super::poll::{Attempt, FdFlags, Interest};
 use super::{Cqe, OpKind, Placed, SendMemory, SocketUse};
 use crate::sys::io_calls;
 
-/// `IORING_SEND_ZC_REPORT_USAGE`.
-pub(crate) const SEND_ZC_REPORT_USAGE: u16 = 8;
+use super::zc_flags::SEND_ZC_REPORT_USAGE;
 
 pub(crate) struct Send {
     fd: RawFd,

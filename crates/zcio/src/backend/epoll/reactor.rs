@@ -12,8 +12,8 @@ use std::collections::{HashMap, VecDeque};
 use std::os::fd::{OwnedFd, RawFd};
 
 use crate::backend::RawCqe;
-use crate::net::NOTIF_USAGE_ZC_COPIED;
 use crate::op::poll::{FdFlags, Interest, F_NOTIF};
+use crate::op::zc_flags::NOTIF_USAGE_ZC_COPIED;
 use crate::sys::io_calls;
 
 /// A zero-copy send whose memory the kernel still holds: `calls` send
