@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::net::stream::TcpStream;
 use crate::op::poll::F_BUFFER;
 use crate::op::{Cqe, Op, Placed, Recv, RecvOwner};
-use crate::pool::Region;
+use crate::pool::region::Region;
 use crate::published::Published;
 use crate::ring::handle::{Ring, RingInner};
 use crate::sys::Mmap;

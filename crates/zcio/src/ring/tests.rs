@@ -15,7 +15,7 @@ use crate::backend::uring::instance::Uring;
 use crate::backend::uring::submit::{links, unlinked};
 use crate::error::{Error, Result};
 use crate::op::{Nop, Op};
-use crate::pool::RegisteredBufferPool;
+use crate::pool::registered::RegisteredBufferPool;
 use crate::probe::report::probe;
 
 /// Whether `ring` runs on io_uring: these tests are of that backend's own
