@@ -4,7 +4,7 @@ use std::cell::RefCell;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
-use super::epoll::Epoll;
+use super::epoll::instance::Epoll;
 use super::kind::BackendKind;
 use super::raw_cqe::RawCqe;
 use super::uring::instance::Uring;

@@ -16,5 +16,3 @@ pub(crate) mod uring;
 
 pub use choice::BackendChoice;
 pub use kind::BackendKind;
-
-pub(crate) use raw_cqe::RawCqe;

@@ -2,7 +2,7 @@
 
 use super::choice::BackendChoice;
 use super::dispatch::Backend;
-use super::epoll::Epoll;
+use super::epoll::instance::Epoll;
 use super::uring::instance::Uring;
 use crate::error::{Error, Result};
 use crate::ring::options::RingOptions;

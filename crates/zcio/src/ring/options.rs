@@ -1,7 +1,7 @@
 //! How to set up a ring, and what the kernel accepted.
 
 use crate::backend::choice::BackendChoice;
-use crate::backend::epoll::DEFAULT_WORKERS;
+use crate::backend::epoll::blocking::DEFAULT_WORKERS;
 
 /// How to set up a [`Ring`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,7 +5,8 @@
 use std::cell::RefCell;
 use std::os::fd::RawFd;
 
-use super::{Epoll, ZcWait, MULTISHOT_BURST};
+use super::instance::{Epoll, MULTISHOT_BURST};
+use super::reactor::ZcWait;
 use crate::op::poll::{Attempt, Interest, F_MORE, F_NOTIF};
 use crate::op::zc_flags::NOTIF_USAGE_ZC_COPIED;
 use crate::op::{Op, OpKind};

@@ -7,7 +7,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use io_uring::{opcode, squeue, types, IoUring};
 
 use super::buf_table;
-use super::enter::busy_is_zero;
+use super::busy::busy_is_zero;
 use super::setup;
 use crate::backend::raw_cqe::RawCqe;
 use crate::error::{Error, Result};
