@@ -7,7 +7,8 @@ use proptest::prelude::*;
 use super::buffer_group::BufferGroup;
 use super::options::GroupOptions;
 use crate::error::Error;
-use crate::op::{Cqe, RecvOwner};
+use crate::op::completion::Cqe;
+use crate::op::owner::RecvOwner;
 use crate::ring::handle::Ring;
 use crate::ring::options::RingOptions;
 

@@ -6,7 +6,8 @@ use std::rc::Rc;
 use super::socket::{new_socket, SocketShared};
 use super::sockopt::{set_int_opt, set_nodelay_raw};
 use crate::error::{Error, Result};
-use crate::op::{Accept, Op};
+use crate::op::accept::Accept;
+use crate::op::dispatch::Op;
 use crate::ring::handle::Ring;
 use crate::sockaddr::{self, SockAddr};
 

@@ -7,7 +7,7 @@ use std::rc::{Rc, Weak};
 
 use crate::error::{Error, Result};
 use crate::fd_registry::TrackedFd;
-use crate::op::{SocketCount, SocketUse};
+use crate::op::owner::{SocketCount, SocketUse};
 use crate::ring::close_hook::RingCloseHook;
 use crate::ring::handle::RingInner;
 use crate::sockaddr;

@@ -9,7 +9,11 @@ use super::socket::{new_socket, send_len, SocketShared};
 use super::sockopt::{set_int_opt, set_nodelay_raw};
 use crate::error::{Error, Result};
 use crate::fd_registry::TrackedFd;
-use crate::op::{Connect, Op, Send, SendMemory, SendMsg, SocketUse};
+use crate::op::connect::Connect;
+use crate::op::dispatch::Op;
+use crate::op::owner::{SendMemory, SocketUse};
+use crate::op::send::Send;
+use crate::op::send_msg::SendMsg;
 use crate::ring::handle::{Ring, RingInner};
 use crate::sockaddr::{self, SockAddr};
 

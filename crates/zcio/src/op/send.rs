@@ -9,8 +9,10 @@ use std::os::fd::RawFd;
 
 use io_uring::{opcode, squeue, types};
 
+use super::completion::{Cqe, Placed};
+use super::kind::OpKind;
+use super::owner::{SendMemory, SocketUse};
 use super::poll::{Attempt, FdFlags, Interest};
-use super::{Cqe, OpKind, Placed, SendMemory, SocketUse};
 use crate::sys::io_calls;
 
 use super::zc_flags::SEND_ZC_REPORT_USAGE;

@@ -6,7 +6,7 @@ use std::ops::{Deref, DerefMut};
 use std::rc::Rc;
 
 use super::region::Region;
-use crate::op::BufferOwner;
+use crate::op::owner::BufferOwner;
 use crate::ring::handle::RingInner;
 use crate::slots::Slots;
 

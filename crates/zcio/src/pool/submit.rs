@@ -6,7 +6,11 @@ use std::rc::Rc;
 use super::registered::RegisteredBufferPool;
 use crate::error::{Error, Result};
 use crate::net::stream::TcpStream;
-use crate::op::{BufferOwner, Direction, FixedRw, Op, OpKind, Send, SendMemory};
+use crate::op::dispatch::Op;
+use crate::op::fixed_rw::{Direction, FixedRw};
+use crate::op::kind::OpKind;
+use crate::op::owner::{BufferOwner, SendMemory};
+use crate::op::send::Send;
 use crate::slots::Slot;
 
 impl RegisteredBufferPool {

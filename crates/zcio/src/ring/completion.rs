@@ -1,7 +1,7 @@
 //! What a finished operation looks like.
 
 use crate::error::{Error, Result};
-use crate::op::OpKind;
+use crate::op::kind::OpKind;
 
 /// One finished operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,7 +13,7 @@ use crate::backend::raw_cqe::RawCqe;
 use crate::backend::select;
 use crate::backend::uring::instance::Uring;
 use crate::error::{Error, Result};
-use crate::op::Op;
+use crate::op::dispatch::Op;
 use crate::published::{ring_counts as rc, Published};
 use crate::table::Ops;
 

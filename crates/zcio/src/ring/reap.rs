@@ -4,7 +4,7 @@
 use super::completion::Completion;
 use super::handle::RingInner;
 use crate::backend::raw_cqe::RawCqe;
-use crate::op::Cqe;
+use crate::op::completion::Cqe;
 
 impl RingInner {
     pub(crate) fn reap(&self, out: &mut Vec<Completion>) -> usize {

@@ -14,7 +14,8 @@ use crate::backend::uring::enter::BUSY_RETRIES;
 use crate::backend::uring::instance::Uring;
 use crate::backend::uring::submit::{links, unlinked};
 use crate::error::{Error, Result};
-use crate::op::{Nop, Op};
+use crate::op::dispatch::Op;
+use crate::op::nop::Nop;
 use crate::pool::registered::RegisteredBufferPool;
 use crate::probe::report::probe;
 

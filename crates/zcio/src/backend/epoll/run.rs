@@ -7,9 +7,10 @@ use std::os::fd::RawFd;
 
 use super::instance::{Epoll, MULTISHOT_BURST};
 use super::reactor::ZcWait;
+use crate::op::dispatch::Op;
+use crate::op::kind::OpKind;
 use crate::op::poll::{Attempt, Interest, F_MORE, F_NOTIF};
 use crate::op::zc_flags::NOTIF_USAGE_ZC_COPIED;
-use crate::op::{Op, OpKind};
 use crate::table::Ops;
 
 /// Where an op is after an attempt.
