@@ -225,7 +225,7 @@ impl BufferGroup {
     }
 
     /// Records that a multishot receive was queued again after the kernel
-    /// ended it (see [`group_counts::REARMS`]).
+    /// ended it (see [`group_counts::REARMS`](crate::group_counts::REARMS)).
     pub fn note_rearm(&self) {
         self.shared.state.borrow_mut().rearms += 1;
         self.shared.publish();
@@ -315,7 +315,7 @@ impl BufferGroup {
         self.shared.data.clone()
     }
 
-    /// The counts, mirrored in place (see [`group_counts`]).
+    /// The counts, mirrored in place (see [`group_counts`](crate::group_counts)).
     pub fn published(&self) -> Rc<Published> {
         self.shared.published.clone()
     }

@@ -66,7 +66,7 @@ impl TcpListener {
 
     /// Queues a multishot accept (Linux 5.19): one completion per connection,
     /// whose result is the new descriptor (close-on-exec) — adopt it at once
-    /// with [`TcpStream::from_fd`] — with `IORING_CQE_F_MORE` while it goes on.
+    /// with [`TcpStream::from_fd`](crate::TcpStream::from_fd) — with `IORING_CQE_F_MORE` while it goes on.
     ///
     /// # Errors
     ///
@@ -79,7 +79,7 @@ impl TcpListener {
 
     /// Queues one accept (`IORING_OP_ACCEPT`): its completion's result is a
     /// new descriptor (close-on-exec) — adopt it at once with
-    /// [`TcpStream::from_fd`] — or `-errno`. Unlike
+    /// [`TcpStream::from_fd`](crate::TcpStream::from_fd) — or `-errno`. Unlike
     /// [`accept_multishot`](Self::accept_multishot), it takes exactly one
     /// connection off the kernel's queue, so the caller bounds how many it
     /// holds; a failure (`EMFILE`...) leaves the connection queued.

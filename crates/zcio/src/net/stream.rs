@@ -168,7 +168,7 @@ impl TcpStream {
     /// usage reporting 6.1): a completion with the byte count and
     /// `IORING_CQE_F_MORE`, then a notification (`IORING_CQE_F_NOTIF`) once
     /// the kernel no longer uses the memory, whose result has
-    /// [`NOTIF_USAGE_ZC_COPIED`] set when the kernel copied after all. The
+    /// [`NOTIF_USAGE_ZC_COPIED`](crate::NOTIF_USAGE_ZC_COPIED) set when the kernel copied after all. The
     /// op owns `data` until the notification.
     ///
     /// # Errors

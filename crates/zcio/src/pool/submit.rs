@@ -19,7 +19,7 @@ impl RegisteredBufferPool {
     /// The buffer becomes in flight and stays so until the completion is
     /// reaped **and** the caller calls [`complete_in_flight`](Self::complete_in_flight).
     /// Returns the operation's `user_data`, found again in its
-    /// [`Completion`](crate::Completion). Submit with [`Ring::submit`].
+    /// [`Completion`](crate::Completion). Submit with [`Ring::submit`](crate::Ring::submit).
     ///
     /// # Errors
     ///

@@ -3,7 +3,7 @@
 use crate::backend::choice::BackendChoice;
 use crate::backend::epoll::blocking::DEFAULT_WORKERS;
 
-/// How to set up a [`Ring`].
+/// How to set up a [`Ring`](crate::Ring).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RingOptions {
     /// Submission-queue entries (a power of two is used; default 256, max 32768).
@@ -42,7 +42,7 @@ pub struct RingFeatures {
     pub coop_taskrun: bool,
     /// `IORING_SETUP_TASKRUN_FLAG` (Linux 5.19, with `COOP_TASKRUN`): the
     /// kernel flags deferred completion work in the submission ring, so
-    /// [`Ring::has_work`] and [`Ring::submit`] know without a system call
+    /// [`Ring::has_work`](crate::Ring::has_work) and [`Ring::submit`](crate::Ring::submit) know without a system call
     /// whether there is any.
     pub taskrun_flag: bool,
     /// `IORING_SETUP_SQPOLL`.
