@@ -1,6 +1,6 @@
 //! The ring's table of operations in flight.
 
-use crate::op::Op;
+use crate::op::dispatch::Op;
 
 pub(crate) struct OpEntry {
     pub(crate) generation: u32,

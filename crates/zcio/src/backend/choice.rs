@@ -3,11 +3,7 @@
 //! `ZCIO_BACKEND` environment variable (`epoll`, `io_uring`; `auto` or unset
 //! leaves it to the options).
 
-use super::epoll::Epoll;
-use super::uring::Uring;
-use super::Backend;
 use crate::error::{Error, Result};
-use crate::ring::RingOptions;
 
 /// The backend asked for when a ring is set up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -54,39 +50,5 @@ impl BackendChoice {
             },
             Err(_) => Ok(None),
         }
-    }
-}
-
-/// The choice a ring set up with `choice` makes (the environment first).
-///
-/// # Errors
-///
-/// As [`BackendChoice::forced`].
-pub(crate) fn effective(choice: BackendChoice) -> Result<BackendChoice> {
-    Ok(BackendChoice::forced()?.unwrap_or(choice))
-}
-
-/// Sets up the backend for `options`: with `Auto`, io_uring where it sets
-/// up and supports the operations zcio uses (a kernel that sets io_uring up
-/// and then refuses the opcodes, as gVisor's does, gets epoll), else epoll.
-///
-/// # Errors
-///
-/// [`Error::UringUnavailable`] (and the other setup errors) when io_uring
-/// was asked for; [`Error::Sys`] when even epoll can't be set up.
-pub(crate) fn setup(options: RingOptions) -> Result<Backend> {
-    let epoll = || Ok(Backend::Epoll(Epoll::new(options.workers)?));
-    match effective(options.backend)? {
-        BackendChoice::IoUring => Ok(Backend::Uring(Uring::new(options)?)),
-        BackendChoice::Epoll => epoll(),
-        BackendChoice::Auto => match Uring::new(options) {
-            Ok(u) if u.supports_zcio() => Ok(Backend::Uring(u)),
-            Ok(u) => {
-                u.close();
-                epoll()
-            }
-            Err(Error::UringUnavailable { .. }) => epoll(),
-            Err(e) => Err(e),
-        },
     }
 }

@@ -15,10 +15,10 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use io_uring::types;
 
 use crate::error::{Error, Result};
+use crate::op::owner::ProvidedBuffers;
 use crate::op::poll::{F_BUFFER, F_BUF_MORE};
-use crate::op::ProvidedBuffers;
-use crate::pool::Region;
-use crate::ring::RingInner;
+use crate::pool::region::Region;
+use crate::ring::handle::RingInner;
 use crate::sys::{self, Mmap};
 
 pub(super) enum Provider {

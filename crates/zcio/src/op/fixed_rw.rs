@@ -6,8 +6,10 @@ use std::rc::Rc;
 
 use io_uring::{opcode, squeue, types};
 
+use super::completion::{Cqe, Placed};
+use super::kind::OpKind;
+use super::owner::BufferOwner;
 use super::poll::{Attempt, Interest, Job};
-use super::{BufferOwner, Cqe, OpKind, Placed};
 use crate::sys::io_calls::{self, rw2, RWF_NOWAIT};
 
 /// Which way the bytes go.

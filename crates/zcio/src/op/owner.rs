@@ -4,7 +4,7 @@
 use std::any::Any;
 use std::rc::Rc;
 
-use super::{Cqe, Placed};
+use super::completion::{Cqe, Placed};
 
 /// A pool whose buffer an operation uses: told once the operation's final
 /// completion came, so the buffer leaves the in-flight state.

@@ -66,7 +66,7 @@ pub(crate) const F_BUF_MORE: u32 = 16;
 mod tests {
     use io_uring::cqueue;
 
-    use super::*;
+    use crate::op::poll::*;
 
     #[test]
     fn the_flags_are_the_kernels() {

@@ -6,8 +6,10 @@ use std::rc::Rc;
 
 use io_uring::{opcode, squeue, types};
 
+use super::completion::{Cqe, Placed};
+use super::kind::OpKind;
+use super::owner::{ProvidedBuffers, RecvOwner, SocketUse};
 use super::poll::{Attempt, Interest};
-use super::{Cqe, OpKind, Placed, ProvidedBuffers, RecvOwner, SocketUse};
 use crate::sys::io_calls;
 
 pub(crate) struct Recv {

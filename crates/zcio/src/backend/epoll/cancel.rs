@@ -6,7 +6,7 @@
 use std::cell::RefCell;
 use std::os::fd::RawFd;
 
-use super::Epoll;
+use super::instance::Epoll;
 use crate::table::Ops;
 
 impl Epoll {

@@ -11,9 +11,9 @@
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::{OwnedFd, RawFd};
 
-use crate::backend::RawCqe;
-use crate::net::NOTIF_USAGE_ZC_COPIED;
+use crate::backend::raw_cqe::RawCqe;
 use crate::op::poll::{FdFlags, Interest, F_NOTIF};
+use crate::op::zc_flags::NOTIF_USAGE_ZC_COPIED;
 use crate::sys::io_calls;
 
 /// A zero-copy send whose memory the kernel still holds: `calls` send
@@ -179,7 +179,7 @@ fn overlap(lo: u32, hi: u32, first: u32, calls: u32) -> u32 {
 
 #[cfg(test)]
 mod tests {
-    use super::overlap;
+    use crate::backend::epoll::reactor::overlap;
 
     #[test]
     fn notification_ranges_count_their_calls() {

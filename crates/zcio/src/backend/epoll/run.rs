@@ -5,10 +5,11 @@
 use std::cell::RefCell;
 use std::os::fd::RawFd;
 
-use super::{Epoll, ZcWait, MULTISHOT_BURST};
-use crate::net::NOTIF_USAGE_ZC_COPIED;
+use super::instance::{Epoll, MULTISHOT_BURST};
+use super::reactor::ZcWait;
+use crate::op::dispatch::Op;
 use crate::op::poll::{Attempt, Interest, F_MORE, F_NOTIF};
-use crate::op::Op;
+use crate::op::zc_flags::NOTIF_USAGE_ZC_COPIED;
 use crate::table::Ops;
 
 /// Where an op is after an attempt.
