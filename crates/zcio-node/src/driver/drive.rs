@@ -199,7 +199,7 @@ impl Driver {
             self.ring.reap(&mut done);
             if done.is_empty() {
                 *self.scratch.borrow_mut() = done;
-                if !gated {
+                if !exact {
                     break;
                 }
                 if self.spin() {
@@ -227,7 +227,8 @@ impl Driver {
     }
 
     /// Busy polling (`busy_poll_us` > 0, operations in flight): polls the
-    /// ring's shared memory (yielding the CPU between looks) until a
+    /// ring's shared memory (on epoll: the epoll instance, with a `poll(2)`
+    /// that does not wait), yielding the CPU between looks, until a
     /// completion or deferred work shows up, or the time is over. Returns
     /// whether something showed up.
     fn spin(&self) -> bool {
