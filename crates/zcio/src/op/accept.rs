@@ -47,6 +47,7 @@ impl Accept {
             Attempt::More {
                 result: r,
                 flags: 0,
+                drained: false,
             }
         } else {
             Attempt::Done {

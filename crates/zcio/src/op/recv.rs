@@ -96,7 +96,11 @@ impl Recv {
         }
         let flags = self.buffers.filled(bid, r as usize);
         if self.multishot {
-            Attempt::More { result: r, flags }
+            Attempt::More {
+                result: r,
+                flags,
+                drained: (r as usize) < room,
+            }
         } else {
             Attempt::Done { result: r, flags }
         }

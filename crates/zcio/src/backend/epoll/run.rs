@@ -146,8 +146,15 @@ impl Epoll {
                 (a, op.expected(), fd)
             };
             match attempt {
-                Attempt::More { result, flags } => {
+                Attempt::More {
+                    result,
+                    flags,
+                    drained,
+                } => {
                     self.post(user_data, result, flags | F_MORE);
+                    if drained {
+                        return Step::Wait(fd, Interest::Read);
+                    }
                     burst += 1;
                     if burst == MULTISHOT_BURST {
                         return Step::Again;
