@@ -16,6 +16,9 @@ use crate::table::Ops;
 pub(crate) enum Backend {
     Uring(Uring),
     Epoll(Epoll),
+    /// Scripted by tests (see `fake`).
+    #[cfg(test)]
+    Fake(super::fake::Fake),
 }
 
 impl Backend {
@@ -23,6 +26,8 @@ impl Backend {
         match self {
             Backend::Uring(_) => BackendKind::IoUring,
             Backend::Epoll(_) => BackendKind::Epoll,
+            #[cfg(test)]
+            Backend::Fake(_) => BackendKind::Epoll,
         }
     }
 
@@ -30,6 +35,8 @@ impl Backend {
         match self {
             Backend::Uring(u) => u.features,
             Backend::Epoll(_) => RingFeatures::default(),
+            #[cfg(test)]
+            Backend::Fake(_) => RingFeatures::default(),
         }
     }
 
@@ -39,6 +46,8 @@ impl Backend {
         match self {
             Backend::Uring(u) => u.eventfd(),
             Backend::Epoll(e) => e.eventfd(),
+            #[cfg(test)]
+            Backend::Fake(_) => -1,
         }
     }
 
@@ -46,6 +55,8 @@ impl Backend {
         match self {
             Backend::Uring(u) => u.clear_eventfd(),
             Backend::Epoll(e) => e.clear_eventfd(),
+            #[cfg(test)]
+            Backend::Fake(_) => false,
         }
     }
 
@@ -53,6 +64,8 @@ impl Backend {
         match self {
             Backend::Uring(u) => u.signal_eventfd(),
             Backend::Epoll(e) => e.signal_eventfd(),
+            #[cfg(test)]
+            Backend::Fake(_) => {}
         }
     }
 
@@ -61,6 +74,8 @@ impl Backend {
             Backend::Uring(u) => u.set_eventfd_enabled(on),
             // Nothing signals it while the loop reaps anyway.
             Backend::Epoll(_) => {}
+            #[cfg(test)]
+            Backend::Fake(_) => {}
         }
     }
 
@@ -69,6 +84,8 @@ impl Backend {
         match self {
             Backend::Uring(u) => u.pending(),
             Backend::Epoll(e) => e.pending(),
+            #[cfg(test)]
+            Backend::Fake(f) => f.pending(),
         }
     }
 
@@ -76,6 +93,8 @@ impl Backend {
         match self {
             Backend::Uring(u) => u.has_work(live),
             Backend::Epoll(e) => e.has_work(),
+            #[cfg(test)]
+            Backend::Fake(f) => f.has_work(),
         }
     }
 
@@ -84,6 +103,8 @@ impl Backend {
             Backend::Uring(u) => u.reserve(n),
             // Any number of ops can be queued.
             Backend::Epoll(_) => Ok(()),
+            #[cfg(test)]
+            Backend::Fake(_) => Ok(()),
         }
     }
 
@@ -91,6 +112,11 @@ impl Backend {
     pub(crate) fn push(&self, user_data: u64, ops: &RefCell<Ops>) -> Result<()> {
         match self {
             Backend::Epoll(e) => e.push(user_data, ops),
+            #[cfg(test)]
+            Backend::Fake(f) => {
+                f.push(user_data);
+                Ok(())
+            }
             Backend::Uring(u) => {
                 let (entry, linked) = {
                     let mut ops = ops.borrow_mut();
@@ -109,6 +135,8 @@ impl Backend {
         match self {
             Backend::Uring(u) => u.submit(),
             Backend::Epoll(e) => e.submit(ops),
+            #[cfg(test)]
+            Backend::Fake(f) => Ok(f.submit()),
         }
     }
 
@@ -116,6 +144,8 @@ impl Backend {
         match self {
             Backend::Uring(u) => u.submit_and_wait(want),
             Backend::Epoll(e) => e.submit_and_wait(want, ops),
+            #[cfg(test)]
+            Backend::Fake(f) => Ok(f.submit()),
         }
     }
 
@@ -124,6 +154,8 @@ impl Backend {
         match self {
             Backend::Uring(u) => u.take(out),
             Backend::Epoll(e) => e.take(ops, out),
+            #[cfg(test)]
+            Backend::Fake(f) => f.take(out),
         }
     }
 
@@ -136,6 +168,11 @@ impl Backend {
                 e.cancel(user_data, ops);
                 Ok(())
             }
+            #[cfg(test)]
+            Backend::Fake(f) => {
+                f.cancel(&[user_data]);
+                Ok(())
+            }
         }
     }
 
@@ -144,6 +181,12 @@ impl Backend {
             Backend::Uring(u) => u.cancel_fd(fd),
             Backend::Epoll(e) => {
                 e.cancel_fd(fd, ops);
+                Ok(())
+            }
+            #[cfg(test)]
+            Backend::Fake(f) => {
+                let on_fd = ops.borrow_mut().user_data_on(fd);
+                f.cancel(&on_fd);
                 Ok(())
             }
         }
@@ -158,6 +201,8 @@ impl Backend {
                 e.end_chain();
                 Ok(())
             }
+            #[cfg(test)]
+            Backend::Fake(_) => Ok(()),
         }
     }
 
@@ -167,6 +212,12 @@ impl Backend {
             Backend::Uring(u) => u.cancel_all(),
             Backend::Epoll(e) => {
                 e.cancel_all(ops);
+                Ok(())
+            }
+            #[cfg(test)]
+            Backend::Fake(f) => {
+                let all = ops.borrow_mut().user_data_on(-2);
+                f.cancel(&all);
                 Ok(())
             }
         }
@@ -180,6 +231,12 @@ impl Backend {
                 e.cancel_all(ops);
                 Ok(())
             }
+            #[cfg(test)]
+            Backend::Fake(f) => {
+                let all = ops.borrow_mut().user_data_on(-2);
+                f.cancel(&all);
+                Ok(())
+            }
         }
     }
 
@@ -188,6 +245,11 @@ impl Backend {
         match self {
             Backend::Uring(u) => u.wait(timeout),
             Backend::Epoll(e) => e.wait(timeout, ops),
+            #[cfg(test)]
+            Backend::Fake(f) => {
+                f.wait(timeout);
+                Ok(())
+            }
         }
     }
 
@@ -196,6 +258,8 @@ impl Backend {
         match self {
             Backend::Uring(u) => u.close(),
             Backend::Epoll(e) => e.close(),
+            #[cfg(test)]
+            Backend::Fake(f) => f.closed.set(true),
         }
     }
 }

@@ -9,6 +9,8 @@
 pub(crate) mod choice;
 pub(crate) mod dispatch;
 pub(crate) mod epoll;
+#[cfg(test)]
+pub(crate) mod fake;
 pub(crate) mod kind;
 pub(crate) mod raw_cqe;
 pub(crate) mod select;

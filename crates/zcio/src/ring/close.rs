@@ -8,8 +8,6 @@ use super::completion::Completion;
 use super::handle::RingInner;
 use crate::error::Result;
 
-/// How long `close` waits for cancelled operations before leaking their memory.
-pub(super) const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often `close` repeats its cancel while operations remain.
 pub(super) const CANCEL_INTERVAL: Duration = Duration::from_millis(500);
 /// How long `close` waits for operations to end before it aborts the ring's
@@ -55,12 +53,12 @@ impl RingInner {
     }
 
     /// Cancels every operation and reaps their completions into `out`,
-    /// giving up after [`CLOSE_TIMEOUT`]. After [`ABORT_AFTER`], `hooks`
+    /// giving up after the ring's close timeout ([`CLOSE_TIMEOUT`](super::handle::CLOSE_TIMEOUT)). After [`ABORT_AFTER`], `hooks`
     /// (the ring's sockets) abort their connections, which ends what only
     /// the peer could end.
     fn cancel_all(&self, out: &mut Vec<Completion>, hooks: &[Rc<dyn RingCloseHook>]) -> Result<()> {
         let start = Instant::now();
-        let deadline = start + CLOSE_TIMEOUT;
+        let deadline = start + self.close_timeout.get();
         let mut aborted = false;
         self.backend.cancel_all(&self.ops)?;
         let mut cancelled_at = Instant::now();

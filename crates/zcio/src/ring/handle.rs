@@ -17,6 +17,10 @@ use crate::op::dispatch::Op;
 use crate::published::{ring_counts as rc, Published};
 use crate::table::Ops;
 
+/// How long `close` waits for cancelled operations before leaking their
+/// memory (the kernel, or a worker, may still write it).
+pub(crate) const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub(crate) struct RingInner {
     pub(crate) backend: Backend,
     pub(crate) ops: RefCell<Ops>,
@@ -28,6 +32,8 @@ pub(crate) struct RingInner {
     /// Told when the ring closes (see `on_close`).
     pub(super) close_hooks: RefCell<Vec<Weak<dyn RingCloseHook>>>,
     pub(super) closed: Cell<bool>,
+    /// How long `close` waits for cancelled operations (see `close`).
+    pub(super) close_timeout: Cell<std::time::Duration>,
     /// Counts mirrored for bindings (see `published.rs`).
     published: Rc<Published>,
 }
@@ -79,8 +85,11 @@ impl Ring {
                 reason: format!("{} is not between 1 and 32768", options.entries),
             });
         }
-        let backend = select::setup(options)?;
-        Ok(Ring {
+        Ok(Ring::over(select::setup(options)?))
+    }
+
+    fn over(backend: Backend) -> Ring {
+        Ring {
             inner: Rc::new(RingInner {
                 backend,
                 ops: RefCell::default(),
@@ -88,9 +97,31 @@ impl Ring {
                 scratch: RefCell::default(),
                 close_hooks: RefCell::new(Vec::new()),
                 closed: Cell::new(false),
+                close_timeout: Cell::new(CLOSE_TIMEOUT),
                 published: Published::new(rc::LEN, 0),
             }),
-        })
+        }
+    }
+
+    /// A ring over the scripted backend of tests (see `backend::fake`).
+    #[cfg(test)]
+    pub(crate) fn fake() -> Ring {
+        Ring::over(Backend::Fake(crate::backend::fake::Fake::default()))
+    }
+
+    /// The scripted backend of a ring made by [`Ring::fake`].
+    #[cfg(test)]
+    pub(crate) fn script(&self) -> &crate::backend::fake::Fake {
+        match &self.inner.backend {
+            Backend::Fake(f) => f,
+            _ => panic!("not a fake ring"),
+        }
+    }
+
+    /// Shortens how long `close` waits before leaking what does not end.
+    #[cfg(test)]
+    pub(crate) fn set_close_timeout(&self, t: std::time::Duration) {
+        self.inner.close_timeout.set(t);
     }
 
     /// The backend the ring runs on.
@@ -343,7 +374,7 @@ impl RingInner {
     pub(crate) fn uring(&self) -> Option<&Uring> {
         match &self.backend {
             Backend::Uring(u) => Some(u),
-            Backend::Epoll(_) => None,
+            _ => None,
         }
     }
 
@@ -352,7 +383,7 @@ impl RingInner {
     pub(crate) fn claim_group(&self, id: u16) -> bool {
         match &self.backend {
             Backend::Epoll(e) => e.claim_group(id),
-            Backend::Uring(_) => true,
+            _ => true,
         }
     }
 

@@ -9,6 +9,8 @@
 pub(crate) mod close;
 pub(crate) mod close_hook;
 pub(crate) mod completion;
+#[cfg(test)]
+mod fake_tests;
 pub(crate) mod handle;
 pub(crate) mod options;
 mod reap;
