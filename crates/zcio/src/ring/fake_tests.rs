@@ -106,10 +106,8 @@ fn a_multishot_receive_lives_until_its_final_completion() {
     let ring = Ring::fake();
     let mut fds = [0; 2];
     // SAFETY: `fds` is a valid array of two descriptors to fill.
-    assert_eq!(
-        unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, fds.as_mut_ptr()) },
-        0
-    );
+    let made = unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, fds.as_mut_ptr()) };
+    assert_eq!(made, 0);
     // SAFETY: socketpair returned two new descriptors nothing else owns.
     let (a, _b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     let stream = TcpStream::from_fd(&ring, a).unwrap();
