@@ -145,9 +145,25 @@ impl Ring {
     }
 
     /// Clears the eventfd's counter; returns whether it was signalled
-    /// (`false` once the ring is closed).
+    /// (`false` once the ring is closed). On the epoll backend (where
+    /// [`eventfd`](Self::eventfd) is the epoll instance) it says that the
+    /// caller's event loop saw it readable; see
+    /// [`set_wake_driven`](Self::set_wake_driven).
     pub fn clear_eventfd(&self) -> bool {
         self.inner.backend.clear_eventfd()
+    }
+
+    /// For an event loop that watches [`eventfd`](Self::eventfd) and calls
+    /// [`clear_eventfd`](Self::clear_eventfd) each time it wakes: on the
+    /// epoll backend, [`reap`](Self::reap) then looks for readiness (an
+    /// `epoll_wait`) only after such a wake-up or a [`has_work`](Self::has_work)
+    /// that saw one, sparing a system call per reap; what is ready meanwhile
+    /// keeps the descriptor readable for the loop's next wake-up. Off (the
+    /// default), every reap looks. Nothing changes on io_uring.
+    pub fn set_wake_driven(&self, on: bool) {
+        if let Backend::Epoll(e) = &self.inner.backend {
+            e.set_wake_driven(on);
+        }
     }
 
     /// Signals the eventfd, as the kernel does: a caller that stops reaping

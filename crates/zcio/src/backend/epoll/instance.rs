@@ -35,6 +35,10 @@ pub(crate) struct Epoll {
     /// Buffer group ids in use on this ring.
     pub(super) groups: RefCell<HashSet<u16>>,
     pub(super) scratch: RefCell<Vec<(u64, i32)>>,
+    /// An event loop watches the epoll instance and says when it woke
+    /// (`clear_eventfd`): `take` looks for readiness only then.
+    wake_driven: Cell<bool>,
+    poll_due: Cell<bool>,
 }
 
 fn closed() -> Error {
@@ -76,6 +80,8 @@ impl Epoll {
             in_workers: Cell::new(0),
             groups: RefCell::default(),
             scratch: RefCell::default(),
+            wake_driven: Cell::new(false),
+            poll_due: Cell::new(true),
         })
     }
 
@@ -86,8 +92,18 @@ impl Epoll {
             .map_or(-1, |r| r.epfd.as_raw_fd())
     }
 
+    /// The event loop saw the epoll instance readable: the next `take`
+    /// looks for readiness.
     pub(crate) fn clear_eventfd(&self) -> bool {
-        self.reactor.borrow().is_some()
+        let open = self.reactor.borrow().is_some();
+        self.poll_due.set(open);
+        open
+    }
+
+    /// See [`Ring::set_wake_driven`](crate::Ring::set_wake_driven).
+    pub(crate) fn set_wake_driven(&self, on: bool) {
+        self.wake_driven.set(on);
+        self.poll_due.set(true);
     }
 
     pub(crate) fn signal_eventfd(&self) {
@@ -105,7 +121,11 @@ impl Epoll {
             return true;
         }
         let fd = self.eventfd();
-        fd >= 0 && io_calls::readable_now(fd)
+        let ready = fd >= 0 && io_calls::readable_now(fd);
+        if ready {
+            self.poll_due.set(true);
+        }
+        ready
     }
 
     /// Queues the op stored under `user_data`; it starts at the next
@@ -165,7 +185,9 @@ impl Epoll {
     /// Takes what is ready: readiness events (without waiting), workers'
     /// results, then every completion posted.
     pub(crate) fn take(&self, ops: &RefCell<Ops>, out: &mut Vec<RawCqe>) {
-        let _ = self.process(ops, 0);
+        if !self.wake_driven.get() || self.poll_due.replace(false) {
+            let _ = self.process(ops, 0);
+        }
         out.append(&mut self.ready.borrow_mut());
     }
 
