@@ -43,14 +43,17 @@ pub(crate) struct RingInner {
 ///
 /// A ring belongs to the thread that created it (`Ring` is neither `Send` nor
 /// `Sync`): with `IORING_SETUP_SINGLE_ISSUER` the kernel itself enforces it.
-/// Operations are queued by the pools that use the ring, handed to the kernel
-/// in one `io_uring_enter` by [`Ring::submit`], and collected by
-/// [`Ring::reap`]. The ring signals an eventfd ([`Ring::eventfd`]) whenever
-/// completions are posted, so an event loop can watch it.
+/// Operations are queued by the pools, groups and sockets that use the ring,
+/// started by [`Ring::submit`] (on io_uring, handed to the kernel in one
+/// `io_uring_enter`; on epoll, attempted without blocking), and collected by
+/// [`Ring::reap`]. The descriptor [`Ring::eventfd`] (io_uring's eventfd, or
+/// the epoll instance) is readable whenever there is something to reap, so
+/// an event loop can watch it.
 ///
-/// Requires Linux 5.13 (sparse registered-buffer tables); uses
-/// `SINGLE_ISSUER | DEFER_TASKRUN | COOP_TASKRUN` where the kernel has them
-/// (6.1) and falls back when it doesn't.
+/// On io_uring it requires Linux 5.13 (sparse registered-buffer tables) and
+/// uses `SINGLE_ISSUER | DEFER_TASKRUN | COOP_TASKRUN` where the kernel has
+/// them (6.1), falling back when it doesn't. The epoll backend needs no
+/// io_uring at all (see [`RingOptions::backend`]).
 #[derive(Clone)]
 pub struct Ring {
     pub(crate) inner: Rc<RingInner>,
@@ -68,13 +71,15 @@ impl std::fmt::Debug for Ring {
 }
 
 impl Ring {
-    /// Sets up a ring.
+    /// Sets up a ring on the backend `options` (and `ZCIO_BACKEND`) ask for:
+    /// by default io_uring where it sets up and has every opcode zcio uses,
+    /// else epoll.
     ///
     /// # Errors
     ///
-    /// - [`Error::UringUnavailable`] when `io_uring_setup` is refused (sysctl
-    ///   `kernel.io_uring_disabled`, a seccomp filter, no kernel support); the
-    ///   message says what to do.
+    /// - [`Error::UringUnavailable`] when io_uring was asked for and
+    ///   `io_uring_setup` is refused (sysctl `kernel.io_uring_disabled`, a
+    ///   seccomp filter, no kernel support); the message says what to do.
     /// - [`Error::InvalidArgument`] when `entries` is 0 or above 32768.
     /// - [`Error::Sys`] for other setup failures (`io_uring_setup`,
     ///   `io_uring_register` of the eventfd).
@@ -280,14 +285,16 @@ impl Ring {
     }
 
     /// Stops the ring: refuses new operations, cancels those in flight
-    /// (`IORING_OP_ASYNC_CANCEL`, any), waits for their completions (which are
-    /// appended to `out`, most with `-ECANCELED`), then closes the io_uring and its eventfd.
-    /// Calling it again does nothing.
+    /// (`IORING_OP_ASYNC_CANCEL`, any; on epoll, every op still waiting),
+    /// waits for their completions (which are appended to `out`, most with
+    /// `-ECANCELED`), then closes the backend's descriptors (the io_uring and
+    /// its eventfd, or the epoll instance; the epoll backend's worker threads
+    /// exit). Calling it again does nothing.
     ///
-    /// Operations still queued are handed to the kernel first, so they are
-    /// cancelled like the others. If the kernel does not finish the cancelled
-    /// operations within 10 seconds, their buffers are leaked rather than
-    /// freed, so the kernel can never write into freed memory.
+    /// Operations still queued are started first, so they are cancelled
+    /// like the others. If the kernel (or a worker thread) does not finish
+    /// the cancelled operations within 10 seconds, their buffers are leaked
+    /// rather than freed, so nothing can ever write into freed memory.
     ///
     /// # Errors
     ///
