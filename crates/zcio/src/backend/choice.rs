@@ -1,5 +1,4 @@
-//! Which backend a new ring gets: asked for in `RingOptions::backend`,
-//! , or forced for the whole process by the
+//! Which backend a new ring gets: asked for in `RingOptions::backend`, or forced for the whole process by the
 //! `ZCIO_BACKEND` environment variable (`epoll`, `io_uring`; `auto` or unset
 //! leaves it to the options).
 
@@ -73,9 +72,19 @@ pub(crate) fn effective(choice: BackendChoice) -> Result<BackendChoice> {
 /// # Errors
 ///
 /// [`Error::UringUnavailable`] (and the other setup errors) when io_uring
-/// was asked for; [`Error::Sys`] when even epoll can't be set up.
+/// was asked for; [`Error::BackendUnsupported`] when the ring would end up
+/// on epoll with `sqpoll_idle_ms` set (a kernel submission thread is
+/// io_uring's alone); [`Error::Sys`] when even epoll can't be set up.
 pub(crate) fn setup(options: RingOptions) -> Result<Backend> {
-    let epoll = || Ok(Backend::Epoll(Epoll::new(options.workers)?));
+    let epoll = || {
+        if options.sqpoll_idle_ms.is_some() {
+            return Err(Error::BackendUnsupported {
+                feature: "a kernel submission thread (sqpoll)",
+                backend: "epoll",
+            });
+        }
+        Ok(Backend::Epoll(Epoll::new(options.workers)?))
+    };
     match effective(options.backend)? {
         BackendChoice::IoUring => Ok(Backend::Uring(Uring::new(options)?)),
         BackendChoice::Epoll => epoll(),
@@ -88,5 +97,55 @@ pub(crate) fn setup(options: RingOptions) -> Result<Backend> {
             Err(Error::UringUnavailable { .. }) => epoll(),
             Err(e) => Err(e),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BackendChoice;
+    use crate::error::Error;
+    use crate::ring::{Ring, RingOptions};
+
+    #[test]
+    fn sqpoll_on_epoll_is_refused_naming_the_backend() {
+        if BackendChoice::forced().ok().flatten() == Some(BackendChoice::IoUring) {
+            eprintln!("SKIPPED: ZCIO_BACKEND=io_uring forces io_uring");
+            return;
+        }
+        let err = Ring::new(RingOptions {
+            backend: BackendChoice::Epoll,
+            sqpoll_idle_ms: Some(10),
+            ..RingOptions::default()
+        })
+        .err()
+        .expect("an epoll ring with sqpoll set up");
+        assert!(
+            matches!(
+                err,
+                Error::BackendUnsupported {
+                    backend: "epoll",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("sqpoll"), "{err}");
+    }
+
+    #[test]
+    fn parse_knows_the_three_names() {
+        assert_eq!(
+            BackendChoice::parse("auto", "b").unwrap(),
+            BackendChoice::Auto
+        );
+        assert_eq!(
+            BackendChoice::parse("io_uring", "b").unwrap(),
+            BackendChoice::IoUring
+        );
+        assert_eq!(
+            BackendChoice::parse("epoll", "b").unwrap(),
+            BackendChoice::Epoll
+        );
+        assert!(BackendChoice::parse("uring", "b").is_err());
     }
 }
