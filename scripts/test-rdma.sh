@@ -37,6 +37,11 @@ echo "== Rust RDMA tests (zcio::rdma)"
 "$rel" --include-ignored --test-threads=1
 echo "== JS RDMA tests (ava)"
 ZCIO_REQUIRE_RDMA=1 ava __test__/build/rdma.spec.js
+# RDMA needs no io_uring; what it shares with rings (ZeroCopyBufferManager
+# over a TcpStream, the event loop) runs on the epoll backend too.
+echo "== JS RDMA tests, rings on the epoll backend (ZCIO_BACKEND=epoll)"
+ZCIO_REQUIRE_RDMA=1 ZCIO_BACKEND=epoll ava __test__/build/rdma.spec.js
+ZCIO_BACKEND=epoll ava __test__/build/zcbm.spec.js
 export ZCIO_RDMA_FUZZ_TIME=${ZCIO_RDMA_FUZZ_TIME:-20}
 ${ZCIO_RDMA_FUZZ_SEED:+export ZCIO_RDMA_FUZZ_SEED=$ZCIO_RDMA_FUZZ_SEED}
 ${ZCIO_RDMA_FUZZ_PATH:+export ZCIO_RDMA_FUZZ_PATH='$ZCIO_RDMA_FUZZ_PATH'}

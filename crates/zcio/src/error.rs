@@ -2,7 +2,7 @@
 
 use std::io;
 
-use crate::probe::UringUnavailable;
+use crate::probe::uring_unavailable::UringUnavailable;
 
 /// Everything that can go wrong in zcio.
 ///
@@ -333,7 +333,7 @@ pub fn errno_name(errno: i32) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::error::*;
 
     #[test]
     fn kernel_errors_keep_call_and_errno() {

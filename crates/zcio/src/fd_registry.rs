@@ -81,7 +81,7 @@ impl Drop for TrackedFd {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::fd_registry::*;
     use std::os::fd::FromRawFd;
 
     fn pipe() -> (OwnedFd, OwnedFd) {

@@ -31,7 +31,8 @@ pub use error::{errno_name, Error, Result};
 pub use group::{
     group_counts, BufferGroup, GroupOptions, MAX_GROUP_BUFFERS, MAX_GROUP_BUFFER_SIZE,
 };
-pub use net::{Shutdown, TcpListener, TcpStream, NOTIF_USAGE_ZC_COPIED, SEND_ZC_REPORT_USAGE};
+pub use net::{Shutdown, TcpListener, TcpStream};
+pub use op::zc_flags::{NOTIF_USAGE_ZC_COPIED, SEND_ZC_REPORT_USAGE};
 pub use op::OpKind;
 pub use pool::{BufMut, BufRef, PoolStats, Region, RegisteredBufferPool, MAX_BUFFER_SIZE};
 pub use probe::{probe, uring_usable, ProbeReport, UringUnavailable, REQUIRED_OPCODES};

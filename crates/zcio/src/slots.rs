@@ -326,7 +326,7 @@ impl Slots {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::slots::*;
     use proptest::prelude::*;
 
     #[test]

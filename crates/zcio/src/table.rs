@@ -1,6 +1,6 @@
 //! The ring's table of operations in flight.
 
-use crate::op::Op;
+use crate::op::dispatch::Op;
 
 pub(crate) struct OpEntry {
     pub(crate) generation: u32,
@@ -52,8 +52,6 @@ impl Ops {
         entry.op.as_mut()
     }
 
-    /// Takes the op out of its slot; the slot stays reserved until
-    /// [`retire`](Self::retire) and the following [`recycle`](Self::recycle).
     /// The `user_data` of the op in `slot`, if one is live there.
     pub(crate) fn user_data_of(&self, slot: u32) -> Option<u64> {
         match self.entries.get(slot as usize) {
@@ -62,6 +60,18 @@ impl Ops {
         }
     }
 
+    /// The `user_data` of every live op on descriptor `fd` (-2: of all).
+    #[cfg(test)]
+    pub(crate) fn user_data_on(&mut self, fd: std::os::fd::RawFd) -> Vec<u64> {
+        let slots = self.entries.len() as u32;
+        let live: Vec<u64> = (0..slots).filter_map(|s| self.user_data_of(s)).collect();
+        live.into_iter()
+            .filter(|&u| fd == -2 || self.get_mut(u).is_some_and(|op| op.fd() == fd))
+            .collect()
+    }
+
+    /// Takes the op out of its slot; the slot stays reserved until
+    /// [`retire`](Self::retire) and the following [`recycle`](Self::recycle).
     pub(crate) fn remove(&mut self, user_data: u64) -> Option<Op> {
         let slot = user_data as u32;
         let entry = self.entries.get_mut(slot as usize)?;

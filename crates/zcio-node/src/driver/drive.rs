@@ -168,6 +168,10 @@ impl Driver {
     /// something to submit or deferred work to run.
     pub(super) fn drive(&self) {
         let gated = self.ring.features().taskrun_flag;
+        // Whether `has_work` is exact, so that a wake-up can be asked for
+        // when a round is cut short: where the kernel flags deferred work,
+        // and on epoll (queued ops, posted completions, a ready descriptor).
+        let exact = gated || self.ring.backend() == zcio::BackendKind::Epoll;
         self.ring.set_eventfd_enabled(false);
         let mut rounds = 0;
         let mut settled = false;
@@ -179,7 +183,10 @@ impl Driver {
                 // Leave the rest to the next loop iteration, after the other
                 // handles had their turn.
                 self.ring.set_eventfd_enabled(true);
-                if gated && self.ring.has_work() {
+                // The prepare handle has run in this loop iteration: without
+                // a wake-up, ops queued by the last round would wait for an
+                // unrelated event.
+                if exact && self.ring.has_work() {
                     self.ring.signal_eventfd();
                 }
                 break;
@@ -192,7 +199,7 @@ impl Driver {
             self.ring.reap(&mut done);
             if done.is_empty() {
                 *self.scratch.borrow_mut() = done;
-                if !gated {
+                if !exact {
                     break;
                 }
                 if self.spin() {
@@ -220,7 +227,8 @@ impl Driver {
     }
 
     /// Busy polling (`busy_poll_us` > 0, operations in flight): polls the
-    /// ring's shared memory (yielding the CPU between looks) until a
+    /// ring's shared memory (on epoll: the epoll instance, with a `poll(2)`
+    /// that does not wait), yielding the CPU between looks, until a
     /// completion or deferred work shows up, or the time is over. Returns
     /// whether something showed up.
     fn spin(&self) -> bool {

@@ -64,6 +64,9 @@ impl Driver {
         poll.set_ref(false);
         prepare.set_ref(false);
         let started = poll.start().is_ok() && prepare.start().is_ok();
+        // The poll handle wakes the driver whenever the ring's descriptor
+        // is readable, and each wake-up clears it (`on_poll`).
+        driver.ring.set_wake_driven(true);
         *driver.handles.borrow_mut() = Some(LoopHandles {
             hook: None,
             poll,

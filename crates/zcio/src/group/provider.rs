@@ -15,8 +15,10 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use io_uring::types;
 
 use crate::error::{Error, Result};
+use crate::op::owner::ProvidedBuffers;
 use crate::op::poll::{F_BUFFER, F_BUF_MORE};
-use crate::ring::RingInner;
+use crate::pool::region::Region;
+use crate::ring::handle::RingInner;
 use crate::sys::{self, Mmap};
 
 pub(super) enum Provider {
@@ -39,6 +41,9 @@ pub(super) struct KernelRing {
 pub(super) struct BufferQueue {
     ring: Rc<RingInner>,
     id: u16,
+    data: Rc<Region>,
+    size: usize,
+    incremental: bool,
     free: RefCell<VecDeque<u16>>,
     used: Cell<u32>,
     /// Buffers given to the queue so far (wrapping, as a ring's tail).
@@ -57,7 +62,7 @@ impl Provider {
         ring: &Rc<RingInner>,
         id: u16,
         count: u32,
-        incremental: bool,
+        (data, size, incremental): (&Rc<Region>, usize, bool),
     ) -> Result<Provider> {
         let Some(uring) = ring.uring() else {
             if !ring.claim_group(id) {
@@ -66,6 +71,9 @@ impl Provider {
             return Ok(Provider::Queue(BufferQueue {
                 ring: ring.clone(),
                 id,
+                data: data.clone(),
+                size,
+                incremental,
                 free: RefCell::new(VecDeque::with_capacity(count as usize)),
                 used: Cell::new(0),
                 added: Cell::new(0),
@@ -160,25 +168,28 @@ impl Provider {
             }
         }
     }
+}
 
-    /// The queue's next buffer and the bytes of it already used (epoll
-    /// backend; `None` for the kernel's ring or an empty queue).
-    pub(super) fn next(&self) -> Option<(u16, u32)> {
-        match self {
-            Provider::Kernel(_) => None,
-            Provider::Queue(q) => q.free.borrow().front().map(|&bid| (bid, q.used.get())),
-        }
+impl ProvidedBuffers for Provider {
+    fn next_buffer(&self) -> Option<(u16, *mut u8, usize)> {
+        let Provider::Queue(q) = self else {
+            return None;
+        };
+        let bid = *q.free.borrow().front()?;
+        let used = q.used.get() as usize;
+        let at = usize::from(bid) * q.size + used;
+        Some((bid, q.data.as_ptr().wrapping_add(at), q.size - used))
     }
 
     /// `n` more bytes went into the queue's first buffer (`bid`): it leaves
     /// the queue unless the group is incremental and room is left (then the
     /// completion says `IORING_CQE_F_BUF_MORE`, as the kernel's would).
-    pub(super) fn fill(&self, bid: u16, n: u32, size: u32, incremental: bool) -> u32 {
+    fn filled(&self, bid: u16, n: usize) -> u32 {
         let mut flags = F_BUFFER | (u32::from(bid) << 16);
         if let Provider::Queue(q) = self {
-            let used = q.used.get() + n;
-            if incremental && used < size {
-                q.used.set(used);
+            let used = q.used.get() as usize + n;
+            if q.incremental && used < q.size {
+                q.used.set(used as u32);
                 flags |= F_BUF_MORE;
             } else {
                 q.free.borrow_mut().pop_front();

@@ -4,7 +4,13 @@
 
 use proptest::prelude::*;
 
-use super::*;
+use super::buffer_group::BufferGroup;
+use super::options::GroupOptions;
+use crate::error::Error;
+use crate::op::completion::Cqe;
+use crate::op::owner::RecvOwner;
+use crate::ring::handle::Ring;
+use crate::ring::options::RingOptions;
 
 const F_BUFFER: u32 = 1;
 const F_BUF_MORE: u32 = 16;
@@ -38,12 +44,12 @@ struct Model {
 }
 
 fn run(incremental: bool, steps: Vec<Step>) {
-    let p = crate::probe();
+    let p = crate::probe::report::probe();
     if !p.io_uring || !p.buf_ring || (incremental && !p.buf_ring_incremental) {
         eprintln!("SKIPPED: buffer rings unavailable ({:?})", p.reason);
         return;
     }
-    let ring = Ring::new(crate::RingOptions::default()).unwrap();
+    let ring = Ring::new(RingOptions::default()).unwrap();
     let count = 8u32;
     let group = BufferGroup::new(
         &ring,

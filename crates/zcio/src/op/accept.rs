@@ -5,8 +5,9 @@ use std::os::fd::RawFd;
 
 use io_uring::{opcode, squeue, types};
 
+use super::kind::OpKind;
+use super::owner::SocketUse;
 use super::poll::{Attempt, Interest};
-use super::{OpKind, SocketUse};
 use crate::sys::io_calls;
 
 pub(crate) struct Accept {
@@ -46,6 +47,7 @@ impl Accept {
             Attempt::More {
                 result: r,
                 flags: 0,
+                drained: false,
             }
         } else {
             Attempt::Done {

@@ -4,8 +4,8 @@ use std::os::fd::RawFd;
 
 use io_uring::{opcode, squeue, types};
 
+use super::owner::SocketUse;
 use super::poll::{Attempt, Interest};
-use super::SocketUse;
 use crate::sys::io_calls;
 
 pub(crate) struct Connect {

@@ -6,9 +6,11 @@ use std::rc::Rc;
 
 use io_uring::{opcode, squeue, types};
 
+use super::completion::{Cqe, Placed};
+use super::kind::OpKind;
+use super::owner::BufferOwner;
 use super::poll::{Attempt, Interest, Job};
-use super::{BufferOwner, Cqe, OpKind, Placed};
-use crate::sys::io_calls::{rw2, RWF_NOWAIT};
+use crate::sys::io_calls::{self, rw2, RWF_NOWAIT};
 
 /// Which way the bytes go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,12 +113,41 @@ impl FixedRw {
                 }
             }
         }
+        if self.stream {
+            // A pipe or terminal that can't be asked not to block: a plain
+            // transfer once it is ready (a blocking descriptor then returns
+            // at once; a non-blocking one may still say EAGAIN).
+            let interest = if write {
+                Interest::Write
+            } else {
+                Interest::Read
+            };
+            let wait = Attempt::Wait {
+                fd: self.fd,
+                interest,
+            };
+            if !io_calls::ready_now(self.fd, write) {
+                return wait;
+            }
+            // SAFETY: as above.
+            let r = unsafe {
+                io_calls::rw_blocking(write, self.fd, self.addr, self.len as usize, None)
+            };
+            return if r == -libc::EAGAIN {
+                wait
+            } else {
+                Attempt::Done {
+                    result: r,
+                    flags: 0,
+                }
+            };
+        }
         Attempt::Blocking(Job {
             write,
             fd: self.fd,
             addr: self.addr as usize,
             len: self.len as usize,
-            pos: (!self.stream).then_some(self.pos),
+            pos: Some(self.pos),
         })
     }
 

@@ -4,7 +4,7 @@
 use std::any::Any;
 use std::rc::Rc;
 
-use super::{Cqe, Placed};
+use super::completion::{Cqe, Placed};
 
 /// A pool whose buffer an operation uses: told once the operation's final
 /// completion came, so the buffer leaves the in-flight state.
@@ -16,6 +16,13 @@ pub(crate) trait BufferOwner {
 /// says which buffer (and where in it) the data is.
 pub(crate) trait RecvOwner {
     fn received(&self, cqe: Cqe, last: bool) -> Placed;
+}
+
+/// A group's free buffers as a receive takes them: the kernel's buffer
+/// ring (which it reads itself), or the epoll backend's queue. A receive
+/// holds it until its final completion, even after the group is closed,
+/// as the kernel holds a buffer ring an operation uses.
+pub(crate) trait ProvidedBuffers {
     /// On the epoll backend, where no kernel picks: the buffer the next
     /// receive goes into (its id, address and room), or `None` when every
     /// buffer is held (`ENOBUFS`).

@@ -9,8 +9,15 @@ use std::os::fd::RawFd;
 pub(crate) enum Attempt {
     /// The final completion.
     Done { result: i32, flags: u32 },
-    /// A completion after which the op goes on (multishot): attempt again.
-    More { result: i32, flags: u32 },
+    /// A completion after which the op goes on (multishot): attempt again,
+    /// or, when `drained` (a receive that took less than the room it had:
+    /// the socket is empty), wait for readiness first (the re-armed
+    /// registration reports at once what arrived in between).
+    More {
+        result: i32,
+        flags: u32,
+        drained: bool,
+    },
     /// It would block: attempt again once `fd` is ready for `interest`.
     Wait { fd: RawFd, interest: Interest },
     /// It can only be done by a blocking call: run `job` on a worker thread;
@@ -66,7 +73,7 @@ pub(crate) const F_BUF_MORE: u32 = 16;
 mod tests {
     use io_uring::cqueue;
 
-    use super::*;
+    use crate::op::poll::*;
 
     #[test]
     fn the_flags_are_the_kernels() {

@@ -1,14 +1,15 @@
 //! `IORING_OP_RECV` into a buffer group (the kernel picks the buffer,
 //! `IOSQE_BUFFER_SELECT`), once or multishot.
 
-use std::any::Any;
 use std::os::fd::RawFd;
 use std::rc::Rc;
 
 use io_uring::{opcode, squeue, types};
 
+use super::completion::{Cqe, Placed};
+use super::kind::OpKind;
+use super::owner::{ProvidedBuffers, RecvOwner, SocketUse};
 use super::poll::{Attempt, Interest};
-use super::{Cqe, OpKind, Placed, RecvOwner, SocketUse};
 use crate::sys::io_calls;
 
 pub(crate) struct Recv {
@@ -16,9 +17,9 @@ pub(crate) struct Recv {
     group: Rc<dyn RecvOwner>,
     group_id: u16,
     multishot: bool,
-    /// The group's registration (and so the ring memory the kernel reads
-    /// buffer addresses from). Never read: kept until the final completion.
-    _registration: Rc<dyn Any>,
+    /// The group's buffer ring (the kernel reads buffer addresses from its
+    /// memory) or queue, kept until the final completion.
+    buffers: Rc<dyn ProvidedBuffers>,
     _socket: SocketUse,
 }
 
@@ -28,7 +29,7 @@ impl Recv {
         group: Rc<dyn RecvOwner>,
         group_id: u16,
         multishot: bool,
-        registration: Rc<dyn Any>,
+        buffers: Rc<dyn ProvidedBuffers>,
         socket: SocketUse,
     ) -> Recv {
         Recv {
@@ -36,7 +37,7 @@ impl Recv {
             group,
             group_id,
             multishot,
-            _registration: registration,
+            buffers,
             _socket: socket,
         }
     }
@@ -70,7 +71,7 @@ impl Recv {
     /// `-ENOBUFS`, as the kernel answers), filled by one `recv` without
     /// blocking; a multishot receive goes on after each.
     pub(crate) fn attempt(&mut self) -> Attempt {
-        let Some((bid, ptr, room)) = self.group.next_buffer() else {
+        let Some((bid, ptr, room)) = self.buffers.next_buffer() else {
             return Attempt::Done {
                 result: -libc::ENOBUFS,
                 flags: 0,
@@ -93,9 +94,13 @@ impl Recv {
                 flags: 0,
             };
         }
-        let flags = self.group.filled(bid, r as usize);
+        let flags = self.buffers.filled(bid, r as usize);
         if self.multishot {
-            Attempt::More { result: r, flags }
+            Attempt::More {
+                result: r,
+                flags,
+                drained: (r as usize) < room,
+            }
         } else {
             Attempt::Done { result: r, flags }
         }

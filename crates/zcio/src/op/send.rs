@@ -9,12 +9,13 @@ use std::os::fd::RawFd;
 
 use io_uring::{opcode, squeue, types};
 
+use super::completion::{Cqe, Placed};
+use super::kind::OpKind;
+use super::owner::{SendMemory, SocketUse};
 use super::poll::{Attempt, FdFlags, Interest};
-use super::{Cqe, OpKind, Placed, SendMemory, SocketUse};
 use crate::sys::io_calls;
 
-/// `IORING_SEND_ZC_REPORT_USAGE`.
-pub(crate) const SEND_ZC_REPORT_USAGE: u16 = 8;
+use super::zc_flags::SEND_ZC_REPORT_USAGE;
 
 pub(crate) struct Send {
     fd: RawFd,
@@ -152,6 +153,17 @@ impl Send {
             }
         }
         self.finish(self.done as i32)
+    }
+
+    /// Given up while waiting: the bytes sent so far, else `-errno`; a
+    /// zero-copy send still waits for the notifications of its calls.
+    pub(crate) fn abandoned(&self, errno: i32) -> Attempt {
+        let result = if self.done > 0 {
+            self.done as i32
+        } else {
+            -errno
+        };
+        self.finish(result)
     }
 
     fn finish(&self, result: i32) -> Attempt {

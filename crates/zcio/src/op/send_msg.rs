@@ -6,8 +6,8 @@ use std::os::fd::RawFd;
 
 use io_uring::{opcode, squeue, types};
 
+use super::owner::SocketUse;
 use super::poll::{Attempt, Interest};
-use super::SocketUse;
 use crate::sys::io_calls;
 
 /// The header and iovecs the kernel reads, on the heap (the table moves ops).
@@ -100,6 +100,16 @@ impl SendMsg {
             result: self.done as i32,
             flags: 0,
         }
+    }
+
+    /// Given up while waiting: the bytes sent so far, else `-errno`.
+    pub(crate) fn abandoned(&self, errno: i32) -> Attempt {
+        let result = if self.done > 0 {
+            self.done as i32
+        } else {
+            -errno
+        };
+        Attempt::Done { result, flags: 0 }
     }
 
     /// Moves the header's iovecs past `n` more bytes sent.

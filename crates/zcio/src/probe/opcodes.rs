@@ -43,7 +43,7 @@ pub(crate) fn missing(supported: impl Fn(u8) -> bool) -> Vec<&'static str> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::probe::opcodes::*;
 
     /// `IORING_OP_NOP` and `IORING_OP_READV`: all gVisor's io_uring supports.
     const GVISOR: [u8; 2] = [0, 1];

@@ -135,7 +135,7 @@ impl fmt::Display for UringUnavailable {
 
 #[cfg(test)]
 mod tests {
-    use super::UringUnavailable as U;
+    use crate::probe::uring_unavailable::UringUnavailable as U;
 
     #[test]
     fn setup_errors_are_classified_with_the_sysctl() {

@@ -5,7 +5,7 @@
 use std::mem::{offset_of, size_of};
 use std::process::Command;
 
-use super::*;
+use crate::rdma::sys::*;
 
 /// (C expression, Rust value) pairs.
 fn expectations() -> Vec<(&'static str, usize)> {

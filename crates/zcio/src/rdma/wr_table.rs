@@ -87,7 +87,7 @@ impl WrTable {
 
 #[cfg(test)]
 mod tests {
-    use super::{WrTable, SLOT_MASK};
+    use crate::rdma::wr_table::{WrTable, SLOT_MASK};
 
     #[test]
     fn internal_ids_never_match_across_queue_pairs_or_reused_slots() {

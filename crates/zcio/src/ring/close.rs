@@ -3,22 +3,11 @@
 use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 
-use super::{Completion, RingInner};
+use super::close_hook::RingCloseHook;
+use super::completion::Completion;
+use super::handle::RingInner;
 use crate::error::Result;
 
-/// Told when the ring closes: a socket made on it closes too (its descriptor
-/// as soon as no operation of another ring uses it).
-pub(crate) trait RingCloseHook {
-    /// The ring is closing: refuse new operations and cancel those in flight.
-    fn ring_closed(&self);
-    /// The ring's close has waited long enough for operations that only the
-    /// peer can end (a zero-copy send's notification while the peer does not
-    /// read): abort the connection so that the kernel lets go of the memory.
-    fn ring_close_abort(&self);
-}
-
-/// How long `close` waits for cancelled operations before leaking their memory.
-pub(super) const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often `close` repeats its cancel while operations remain.
 pub(super) const CANCEL_INTERVAL: Duration = Duration::from_millis(500);
 /// How long `close` waits for operations to end before it aborts the ring's
@@ -64,12 +53,12 @@ impl RingInner {
     }
 
     /// Cancels every operation and reaps their completions into `out`,
-    /// giving up after [`CLOSE_TIMEOUT`]. After [`ABORT_AFTER`], `hooks`
+    /// giving up after the ring's close timeout ([`CLOSE_TIMEOUT`](super::handle::CLOSE_TIMEOUT)). After [`ABORT_AFTER`], `hooks`
     /// (the ring's sockets) abort their connections, which ends what only
     /// the peer could end.
     fn cancel_all(&self, out: &mut Vec<Completion>, hooks: &[Rc<dyn RingCloseHook>]) -> Result<()> {
         let start = Instant::now();
-        let deadline = start + CLOSE_TIMEOUT;
+        let deadline = start + self.close_timeout.get();
         let mut aborted = false;
         self.backend.cancel_all(&self.ops)?;
         let mut cancelled_at = Instant::now();

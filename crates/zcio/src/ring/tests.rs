@@ -7,15 +7,22 @@ use std::time::{Duration, Instant};
 
 use io_uring::{opcode, squeue};
 
-use super::*;
-use crate::backend::uring::{self as uring, Uring, BUSY_RETRIES};
-use crate::op::Nop;
-use crate::{probe, RegisteredBufferPool};
+use super::completion::Completion;
+use super::handle::Ring;
+use super::options::RingOptions;
+use crate::backend::uring::enter::BUSY_RETRIES;
+use crate::backend::uring::instance::Uring;
+use crate::backend::uring::submit::{links, unlinked};
+use crate::error::{Error, Result};
+use crate::op::dispatch::Op;
+use crate::op::nop::Nop;
+use crate::pool::registered::RegisteredBufferPool;
+use crate::probe::report::probe;
 
 /// Whether `ring` runs on io_uring: these tests are of that backend's own
 /// paths, skipped (visibly) where `ZCIO_BACKEND` forces another.
 fn on_uring(ring: &Ring) -> bool {
-    let yes = ring.backend() == crate::BackendKind::IoUring;
+    let yes = ring.backend() == crate::backend::kind::BackendKind::IoUring;
     if !yes {
         eprintln!(
             "SKIPPED: the ring runs on {} (ZCIO_BACKEND)",
@@ -33,7 +40,7 @@ fn u(ring: &Ring) -> &Uring {
 /// A ring with a one-entry submission queue, a one-buffer pool with its
 /// buffer acquired, and `/dev/zero`; `None` (and a note) without io_uring.
 fn setup() -> Option<(Ring, RegisteredBufferPool, File)> {
-    let p = probe::probe();
+    let p = probe();
     if !p.io_uring || !p.fixed_buffers {
         eprintln!(
             "SKIPPED: io_uring fixed buffers unavailable ({:?})",
@@ -147,7 +154,7 @@ fn visible(ring: &Ring) -> usize {
 }
 
 fn ring_of(entries: u32, sqpoll: bool) -> Option<Ring> {
-    let p = probe::probe();
+    let p = probe();
     if !p.io_uring {
         eprintln!("SKIPPED: io_uring unavailable ({:?})", p.reason);
         return None;
@@ -242,15 +249,15 @@ fn ending_a_chain_clears_only_the_link() {
     let e = opcode::Nop::new()
         .build()
         .flags(squeue::Flags::IO_LINK | squeue::Flags::ASYNC);
-    assert!(uring::links(&e));
-    let u = uring::unlinked(&e);
-    assert!(!uring::links(&u));
+    assert!(links(&e));
+    let u = unlinked(&e);
+    assert!(!links(&u));
     let hard = opcode::Nop::new().build().flags(squeue::Flags::IO_HARDLINK);
-    assert!(uring::links(&hard));
-    assert!(!uring::links(&opcode::Nop::new().build()));
+    assert!(links(&hard));
+    assert!(!links(&opcode::Nop::new().build()));
     // ASYNC survives: the entry still runs as it was asked to.
-    let again = uring::unlinked(&u.clone().flags(squeue::Flags::IO_LINK));
-    assert!(!uring::links(&again));
+    let again = unlinked(&u.clone().flags(squeue::Flags::IO_LINK));
+    assert!(!links(&again));
 }
 
 #[test]

@@ -320,9 +320,15 @@ pub(crate) fn epoll_wait(
 
 /// Whether `fd` is readable now (`poll(2)`, no wait).
 pub(crate) fn readable_now(fd: RawFd) -> bool {
+    ready_now(fd, false)
+}
+
+/// Whether `fd` is readable (or, with `write`, writable) now, or has an
+/// error or hang-up to report (`poll(2)`, no wait).
+pub(crate) fn ready_now(fd: RawFd, write: bool) -> bool {
     let mut p = libc::pollfd {
         fd,
-        events: libc::POLLIN,
+        events: if write { libc::POLLOUT } else { libc::POLLIN },
         revents: 0,
     };
     // SAFETY: one valid pollfd on the stack for the whole call.

@@ -34,7 +34,9 @@ struct Shared {
 }
 
 pub(crate) struct Workers {
-    shared: Arc<Shared>,
+    /// `None` once stopped: the ring's share of the eventfd is let go (the
+    /// threads still running hold theirs until they exit).
+    shared: std::cell::RefCell<Option<Arc<Shared>>>,
     max: u32,
 }
 
@@ -47,40 +49,52 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Workers {
     pub(crate) fn new(max: u32) -> std::io::Result<Workers> {
         Ok(Workers {
-            shared: Arc::new(Shared {
+            shared: std::cell::RefCell::new(Some(Arc::new(Shared {
                 queue: Mutex::default(),
                 more: Condvar::new(),
                 done: Mutex::default(),
                 wake: sys::eventfd()?,
-            }),
+            }))),
             max: max.max(1),
         })
     }
 
-    /// The eventfd signalled after each job.
+    fn shared(&self) -> Option<Arc<Shared>> {
+        self.shared.borrow().clone()
+    }
+
+    /// The eventfd signalled after each job (-1 once stopped).
     pub(crate) fn wake_fd(&self) -> RawFd {
-        self.shared.wake.as_raw_fd()
+        self.shared().map_or(-1, |s| s.wake.as_raw_fd())
     }
 
     /// Clears the eventfd.
     pub(crate) fn clear(&self) {
-        sys::eventfd_drain(&self.shared.wake);
+        if let Some(s) = self.shared() {
+            sys::eventfd_drain(&s.wake);
+        }
     }
 
     /// Signals the eventfd (a wake-up for the ring's own reasons).
     pub(crate) fn signal(&self) {
-        sys::eventfd_signal(&self.shared.wake);
+        if let Some(s) = self.shared() {
+            sys::eventfd_signal(&s.wake);
+        }
     }
 
     /// Runs `job` for the op `user_data` on a worker thread.
     pub(crate) fn submit(&self, user_data: u64, job: Job) {
-        let mut q = lock(&self.shared.queue);
+        let Some(shared) = self.shared() else {
+            // Stopped: the ring is closed and refuses new ops first.
+            return;
+        };
+        let mut q = lock(&shared.queue);
         q.jobs.push_back((user_data, job));
         if q.idle == 0 && q.threads < self.max {
-            let shared = self.shared.clone();
+            let mine = shared.clone();
             let spawned = std::thread::Builder::new()
                 .name("zcio-io".into())
-                .spawn(move || work(&shared));
+                .spawn(move || work(&mine));
             if spawned.is_ok() {
                 q.threads += 1;
             } else if q.threads == 0 {
@@ -88,26 +102,30 @@ impl Workers {
                 let (user_data, job) = q.jobs.pop_back().expect("just queued");
                 drop(q);
                 let r = run(job);
-                lock(&self.shared.done).push((user_data, r));
-                self.signal();
+                lock(&shared.done).push((user_data, r));
+                sys::eventfd_signal(&shared.wake);
                 return;
             }
         }
         drop(q);
-        self.shared.more.notify_one();
+        shared.more.notify_one();
     }
 
     /// Moves the results of finished jobs into `out`.
     pub(crate) fn take(&self, out: &mut Vec<(u64, i32)>) {
-        out.append(&mut lock(&self.shared.done));
+        if let Some(s) = self.shared() {
+            out.append(&mut lock(&s.done));
+        }
     }
 
-    /// Lets the threads exit once the queue is empty; jobs already queued
-    /// still run (their ops are still owned by the ring's table, or were
-    /// leaked with it).
+    /// Lets the threads exit once the queue is empty, and lets go of the
+    /// ring's share of the eventfd; jobs already queued still run (their
+    /// ops are still owned by the ring's table, or were leaked with it).
     pub(crate) fn stop(&self) {
-        lock(&self.shared.queue).stop = true;
-        self.shared.more.notify_all();
+        if let Some(s) = self.shared.borrow_mut().take() {
+            lock(&s.queue).stop = true;
+            s.more.notify_all();
+        }
     }
 }
 

@@ -6,11 +6,12 @@
 use std::cell::RefCell;
 use std::os::fd::RawFd;
 
-use super::Epoll;
+use super::instance::Epoll;
 use crate::table::Ops;
 
 impl Epoll {
     pub(crate) fn cancel(&self, user_data: u64, ops: &RefCell<Ops>) {
+        self.start_queued(ops);
         let mut touched = None;
         let mut found = false;
         {
@@ -41,6 +42,7 @@ impl Epoll {
         }
         if found {
             self.fail(user_data, libc::ECANCELED, ops);
+            self.wake_for_posted();
         }
         if let Some(fd) = touched {
             // The op behind it may be able to go now.
@@ -51,6 +53,7 @@ impl Epoll {
     /// Cancels every op on `fd` that has not reached the kernel for good,
     /// and forgets the descriptor (its socket is closing).
     pub(crate) fn cancel_fd(&self, fd: RawFd, ops: &RefCell<Ops>) {
+        self.start_queued(ops);
         let mut victims: Vec<u64> = Vec::new();
         if let Some(r) = self.reactor.borrow_mut().as_mut() {
             if let Some(w) = r.fds.get_mut(&fd) {
@@ -64,16 +67,21 @@ impl Epoll {
             victims.extend(self.queued.borrow().iter().copied().filter(|&u| on_fd(u)));
             victims.extend(self.held.borrow().values().copied().filter(|&u| on_fd(u)));
         }
+        let any = !victims.is_empty();
         for u in victims {
             self.cancel_one(u, ops);
         }
         if let Some(r) = self.reactor.borrow_mut().as_mut() {
             r.forget(fd);
         }
+        if any {
+            self.wake_for_posted();
+        }
     }
 
     /// Cancels everything not yet with a worker or the error queue.
     pub(crate) fn cancel_all(&self, ops: &RefCell<Ops>) {
+        self.start_queued(ops);
         let mut victims: Vec<u64> = self.queued.borrow_mut().drain(..).collect();
         if let Some(r) = self.reactor.borrow_mut().as_mut() {
             for w in r.fds.values_mut() {
@@ -82,8 +90,28 @@ impl Epoll {
             }
         }
         victims.extend(self.held.borrow().values().copied());
+        let any = !victims.is_empty();
         for u in victims {
             self.cancel_one(u, ops);
+        }
+        if any {
+            self.wake_for_posted();
+        }
+    }
+
+    /// Completions were posted outside the event loop's round (a cancel
+    /// called from JavaScript): wake the loop so that it takes them, as the
+    /// kernel's eventfd signal does for io_uring's cancels.
+    fn wake_for_posted(&self) {
+        self.workers.signal();
+    }
+
+    /// Starts what is queued before a cancel, as io_uring hands queued
+    /// entries to the kernel before the cancel behind them: a send queued
+    /// just before a close still sends what the socket takes at once.
+    fn start_queued(&self, ops: &RefCell<Ops>) {
+        if self.reactor.borrow().is_some() {
+            let _ = self.submit(ops);
         }
     }
 

@@ -2,18 +2,21 @@
 //! read and to write (in the order they were started: sends never overtake
 //! each other) and the zero-copy sends waiting for their notification.
 //!
-//! Descriptors are registered one-shot (`EPOLLONESHOT`) with exactly the
-//! interest their waiting ops have, and re-armed after each event while
-//! something still waits: a paused socket whose data arrives wakes nobody.
-//! Errors (`EPOLLERR`, the error queue of zero-copy notifications) are
-//! always reported while a descriptor is armed.
+//! Descriptors are registered level-triggered with exactly the interest
+//! their waiting ops have: the registration changes (`EPOLL_CTL_MOD`) only
+//! when that interest does, so a multishot receive costs no `epoll_ctl` per
+//! message, and a descriptor nothing waits on leaves the set
+//! (`EPOLL_CTL_DEL`): a paused socket whose data arrives wakes nobody, and a
+//! hung-up one does not report its hang-up for ever. Errors (`EPOLLERR`,
+//! the error queue of zero-copy notifications) are reported while a
+//! descriptor is in the set.
 
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::{OwnedFd, RawFd};
 
-use crate::backend::RawCqe;
-use crate::net::NOTIF_USAGE_ZC_COPIED;
+use crate::backend::raw_cqe::RawCqe;
 use crate::op::poll::{FdFlags, Interest, F_NOTIF};
+use crate::op::zc_flags::NOTIF_USAGE_ZC_COPIED;
 use crate::sys::io_calls;
 
 /// A zero-copy send whose memory the kernel still holds: `calls` send
@@ -35,8 +38,9 @@ pub(super) struct FdWait {
     pub(super) zc: Vec<ZcWait>,
     /// The number the socket gives its next zero-copy send call.
     pub(super) next_id: u32,
-    /// In the epoll set (possibly disabled by its one-shot).
+    /// In the epoll set, with these events.
     registered: bool,
+    events: u32,
 }
 
 impl FdWait {
@@ -45,10 +49,6 @@ impl FdWait {
             Interest::Read => &mut self.readers,
             Interest::Write => &mut self.writers,
         }
-    }
-
-    fn idle(&self) -> bool {
-        self.readers.is_empty() && self.writers.is_empty() && self.zc.is_empty()
     }
 }
 
@@ -62,21 +62,30 @@ impl Reactor {
         self.fds.entry(fd).or_default()
     }
 
-    /// Registers (or re-arms) `fd` for what its ops wait for. `Err(errno)`
-    /// when the descriptor can't be polled (`EPERM`: a regular file).
+    /// Registers `fd` for what its ops wait for now (nothing to do when
+    /// that has not changed), or takes it out of the set when nothing waits.
+    /// `Err(errno)` when the descriptor can't be polled (`EPERM`: a regular
+    /// file).
     pub(super) fn arm(&mut self, fd: RawFd) -> Result<(), i32> {
         let Some(w) = self.fds.get_mut(&fd) else {
             return Ok(());
         };
-        if w.idle() {
-            return Ok(());
-        }
-        let mut events = (libc::EPOLLONESHOT | libc::EPOLLRDHUP) as u32;
+        let mut events = 0;
         if !w.readers.is_empty() {
-            events |= libc::EPOLLIN as u32;
+            events |= (libc::EPOLLIN | libc::EPOLLRDHUP) as u32;
         }
         if !w.writers.is_empty() {
             events |= libc::EPOLLOUT as u32;
+        }
+        if events == 0 && w.zc.is_empty() {
+            if w.registered {
+                let _ = io_calls::epoll_ctl(&self.epfd, libc::EPOLL_CTL_DEL, fd, 0, 0);
+                w.registered = false;
+            }
+            return Ok(());
+        }
+        if w.registered && w.events == events {
+            return Ok(());
         }
         let (first, second) = if w.registered {
             (libc::EPOLL_CTL_MOD, libc::EPOLL_CTL_ADD)
@@ -94,6 +103,7 @@ impl Reactor {
             return Err(-r);
         }
         w.registered = true;
+        w.events = events;
         Ok(())
     }
 
@@ -179,7 +189,7 @@ fn overlap(lo: u32, hi: u32, first: u32, calls: u32) -> u32 {
 
 #[cfg(test)]
 mod tests {
-    use super::overlap;
+    use crate::backend::epoll::reactor::overlap;
 
     #[test]
     fn notification_ranges_count_their_calls() {

@@ -5,10 +5,11 @@
 use std::cell::RefCell;
 use std::os::fd::RawFd;
 
-use super::{Epoll, ZcWait, MULTISHOT_BURST};
-use crate::net::NOTIF_USAGE_ZC_COPIED;
+use super::instance::{Epoll, MULTISHOT_BURST};
+use super::reactor::ZcWait;
+use crate::op::dispatch::Op;
 use crate::op::poll::{Attempt, Interest, F_MORE, F_NOTIF};
-use crate::op::{Op, OpKind};
+use crate::op::zc_flags::NOTIF_USAGE_ZC_COPIED;
 use crate::table::Ops;
 
 /// Where an op is after an attempt.
@@ -145,13 +146,15 @@ impl Epoll {
                 (a, op.expected(), fd)
             };
             match attempt {
-                Attempt::Done { result, flags } => {
-                    self.post(user_data, result, flags);
-                    self.chain(user_data, result == expected, ops);
-                    return Step::Off;
-                }
-                Attempt::More { result, flags } => {
+                Attempt::More {
+                    result,
+                    flags,
+                    drained,
+                } => {
                     self.post(user_data, result, flags | F_MORE);
+                    if drained {
+                        return Step::Wait(fd, Interest::Read);
+                    }
                     burst += 1;
                     if burst == MULTISHOT_BURST {
                         return Step::Again;
@@ -163,17 +166,33 @@ impl Epoll {
                     self.workers.submit(user_data, job);
                     return Step::Off;
                 }
-                Attempt::Sent {
-                    result,
-                    calls,
-                    copied,
-                } => {
-                    self.post(user_data, result, F_MORE);
-                    self.chain(user_data, result == expected, ops);
-                    self.await_notice(user_data, fd, calls, copied, ops);
+                end => {
+                    self.ended(user_data, end, expected, fd, ops);
                     return Step::Off;
                 }
             }
+        }
+    }
+
+    /// An op's attempt ended it (`Done`), or ended a zero-copy send's first
+    /// phase (`Sent`): its completion, then the op linked after it.
+    fn ended(&self, user_data: u64, end: Attempt, expected: i32, fd: RawFd, ops: &RefCell<Ops>) {
+        match end {
+            Attempt::Done { result, flags } => {
+                self.post(user_data, result, flags);
+                self.chain(user_data, result == expected, ops);
+            }
+            Attempt::Sent {
+                result,
+                calls,
+                copied,
+            } => {
+                self.post(user_data, result, F_MORE);
+                self.chain(user_data, result == expected, ops);
+                self.await_notice(user_data, fd, calls, copied, ops);
+            }
+            // Callers pass only the two ends.
+            _ => debug_assert!(false, "not an end: {end:?}"),
         }
     }
 
@@ -217,21 +236,19 @@ impl Epoll {
         }
     }
 
-    /// Ends an op that was never attempted (or waits) with `-errno`, as
-    /// io_uring would: a zero-copy send gets its notification too. The ops
+    /// Gives up an op that waits (or never started) with `errno`, as
+    /// io_uring would: what it did stands (see `Op::abandoned`), and the ops
     /// linked after it are cancelled.
     pub(super) fn fail(&self, user_data: u64, errno: i32, ops: &RefCell<Ops>) {
-        let zc = ops
-            .borrow_mut()
-            .get_mut(user_data)
-            .is_some_and(|op| op.kind() == OpKind::SendZc);
-        if zc {
-            self.post(user_data, -errno, F_MORE);
-            self.post(user_data, 0, F_NOTIF);
-        } else {
-            self.post(user_data, -errno, 0);
-        }
-        self.chain(user_data, false, ops);
+        let outcome = {
+            let mut table = ops.borrow_mut();
+            let Some(op) = table.get_mut(user_data) else {
+                return;
+            };
+            (op.abandoned(errno), op.expected(), op.fd())
+        };
+        let (end, expected, fd) = outcome;
+        self.ended(user_data, end, expected, fd, ops);
     }
 }
 

@@ -58,7 +58,7 @@ impl BufTable {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::backend::uring::buf_table::*;
 
     #[test]
     fn first_fit_reuses_holes() {

@@ -5,7 +5,7 @@
 use std::os::fd::{AsRawFd, RawFd};
 
 use super::buf_table::MAX_REGISTERED_BUFFERS;
-use super::Uring;
+use super::instance::Uring;
 use crate::error::{Error, Result};
 use crate::sys;
 

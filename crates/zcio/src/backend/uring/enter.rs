@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use io_uring::types;
 
-use super::Uring;
+use super::busy::busy_is_zero;
+use super::instance::Uring;
 use crate::error::{Error, Result};
 
 /// `IORING_ENTER_GETEVENTS`.
@@ -132,14 +133,5 @@ impl Uring {
                 submitter.submit_and_wait(want as usize)
             }
         })
-    }
-}
-
-/// The kernel kept refusing with `EBUSY`/`EAGAIN`: nothing was submitted,
-/// and the entries stay queued for the next call.
-pub(crate) fn busy_is_zero<T: Default>(e: Error) -> Result<T> {
-    match e.errno() {
-        Some(libc::EBUSY) | Some(libc::EAGAIN) => Ok(T::default()),
-        _ => Err(e),
     }
 }

@@ -3,8 +3,8 @@
 use io_uring::IoUring;
 
 use crate::error::{Error, Result};
-use crate::probe;
-use crate::ring::{RingFeatures, RingOptions};
+use crate::probe::report::setup_refused;
+use crate::ring::options::{RingFeatures, RingOptions};
 
 pub(super) fn setup(options: RingOptions) -> Result<(IoUring, RingFeatures)> {
     let entries = options.entries.next_power_of_two();
@@ -54,7 +54,7 @@ pub(super) fn setup(options: RingOptions) -> Result<(IoUring, RingFeatures)> {
             Err(e) => {
                 return Err(match e.raw_os_error() {
                     Some(libc::EPERM) | Some(libc::EACCES) | Some(libc::ENOSYS) => {
-                        Error::from(probe::setup_refused(&e))
+                        Error::from(setup_refused(&e))
                     }
                     _ => Error::sys("io_uring_setup", e),
                 })

@@ -2,7 +2,7 @@
 
 use io_uring::squeue;
 
-use super::Uring;
+use super::instance::Uring;
 use crate::error::{Error, Result};
 
 /// How many times `push` submits to make room in a full submission queue.

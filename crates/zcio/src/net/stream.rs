@@ -1,334 +1,21 @@
-//! Stream sockets driven by a ring: `TcpListener` (multishot accept) and
-//! `TcpStream` (connect, send, zero-copy send; receives go through a
-//! [`BufferGroup`](crate::BufferGroup)). IPv4, IPv6 and Unix stream sockets.
-//!
-//! A socket's descriptor is closed only when no operation can still use it:
-//! every operation on it holds the socket until its final completion, so a
-//! descriptor number is never reused under an operation in flight.
+//! A connected stream socket whose sends go through the ring.
 
 use std::any::Any;
-use std::cell::{Cell, RefCell};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::rc::{Rc, Weak};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::rc::Rc;
 
+use super::shutdown::Shutdown;
+use super::socket::{new_socket, send_len, SocketShared};
+use super::sockopt::{set_int_opt, set_nodelay_raw};
 use crate::error::{Error, Result};
 use crate::fd_registry::TrackedFd;
-use crate::op::{Accept, Connect, Op, Send, SendMemory, SendMsg, SocketCount, SocketUse};
-use crate::ring::{Ring, RingCloseHook, RingInner};
+use crate::op::connect::Connect;
+use crate::op::dispatch::Op;
+use crate::op::owner::{SendMemory, SocketUse};
+use crate::op::send::Send;
+use crate::op::send_msg::SendMsg;
+use crate::ring::handle::{Ring, RingInner};
 use crate::sockaddr::{self, SockAddr};
-
-/// `IORING_SEND_ZC_REPORT_USAGE`: the notification says whether the kernel
-/// copied (Linux 6.1).
-pub const SEND_ZC_REPORT_USAGE: u16 = crate::op::SEND_ZC_REPORT_USAGE;
-/// In a zero-copy notification's result: the data was copied, at least partly.
-pub const NOTIF_USAGE_ZC_COPIED: u32 = 1 << 31;
-
-/// How to shut a stream down.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Shutdown {
-    /// No more receives.
-    Read,
-    /// No more sends (the peer sees end of stream).
-    Write,
-    /// Both.
-    Both,
-}
-
-pub(crate) struct SocketShared {
-    ring: Rc<RingInner>,
-    /// The descriptor's number, kept for messages after it is closed.
-    raw: RawFd,
-    /// The descriptor, closed once the socket is closed and no operation
-    /// uses it any more.
-    fd: RefCell<Option<TrackedFd>>,
-    ops: Cell<u32>,
-    /// Of those, zero-copy sends: the ones a peer that does not read can
-    /// hold for ever (see `ring_close_abort`).
-    zc_ops: Cell<u32>,
-    closed: Cell<bool>,
-    /// Other rings this socket's operations were queued on (a group's
-    /// receive on another ring): `close()` cancels there too.
-    foreign: RefCell<Vec<Weak<RingInner>>>,
-}
-
-impl SocketCount for SocketShared {
-    fn op_ended(&self, zc: bool) {
-        self.ops.set(self.ops.get() - 1);
-        if zc {
-            self.zc_ops.set(self.zc_ops.get() - 1);
-        }
-        self.close_if_idle();
-    }
-}
-
-impl RingCloseHook for SocketShared {
-    fn ring_closed(&self) {
-        self.close();
-    }
-
-    fn ring_close_abort(&self) {
-        // Only a zero-copy send waits for the peer; anything else ends with
-        // the ring's cancel, and aborting under it would turn a cancelled
-        // receive into an end of stream.
-        if self.zc_ops.get() > 0 {
-            self.abort();
-        }
-    }
-}
-
-impl SocketShared {
-    fn new(ring: &Rc<RingInner>, fd: TrackedFd) -> Rc<SocketShared> {
-        let s = Rc::new(SocketShared {
-            ring: ring.clone(),
-            raw: fd.as_raw_fd(),
-            fd: RefCell::new(Some(fd)),
-            ops: Cell::new(0),
-            zc_ops: Cell::new(0),
-            closed: Cell::new(false),
-            foreign: RefCell::new(Vec::new()),
-        });
-        let hook: Weak<dyn RingCloseHook> = Rc::downgrade(&s) as Weak<dyn RingCloseHook>;
-        ring.on_close(hook);
-        s
-    }
-
-    fn raw_fd(&self, what: &'static str) -> Result<RawFd> {
-        self.ring.check_open()?;
-        if self.closed.get() {
-            return Err(Error::Closed { what });
-        }
-        Ok(self.raw)
-    }
-
-    /// The descriptor for a query (`getsockname`...), while it is open.
-    fn query_fd(&self) -> Result<RawFd> {
-        if self.fd.borrow().is_none() {
-            return Err(Error::Closed { what: "stream" });
-        }
-        Ok(self.raw)
-    }
-
-    fn close_if_idle(&self) {
-        if self.closed.get() && self.ops.get() == 0 {
-            if let Some(fd) = self.fd.borrow_mut().take() {
-                // What a backend remembers of the descriptor (zero-copy
-                // numbering, readiness registration) must not carry over to
-                // the next socket that gets its number.
-                self.ring.forget_fd(self.raw);
-                for ring in self.foreign.take().iter().filter_map(Weak::upgrade) {
-                    ring.forget_fd(self.raw);
-                }
-                drop(fd);
-            }
-        }
-    }
-
-    /// Counts one more operation on the socket (`zc`: a zero-copy send),
-    /// ended when the returned use is dropped with its op.
-    fn use_for_op(self: &Rc<Self>, zc: bool) -> SocketUse {
-        self.ops.set(self.ops.get() + 1);
-        if zc {
-            self.zc_ops.set(self.zc_ops.get() + 1);
-        }
-        SocketUse::counted(self.clone(), zc)
-    }
-
-    /// Resets the connection while the descriptor is open (closed or not):
-    /// `SO_LINGER` 0, so that closing sends a reset instead of waiting for
-    /// the peer, and for TCP a disconnect (`connect` to `AF_UNSPEC`), which
-    /// drops what is queued to send at once — the kernel then lets go of the
-    /// memory of zero-copy sends, and their notifications come. Then closes.
-    fn abort(&self) {
-        if let Some(fd) = self.fd.borrow().as_ref().map(TrackedFd::as_raw_fd) {
-            let linger = libc::linger {
-                l_onoff: 1,
-                l_linger: 0,
-            };
-            // Failures leave the connection as it was: `close` still ends
-            // what it can, and the rest ends when the peer lets it.
-            let _ = syscall!(setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_LINGER,
-                (&linger as *const libc::linger).cast(),
-                std::mem::size_of::<libc::linger>() as libc::socklen_t
-            ));
-            if !sockaddr::local(fd).is_ok_and(|a| a.is_unix()) {
-                // SAFETY: sockaddr is plain data; all zeros with the family
-                // set is the `AF_UNSPEC` address connect(2) takes to disconnect.
-                let mut unspec: libc::sockaddr = unsafe { std::mem::zeroed() };
-                unspec.sa_family = libc::AF_UNSPEC as libc::sa_family_t;
-                let _ = syscall!(connect(
-                    fd,
-                    &unspec,
-                    std::mem::size_of::<libc::sockaddr>() as libc::socklen_t
-                ));
-            }
-        }
-        self.close();
-    }
-
-    /// Marks the socket closed and cancels its operations; the descriptor
-    /// closes when the last of them (and the last handle) is gone.
-    fn close(&self) {
-        if self.closed.replace(true) {
-            return;
-        }
-        if self.ops.get() == 0 {
-            self.close_if_idle();
-            return;
-        }
-        self.ring.cancel_fd(self.raw);
-        let foreign: Vec<Rc<RingInner>> = self
-            .foreign
-            .borrow()
-            .iter()
-            .filter_map(Weak::upgrade)
-            .collect();
-        for ring in foreign {
-            // It cancels only operations on this descriptor, which is
-            // still open (they hold it).
-            ring.cancel_fd(self.raw);
-        }
-    }
-}
-
-/// A send's length, which the kernel takes as a 32-bit count.
-fn send_len(len: usize) -> Result<u32> {
-    if len > i32::MAX as usize {
-        return Err(Error::OutOfRange {
-            name: "length",
-            reason: format!("{len} bytes is above 2^31 - 1"),
-        });
-    }
-    Ok(len as u32)
-}
-
-fn new_socket(family: i32) -> Result<TrackedFd> {
-    let fd = syscall!(socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0))
-        .map_err(|e| Error::sys("socket", e))?;
-    // SAFETY: socket returned a new descriptor that nothing else owns.
-    Ok(TrackedFd::new(unsafe { OwnedFd::from_raw_fd(fd) }))
-}
-
-fn set_int_opt(fd: RawFd, level: i32, name: i32, value: i32) -> Result<()> {
-    syscall!(setsockopt(
-        fd,
-        level,
-        name,
-        (&value as *const i32).cast(),
-        std::mem::size_of::<i32>() as libc::socklen_t
-    ))
-    .map(drop)
-    .map_err(|e| Error::sys("setsockopt", e))
-}
-
-fn set_nodelay_raw(fd: RawFd, on: bool) -> Result<()> {
-    set_int_opt(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, i32::from(on))
-}
-
-/// A listening stream socket accepting through the ring.
-#[derive(Clone)]
-pub struct TcpListener {
-    socket: Rc<SocketShared>,
-}
-
-impl std::fmt::Debug for TcpListener {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TcpListener")
-            .field("fd", &self.socket.raw)
-            .finish()
-    }
-}
-
-impl TcpListener {
-    /// Binds and listens (`SO_REUSEADDR` and `TCP_NODELAY` on TCP: accepted
-    /// streams start with Nagle's algorithm off). Port 0 picks a free port
-    /// (see [`local_addr`](Self::local_addr)).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Sys`] with the call that failed (`socket`, `bind` →
-    /// `EADDRINUSE`, `listen`); [`Error::Closed`] for a closed ring.
-    pub fn bind(ring: &Ring, addr: &SockAddr, backlog: u32) -> Result<TcpListener> {
-        let inner = ring.inner();
-        inner.check_open()?;
-        let fd = new_socket(addr.family())?;
-        if !addr.is_unix() {
-            set_int_opt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
-            // Accepted sockets inherit it: every connection starts without
-            // Nagle's algorithm, at no cost per connection.
-            set_nodelay_raw(fd.as_raw_fd(), true)?;
-        }
-        let (storage, len) = addr.to_raw();
-        syscall!(bind(
-            fd.as_raw_fd(),
-            (&storage as *const libc::sockaddr_storage).cast(),
-            len
-        ))
-        .map_err(|e| Error::sys("bind", e))?;
-        let backlog = backlog.min(i32::MAX as u32) as i32;
-        syscall!(listen(fd.as_raw_fd(), backlog)).map_err(|e| Error::sys("listen", e))?;
-        if ring.backend() == crate::BackendKind::Epoll {
-            // Accepts are made when it is readable, and must not block when
-            // another process took the connection first.
-            crate::sys::io_calls::set_nonblocking(fd.as_raw_fd(), true)
-                .map_err(|e| Error::sys("fcntl", e))?;
-        }
-        Ok(TcpListener {
-            socket: SocketShared::new(inner, fd),
-        })
-    }
-
-    /// Queues a multishot accept (Linux 5.19): one completion per connection,
-    /// whose result is the new descriptor (close-on-exec) — adopt it at once
-    /// with [`TcpStream::from_fd`] — with `IORING_CQE_F_MORE` while it goes on.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Closed`], [`Error::Sys`] when the queue could not be flushed.
-    pub fn accept_multishot(&self) -> Result<u64> {
-        let fd = self.socket.raw_fd("listener")?;
-        let op = Accept::new(fd, true, self.socket.use_for_op(false));
-        self.socket.ring.push(Op::Accept(op))
-    }
-
-    /// Queues one accept (`IORING_OP_ACCEPT`): its completion's result is a
-    /// new descriptor (close-on-exec) — adopt it at once with
-    /// [`TcpStream::from_fd`] — or `-errno`. Unlike
-    /// [`accept_multishot`](Self::accept_multishot), it takes exactly one
-    /// connection off the kernel's queue, so the caller bounds how many it
-    /// holds; a failure (`EMFILE`...) leaves the connection queued.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Closed`], [`Error::Sys`] when the queue could not be flushed.
-    pub fn accept(&self) -> Result<u64> {
-        let fd = self.socket.raw_fd("listener")?;
-        let op = Accept::new(fd, false, self.socket.use_for_op(false));
-        self.socket.ring.push(Op::Accept(op))
-    }
-
-    /// The bound address.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Sys`] (`getsockname`).
-    pub fn local_addr(&self) -> Result<SockAddr> {
-        sockaddr::local(self.socket.query_fd()?)
-    }
-
-    /// The listening descriptor.
-    pub fn as_raw_fd(&self) -> RawFd {
-        self.socket.raw
-    }
-
-    /// Stops accepting: cancels the accept in flight; the descriptor closes
-    /// once no operation uses it.
-    pub fn close(&self) {
-        self.socket.close();
-    }
-}
 
 /// A connected stream socket whose sends go through the ring.
 #[derive(Clone)]
@@ -481,7 +168,7 @@ impl TcpStream {
     /// usage reporting 6.1): a completion with the byte count and
     /// `IORING_CQE_F_MORE`, then a notification (`IORING_CQE_F_NOTIF`) once
     /// the kernel no longer uses the memory, whose result has
-    /// [`NOTIF_USAGE_ZC_COPIED`] set when the kernel copied after all. The
+    /// [`NOTIF_USAGE_ZC_COPIED`](crate::NOTIF_USAGE_ZC_COPIED) set when the kernel copied after all. The
     /// op owns `data` until the notification.
     ///
     /// # Errors
@@ -708,10 +395,11 @@ impl TcpStream {
 
 #[cfg(test)]
 mod tests {
-    use std::os::fd::IntoRawFd;
+    use std::os::fd::{FromRawFd, IntoRawFd};
 
-    use super::*;
-    use crate::RingOptions;
+    use crate::net::stream::*;
+    use crate::ring::close_hook::RingCloseHook;
+    use crate::ring::options::RingOptions;
 
     fn linger(fd: RawFd) -> libc::linger {
         let mut l = libc::linger {
@@ -754,7 +442,7 @@ mod tests {
             "aborted without a zero-copy send"
         );
         assert!(quiet.peer_addr().is_ok(), "still connected");
-        if !crate::probe().send_zc {
+        if !crate::probe::report::probe().send_zc {
             eprintln!("SKIPPED: no SEND_ZC here");
             return;
         }
