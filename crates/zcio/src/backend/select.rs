@@ -64,13 +64,13 @@ mod tests {
             eprintln!("SKIPPED: ZCIO_BACKEND=io_uring forces io_uring");
             return;
         }
-        let err = Ring::new(RingOptions {
+        let Err(err) = Ring::new(RingOptions {
             backend: BackendChoice::Epoll,
             sqpoll_idle_ms: Some(10),
             ..RingOptions::default()
-        })
-        .err()
-        .expect("an epoll ring with sqpoll set up");
+        }) else {
+            panic!("an epoll ring with sqpoll set up");
+        };
         assert!(
             matches!(
                 err,
