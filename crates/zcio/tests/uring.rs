@@ -585,3 +585,29 @@ fn submit_after_close_is_closed_whatever_the_setup_flags() {
         );
     }
 }
+
+#[test]
+fn sqpoll_on_epoll_is_refused_naming_the_backend() {
+    if std::env::var("ZCIO_BACKEND").as_deref() == Ok("io_uring") {
+        eprintln!("SKIPPED sqpoll_on_epoll: ZCIO_BACKEND=io_uring forces io_uring");
+        return;
+    }
+    let Err(err) = Ring::new(RingOptions {
+        backend: zcio::BackendChoice::Epoll,
+        sqpoll_idle_ms: Some(10),
+        ..RingOptions::default()
+    }) else {
+        panic!("an epoll ring with sqpoll set up");
+    };
+    assert!(
+        matches!(
+            err,
+            Error::BackendUnsupported {
+                backend: "epoll",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("sqpoll"), "{err}");
+}

@@ -1,6 +1,6 @@
-//! Which backend a new ring gets: asked for in `RingOptions::backend`, or forced for the whole process by the
-//! `ZCIO_BACKEND` environment variable (`epoll`, `io_uring`; `auto` or unset
-//! leaves it to the options).
+//! Which backend a new ring gets: asked for in `RingOptions::backend`, or
+//! forced for the whole process by the `ZCIO_BACKEND` environment variable
+//! (`epoll`, `io_uring`; `auto` or unset leaves it to the options).
 
 use crate::error::{Error, Result};
 
@@ -54,7 +54,7 @@ impl BackendChoice {
 
 #[cfg(test)]
 mod tests {
-    use super::BackendChoice;
+    use crate::backend::choice::BackendChoice;
 
     #[test]
     fn parse_knows_the_three_names() {

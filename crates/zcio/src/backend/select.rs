@@ -50,37 +50,3 @@ pub(crate) fn setup(options: RingOptions) -> Result<Backend> {
         },
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::BackendChoice;
-    use crate::error::Error;
-    use crate::ring::options::RingOptions;
-    use crate::ring::Ring;
-
-    #[test]
-    fn sqpoll_on_epoll_is_refused_naming_the_backend() {
-        if BackendChoice::forced().ok().flatten() == Some(BackendChoice::IoUring) {
-            eprintln!("SKIPPED: ZCIO_BACKEND=io_uring forces io_uring");
-            return;
-        }
-        let Err(err) = Ring::new(RingOptions {
-            backend: BackendChoice::Epoll,
-            sqpoll_idle_ms: Some(10),
-            ..RingOptions::default()
-        }) else {
-            panic!("an epoll ring with sqpoll set up");
-        };
-        assert!(
-            matches!(
-                err,
-                Error::BackendUnsupported {
-                    backend: "epoll",
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
-        assert!(err.to_string().contains("sqpoll"), "{err}");
-    }
-}

@@ -6,7 +6,8 @@ use io_uring::{opcode, IoUring, Probe};
 
 use super::opcodes;
 use super::uring_unavailable::UringUnavailable;
-use crate::backend::{BackendChoice, BackendKind};
+use crate::backend::choice::BackendChoice;
+use crate::backend::kind::BackendKind;
 use crate::sys;
 
 /// What this kernel supports, as reported by [`probe`]. Never an error: when
@@ -58,7 +59,7 @@ pub struct ProbeReport {
 
 /// Probes the kernel once per process and caches the answer; what depends
 /// on `ZCIO_BACKEND` (`backend`, and a [`Forced`](UringUnavailable::Forced)
-/// reason) is read again at each call, as [`Ring::new`](crate::Ring::new)
+/// reason) is read again at each call, as `Ring::new`
 /// reads it at each setup.
 ///
 /// Feature flags come from the kernel's opcode probe (`IORING_REGISTER_PROBE`)
@@ -212,9 +213,10 @@ fn try_buf_ring(ring: &IoUring, flags: u16) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{with_forced, UringUnavailable};
-    use crate::backend::{BackendChoice, BackendKind};
-    use crate::probe::report::{probe, uring_usable};
+    use crate::backend::choice::BackendChoice;
+    use crate::backend::kind::BackendKind;
+    use crate::probe::report::{probe, uring_usable, with_forced, ProbeReport};
+    use crate::probe::uring_unavailable::UringUnavailable;
 
     #[test]
     fn probe_never_panics_and_is_cached() {
@@ -247,7 +249,7 @@ mod tests {
         unusable.uring_unavailable = Some(UringUnavailable::Enosys);
         unusable.reason = Some(UringUnavailable::Enosys.to_string());
 
-        let run = |report: &super::ProbeReport, forced| {
+        let run = |report: &ProbeReport, forced| {
             let mut r = report.clone();
             with_forced(&mut r, forced);
             r

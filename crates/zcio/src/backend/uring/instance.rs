@@ -71,7 +71,7 @@ impl Uring {
         let mut probe = io_uring::Probe::new();
         self.with_uring(|u| {
             u.submitter().register_probe(&mut probe).is_ok()
-                && crate::probe::REQUIRED_OPCODES
+                && crate::probe::opcodes::REQUIRED_OPCODES
                     .iter()
                     .all(|&(code, _)| probe.is_supported(code))
         })
