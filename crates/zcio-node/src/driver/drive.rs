@@ -205,6 +205,11 @@ impl Driver {
                 if self.spin() {
                     continue;
                 }
+                if !gated {
+                    // On epoll the loop's poll of the descriptor sees what
+                    // comes next; nothing was turned off to turn back on.
+                    break;
+                }
                 self.ring.set_eventfd_enabled(true);
                 if self.ring.has_work() {
                     self.ring.set_eventfd_enabled(false);

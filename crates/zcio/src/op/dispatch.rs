@@ -90,6 +90,12 @@ impl Op {
         }
     }
 
+    /// Whether the descriptor is a zcio socket's (which says when it
+    /// closes), not the application's (the file of a fixed-buffer transfer).
+    pub(crate) fn on_own_socket(&self) -> bool {
+        !matches!(self, Op::Fixed(_))
+    }
+
     /// The readiness form: one try, without blocking (epoll backend).
     pub(crate) fn attempt(&mut self, fd_flags: &mut poll::FdFlags) -> poll::Attempt {
         match self {

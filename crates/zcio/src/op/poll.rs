@@ -9,6 +9,9 @@ use std::os::fd::RawFd;
 pub(crate) enum Attempt {
     /// The final completion.
     Done { result: i32, flags: u32 },
+    /// The final completion of a receive that took less than its room: the
+    /// socket is empty now, so the next receive waits without a try.
+    DoneDrained { result: i32, flags: u32 },
     /// A completion after which the op goes on (multishot): attempt again,
     /// or, when `drained` (a receive that took less than the room it had:
     /// the socket is empty), wait for readiness first (the re-armed

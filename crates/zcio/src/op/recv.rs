@@ -95,12 +95,15 @@ impl Recv {
             };
         }
         let flags = self.buffers.filled(bid, r as usize);
+        let drained = (r as usize) < room;
         if self.multishot {
             Attempt::More {
                 result: r,
                 flags,
-                drained: (r as usize) < room,
+                drained,
             }
+        } else if drained {
+            Attempt::DoneDrained { result: r, flags }
         } else {
             Attempt::Done { result: r, flags }
         }

@@ -254,13 +254,32 @@ impl Epoll {
             }
         }
         let hup = (libc::EPOLLHUP | libc::EPOLLERR) as u32;
-        if bits & (libc::EPOLLIN as u32 | libc::EPOLLRDHUP as u32 | hup) != 0 {
+        let read = bits & (libc::EPOLLIN as u32 | libc::EPOLLRDHUP as u32 | hup) != 0;
+        let write = bits & (libc::EPOLLOUT as u32 | hup) != 0;
+        // An event nobody was waiting for: the interest kept for the next
+        // op (see `Reactor::arm`) found none, so it goes now.
+        let mut unserved = false;
+        if let Some(w) = self
+            .reactor
+            .borrow_mut()
+            .as_mut()
+            .and_then(|r| r.fds.get_mut(&fd))
+        {
+            w.blocked_in &= !read;
+            w.blocked_out &= !write;
+            unserved = (read && w.readers.is_empty()) || (write && w.writers.is_empty());
+        }
+        if read {
             self.run_queue(fd, Interest::Read, ops);
         }
-        if bits & (libc::EPOLLOUT as u32 | hup) != 0 {
+        if write {
             self.run_queue(fd, Interest::Write, ops);
         }
-        self.arm(fd, ops);
+        if unserved {
+            self.settle_fd(fd, ops);
+        } else {
+            self.arm(fd, ops);
+        }
     }
 
     /// Forgets descriptor `fd` (about to be closed, no op uses it).

@@ -41,9 +41,31 @@ pub(super) struct FdWait {
     /// In the epoll set, with these events.
     registered: bool,
     events: u32,
+    /// An attempt found it not readable (writable) and no event said
+    /// otherwise since: a new op waits without trying (the level-triggered
+    /// registration reports readiness that comes meanwhile).
+    pub(super) blocked_in: bool,
+    pub(super) blocked_out: bool,
+    /// The descriptor is a zcio socket's, which tells the backend when it
+    /// closes (`forget`): only then is what is known of it kept between
+    /// ops. An application's descriptor (a pipe read into a pool buffer)
+    /// may be closed and its number reused at any time.
+    pub(super) owned: bool,
 }
 
 impl FdWait {
+    /// Whether a new op for `interest` can only wait: the descriptor is in
+    /// the set for it and was not ready when last tried.
+    pub(super) fn blocked(&self, interest: Interest) -> bool {
+        if !self.owned {
+            return false;
+        }
+        match interest {
+            Interest::Read => self.blocked_in && self.events & libc::EPOLLIN as u32 != 0,
+            Interest::Write => self.blocked_out && self.events & libc::EPOLLOUT as u32 != 0,
+        }
+    }
+
     pub(super) fn queue(&mut self, interest: Interest) -> &mut VecDeque<u64> {
         match interest {
             Interest::Read => &mut self.readers,
@@ -64,18 +86,25 @@ impl Reactor {
 
     /// Registers `fd` for what its ops wait for now (nothing to do when
     /// that has not changed), or takes it out of the set when nothing waits.
-    /// `Err(errno)` when the descriptor can't be polled (`EPERM`: a regular
-    /// file).
-    pub(super) fn arm(&mut self, fd: RawFd) -> Result<(), i32> {
+    /// `lazy`: an interest in reading that no op has any more is kept until
+    /// the descriptor next reports (the next receive, typically queued at
+    /// once, then costs no `epoll_ctl`); interest in writing goes at once (a
+    /// writable socket would report at every wait). `Err(errno)` when the
+    /// descriptor can't be polled (`EPERM`: a regular file).
+    pub(super) fn arm(&mut self, fd: RawFd, lazy: bool) -> Result<(), i32> {
         let Some(w) = self.fds.get_mut(&fd) else {
             return Ok(());
         };
+        let read = (libc::EPOLLIN | libc::EPOLLRDHUP) as u32;
         let mut events = 0;
         if !w.readers.is_empty() {
-            events |= (libc::EPOLLIN | libc::EPOLLRDHUP) as u32;
+            events |= read;
         }
         if !w.writers.is_empty() {
             events |= libc::EPOLLOUT as u32;
+        }
+        if lazy && w.owned && w.registered {
+            events |= w.events & read;
         }
         if events == 0 && w.zc.is_empty() {
             if w.registered {

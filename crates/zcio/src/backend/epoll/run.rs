@@ -31,14 +31,19 @@ impl Epoll {
             let Some(op) = ops.get_mut(user_data) else {
                 return;
             };
-            op.poll_interest().map(|i| (op.fd(), i))
+            op.poll_interest().map(|i| (op.fd(), i, op.on_own_socket()))
         };
-        if let Some((fd, interest)) = place {
+        if let Some((fd, interest, _)) = place {
             let mut reactor = self.reactor.borrow_mut();
             if let Some(w) = reactor.as_mut().and_then(|r| r.fds.get_mut(&fd)) {
+                // Behind the ops started before it; or, where the descriptor
+                // was not ready when last tried, waiting without a try.
+                let blocked = w.blocked(interest);
                 let q = w.queue(interest);
-                if !q.is_empty() {
+                if !q.is_empty() || blocked {
                     q.push_back(user_data);
+                    drop(reactor);
+                    self.arm(fd, ops);
                     return;
                 }
             }
@@ -47,7 +52,9 @@ impl Epoll {
             Step::Off => {}
             Step::Wait(fd, interest) => {
                 if let Some(r) = self.reactor.borrow_mut().as_mut() {
-                    r.entry(fd).queue(interest).push_back(user_data);
+                    let w = r.entry(fd);
+                    w.owned = place.is_some_and(|p| p.2);
+                    w.queue(interest).push_back(user_data);
                 }
                 self.arm(fd, ops);
             }
@@ -88,13 +95,24 @@ impl Epoll {
         }
     }
 
-    /// Re-arms `fd`; a descriptor that can't be polled (a regular file
+    /// Registers `fd` for what its ops wait for (lazily, see
+    /// `Reactor::arm`); a descriptor that can't be polled (a regular file
     /// reached through a stream-like path) has its ops done by workers.
     pub(super) fn arm(&self, fd: RawFd, ops: &RefCell<Ops>) {
+        self.arm_with(fd, ops, true);
+    }
+
+    /// As `arm`, dropping at once what no op waits for (the descriptor has
+    /// just reported).
+    pub(super) fn settle_fd(&self, fd: RawFd, ops: &RefCell<Ops>) {
+        self.arm_with(fd, ops, false);
+    }
+
+    fn arm_with(&self, fd: RawFd, ops: &RefCell<Ops>, lazy: bool) {
         let failed = {
             let mut reactor = self.reactor.borrow_mut();
             let Some(r) = reactor.as_mut() else { return };
-            match r.arm(fd) {
+            match r.arm(fd, lazy) {
                 Ok(()) => None,
                 Err(errno) => {
                     let w = r.entry(fd);
@@ -153,6 +171,9 @@ impl Epoll {
                 } => {
                     self.post(user_data, result, flags | F_MORE);
                     if drained {
+                        if let Some(r) = self.reactor.borrow_mut().as_mut() {
+                            r.entry(fd).blocked_in = true;
+                        }
                         return Step::Wait(fd, Interest::Read);
                     }
                     burst += 1;
@@ -160,10 +181,27 @@ impl Epoll {
                         return Step::Again;
                     }
                 }
-                Attempt::Wait { fd, interest } => return Step::Wait(fd, interest),
+                Attempt::Wait { fd, interest } => {
+                    if let Some(r) = self.reactor.borrow_mut().as_mut() {
+                        let w = r.entry(fd);
+                        match interest {
+                            Interest::Read => w.blocked_in = true,
+                            Interest::Write => w.blocked_out = true,
+                        }
+                    }
+                    return Step::Wait(fd, interest);
+                }
                 Attempt::Blocking(job) => {
                     self.in_workers.set(self.in_workers.get() + 1);
                     self.workers.submit(user_data, job);
+                    return Step::Off;
+                }
+                Attempt::DoneDrained { result, flags } => {
+                    if let Some(r) = self.reactor.borrow_mut().as_mut() {
+                        r.entry(fd).blocked_in = true;
+                    }
+                    let end = Attempt::Done { result, flags };
+                    self.ended(user_data, end, expected, fd, ops);
                     return Step::Off;
                 }
                 end => {
