@@ -219,24 +219,28 @@ export declare class RegisteredBufferPool {
 }
 
 /**
- * An io_uring instance driven by the Node event loop of the thread that
- * created it.
+ * A ring of operations on io_uring (or on epoll and a thread pool, see
+ * `backend`) driven by the Node event loop of the thread that created it.
  *
- * Completions are reaped when the ring's eventfd wakes the loop, and all of
+ * Completions are reaped when the ring's fd wakes the loop, and all of
  * them settle in one batch; everything queued during one JS turn reaches the
  * kernel in one `io_uring_enter`. The ring keeps the process alive only while
  * operations are in flight. Throws `ERR_ZCIO_URING_UNAVAILABLE` when
- * io_uring is disabled, blocked by seccomp or missing (see `probe()`).
+ * io_uring is asked for and is disabled, blocked by seccomp or missing (see
+ * `probe()`).
  */
 export declare class Ring {
   /**
    * Sets up the ring (`SINGLE_ISSUER | DEFER_TASKRUN | COOP_TASKRUN` where
-   * the kernel accepts them, falling back otherwise). `sqpollIdleMs < 0`:
-   * no kernel submission thread. `settle(n)` is called once per round with
-   * `n` `(slot, result, flags, offset)` quads in `completionArray()`, for
-   * the operations the layer queued.
+   * the kernel accepts them, falling back otherwise) on `backend`
+   * (`auto`, `io_uring` or `epoll`; `ZCIO_BACKEND` overrides it) with
+   * `workers` threads for blocking file I/O on epoll. `sqpollIdleMs < 0`:
+   * no kernel submission thread (with one on epoll: `ERR_ZCIO_UNSUPPORTED`).
+   * `settle(n)` is called once per round with `n` `(slot, result, flags,
+   * offset)` quads in `completionArray()`, for the operations the layer
+   * queued.
    */
-  constructor(entries: number, sqpollIdleMs: number, settle: (n: number) => void)
+  constructor(entries: number, sqpollIdleMs: number, backend: 'auto' | 'io_uring' | 'epoll', workers: number, settle: (n: number) => void)
   /** The `Int32Array` of `(slot, result, flags, offset)` quads read by `settle(n)`. */
   completionArray(): Int32Array
   /**
@@ -265,8 +269,13 @@ export declare class Ring {
    * in flight, before it lets the event loop sleep (0: never).
    */
   get busyPoll(): number
-  /** Sets `busyPoll` (0 to 100000 microseconds). */
+  /**
+   * Sets `busyPoll` (0 to 100000 microseconds); more than 0 on the epoll
+   * backend throws `ERR_ZCIO_UNSUPPORTED`.
+   */
   setBusyPoll(us: number): void
+  /** The backend the ring runs on. */
+  get backend(): 'io_uring' | 'epoll'
   /** The setup flags the kernel accepted. */
   get features(): RingFeatures
   /**
@@ -452,11 +461,19 @@ export declare function probe(): ProbeResult
 
 /** What the running kernel supports; never throws. */
 export interface ProbeResult {
-  /** io_uring can be set up in this process and supports every opcode zcio needs. */
+  /**
+   * io_uring can be set up in this process and supports every opcode zcio
+   * needs (true even where `ZCIO_BACKEND=epoll` keeps rings off it).
+   */
   ioUring: boolean
-  /** Why io_uring is unavailable, when it is. */
+  /**
+   * The backend a `new Ring()` gets in this process now: `ZCIO_BACKEND`
+   * first, else io_uring where usable and epoll elsewhere.
+   */
+  backend: 'io_uring' | 'epoll'
+  /** Why io_uring is not used, when it is not. */
   reason?: string
-  /** Why io_uring is unavailable, when it is, as a kind and a message. */
+  /** Why io_uring is not used, when it is not, as a kind and a message. */
   ioUringUnavailable?: UringUnavailable
   /** `uname -r`. */
   kernelRelease: string

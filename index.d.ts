@@ -1,4 +1,4 @@
-export { Ring, type RingOptions, type RingFeatures, type Completion } from './lib/ring.js';
+export { Ring, type RingOptions, type RingFeatures, type Completion, type BackendChoice, type BackendKind } from './lib/ring.js';
 export { RegisteredBufferPool, type AcquiredBuffer, type PoolStats } from './lib/pool.js';
 export { BufferGroup, type BufferGroupOptions, type BufferGroupStats, type Chunk, type ChunkCallbacks, type RecvOptions, } from './lib/group.js';
 export { TcpStream, TcpListener, sendZcBatch, type AddressOptions, type ListenOptions, type PoolSlice, type SendData, type SendZcResult, type SocketAddress, type InetAddress, type UnixAddress, type InetAddressOptions, type UnixAddressOptions, type ZcMessage, type StreamOptions, type CloseOptions, type NodeStream, type NodeStreamOptions, } from './lib/net.js';

@@ -40,6 +40,13 @@ test('ring options are checked like Node checks fs arguments', (t) => {
     [{ entries: 40000 }, 'ERR_INVALID_ARG_VALUE'],
     [{ sqpoll: 'yes' }, 'ERR_INVALID_ARG_TYPE'],
     [{ sqpoll: -5 }, 'ERR_OUT_OF_RANGE'],
+    [{ backend: 5 }, 'ERR_INVALID_ARG_TYPE'],
+    [{ backend: 'uring' }, 'ERR_INVALID_ARG_VALUE'],
+    [{ backend: 'EPOLL' }, 'ERR_INVALID_ARG_VALUE'],
+    [{ workers: '4' }, 'ERR_INVALID_ARG_TYPE'],
+    [{ workers: 0 }, 'ERR_OUT_OF_RANGE'],
+    [{ workers: 65 }, 'ERR_OUT_OF_RANGE'],
+    [{ workers: 1.5 }, 'ERR_OUT_OF_RANGE'],
   ]
   for (const [options, code] of bad) {
     t.is(codeOf(() => new Ring(options as never)), code, inspect(options))
@@ -48,9 +55,15 @@ test('ring options are checked like Node checks fs arguments', (t) => {
   t.is(err!.message, `The "options.entries" property must be of type number. Received type string ('8')`)
   const range = t.throws(() => new Ring({ entries: -1 }))
   t.is(range!.message, 'The value of "options.entries" is out of range. It must be >= 0 && <= 4294967295. Received -1')
+  const backend = t.throws(() => new Ring({ backend: 'uring' as never }))
+  t.is(backend!.message, `The property 'options.backend' must be one of: 'auto', 'io_uring', 'epoll'. Received 'uring'`)
+  const backendType = t.throws(() => new Ring({ backend: 5 as never }))
+  t.is(backendType!.message, 'The "options.backend" property must be of type string. Received type number (5)')
+  const workers = t.throws(() => new Ring({ workers: 0 }))
+  t.is(workers!.message, 'The value of "options.workers" is out of range. It must be >= 1 && <= 64. Received 0')
   // Options are checked before the ring is made: valid ones reach the kernel,
-  // which without io_uring is ERR_ZCIO_URING_UNAVAILABLE.
-  if (probed.ioUring) new Ring({ entries: 8, sqpoll: false }).close()
+  // which without io_uring (and io_uring forced) is ERR_ZCIO_URING_UNAVAILABLE.
+  if (probed.ioUring || probed.backend === 'epoll') new Ring({ entries: 8, sqpoll: false, workers: 1 }).close()
   else t.is(codeOf(() => new Ring({ entries: 8, sqpoll: false })), 'ERR_ZCIO_URING_UNAVAILABLE')
 })
 
@@ -168,13 +181,14 @@ fixedTest('Symbol.dispose closes; util.inspect shows state and counts', (t) => {
     using p = new RegisteredBufferPool(ring, 4096, 3)
     pool = p
     p.acquire()
-    t.regex(inspect(ring), /^Ring \{\s+inFlightCount: 0,\s+closed: false,\s+features: \{/)
+    t.regex(inspect(ring), /^Ring \{\s+backend: '(io_uring|epoll)',\s+inFlightCount: 0,\s+closed: false,\s+features: \{/)
     t.regex(inspect(p), /RegisteredBufferPool \{[^}]*bufferSize: 4096,[^}]*totalCount: 3,[^}]*availableCount: 2,[^}]*acquiredCount: 1/)
     p.release(0)
   }
   t.true(seen.closed)
   t.true(pool.closed)
   t.regex(inspect(seen), /closed: true/)
+  t.regex(inspect(seen), /backend: '(io_uring|epoll)'/)
 })
 
 fixedTest('counts are live, without a call per read', async (t) => {

@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
-import { probed, root } from './support.js'
+import { can, missing, root } from './support.js'
 
 const CLI = path.join(root, 'dist', 'bin', 'zcio.js')
 
@@ -97,9 +97,9 @@ test('an unknown command or option exits 2, naming it, with a hint', async (t) =
 
 // The runs below measure for real; serial, so they do not slow each other.
 // Their bars need a ring and a pool: without fixed buffers every bar is n/a.
-const canMeasure = probed.ioUring && probed.fixedBuffers
+const canMeasure = can('fixedBuffers')
 const measured = canMeasure || process.env.ZCIO_REQUIRE_IO_URING === '1' ? test.serial : test.serial.skip
-if (!canMeasure) console.warn(`zcio: skipping the measuring CLI tests: ${probed.reason ?? 'no fixed-buffer support'}`)
+if (!canMeasure) console.warn(`zcio: skipping the measuring CLI tests: ${missing('fixedBuffers')}`)
 
 measured('zcio bench --quick: every line fits 100 columns, exit 0, the file is removed', async (t) => {
   t.timeout(150_000)

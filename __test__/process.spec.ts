@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { MessageChannel, Worker } from 'node:worker_threads'
-import { directSupported, fixedTest, probed, root, tmpFile, zcio } from './support.js'
+import { can, directSupported, fixedTest, root, tmpFile, zcio } from './support.js'
 
 const { Ring, RegisteredBufferPool } = zcio
 
@@ -168,7 +168,7 @@ fixedTest('a ring cannot be handed to another thread', async (t) => {
   ring.close()
 })
 
-const directTest = probed.ioUring && probed.fixedBuffers && directSupported() ? fixedTest : test.skip
+const directTest = can('fixedBuffers') && directSupported() ? fixedTest : test.skip
 if (!directSupported()) console.warn('zcio: O_DIRECT unsupported on the temp directory: skipping the O_DIRECT test')
 
 directTest('O_DIRECT reads and writes with page-aligned buffers', async (t) => {

@@ -7,7 +7,7 @@
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import { probed, root } from './support.js'
+import { can, missing, root } from './support.js'
 
 type T = { fail(m: string): void; regex(s: string, r: RegExp, m?: string): void; deepEqual(a: unknown, b: unknown, m?: string): void; log(...m: unknown[]): void }
 
@@ -77,8 +77,8 @@ export function runReadmeExamples(t: T, app: string): void {
   )
   example(t, app, 'tsc --strict app.ts at the defaults', process.execPath, [tsc, '--strict', '--noEmit', 'app.ts'], false)
 
-  if (!probed.ioUring || !probed.fixedBuffers) {
-    t.log(`io_uring unavailable (${probed.reason}): the README's I/O examples are not run`)
+  if (!can('fixedBuffers')) {
+    t.log(`no fixed buffers here (${missing('fixedBuffers')}): the README's I/O examples are not run`)
     return
   }
   fs.writeFileSync(path.join(app, 'quickstart.js'), readmeBlock('## Quick start (JavaScript)', 'js'))
@@ -91,7 +91,7 @@ export function runReadmeExamples(t: T, app: string): void {
   const ts = example(t, app, 'the TypeScript quick start', process.execPath, ['quick.mjs'])
   t.regex(ts, /^read 16 bytes: hello, io_uring\nrejected with ERR_OUT_OF_RANGE\n$/)
 
-  if (!probed.bufRing) {
+  if (!can('bufRing')) {
     t.log('no provided-buffer rings here: the network example is not run')
   } else {
     fs.writeFileSync(path.join(app, 'network.js'), readmeBlock('## Network (JavaScript)', 'js'))

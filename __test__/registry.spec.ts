@@ -16,7 +16,7 @@ import { createRequire } from 'node:module'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { runReadmeExamples } from './readme-examples.js'
-import { probed, root } from './support.js'
+import { can, missing, root } from './support.js'
 import { startRegistry, type Registry } from './registry.js'
 import { publishZcio, type Published } from './publish.js'
 
@@ -38,9 +38,9 @@ const HOST_BINARY = `zcio.${HOST.replace(/^zcio-/, '')}.node`
 const nativeFile = fs.existsSync(path.join(root, HOST_BINARY))
 const installTest = nativeFile ? test.serial : test.skip
 if (!nativeFile) console.warn(`zcio: no ${HOST_BINARY} at the package root (run npm run build): skipping the registry install tests`)
-const ioTest = nativeFile && probed.ioUring && probed.fixedBuffers ? test.serial : test.skip
-if (nativeFile && !(probed.ioUring && probed.fixedBuffers)) {
-  console.warn(`zcio: io_uring unavailable (${probed.reason}): skipping the bench of the installed package (the README examples say what they skip)`)
+const ioTest = nativeFile && can('fixedBuffers') ? test.serial : test.skip
+if (nativeFile && !can('fixedBuffers')) {
+  console.warn(`zcio: no fixed buffers (${missing('fixedBuffers')}): skipping the bench of the installed package (the README examples say what they skip)`)
 }
 
 function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv): SpawnSyncReturns<string> {

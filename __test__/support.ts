@@ -11,22 +11,58 @@ export const probed = zcio.probe()
 /** Set where a run must not skip: io_uring missing is then a failure. */
 const required = process.env.ZCIO_REQUIRE_IO_URING === '1'
 
-/** A `probe()` feature a test can need, besides io_uring itself. */
+/**
+ * The backend a default `new Ring()` gets in this process (`ZCIO_BACKEND`,
+ * else io_uring where usable, else epoll): the one the suite runs on.
+ */
+export const backend = probed.backend
+
+/** A `probe()` feature a test can need, besides a working backend. */
 export type Feature = 'fixedBuffers' | 'bufRing' | 'bufRingIncremental' | 'sendZc' | 'sqpoll'
+
+/**
+ * What the epoll backend does not have: a kernel submission thread is
+ * io_uring's own (everything else, fixed buffers, buffer groups incremental
+ * or not, zero-copy sends, is there on epoll).
+ */
+const URING_ONLY: readonly Feature[] = ['sqpoll']
 
 const warned = new Set<string>()
 
 /** Why a test needing `features` cannot run here, or undefined if it can. */
 export function missing(...features: Feature[]): string | undefined {
+  if (backend === 'epoll') {
+    const absent = features.filter((f) => URING_ONLY.includes(f))
+    return absent.length ? `${absent.join(', ')} needs io_uring and rings run on epoll here (${probed.reason})` : undefined
+  }
   if (!probed.ioUring) return probed.reason ?? 'probe().ioUring is false'
   const absent = features.filter((f) => !probed[f])
   return absent.length ? absent.map((f) => `probe().${f} is false`).join(', ') : undefined
 }
 
+/** Whether a test needing `features` can run here (`missing()` says why not). */
+export function can(...features: Feature[]): boolean {
+  return missing(...features) === undefined
+}
+
+/**
+ * `test` on io_uring, or a visible skip (the reason printed once per file)
+ * on epoll: for tests of io_uring's own behaviour (setup flags, the TASKRUN
+ * flag, memlock accounting), whose epoll counterpart is asserted elsewhere.
+ */
+export function uringOnly(what: string): typeof test | typeof test.skip {
+  if (backend === 'io_uring' && probed.ioUring) return test
+  if (!warned.has(what)) {
+    warned.add(what)
+    console.warn(`zcio: skipping ${what}: rings run on ${backend} here (${probed.reason})`)
+  }
+  return test.skip
+}
+
 function gate<T>(run: T, features: Feature[]): T | typeof test.skip {
   const why = missing(...features)
   if (why === undefined || required) return run
-  const what = ['io_uring', ...features].join(' + ')
+  const what = [backend, ...features].join(' + ')
   // Printed when a file registers its first such test, once per file.
   return ((...args: unknown[]) => {
     if (!warned.has(what)) {
@@ -38,7 +74,8 @@ function gate<T>(run: T, features: Feature[]): T | typeof test.skip {
 }
 
 /**
- * `test` where io_uring and every feature named are there, `test.skip`
+ * `test` where the backend of a default ring (io_uring, or epoll) has every
+ * feature named, `test.skip`
  * (reported as skipped, with the reason printed once per file) elsewhere, or
  * `test` (failing) when ZCIO_REQUIRE_IO_URING=1.
  */

@@ -36,17 +36,62 @@ helperTest('io_uring denied by seccomp: probe explains, a ring falls back, io_ur
   t.regex(out.message, /seccomp/)
 })
 
-test('probe() says why io_uring is unavailable exactly when it is', (t) => {
+test('probe() says why io_uring is not used exactly when it is not', (t) => {
   const p = zcio.probe()
-  if (p.ioUring) {
+  t.true(p.backend === 'io_uring' || p.backend === 'epoll', p.backend)
+  if (p.ioUring && p.backend === 'io_uring') {
     t.is(p.ioUringUnavailable, undefined)
     t.is(p.reason, undefined)
   } else {
     const why = p.ioUringUnavailable
-    t.truthy(why, 'ioUring is false without ioUringUnavailable')
+    t.truthy(why, `rings run on ${p.backend} (ioUring ${p.ioUring}) without ioUringUnavailable`)
     t.true(['seccomp', 'sysctl', 'ENOSYS', 'opcodes', 'forced', 'setup'].includes(why!.kind), why!.kind)
+    // forced: io_uring works, ZCIO_BACKEND=epoll keeps rings off it.
+    t.is(why!.kind === 'forced', p.ioUring)
     t.is(p.reason, why!.message as string | undefined)
   }
+})
+
+test.serial('probe() reads ZCIO_BACKEND at each call: epoll forced where io_uring works is kind forced', (t) => {
+  const before = process.env.ZCIO_BACKEND
+  try {
+    process.env.ZCIO_BACKEND = 'epoll'
+    const p = zcio.probe()
+    t.is(p.backend, 'epoll')
+    const ring = new zcio.Ring({ entries: 8 })
+    t.is(ring.backend, 'epoll')
+    ring.close()
+    if (p.ioUring) {
+      t.deepEqual(p.ioUringUnavailable, { kind: 'forced', message: p.reason! })
+      t.regex(p.reason!, /unset ZCIO_BACKEND/)
+    } else {
+      t.not(p.ioUringUnavailable?.kind, 'forced')
+    }
+    delete process.env.ZCIO_BACKEND
+    const q = zcio.probe()
+    t.is(q.backend, q.ioUring ? 'io_uring' : 'epoll')
+    t.is(q.ioUring, p.ioUring, 'ioUring is the kernel\'s answer, whatever ZCIO_BACKEND says')
+    if (q.ioUring) t.is(q.ioUringUnavailable, undefined)
+  } finally {
+    if (before === undefined) delete process.env.ZCIO_BACKEND
+    else process.env.ZCIO_BACKEND = before
+  }
+})
+
+// The suite's second pass (scripts/test-backends.sh) runs under the
+// deny_io_uring seccomp filter with ZCIO_EXPECT_SECCOMP=1: there rings must
+// pick epoll by themselves, and probe() must say seccomp is why.
+const underSeccomp = process.env.ZCIO_EXPECT_SECCOMP === '1'
+if (!underSeccomp) console.warn('zcio: not under the deny_io_uring filter: skipping the check of the seccomp pass')
+;(underSeccomp ? test : test.skip)('under a seccomp filter denying io_uring, rings pick epoll and probe() names seccomp', (t) => {
+  const p = zcio.probe()
+  t.false(p.ioUring)
+  t.is(p.backend, 'epoll')
+  t.is(p.ioUringUnavailable?.kind, 'seccomp')
+  t.regex(p.reason!, /seccomp profile/)
+  const ring = new zcio.Ring({ entries: 8 })
+  t.is(ring.backend, 'epoll')
+  ring.close()
 })
 
 // Where probe() finds no io_uring (an old or locked-down kernel, or an

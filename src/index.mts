@@ -5,6 +5,8 @@ export { Ring, RegisteredBufferPool, BufferGroup, TcpStream, TcpListener, sendZc
 export type {
   RingOptions,
   RingFeatures,
+  BackendChoice,
+  BackendKind,
   Completion,
   AcquiredBuffer,
   PoolStats,

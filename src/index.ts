@@ -2,7 +2,7 @@
 // root index.js and index.d.ts are compiled from this file): the public API,
 // one concept per module under lib/. The native binding under it is internal.
 
-export { Ring, type RingOptions, type RingFeatures, type Completion } from './lib/ring.js'
+export { Ring, type RingOptions, type RingFeatures, type Completion, type BackendChoice, type BackendKind } from './lib/ring.js'
 export { RegisteredBufferPool, type AcquiredBuffer, type PoolStats } from './lib/pool.js'
 export {
   BufferGroup,

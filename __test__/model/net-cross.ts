@@ -52,8 +52,9 @@ class NewSqpollNetRing extends Cmd {
     super()
   }
   act(w: World) {
-    if (!probed.sqpoll) {
-      w.log('  SKIPPED: probe().sqpoll is false: no SQPOLL ring here')
+    // A kernel submission thread is io_uring's own: epoll rings refuse it.
+    if (!probed.sqpoll || probed.backend === 'epoll') {
+      w.log(`  SKIPPED: ${probed.backend === 'epoll' ? 'rings run on epoll' : 'probe().sqpoll is false'}: no SQPOLL ring here`)
       cover('SKIPPED: SQPOLL network ring (probe().sqpoll is false)')
       return
     }
@@ -218,7 +219,7 @@ class Burst extends Cmd {
           const { index, buffer } = pool.acquire()
           buffer.set(part)
           sends.push(sender.send({ pool, index }).finally(() => pool.release(index)))
-        } else if (kind === 'zc' && probed.sendZc) {
+        } else if (kind === 'zc' && (probed.sendZc || probed.backend === 'epoll')) {
           sends.push(sender.sendZc(part))
         } else {
           sends.push(sender.send(part))

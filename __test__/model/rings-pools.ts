@@ -43,7 +43,9 @@ export function addRing(w: World, entries: number, sqpoll: boolean): RingM | nul
   } catch (e) {
     const code = (e as { code?: string }).code
     // Some systems refuse a kernel submission thread (containers, policies).
-    if (sqpoll && (code === 'EPERM' || code === 'EACCES' || code === 'ERR_ZCIO_URING_UNAVAILABLE')) {
+    // An epoll ring refuses it (ERR_ZCIO_UNSUPPORTED, naming the backend).
+    const onEpoll = code === 'ERR_ZCIO_UNSUPPORTED' && zcio.probe().backend === 'epoll'
+    if (sqpoll && (code === 'EPERM' || code === 'EACCES' || code === 'ERR_ZCIO_URING_UNAVAILABLE' || onEpoll)) {
       w.log(`  new Ring(${show(options)}) -> ${code}: SQPOLL refused here`)
       cover('SQPOLL ring refused by the system')
       return null
@@ -52,7 +54,8 @@ export function addRing(w: World, entries: number, sqpoll: boolean): RingM | nul
   }
   const r: RingM = {
     id: w.id(), name: `ring${w.rings.length}`, real: ring, entries, sqpoll, deferTaskrun: ring.features.deferTaskrun, closed: false,
-    pools: [], ops: new Set(), manual: new Map(), waiters: [], table: [],
+    // The buffer table is the kernel's, modelled on io_uring only.
+    pools: [], ops: new Set(), manual: new Map(), waiters: [], table: ring.backend === 'io_uring' ? [] : null,
   }
   w.rings.push(r)
   w.log(`  ${r.name} = new Ring(${show(options)})${ring.features.sqpoll ? ' (sqpoll)' : ''}`)

@@ -2,9 +2,10 @@
 
 import { native, type NativeProbe } from './binding.js'
 import { rdma } from './rdma.js'
+import type { BackendKind } from './ring.js'
 
 /**
- * Why io_uring can't be used here:
+ * Why io_uring is not used here:
  * - `seccomp`: `io_uring_setup` denied (EPERM) by a seccomp filter, as Docker's
  *   and containerd's default profiles do;
  * - `sysctl`: refused by `kernel.io_uring_disabled` (2, or 1 outside
@@ -12,7 +13,8 @@ import { rdma } from './rdma.js'
  * - `ENOSYS`: no io_uring in the kernel (or an emulator such as qemu-user);
  * - `opcodes`: io_uring sets up but lacks opcodes zcio needs (gVisor supports
  *   only NOP and READV);
- * - `forced`: another backend is asked for (`ZCIO_BACKEND=epoll`);
+ * - `forced`: io_uring works, but `ZCIO_BACKEND=epoll` forces the epoll
+ *   backend (unset it to get io_uring back);
  * - `setup`: `io_uring_setup` failed otherwise.
  */
 export type UringUnavailableKind = 'seccomp' | 'sysctl' | 'ENOSYS' | 'opcodes' | 'forced' | 'setup'
@@ -26,10 +28,20 @@ export interface UringUnavailable {
 }
 
 /** What the running kernel and process support; see `probe()`. */
-export type ProbeResult = Omit<NativeProbe, 'ioUringUnavailable'> & {
+export type ProbeResult = Omit<NativeProbe, 'ioUringUnavailable' | 'backend'> & {
   /**
-   * Why io_uring is unavailable (`ioUring` is false), or absent when it is
-   * usable: its `kind` is stable, its `message` is `reason`.
+   * The backend a `new Ring()` with default options gets in this process
+   * now: what `ZCIO_BACKEND` forces (read at each call, as at each
+   * `new Ring()`), else `'io_uring'` where `ioUring` is true and `'epoll'`
+   * elsewhere. The API is the same on both; on epoll `sqpoll` and
+   * `busyPoll` throw `ERR_ZCIO_UNSUPPORTED`.
+   */
+  readonly backend: BackendKind
+  /**
+   * Why io_uring is not used, or absent when it is: unusable here (`ioUring`
+   * is false), or `kind: 'forced'` when `ZCIO_BACKEND=epoll` keeps rings on
+   * epoll although `ioUring` is true. Its `kind` is stable, its `message`
+   * (the same text as `reason`) says what to change to get io_uring.
    */
   readonly ioUringUnavailable?: UringUnavailable
   /**

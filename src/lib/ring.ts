@@ -1,4 +1,5 @@
-// Ring: an io_uring driven by the event loop of the thread that made it.
+// Ring: io_uring (or epoll and a thread pool) driven by the event loop of the
+// thread that made it.
 // This layer keeps the promise of every readFixed/writeFixed in a table
 // indexed by the operation's slot; the binding settles them in one call per
 // round of completions (see DESIGN.md, "The completion path").
@@ -9,15 +10,42 @@ import { errnoError, invalidArgType, invalidArgValue, zcioError } from './errors
 import { validateInteger, validateObject } from './validate.js'
 import { guardMethods } from './brand.js'
 
+/**
+ * The backend asked for in `new Ring({ backend })`: `'auto'` (io_uring where
+ * it sets up and supports every operation zcio uses, else epoll),
+ * `'io_uring'` (or `ERR_ZCIO_URING_UNAVAILABLE` saying why not) or `'epoll'`.
+ */
+export type BackendChoice = 'auto' | 'io_uring' | 'epoll'
+
+/** The backend a ring runs on (`ring.backend`, `probe().backend`). */
+export type BackendKind = 'io_uring' | 'epoll'
+
+const BACKENDS: readonly string[] = ['auto', 'io_uring', 'epoll']
+
 /** Options of `new Ring()`. */
 export interface RingOptions {
+  /**
+   * Which backend to run on: `'auto'` (the default), `'io_uring'` or
+   * `'epoll'`. The environment variable `ZCIO_BACKEND` (`epoll`,
+   * `io_uring`; `auto` or empty: no effect), read at each `new Ring()`,
+   * overrides it for the whole process. `ring.backend` says which one the
+   * ring got; `probe().backend` says which one a default ring gets.
+   */
+  backend?: BackendChoice
+  /**
+   * Threads of the epoll backend for file reads and writes that would block
+   * (started on demand), an integer from 1 to 64. Default 4. Unused on
+   * io_uring.
+   */
+  workers?: number
   /** Submission-queue entries, 1 to 32768 (rounded up to a power of two). Default 256. */
   entries?: number
   /**
    * Use a kernel submission thread (`IORING_SETUP_SQPOLL`): `true` for a
    * 1000 ms idle time, or the idle time in milliseconds. It costs a kernel
    * thread that spins while busy. `probe().sqpoll` says whether this
-   * process may have one. Default `false`.
+   * process may have one. io_uring only: a ring that would run on epoll
+   * throws `ERR_ZCIO_UNSUPPORTED` naming the backend. Default `false`.
    */
   sqpoll?: boolean | number
   /**
@@ -27,7 +55,9 @@ export interface RingOptions {
    * A reply that comes within that time is handled without a wake-up, which
    * cuts request/response latency, at the price of a CPU busy for that long
    * (and of other callbacks of this thread waiting as long). Needs
-   * `features.taskrunFlag` (Linux 5.19). Default 0 (off).
+   * `features.taskrunFlag` (Linux 5.19); io_uring only: more than 0 on an
+   * epoll ring throws `ERR_ZCIO_UNSUPPORTED` naming the backend. Default 0
+   * (off).
    */
   busyPoll?: number
 }
@@ -158,14 +188,16 @@ export function ringInternals(ring: Ring): RingInternals {
 }
 
 /**
- * An io_uring instance driven by the Node event loop of the thread that
- * created it.
+ * A ring of operations on io_uring, or on epoll and a thread pool where
+ * io_uring can't be used (see `RingOptions.backend` and `ring.backend`),
+ * driven by the Node event loop of the thread that created it. The API is
+ * the same on both.
  *
- * Completions are reaped when the ring's eventfd wakes the loop, and all of
- * them settle in one batch; everything queued during one JS turn reaches the
+ * Completions are reaped when the ring's fd wakes the loop, and all of them
+ * settle in one batch; everything queued during one JS turn reaches the
  * kernel in one `io_uring_enter`. The ring keeps the process alive only while
  * operations are in flight. Throws `ERR_ZCIO_URING_UNAVAILABLE` when io_uring
- * is disabled, blocked by seccomp or missing (see `probe()`).
+ * is asked for and is disabled, blocked by seccomp or missing (see `probe()`).
  */
 export class Ring {
   readonly #internals: RingInternals
@@ -179,16 +211,33 @@ export class Ring {
   }
 
   /**
-   * Sets up the ring (`SINGLE_ISSUER | DEFER_TASKRUN | COOP_TASKRUN` where the
-   * kernel accepts them). Throws `ERR_INVALID_ARG_TYPE` / `ERR_OUT_OF_RANGE`
-   * for bad options, `ERR_ZCIO_URING_UNAVAILABLE` when io_uring can't be used.
+   * Sets up the ring (on io_uring: `SINGLE_ISSUER | DEFER_TASKRUN |
+   * COOP_TASKRUN` where the kernel accepts them). Throws
+   * `ERR_INVALID_ARG_TYPE` / `ERR_INVALID_ARG_VALUE` / `ERR_OUT_OF_RANGE` for
+   * bad options, `ERR_ZCIO_URING_UNAVAILABLE` when io_uring is asked for and
+   * can't be used, `ERR_ZCIO_UNSUPPORTED` for `sqpoll` or `busyPoll` on a
+   * ring that runs on epoll.
    */
   constructor(options?: RingOptions) {
     let entries = 256
     let sqpollIdleMs = -1
     let busyPoll = 0
+    let backend: BackendChoice = 'auto'
+    let workers = 4
     if (options !== undefined) {
       validateObject(options, 'options')
+      const b = options.backend
+      if (b !== undefined) {
+        if (typeof b !== 'string') throw invalidArgType('options.backend', 'of type string', b)
+        if (!BACKENDS.includes(b)) {
+          throw invalidArgValue('options.backend', b, "must be one of: 'auto', 'io_uring', 'epoll'")
+        }
+        backend = b as BackendChoice
+      }
+      if (options.workers !== undefined) {
+        validateInteger(options.workers, 'options.workers', 1, 64)
+        workers = options.workers
+      }
       if (options.entries !== undefined) {
         validateInteger(options.entries, 'options.entries', 0, 2 ** 32 - 1)
         if (options.entries === 0 || options.entries > MAX_ENTRIES) {
@@ -210,23 +259,45 @@ export class Ring {
       }
     }
     const completer = new Completer()
-    const ring = new native.Ring(entries, sqpollIdleMs, completer.settle)
+    const ring = new native.Ring(entries, sqpollIdleMs, backend, workers, completer.settle)
     completer.cq = ring.completionArray()
     this.#internals = { native: ring, completer, counts: ring.counts(), closers: new Set() }
-    if (busyPoll > 0) this.busyPoll = busyPoll
+    if (busyPoll > 0) {
+      try {
+        this.busyPoll = busyPoll
+      } catch (e) {
+        // Refused (epoll, or no TASKRUN flag): the ring is not handed out.
+        ring.close()
+        throw e
+      }
+    }
   }
 
-  /** Busy polling in microseconds (see `RingOptions.busyPoll`); can be changed at any time. */
+  /**
+   * Busy polling in microseconds (see `RingOptions.busyPoll`); can be changed
+   * at any time. io_uring only: setting more than 0 on an epoll ring throws
+   * `ERR_ZCIO_UNSUPPORTED` naming the backend.
+   */
   get busyPoll(): number {
     return this.#internals.native.busyPoll
   }
 
   set busyPoll(us: number) {
     validateInteger(us, 'busyPoll', 0, 100_000)
-    if (us > 0 && !this.features.taskrunFlag) {
+    // The binding refuses it on epoll, naming the backend.
+    if (us > 0 && this.backend === 'io_uring' && !this.features.taskrunFlag) {
       throw zcioError('ERR_ZCIO_UNSUPPORTED', 'busy polling needs IORING_SETUP_TASKRUN_FLAG (Linux 5.19)')
     }
     this.#internals.native.setBusyPoll(us)
+  }
+
+  /**
+   * The backend the ring runs on: `'io_uring'`, or `'epoll'` (asked for,
+   * forced by `ZCIO_BACKEND=epoll`, or chosen by `'auto'` where io_uring
+   * can't be used: `probe().ioUringUnavailable` says why).
+   */
+  get backend(): BackendKind {
+    return this.#internals.native.backend
   }
 
   /** Operations queued or in flight whose completion has not been delivered. */
@@ -291,6 +362,7 @@ export class Ring {
 
   [inspect.custom](depth: number, options: { stylize(text: string, style: string): string }): string {
     const state = {
+      backend: this.backend,
       inFlightCount: this.inFlightCount,
       closed: this.closed,
       features: this.closed ? undefined : this.features,

@@ -344,8 +344,8 @@ export class TcpStream<A extends SocketAddress = SocketAddress> {
    * when some bytes went; rejects when none did.
    */
   sendZc(buffers: SendData | SendData[]): Promise<SendZcResult> {
-    zcSupport ??= native.probe().sendZc
-    if (!zcSupport) {
+    // SEND_ZC is io_uring's; the epoll backend sends with MSG_ZEROCOPY.
+    if (this.#ring.backend === 'io_uring' && !(zcSupport ??= native.probe().sendZc)) {
       return Promise.reject(
         zcioError('ERR_ZCIO_UNSUPPORTED', `zero-copy send (IORING_OP_SEND_ZC) needs Linux 6.0; see probe().sendZc`),
       )

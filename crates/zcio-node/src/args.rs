@@ -24,6 +24,8 @@ pub const MAX_U16: f64 = 65535.0;
 pub const MAX_RING_ENTRIES: f64 = 32768.0;
 /// Longest busy poll, in microseconds.
 pub const MAX_BUSY_POLL_US: f64 = 100_000.0;
+/// Most worker threads an epoll-backend ring may ask for.
+pub const MAX_WORKERS: f64 = 64.0;
 
 /// The most elements one batch call may queue: queueing is synchronous, and
 /// a call must not hold the event loop for long (16384 elements take a few

@@ -30,11 +30,16 @@ pub struct UringUnavailable {
 /// What the running kernel supports; never throws.
 #[napi(object)]
 pub struct ProbeResult {
-    /// io_uring can be set up in this process and supports every opcode zcio needs.
+    /// io_uring can be set up in this process and supports every opcode zcio
+    /// needs (true even where `ZCIO_BACKEND=epoll` keeps rings off it).
     pub io_uring: bool,
-    /// Why io_uring is unavailable, when it is.
+    /// The backend a `new Ring()` gets in this process now: `ZCIO_BACKEND`
+    /// first, else io_uring where usable and epoll elsewhere.
+    #[napi(ts_type = "'io_uring' | 'epoll'")]
+    pub backend: String,
+    /// Why io_uring is not used, when it is not.
     pub reason: Option<String>,
-    /// Why io_uring is unavailable, when it is, as a kind and a message.
+    /// Why io_uring is not used, when it is not, as a kind and a message.
     pub io_uring_unavailable: Option<UringUnavailable>,
     /// `uname -r`.
     pub kernel_release: String,
@@ -65,6 +70,7 @@ pub fn probe() -> ProbeResult {
     let p = zcio::probe();
     ProbeResult {
         io_uring: p.io_uring,
+        backend: p.backend.name().into(),
         reason: p.reason,
         io_uring_unavailable: p.uring_unavailable.map(|why| UringUnavailable {
             kind: why.kind().into(),

@@ -6,7 +6,7 @@ use napi::bindgen_prelude::*;
 use napi::{sys, JsValue};
 use napi_derive::napi;
 
-use crate::args::{MAX_BUSY_POLL_US, MAX_RING_ENTRIES, MAX_U32};
+use crate::args::{MAX_BUSY_POLL_US, MAX_RING_ENTRIES, MAX_U32, MAX_WORKERS};
 use crate::driver::{Completion, Driver, StartError};
 use crate::error::{int_arg, throw_code, OrThrow};
 use crate::raw::external;
@@ -28,14 +28,15 @@ pub struct RingFeatures {
     pub sqpoll: bool,
 }
 
-/// An io_uring instance driven by the Node event loop of the thread that
-/// created it.
+/// A ring of operations on io_uring (or on epoll and a thread pool, see
+/// `backend`) driven by the Node event loop of the thread that created it.
 ///
-/// Completions are reaped when the ring's eventfd wakes the loop, and all of
+/// Completions are reaped when the ring's fd wakes the loop, and all of
 /// them settle in one batch; everything queued during one JS turn reaches the
 /// kernel in one `io_uring_enter`. The ring keeps the process alive only while
 /// operations are in flight. Throws `ERR_ZCIO_URING_UNAVAILABLE` when
-/// io_uring is disabled, blocked by seccomp or missing (see `probe()`).
+/// io_uring is asked for and is disabled, blocked by seccomp or missing (see
+/// `probe()`).
 #[napi]
 pub struct Ring {
     driver: Rc<Driver>,
@@ -50,16 +51,34 @@ impl Ring {
 #[napi]
 impl Ring {
     /// Sets up the ring (`SINGLE_ISSUER | DEFER_TASKRUN | COOP_TASKRUN` where
-    /// the kernel accepts them, falling back otherwise). `sqpollIdleMs < 0`:
-    /// no kernel submission thread. `settle(n)` is called once per round with
-    /// `n` `(slot, result, flags, offset)` quads in `completionArray()`, for
-    /// the operations the layer queued.
+    /// the kernel accepts them, falling back otherwise) on `backend`
+    /// (`auto`, `io_uring` or `epoll`; `ZCIO_BACKEND` overrides it) with
+    /// `workers` threads for blocking file I/O on epoll. `sqpollIdleMs < 0`:
+    /// no kernel submission thread (with one on epoll: `ERR_ZCIO_UNSUPPORTED`).
+    /// `settle(n)` is called once per round with `n` `(slot, result, flags,
+    /// offset)` quads in `completionArray()`, for the operations the layer
+    /// queued.
     #[napi(
         constructor,
-        ts_args_type = "entries: number, sqpollIdleMs: number, settle: (n: number) => void"
+        ts_args_type = "entries: number, sqpollIdleMs: number, backend: 'auto' | 'io_uring' | 'epoll', workers: number, settle: (n: number) => void"
     )]
-    pub fn new(env: Env, entries: f64, sqpoll_idle_ms: f64, settle: Unknown) -> Result<Self> {
+    pub fn new(
+        env: Env,
+        entries: f64,
+        sqpoll_idle_ms: f64,
+        backend: String,
+        workers: f64,
+        settle: Unknown,
+    ) -> Result<Self> {
         let entries = int_arg(&env, "entries", entries, MAX_RING_ENTRIES, false)? as u32;
+        let workers = int_arg(&env, "workers", workers, MAX_WORKERS, true)? as u32;
+        if workers == 0 {
+            return Err(zcio::Error::OutOfRange {
+                name: "workers",
+                reason: format!("it must be an integer >= 1 and <= {MAX_WORKERS}. Received 0"),
+            })
+            .or_throw(&env);
+        }
         let opts = zcio::RingOptions {
             entries,
             sqpoll_idle_ms: if sqpoll_idle_ms < 0.0 {
@@ -67,7 +86,8 @@ impl Ring {
             } else {
                 Some(int_arg(&env, "sqpoll", sqpoll_idle_ms, MAX_U32, true)? as u32)
             },
-            ..zcio::RingOptions::default()
+            backend: zcio::BackendChoice::parse(&backend, "backend").or_throw(&env)?,
+            workers,
         };
         if settle.get_type()? != ValueType::Function {
             return Err(throw_code(
@@ -163,12 +183,27 @@ impl Ring {
         self.driver.busy_poll_us.get()
     }
 
-    /// Sets `busyPoll` (0 to 100000 microseconds).
+    /// Sets `busyPoll` (0 to 100000 microseconds); more than 0 on the epoll
+    /// backend throws `ERR_ZCIO_UNSUPPORTED`.
     #[napi]
     pub fn set_busy_poll(&self, env: Env, us: f64) -> Result<()> {
         let us = int_arg(&env, "busyPoll", us, MAX_BUSY_POLL_US, true)? as u32;
+        let backend = self.driver.ring.backend();
+        if us > 0 && backend == zcio::BackendKind::Epoll {
+            return Err(zcio::Error::BackendUnsupported {
+                feature: "busy polling (busyPoll)",
+                backend: backend.name(),
+            })
+            .or_throw(&env);
+        }
         self.driver.busy_poll_us.set(us);
         Ok(())
+    }
+
+    /// The backend the ring runs on.
+    #[napi(getter, ts_return_type = "'io_uring' | 'epoll'")]
+    pub fn backend(&self) -> &'static str {
+        self.driver.ring.backend().name()
     }
 
     /// The setup flags the kernel accepted.

@@ -4,7 +4,7 @@
 //! the opcodes zcio needs (`opcodes`), why io_uring can't be used
 //! (`uring_unavailable`).
 
-mod opcodes;
+pub(crate) mod opcodes;
 pub(crate) mod report;
 pub(crate) mod uring_unavailable;
 

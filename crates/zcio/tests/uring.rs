@@ -562,13 +562,21 @@ fn submit_after_close_is_closed_whatever_the_setup_flags() {
     require_fixed_buffers!();
     // SQPOLL rings have no DEFER_TASKRUN: submit() used to return 0 early
     // when nothing was queued, without looking at the ring.
+    let epoll = on_epoll();
     for sqpoll in [None, Some(10)] {
         let ring = Ring::new(RingOptions {
             entries: 1,
             sqpoll_idle_ms: sqpoll,
             ..RingOptions::default()
-        })
-        .unwrap();
+        });
+        // A kernel submission thread is io_uring's: epoll refuses it.
+        let ring = match ring {
+            Err(Error::BackendUnsupported { backend, .. }) if epoll && sqpoll.is_some() => {
+                assert_eq!(backend, "epoll");
+                continue;
+            }
+            ring => ring.unwrap(),
+        };
         let mut sink = Vec::new();
         ring.close(&mut sink).unwrap();
         assert!(
@@ -576,4 +584,30 @@ fn submit_after_close_is_closed_whatever_the_setup_flags() {
             "{sqpoll:?}"
         );
     }
+}
+
+#[test]
+fn sqpoll_on_epoll_is_refused_naming_the_backend() {
+    if std::env::var("ZCIO_BACKEND").as_deref() == Ok("io_uring") {
+        eprintln!("SKIPPED sqpoll_on_epoll: ZCIO_BACKEND=io_uring forces io_uring");
+        return;
+    }
+    let Err(err) = Ring::new(RingOptions {
+        backend: zcio::BackendChoice::Epoll,
+        sqpoll_idle_ms: Some(10),
+        ..RingOptions::default()
+    }) else {
+        panic!("an epoll ring with sqpoll set up");
+    };
+    assert!(
+        matches!(
+            err,
+            Error::BackendUnsupported {
+                backend: "epoll",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("sqpoll"), "{err}");
 }

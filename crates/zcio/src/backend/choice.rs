@@ -1,7 +1,6 @@
-//! Which backend a new ring gets: asked for in `RingOptions::backend`,
-//! , or forced for the whole process by the
-//! `ZCIO_BACKEND` environment variable (`epoll`, `io_uring`; `auto` or unset
-//! leaves it to the options).
+//! Which backend a new ring gets: asked for in `RingOptions::backend`, or
+//! forced for the whole process by the `ZCIO_BACKEND` environment variable
+//! (`epoll`, `io_uring`; `auto` or unset leaves it to the options).
 
 use crate::error::{Error, Result};
 
@@ -50,5 +49,27 @@ impl BackendChoice {
             },
             Err(_) => Ok(None),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::backend::choice::BackendChoice;
+
+    #[test]
+    fn parse_knows_the_three_names() {
+        assert_eq!(
+            BackendChoice::parse("auto", "b").unwrap(),
+            BackendChoice::Auto
+        );
+        assert_eq!(
+            BackendChoice::parse("io_uring", "b").unwrap(),
+            BackendChoice::IoUring
+        );
+        assert_eq!(
+            BackendChoice::parse("epoll", "b").unwrap(),
+            BackendChoice::Epoll
+        );
+        assert!(BackendChoice::parse("uring", "b").is_err());
     }
 }

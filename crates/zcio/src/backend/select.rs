@@ -23,9 +23,19 @@ pub(crate) fn effective(choice: BackendChoice) -> Result<BackendChoice> {
 /// # Errors
 ///
 /// [`Error::UringUnavailable`] (and the other setup errors) when io_uring
-/// was asked for; [`Error::Sys`] when even epoll can't be set up.
+/// was asked for; [`Error::BackendUnsupported`] when the ring would end up
+/// on epoll with `sqpoll_idle_ms` set (a kernel submission thread is
+/// io_uring's alone); [`Error::Sys`] when even epoll can't be set up.
 pub(crate) fn setup(options: RingOptions) -> Result<Backend> {
-    let epoll = || Ok(Backend::Epoll(Epoll::new(options.workers)?));
+    let epoll = || {
+        if options.sqpoll_idle_ms.is_some() {
+            return Err(Error::BackendUnsupported {
+                feature: "a kernel submission thread (sqpoll)",
+                backend: "epoll",
+            });
+        }
+        Ok(Backend::Epoll(Epoll::new(options.workers)?))
+    };
     match effective(options.backend)? {
         BackendChoice::IoUring => Ok(Backend::Uring(Uring::new(options)?)),
         BackendChoice::Epoll => epoll(),

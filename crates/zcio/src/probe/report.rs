@@ -6,6 +6,8 @@ use io_uring::{opcode, IoUring, Probe};
 
 use super::opcodes;
 use super::uring_unavailable::UringUnavailable;
+use crate::backend::choice::BackendChoice;
+use crate::backend::kind::BackendKind;
 use crate::sys;
 
 /// What this kernel supports, as reported by [`probe`]. Never an error: when
@@ -13,14 +15,23 @@ use crate::sys;
 /// flag), `uring_unavailable` says why and `reason` spells it out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeReport {
-    /// io_uring is usable in this process: `io_uring_setup(2)` works and the
-    /// kernel's opcode probe lists every opcode of [`REQUIRED_OPCODES`](crate::REQUIRED_OPCODES)
-    /// (what [`uring_usable`] checks).
+    /// The kernel's io_uring is usable in this process: `io_uring_setup(2)`
+    /// works and the kernel's opcode probe lists every opcode of
+    /// [`REQUIRED_OPCODES`](crate::REQUIRED_OPCODES) (what [`uring_usable`] checks). Still true when
+    /// `ZCIO_BACKEND=epoll` keeps rings off it (see `backend`).
     pub io_uring: bool,
-    /// Why io_uring is unavailable, when it is: the message of
+    /// The backend a ring set up with the default options gets in this
+    /// process now: what `ZCIO_BACKEND` forces, else io_uring where
+    /// `io_uring` is true and epoll elsewhere. (With
+    /// `ZCIO_BACKEND=io_uring` where io_uring is unusable this says
+    /// io_uring, and setting a ring up fails.)
+    pub backend: BackendKind,
+    /// Why io_uring is not used, when it is not: the message of
     /// `uring_unavailable`.
     pub reason: Option<String>,
-    /// Why io_uring is unavailable, when it is, as data.
+    /// Why io_uring is not used, when it is not, as data: unusable here, or
+    /// [`UringUnavailable::Forced`] when `ZCIO_BACKEND=epoll` keeps rings
+    /// on epoll although it is usable.
     pub uring_unavailable: Option<UringUnavailable>,
     /// `uname -r`.
     pub kernel_release: String,
@@ -46,7 +57,10 @@ pub struct ProbeReport {
     pub sqpoll: bool,
 }
 
-/// Probes the kernel once per process and caches the answer.
+/// Probes the kernel once per process and caches the answer; what depends
+/// on `ZCIO_BACKEND` (`backend`, and a [`Forced`](UringUnavailable::Forced)
+/// reason) is read again at each call, as `Ring::new`
+/// reads it at each setup.
 ///
 /// Feature flags come from the kernel's opcode probe (`IORING_REGISTER_PROBE`)
 /// and from trying each registration on a throw-away ring, not from version
@@ -54,7 +68,26 @@ pub struct ProbeReport {
 /// from the kernel version (6.1).
 pub fn probe() -> ProbeReport {
     static CACHE: OnceLock<ProbeReport> = OnceLock::new();
-    CACHE.get_or_init(run_probe).clone()
+    let mut report = CACHE.get_or_init(run_probe).clone();
+    with_forced(&mut report, BackendChoice::forced().ok().flatten());
+    report
+}
+
+/// Fills the parts of `report` that depend on what `ZCIO_BACKEND` forces:
+/// the backend of a default ring, and `Forced` as the reason io_uring is not
+/// used when epoll is forced where io_uring works.
+fn with_forced(report: &mut ProbeReport, forced: Option<BackendChoice>) {
+    report.backend = match forced {
+        Some(BackendChoice::IoUring) => BackendKind::IoUring,
+        Some(BackendChoice::Epoll) => BackendKind::Epoll,
+        Some(BackendChoice::Auto) | None if report.io_uring => BackendKind::IoUring,
+        Some(BackendChoice::Auto) | None => BackendKind::Epoll,
+    };
+    if report.io_uring && report.backend == BackendKind::Epoll {
+        let why = UringUnavailable::Forced;
+        report.reason = Some(why.to_string());
+        report.uring_unavailable = Some(why);
+    }
 }
 
 /// Whether zcio can use io_uring in this process: `io_uring_setup(2)`
@@ -99,6 +132,7 @@ fn run_probe() -> ProbeReport {
     let version = sys::kernel_version();
     let mut report = ProbeReport {
         io_uring: false,
+        backend: BackendKind::Epoll,
         reason: None,
         uring_unavailable: None,
         kernel_release,
@@ -179,7 +213,10 @@ fn try_buf_ring(ring: &IoUring, flags: u16) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use crate::probe::report::{probe, uring_usable};
+    use crate::backend::choice::BackendChoice;
+    use crate::backend::kind::BackendKind;
+    use crate::probe::report::{probe, uring_usable, with_forced, ProbeReport};
+    use crate::probe::uring_unavailable::UringUnavailable;
 
     #[test]
     fn probe_never_panics_and_is_cached() {
@@ -187,8 +224,10 @@ mod tests {
         let b = probe();
         assert_eq!(a, b);
         assert!(!a.kernel_release.is_empty());
-        assert_eq!(a.io_uring, a.uring_unavailable.is_none());
         assert_eq!(a.io_uring, uring_usable().is_ok());
+        let forced = a.uring_unavailable == Some(UringUnavailable::Forced);
+        assert_eq!(a.io_uring && !forced, a.uring_unavailable.is_none());
+        assert_eq!(forced, a.io_uring && a.backend == BackendKind::Epoll);
         assert_eq!(
             a.reason,
             a.uring_unavailable.as_ref().map(|why| why.to_string())
@@ -196,5 +235,47 @@ mod tests {
         if !a.io_uring {
             assert!(!a.fixed_buffers && !a.buf_ring && !a.send_zc);
         }
+    }
+
+    #[test]
+    fn the_backend_follows_zcio_backend_at_each_call() {
+        let base = probe();
+        let mut usable = base.clone();
+        usable.io_uring = true;
+        usable.reason = None;
+        usable.uring_unavailable = None;
+        let mut unusable = base;
+        unusable.io_uring = false;
+        unusable.uring_unavailable = Some(UringUnavailable::Enosys);
+        unusable.reason = Some(UringUnavailable::Enosys.to_string());
+
+        let run = |report: &ProbeReport, forced| {
+            let mut r = report.clone();
+            with_forced(&mut r, forced);
+            r
+        };
+        let r = run(&usable, None);
+        assert_eq!(
+            (r.backend, r.uring_unavailable),
+            (BackendKind::IoUring, None)
+        );
+        let r = run(&usable, Some(BackendChoice::Epoll));
+        assert_eq!(r.backend, BackendKind::Epoll);
+        assert!(r.io_uring, "io_uring stays the kernel's answer");
+        assert_eq!(r.uring_unavailable, Some(UringUnavailable::Forced));
+        assert!(r.reason.unwrap().contains("unset ZCIO_BACKEND"));
+        let r = run(&usable, Some(BackendChoice::IoUring));
+        assert_eq!(
+            (r.backend, r.uring_unavailable),
+            (BackendKind::IoUring, None)
+        );
+
+        let r = run(&unusable, None);
+        assert_eq!(r.backend, BackendKind::Epoll);
+        assert_eq!(r.uring_unavailable, Some(UringUnavailable::Enosys));
+        let r = run(&unusable, Some(BackendChoice::Epoll));
+        assert_eq!(r.uring_unavailable, Some(UringUnavailable::Enosys));
+        let r = run(&unusable, Some(BackendChoice::IoUring));
+        assert_eq!(r.backend, BackendKind::IoUring);
     }
 }

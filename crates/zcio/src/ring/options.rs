@@ -10,7 +10,9 @@ pub struct RingOptions {
     pub entries: u32,
     /// Use a kernel submission thread (`IORING_SETUP_SQPOLL`) that sleeps after
     /// this many idle milliseconds. It costs a kernel thread that spins while
-    /// busy. `None` (the default) submits through `io_uring_enter`.
+    /// busy. `None` (the default) submits through `io_uring_enter`. io_uring
+    /// only: a ring that would run on epoll fails with
+    /// [`Error::BackendUnsupported`](crate::Error::BackendUnsupported).
     pub sqpoll_idle_ms: Option<u32>,
     /// The backend (default [`BackendChoice::Auto`]); the `ZCIO_BACKEND`
     /// environment variable overrides it for the process.

@@ -63,26 +63,17 @@ impl Uring {
     }
 
     /// Whether the kernel supports every opcode zcio's operations use (its
-    /// opcode probe, `IORING_REGISTER_PROBE`, Linux 5.6): fixed-buffer
-    /// reads and writes, sends (plain and vectored), receives, accepts,
-    /// connects and cancels. Zero-copy sends and buffer rings are optional
-    /// features, refused one by one where missing.
+    /// opcode probe, `IORING_REGISTER_PROBE`, Linux 5.6): the list of
+    /// [`REQUIRED_OPCODES`](crate::REQUIRED_OPCODES) that
+    /// [`uring_usable`](crate::uring_usable) checks too. Zero-copy sends and
+    /// buffer rings are optional features, refused one by one where missing.
     pub(crate) fn supports_zcio(&self) -> bool {
-        let codes = [
-            opcode::ReadFixed::CODE,
-            opcode::WriteFixed::CODE,
-            opcode::Send::CODE,
-            opcode::SendMsg::CODE,
-            opcode::Recv::CODE,
-            opcode::Accept::CODE,
-            opcode::Connect::CODE,
-            opcode::AsyncCancel::CODE,
-            opcode::Nop::CODE,
-        ];
         let mut probe = io_uring::Probe::new();
         self.with_uring(|u| {
             u.submitter().register_probe(&mut probe).is_ok()
-                && codes.iter().all(|&c| probe.is_supported(c))
+                && crate::probe::opcodes::REQUIRED_OPCODES
+                    .iter()
+                    .all(|&(code, _)| probe.is_supported(code))
         })
         .unwrap_or(false)
     }
