@@ -269,10 +269,7 @@ export declare class Ring {
    * in flight, before it lets the event loop sleep (0: never).
    */
   get busyPoll(): number
-  /**
-   * Sets `busyPoll` (0 to 100000 microseconds); more than 0 on the epoll
-   * backend throws `ERR_ZCIO_UNSUPPORTED`.
-   */
+  /** Sets `busyPoll` (0 to 100000 microseconds). */
   setBusyPoll(us: number): void
   /** The backend the ring runs on. */
   get backend(): 'io_uring' | 'epoll'
@@ -563,7 +560,7 @@ export interface RingFeatures {
   coopTaskrun: boolean
   /**
    * `IORING_SETUP_TASKRUN_FLAG` (Linux 5.19): the loop wakes once per
-   * batch of completions, and `busyPoll` works.
+   * batch of completions, and `busyPoll` works on io_uring.
    */
   taskrunFlag: boolean
   /** `IORING_SETUP_SQPOLL` (a kernel submission thread). */

@@ -54,10 +54,10 @@ export interface RingOptions {
    * shared memory for up to this long before it lets the event loop sleep.
    * A reply that comes within that time is handled without a wake-up, which
    * cuts request/response latency, at the price of a CPU busy for that long
-   * (and of other callbacks of this thread waiting as long). Needs
-   * `features.taskrunFlag` (Linux 5.19); io_uring only: more than 0 on an
-   * epoll ring throws `ERR_ZCIO_UNSUPPORTED` naming the backend. Default 0
-   * (off).
+   * (and of other callbacks of this thread waiting as long). On io_uring
+   * it needs `features.taskrunFlag` (Linux 5.19); on epoll the ring spins
+   * on the epoll instance instead (a `poll(2)` that does not wait). Default
+   * 0 (off).
    */
   busyPoll?: number
 }
@@ -215,8 +215,8 @@ export class Ring {
    * COOP_TASKRUN` where the kernel accepts them). Throws
    * `ERR_INVALID_ARG_TYPE` / `ERR_INVALID_ARG_VALUE` / `ERR_OUT_OF_RANGE` for
    * bad options, `ERR_ZCIO_URING_UNAVAILABLE` when io_uring is asked for and
-   * can't be used, `ERR_ZCIO_UNSUPPORTED` for `sqpoll` or `busyPoll` on a
-   * ring that runs on epoll.
+   * can't be used, `ERR_ZCIO_UNSUPPORTED` for `sqpoll` on a ring that runs
+   * on epoll.
    */
   constructor(options?: RingOptions) {
     let entries = 256
@@ -284,7 +284,8 @@ export class Ring {
 
   set busyPoll(us: number) {
     validateInteger(us, 'busyPoll', 0, 100_000)
-    // The binding refuses it on epoll, naming the backend.
+    // On epoll the ring spins on the epoll instance (a poll(2) that does
+    // not wait), which needs nothing of the kernel.
     if (us > 0 && this.backend === 'io_uring' && !this.features.taskrunFlag) {
       throw zcioError('ERR_ZCIO_UNSUPPORTED', 'busy polling needs IORING_SETUP_TASKRUN_FLAG (Linux 5.19)')
     }

@@ -22,7 +22,7 @@ pub struct RingFeatures {
     /// `IORING_SETUP_COOP_TASKRUN` (Linux 5.19).
     pub coop_taskrun: bool,
     /// `IORING_SETUP_TASKRUN_FLAG` (Linux 5.19): the loop wakes once per
-    /// batch of completions, and `busyPoll` works.
+    /// batch of completions, and `busyPoll` works on io_uring.
     pub taskrun_flag: bool,
     /// `IORING_SETUP_SQPOLL` (a kernel submission thread).
     pub sqpoll: bool,
@@ -183,19 +183,10 @@ impl Ring {
         self.driver.busy_poll_us.get()
     }
 
-    /// Sets `busyPoll` (0 to 100000 microseconds); more than 0 on the epoll
-    /// backend throws `ERR_ZCIO_UNSUPPORTED`.
+    /// Sets `busyPoll` (0 to 100000 microseconds).
     #[napi]
     pub fn set_busy_poll(&self, env: Env, us: f64) -> Result<()> {
         let us = int_arg(&env, "busyPoll", us, MAX_BUSY_POLL_US, true)? as u32;
-        let backend = self.driver.ring.backend();
-        if us > 0 && backend == zcio::BackendKind::Epoll {
-            return Err(zcio::Error::BackendUnsupported {
-                feature: "busy polling (busyPoll)",
-                backend: backend.name(),
-            })
-            .or_throw(&env);
-        }
         self.driver.busy_poll_us.set(us);
         Ok(())
     }
