@@ -279,6 +279,7 @@ export async function runNet(opts: NetRunOptions = {}): Promise<NetBenchResult> 
     if (c.impl === 'iperf3') return iperf ? null : 'iperf3 not installed (apt-get install iperf3)'
     if (c.impl !== 'zcio') return null
     if (!zcio.available) return zcio.reason ?? 'zcio unavailable'
+    if (probe?.backend === 'epoll') return null
     if (!probe?.bufRing) return `no provided-buffer rings (probe().bufRing is false; kernel ${probe?.kernelRelease}, needs Linux 5.19)`
     if (c.sender === 'sendZc' && !probe.sendZc) return `no zero-copy send (probe().sendZc is false; kernel ${probe.kernelRelease}, needs Linux 6.0)`
     return null

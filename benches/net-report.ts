@@ -138,7 +138,7 @@ export function netReport(res: NetBenchResult, bars: readonly NetBar[], width: n
   const m = res.machine
   const out: string[] = []
   out.push(
-    `zcio bench net: ${m.cpus} CPU x ${m.cpuModel} | kernel ${m.kernelRelease} | Node ${m.node}` +
+    `zcio bench net: ${m.cpus} CPU x ${m.cpuModel} | kernel ${m.kernelRelease}${m.backend ? ` (${m.backend})` : ''} | Node ${m.node}` +
       `${res.iperf3 ? ` | ${res.iperf3.version}` : ''} | loopback TCP, sender and receiver in separate processes`,
   )
   out.push(

@@ -114,6 +114,8 @@ export function machineFacts(zcio: ZcioStatus): MachineFacts {
     totalMemBytes: os.totalmem(),
   }
   // Not every build's probe() reports it.
+  const backend: unknown = zcio.probe ? Reflect.get(zcio.probe, 'backend') : undefined
+  if (typeof backend === 'string') facts.backend = backend
   const memlock: unknown = zcio.probe ? Reflect.get(zcio.probe, 'memlockLimit') : undefined
   if (typeof memlock === 'number') facts.memlockLimit = memlock
   return facts

@@ -27,11 +27,13 @@ export interface BenchOptions {
   roundTrips: number | undefined
   messages: number | undefined
   only: Mode[] | undefined
+  /** `--backend`: the backend of zcio's rings (as `ZCIO_BACKEND`), or undefined for the default. */
+  backend: 'auto' | 'io_uring' | 'epoll' | undefined
 }
 
 export type Action = { kind: 'help' } | { kind: 'version' } | { kind: 'bench'; opts: BenchOptions }
 
-const VALUE_OPTIONS = ['--size', '--duration', '--file', '--json', '--runs', '--round-trips', '--messages', '--only', '--bar-scale']
+const VALUE_OPTIONS = ['--size', '--duration', '--file', '--json', '--runs', '--round-trips', '--messages', '--only', '--bar-scale', '--backend']
 const FLAGS = ['--quick', '--calls', '--check']
 const READ_ONLY = ['--duration', '--file', '--calls']
 const NET_ONLY = ['--runs', '--round-trips', '--messages', '--only']
@@ -92,6 +94,7 @@ export function parseArgs(argv: readonly string[]): Action {
     roundTrips: undefined,
     messages: undefined,
     only: undefined,
+    backend: undefined,
   }
   const seen = new Set<string>()
   let help = false
@@ -161,6 +164,11 @@ export function parseArgs(argv: readonly string[]): Action {
       opts.roundTrips = parseCount(name, value, 1, 1e9)
     } else if (name === '--messages') {
       opts.messages = parseCount(name, value, 1, 1e10)
+    } else if (name === '--backend') {
+      if (value !== 'auto' && value !== 'io_uring' && value !== 'epoll') {
+        throw new UsageError(`--backend: expected auto, io_uring or epoll; got ${JSON.stringify(value)}`)
+      }
+      opts.backend = value
     } else if (name === '--only') {
       const groups = value.split(',').map((g) => g.trim())
       const bad = groups.find((g) => !(NET_GROUPS as readonly string[]).includes(g))

@@ -53,6 +53,9 @@ Options (bench net):
                          options still win)
 
 Options (both):
+  --backend <b>          The backend of zcio's rings: auto (default),
+                         io_uring or epoll; as ZCIO_BACKEND, which it sets
+                         for the bench and its peer processes
   --check                Exit with 1 when a bar of the summary (or, with
                          --calls, a per-call target) misses, naming it; bars
                          this machine cannot measure (n/a) do not count, but

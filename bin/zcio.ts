@@ -160,6 +160,9 @@ async function main(argv: readonly string[]): Promise<number | null> {
     process.stdout.write(version() + '\n')
     return 0
   }
+  // Read by every Ring this process and its peer processes make, before
+  // zcio is loaded.
+  if (action.opts.backend !== undefined) process.env.ZCIO_BACKEND = action.opts.backend
   return action.opts.command === 'net' ? benchNet(action.opts) : bench(argv, action.opts)
 }
 
