@@ -138,13 +138,14 @@ export function netReport(res: NetBenchResult, bars: readonly NetBar[], width: n
   const m = res.machine
   const out: string[] = []
   out.push(
-    `zcio bench net: ${m.cpus} CPU x ${m.cpuModel} | kernel ${m.kernelRelease}${m.backend ? ` (${m.backend})` : ''} | Node ${m.node}` +
+    `zcio bench net: ${m.cpus} CPU x ${m.cpuModel} | kernel ${m.kernelRelease} | Node ${m.node}` +
       `${res.iperf3 ? ` | ${res.iperf3.version}` : ''} | loopback TCP, sender and receiver in separate processes`,
   )
   out.push(
     `${res.config.runs} run${res.config.runs === 1 ? '' : 's'} per case (fresh processes, warm-up connection first), medians | ` +
       `load average ${m.loadAverageStart[0].toFixed(2)} -> ${m.loadAverageEnd[0].toFixed(2)}`,
   )
+  if (m.backend) out.push(`zcio backend: ${m.backend}`)
   out.push('CPU: user + system of both processes (getrusage), sender + receiver in parentheses')
   out.push(
     'others, steal: the most CPU the rest of the machine, and the hypervisor (steal), took during a run of the case ' +

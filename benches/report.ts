@@ -14,10 +14,11 @@ export function report(res: BenchResult, width: number = outputWidth()): string 
   const { machine: m, config: c } = res
   const out: string[] = []
   out.push(
-    `zcio bench: ${m.cpus} CPU x ${m.cpuModel} | kernel ${m.kernelRelease}${m.backend ? ` (${m.backend})` : ''} | Node ${m.node} | ` +
+    `zcio bench: ${m.cpus} CPU x ${m.cpuModel} | kernel ${m.kernelRelease} | Node ${m.node} | ` +
       `file ${fmtBytes(c.sizeBytes)} | ${c.durationSec} s per case (+${c.warmupSec} s warm-up)`,
   )
   out.push(`file: ${c.file} (page-cache warm, deleted)${res.fio ? ` | reference: ${res.fio.version}` : ''}`)
+  if (m.backend) out.push(`zcio backend: ${m.backend}`)
   for (const note of res.notes) out.push(`note: ${note}`)
 
   const showHeap = res.results.some((r) => r.heapDeltaBytes !== undefined)
