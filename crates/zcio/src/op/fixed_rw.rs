@@ -104,7 +104,11 @@ impl FixedRw {
                     self.stream = true;
                     return self.attempt();
                 }
-                r if r == -libc::EOPNOTSUPP || r == -libc::EINVAL => self.plain = true,
+                // Refused flags, or no preadv2/pwritev2 at all (an old
+                // kernel, an emulator): the plain calls do.
+                r if r == -libc::EOPNOTSUPP || r == -libc::EINVAL || r == -libc::ENOSYS => {
+                    self.plain = true
+                }
                 r => {
                     return Attempt::Done {
                         result: r,

@@ -61,6 +61,9 @@ pub(crate) struct Job {
 pub(crate) struct FdFlags {
     /// `SO_ZEROCOPY` has been turned on.
     pub(crate) zerocopy: bool,
+    /// The system does not know `SO_ZEROCOPY` (an emulator, an old
+    /// kernel): zero-copy sends copy, and say so (`copied`).
+    pub(crate) zc_copies: bool,
 }
 
 /// `IORING_CQE_F_BUFFER`: the completion names a buffer (`flags >> 16`).

@@ -112,12 +112,20 @@ impl Send {
     pub(crate) fn attempt(&mut self, fd_flags: &mut FdFlags) -> Attempt {
         let mut extra = 0;
         if self.zc {
-            if !fd_flags.zerocopy {
+            if !fd_flags.zerocopy && !fd_flags.zc_copies {
                 let r = io_calls::enable_zerocopy(self.fd);
-                if r < 0 {
+                if r == -libc::ENOPROTOOPT || r == -libc::ENOSYS {
+                    // The option is unknown here (not refused for this
+                    // socket type, which is EOPNOTSUPP, as io_uring says).
+                    fd_flags.zc_copies = true;
+                } else if r < 0 {
                     return self.finish(r);
+                } else {
+                    fd_flags.zerocopy = true;
                 }
-                fd_flags.zerocopy = true;
+            }
+            if fd_flags.zc_copies {
+                self.copied = true;
             }
             if !self.copied {
                 extra = libc::MSG_ZEROCOPY;
