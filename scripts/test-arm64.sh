@@ -107,12 +107,12 @@ if [ ${#files[@]} -eq 0 ] && [ $full -eq 0 ]; then
   # times slower than natively: the bounded default is the API, file,
   # network and lifetime specs; --full adds the randomized model, the load
   # test, the benches and CLI, the registry install and the package test.
-  for name in api address backend unavailable pool lifetime net listener \
+  for name in address backend unavailable pool lifetime listener \
     stream-reliability group-reliability ring-reliability node-stream \
     model-findings zcbm readme; do
     files+=("__test__/build/$name.spec.js")
   done
-  echo "not run by default (use --full): model, load, bench-net, cli, process, registry, package, rdma specs"
+  echo "not run by default (use --full): api, net, model, load, bench-net, cli, process, registry, package, rdma specs"
 elif [ ${#files[@]} -eq 0 ]; then
   files=(__test__/build/*.spec.js)
 fi

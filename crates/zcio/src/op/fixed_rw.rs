@@ -107,7 +107,12 @@ impl FixedRw {
                 // Refused flags, or no preadv2/pwritev2 at all (an old
                 // kernel, an emulator): the plain calls do.
                 r if r == -libc::EOPNOTSUPP || r == -libc::EINVAL || r == -libc::ENOSYS => {
-                    self.plain = true
+                    self.plain = true;
+                    // Without preadv2 the ESPIPE that tells a pipe was never
+                    // seen: ask the file itself.
+                    if r == -libc::ENOSYS && !io_calls::seekable(self.fd) {
+                        self.stream = true;
+                    }
                 }
                 r => {
                     return Attempt::Done {

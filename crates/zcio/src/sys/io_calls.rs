@@ -73,6 +73,19 @@ pub(crate) unsafe fn rw2(
     }
 }
 
+/// Whether `fd` has positions a `pread` can use (a regular file or a block
+/// device); `false` for pipes, sockets, terminals, or when `fstat` fails.
+pub(crate) fn seekable(fd: RawFd) -> bool {
+    // SAFETY: stat is plain data; fstat fills it.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is a valid, writable stat for the whole call.
+    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+        return false;
+    }
+    let kind = st.st_mode & libc::S_IFMT;
+    kind == libc::S_IFREG || kind == libc::S_IFBLK
+}
+
 /// A plain `pread`/`pwrite` (or `read`/`write` at the position), retried on
 /// `EINTR`: what a worker thread runs.
 ///
