@@ -226,17 +226,10 @@ impl Backend {
     /// Asks again to cancel what escaped the first cancel.
     pub(crate) fn cancel_again(&self, ops: &RefCell<Ops>) -> Result<()> {
         match self {
+            // What is queued was handed over by the first cancel.
             Backend::Uring(u) => u.queue_cancel_all(),
-            Backend::Epoll(e) => {
-                e.cancel_all(ops);
-                Ok(())
-            }
-            #[cfg(test)]
-            Backend::Fake(f) => {
-                let all = ops.borrow_mut().user_data_on(-2);
-                f.cancel(&all);
-                Ok(())
-            }
+            // Cancelling what waits is the same the second time.
+            _ => self.cancel_all(ops),
         }
     }
 
