@@ -321,3 +321,44 @@ netFixed('data and end of stream queued before a multishot receive all arrive, U
     }
   }
 })
+
+// Seed 1276077837 on the epoll backend (shrunk to: a group of one buffer; a
+// multishot receive on the server; a receive on the client takes the
+// buffer; the client closes; at the end the chunk is released and the
+// server's receive stopped). Expected the receive to end. It hung until the
+// ring closed: the release re-armed it, and the stop's cancel started it
+// first (as io_uring hands a queued entry over before the cancel behind
+// it); it found the end of stream at once and posted its completion outside
+// the loop's round without waking the loop. Cancels on epoll now wake the
+// loop for whatever they post, the starting ops' completions included.
+test('a receive re-armed by a release and stopped at once ends, on each backend', async (t) => {
+  const backends: ('io_uring' | 'epoll')[] = zcio.probe().ioUring ? ['io_uring', 'epoll'] : ['epoll']
+  for (const backend of backends) {
+    const ring = new Ring({ backend })
+    const group = new BufferGroup(ring, { groupId: 0, bufferSize: 16, bufferCount: 1 })
+    const { client, server } = await loopPair(ring)
+    let stop = (): void => {}
+    const ended = new Promise<string>((resolve) => {
+      const h = group.recvCallback(server, {
+        onChunk: (id) => group.put(id),
+        onEnd: (e) => resolve(e ? String((e as NodeJS.ErrnoException).code) : 'end'),
+      })
+      stop = () => h.stop()
+    })
+    const taken = group.recv(client)
+    await server.send(new Uint8Array([1]))
+    const chunk = (await taken)!
+    await client.close()
+    // The server's receive sees the end of stream with no buffer left.
+    const deadline = Date.now() + 3000
+    while (group.stats().enobufsCount === 0 && Date.now() < deadline) await turn(5)
+    t.is(group.stats().enobufsCount, 1, `${backend}: the receive found no buffer`)
+    chunk.release()
+    stop()
+    const how = await Promise.race([ended, turn(3000).then(() => 'did not end')])
+    t.is(how, 'end', backend)
+    await server.close()
+    group.close()
+    ring.close()
+  }
+})

@@ -109,9 +109,16 @@ impl Epoll {
     /// Starts what is queued before a cancel, as io_uring hands queued
     /// entries to the kernel before the cancel behind them: a send queued
     /// just before a close still sends what the socket takes at once.
+    /// Completions an op posts as it starts here (an end of stream found at
+    /// once) come outside the event loop's round, like the cancels': the
+    /// loop is woken for them.
     fn start_queued(&self, ops: &RefCell<Ops>) {
         if self.reactor.borrow().is_some() {
+            let before = self.ready.borrow().len();
             let _ = self.submit(ops);
+            if self.ready.borrow().len() > before {
+                self.wake_for_posted();
+            }
         }
     }
 
