@@ -16,7 +16,7 @@
 // Rust property tests run with it too).
 
 import { spawnSync } from 'node:child_process'
-import { envOptions, fuzz, parseDuration, type FuzzOptions } from './model/runner.js'
+import type { FuzzOptions } from './model/runner.js'
 
 const args = process.argv.slice(2)
 const opt = (name: string): string | undefined => {
@@ -24,20 +24,23 @@ const opt = (name: string): string | undefined => {
   return i >= 0 ? args[i + 1] : undefined
 }
 
-const options: FuzzOptions = { timeMs: 5 * 60_000, log: (line) => console.log(line), ...envOptions(process.env) }
-if (opt('--time')) options.timeMs = parseDuration(opt('--time')!)
-if (opt('--seed')) options.seed = Number(opt('--seed'))
-if (opt('--commands')) options.maxCommands = Number(opt('--commands'))
-if (args.includes('--strict')) options.tolerateKnown = false
 const backend = opt('--backend')
 if (backend !== undefined) {
   if (!['auto', 'io_uring', 'epoll'].includes(backend)) {
     console.error(`zcio fuzz: --backend ${backend}: expected auto, io_uring or epoll`)
     process.exit(2)
   }
-  // Read by every new Ring of this process (and of the cargo run below).
+  // Read by every new Ring and probe() of this process (and of the cargo run
+  // below); set before the model loads, as its modules probe when they load.
   process.env.ZCIO_BACKEND = backend
 }
+const { envOptions, fuzz, parseDuration } = await import('./model/runner.js')
+
+const options: FuzzOptions = { timeMs: 5 * 60_000, log: (line) => console.log(line), ...envOptions(process.env) }
+if (opt('--time')) options.timeMs = parseDuration(opt('--time')!)
+if (opt('--seed')) options.seed = Number(opt('--seed'))
+if (opt('--commands')) options.maxCommands = Number(opt('--commands'))
+if (args.includes('--strict')) options.tolerateKnown = false
 console.log(`zcio fuzz: backend ${process.env.ZCIO_BACKEND ?? 'auto'}`)
 if (typeof globalThis.gc !== 'function') console.log('zcio fuzz: run with --expose-gc to include forced GC')
 
