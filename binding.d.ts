@@ -490,6 +490,13 @@ export interface ProbeResult {
   deferTaskrun: boolean
   /** Soft `RLIMIT_MEMLOCK` in bytes; `null` when unlimited. */
   memlockLimit?: number
+  /**
+   * Pool memory counts against `memlockLimit` with a default ring here:
+   * true on io_uring (registered buffers are pinned and charged to
+   * `RLIMIT_MEMLOCK`, unless the process has `CAP_IPC_LOCK`), false on the
+   * epoll backend, which registers nothing and needs no `RLIMIT_MEMLOCK`.
+   */
+  memlockNeeded: boolean
   /** `new Ring({ sqpoll })` works here (a kernel submission thread). */
   sqpoll: boolean
 }

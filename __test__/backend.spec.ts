@@ -4,6 +4,7 @@
 
 import test from 'ava'
 import * as fs from 'node:fs'
+import { spawnSync } from 'node:child_process'
 import { inspect } from 'node:util'
 import { probed, zcio } from './support.js'
 
@@ -62,4 +63,32 @@ epollTest('busyPoll works on an epoll ring: it spins on the epoll instance', asy
   }
   ring.busyPoll = 0
   t.is(ring.busyPoll, 0)
+})
+
+test('probe().memlockNeeded says whether pools count against RLIMIT_MEMLOCK: on io_uring only', (t) => {
+  const p = zcio.probe()
+  t.is(p.memlockNeeded, p.backend === 'io_uring')
+})
+
+// The epoll backend registers nothing with the kernel: a pool far larger
+// than RLIMIT_MEMLOCK works (run in a child whose limit prlimit(1) lowers).
+const prlimit = ['/usr/bin/prlimit', '/bin/prlimit'].find((p) => fs.existsSync(p))
+if (!prlimit) console.warn('zcio: prlimit(1) not found: skipping the RLIMIT_MEMLOCK test of epoll pools')
+;(prlimit && forced !== 'io_uring' ? test : test.skip)('an epoll pool larger than RLIMIT_MEMLOCK works, and probe() says it needs none', (t) => {
+  const script = `
+    const zcio = require(${JSON.stringify(new URL('../../index.js', import.meta.url).pathname)})
+    const ring = new zcio.Ring({ backend: 'epoll' })
+    const pool = new zcio.RegisteredBufferPool(ring, 1 << 20, 4)
+    const p = zcio.probe()
+    console.log(JSON.stringify({ size: pool.bufferSize * pool.totalCount, needed: p.memlockNeeded, limit: p.memlockLimit }))
+    ring.close()`
+  const r = spawnSync(prlimit!, ['--memlock=65536:65536', process.execPath, '-e', script], {
+    env: { ...process.env, ZCIO_BACKEND: 'epoll' },
+    encoding: 'utf8',
+  })
+  t.is(r.status, 0, r.stderr)
+  const out = JSON.parse(r.stdout.trim()) as { size: number; needed: boolean; limit: number }
+  t.is(out.limit, 65536)
+  t.is(out.size, 4 << 20)
+  t.false(out.needed)
 })

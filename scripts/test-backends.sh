@@ -35,15 +35,7 @@ if [ "$what" != rust ]; then
   [ -x "$helper" ] || cargo build -q -p zcio --example deny_io_uring
   echo "== the ava suite under a seccomp filter denying io_uring (rings pick epoll)"
   specs=("$@")
-  if [ ${#specs[@]} -eq 0 ]; then
-    # Every spec but the randomized model of the JS API, whose runs on epoll
-    # still find disagreements (npm run fuzz -- --backend epoll reproduces
-    # them); ZCIO_BACKENDS_MODEL=1 includes it.
-    for f in __test__/build/*.spec.js; do
-      [ "$(basename "$f")" = model.spec.js ] && [ "${ZCIO_BACKENDS_MODEL:-0}" != 1 ] && continue
-      specs+=("$f")
-    done
-  fi
+  [ ${#specs[@]} -eq 0 ] && specs=(__test__/build/*.spec.js)
   # The environment must not force a backend: the filter alone decides.
   env -u ZCIO_BACKEND ZCIO_EXPECT_SECCOMP=1 "$helper" npx ava "${specs[@]}"
 fi

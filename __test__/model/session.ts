@@ -44,7 +44,7 @@ export function openSession(): Session {
     fifos,
     workerFifo,
     workerFile,
-    memlockApplies: !capIpcLock && p.memlockLimit !== undefined && p.memlockLimit !== null,
+    memlockApplies: p.memlockNeeded && !capIpcLock && p.memlockLimit !== undefined && p.memlockLimit !== null,
     hasGc: typeof globalThis.gc === 'function',
     ringFds: ioUringFds(),
     close() {

@@ -33,8 +33,9 @@ export type ProbeResult = Omit<NativeProbe, 'ioUringUnavailable' | 'backend'> & 
    * The backend a `new Ring()` with default options gets in this process
    * now: what `ZCIO_BACKEND` forces (read at each call, as at each
    * `new Ring()`), else `'io_uring'` where `ioUring` is true and `'epoll'`
-   * elsewhere. The API is the same on both; on epoll `sqpoll` and
-   * `busyPoll` throw `ERR_ZCIO_UNSUPPORTED`.
+   * elsewhere. The API is the same on both; on epoll `sqpoll` throws
+   * `ERR_ZCIO_UNSUPPORTED`, and pools need no `RLIMIT_MEMLOCK`
+   * (`memlockNeeded`).
    */
   readonly backend: BackendKind
   /**

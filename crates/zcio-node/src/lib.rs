@@ -59,6 +59,11 @@ pub struct ProbeResult {
     pub defer_taskrun: bool,
     /// Soft `RLIMIT_MEMLOCK` in bytes; `null` when unlimited.
     pub memlock_limit: Option<f64>,
+    /// Pool memory counts against `memlockLimit` with a default ring here:
+    /// true on io_uring (registered buffers are pinned and charged to
+    /// `RLIMIT_MEMLOCK`, unless the process has `CAP_IPC_LOCK`), false on the
+    /// epoll backend, which registers nothing and needs no `RLIMIT_MEMLOCK`.
+    pub memlock_needed: bool,
     /// `new Ring({ sqpoll })` works here (a kernel submission thread).
     pub sqpoll: bool,
 }
@@ -85,6 +90,7 @@ pub fn probe() -> ProbeResult {
         single_issuer: p.single_issuer,
         defer_taskrun: p.defer_taskrun,
         memlock_limit: p.memlock_limit.map(|l| l as f64),
+        memlock_needed: p.memlock_needed,
         sqpoll: p.sqpoll,
     }
 }

@@ -52,6 +52,12 @@ pub struct ProbeReport {
     pub defer_taskrun: bool,
     /// The soft `RLIMIT_MEMLOCK` in bytes; `None` means unlimited.
     pub memlock_limit: Option<u64>,
+    /// Pool memory counts against `memlock_limit` on the `backend` a
+    /// default ring gets: on io_uring a pool's buffers are registered, so
+    /// the kernel pins them and charges them to `RLIMIT_MEMLOCK` (unless the
+    /// process has `CAP_IPC_LOCK`); the epoll backend registers nothing, so
+    /// it needs no `RLIMIT_MEMLOCK` at all.
+    pub memlock_needed: bool,
     /// `IORING_SETUP_SQPOLL` can be set up by this process (a kernel
     /// submission thread; before Linux 5.11 it needs privileges).
     pub sqpoll: bool,
@@ -83,6 +89,7 @@ fn with_forced(report: &mut ProbeReport, forced: Option<BackendChoice>) {
         Some(BackendChoice::Auto) | None if report.io_uring => BackendKind::IoUring,
         Some(BackendChoice::Auto) | None => BackendKind::Epoll,
     };
+    report.memlock_needed = report.backend == BackendKind::IoUring;
     if report.io_uring && report.backend == BackendKind::Epoll {
         let why = UringUnavailable::Forced;
         report.reason = Some(why.to_string());
@@ -144,6 +151,7 @@ fn run_probe() -> ProbeReport {
         single_issuer: false,
         defer_taskrun: false,
         memlock_limit: sys::memlock_limit(),
+        memlock_needed: false,
         sqpoll: false,
     };
     let unusable = |report: &mut ProbeReport, why: UringUnavailable| {
