@@ -499,6 +499,12 @@ export interface ProbeResult {
   memlockNeeded: boolean
   /** `new Ring({ sqpoll })` works here (a kernel submission thread). */
   sqpoll: boolean
+  /**
+   * Sockets take `SO_ZEROCOPY` (Linux 4.14), which zero-copy sends use on
+   * the epoll backend; where false (an emulator such as qemu-user, an old
+   * kernel) they copy there, and report `copied: true`.
+   */
+  msgZerocopy: boolean
 }
 
 /** An RDMA device. */

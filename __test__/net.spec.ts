@@ -3,7 +3,7 @@ import * as fs from 'node:fs'
 import { spawnSync } from 'node:child_process'
 import { pipeline } from 'node:stream/promises'
 import { Readable, Writable } from 'node:stream'
-import { codeOf, needs, rejectionCode, zcio } from './support.js'
+import { backend, codeOf, needs, probed, rejectionCode, zcio } from './support.js'
 import { pair, payload } from './net-support.js'
 
 const { Ring, RegisteredBufferPool, BufferGroup, TcpStream, TcpListener } = zcio
@@ -252,9 +252,23 @@ netTest('a chunk outlives its collected group and its closed ring', async (t) =>
   t.is(codeOf(() => chunk.release()), 'ERR_ZCIO_NOT_ACQUIRED')
 })
 
+/**
+ * Whether a zero-copy send's memory stays the kernel's until its
+ * notification: on io_uring, and on epoll where sockets take SO_ZEROCOPY
+ * (not under qemu-user, which does not know the option: there they copy).
+ */
+const zeroCopyHolds = backend === 'io_uring' || probed.msgZerocopy
+const noZeroCopy = 'sockets do not take SO_ZEROCOPY here (probe().msgZerocopy is false, as under qemu-user): zero-copy sends on epoll copy, the kernel holds none of their memory'
+if (!zeroCopyHolds) test.skip(`close() waits for zero-copy notifications while the kernel holds the memory: ${noZeroCopy}`, () => {})
+
 zcTest('close() with zero-copy sends in flight settles after their notifications', async (t) => {
   const ring = new Ring()
   const { server, client, listener } = await pair(ring)
+  // On failure too: a ring left open keeps the worker from exiting.
+  t.teardown(() => {
+    listener.close()
+    ring.close()
+  })
   const big = payload(4 << 20, 9)
   // Nobody reads: the sends can't all complete before close() cancels them.
   // One call, so that all 32 MiB are in the kernel's hands at once (more
@@ -265,8 +279,11 @@ zcTest('close() with zero-copy sends in flight settles after their notifications
   const closing = client.close({ timeout: 60_000 }).then(() => (closed = true))
   for (let i = 0; i < 5; i++) await new Promise((r) => setTimeout(r, 20))
   // Bytes sit unread in the peer's receive queue: the kernel still holds
-  // the memory, so close() must not have settled.
-  t.false(closed)
+  // the memory, so close() must not have settled. Only where the sends are
+  // really zero-copy: on epoll without SO_ZEROCOPY they copy, and nothing
+  // is held (see the skipped test below).
+  if (zeroCopyHolds) t.false(closed)
+  else t.log(`not asserted: ${noZeroCopy}`)
   await server.close() // frees the peer's queue, and with it the memory
   const results = await Promise.allSettled(sends)
   await closing
@@ -275,8 +292,6 @@ zcTest('close() with zero-copy sends in flight settles after their notifications
     if (r.status === 'fulfilled') t.true(r.value.bytes <= 8 * big.length)
     else t.true(['ECANCELED', 'ERR_ZCIO_CLOSED', 'EPIPE', 'ECONNRESET'].includes((r.reason as NodeJS.ErrnoException).code!), String((r.reason as Error).message))
   }
-  listener.close()
-  ring.close()
 })
 
 netTest('closing a group ends a multishot receive waiting for buffers', async (t) => {

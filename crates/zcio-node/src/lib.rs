@@ -66,6 +66,10 @@ pub struct ProbeResult {
     pub memlock_needed: bool,
     /// `new Ring({ sqpoll })` works here (a kernel submission thread).
     pub sqpoll: bool,
+    /// Sockets take `SO_ZEROCOPY` (Linux 4.14), which zero-copy sends use on
+    /// the epoll backend; where false (an emulator such as qemu-user, an old
+    /// kernel) they copy there, and report `copied: true`.
+    pub msg_zerocopy: bool,
 }
 
 /// Reports what this kernel and process support, without throwing: use it to
@@ -92,5 +96,6 @@ pub fn probe() -> ProbeResult {
         memlock_limit: p.memlock_limit.map(|l| l as f64),
         memlock_needed: p.memlock_needed,
         sqpoll: p.sqpoll,
+        msg_zerocopy: p.msg_zerocopy,
     }
 }
