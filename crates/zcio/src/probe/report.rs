@@ -160,7 +160,7 @@ fn run_probe() -> ProbeReport {
         memlock_limit: sys::memlock_limit(),
         memlock_needed: false,
         sqpoll: false,
-        msg_zerocopy: try_msg_zerocopy(),
+        msg_zerocopy: sys::io_calls::zerocopy_known(),
     };
     let unusable = |report: &mut ProbeReport, why: UringUnavailable| {
         report.reason = Some(why.to_string());
@@ -205,21 +205,6 @@ fn run_probe() -> ProbeReport {
         .build(2)
         .is_ok();
     report
-}
-
-/// Whether a TCP socket takes `SO_ZEROCOPY`, as the epoll backend's
-/// zero-copy send asks of each socket (there `ENOPROTOOPT` or `ENOSYS`
-/// means it copies).
-fn try_msg_zerocopy() -> bool {
-    // SAFETY: socket(2) takes no pointers; a descriptor it returns is owned
-    // by `fd` alone from here and closed when it drops.
-    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
-    if raw < 0 {
-        return false;
-    }
-    // SAFETY: `raw` is a fresh descriptor nothing else owns (above).
-    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) };
-    sys::io_calls::enable_zerocopy(std::os::fd::AsRawFd::as_raw_fd(&fd)) == 0
 }
 
 /// Registers (then unregisters) a one-page provided-buffer ring with `flags`.

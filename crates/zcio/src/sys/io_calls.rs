@@ -247,6 +247,22 @@ pub(crate) fn enable_zerocopy(fd: RawFd) -> i32 {
     }
 }
 
+/// Whether a TCP socket takes `SO_ZEROCOPY`, as the epoll backend's
+/// zero-copy send asks of each socket (`ENOPROTOOPT` or `ENOSYS` there
+/// means it copies): false under an emulator that does not know the option.
+pub(crate) fn zerocopy_known() -> bool {
+    let Ok(raw) = syscall!(socket(
+        libc::AF_INET,
+        libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+        0
+    )) else {
+        return false;
+    };
+    // SAFETY: `raw` is a fresh descriptor nothing else owns; `fd` closes it.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    enable_zerocopy(fd.as_raw_fd()) == 0
+}
+
 /// One zero-copy notification from a socket's error queue: the range of
 /// send calls (numbered from 0 per socket) whose memory the kernel let go
 /// of, and whether it copied them after all.
