@@ -11,6 +11,10 @@ use crate::table::Ops;
 
 impl Epoll {
     pub(crate) fn cancel(&self, user_data: u64, ops: &RefCell<Ops>) {
+        self.waking(|| self.cancel_now(user_data, ops));
+    }
+
+    fn cancel_now(&self, user_data: u64, ops: &RefCell<Ops>) {
         self.start_queued(ops);
         let mut touched = None;
         let mut found = false;
@@ -42,7 +46,6 @@ impl Epoll {
         }
         if found {
             self.fail(user_data, libc::ECANCELED, ops);
-            self.wake_for_posted();
         }
         if let Some(fd) = touched {
             // The op behind it may be able to go now.
@@ -53,6 +56,10 @@ impl Epoll {
     /// Cancels every op on `fd` that has not reached the kernel for good,
     /// and forgets the descriptor (its socket is closing).
     pub(crate) fn cancel_fd(&self, fd: RawFd, ops: &RefCell<Ops>) {
+        self.waking(|| self.cancel_fd_now(fd, ops));
+    }
+
+    fn cancel_fd_now(&self, fd: RawFd, ops: &RefCell<Ops>) {
         self.start_queued(ops);
         let mut victims: Vec<u64> = Vec::new();
         if let Some(r) = self.reactor.borrow_mut().as_mut() {
@@ -67,20 +74,20 @@ impl Epoll {
             victims.extend(self.queued.borrow().iter().copied().filter(|&u| on_fd(u)));
             victims.extend(self.held.borrow().values().copied().filter(|&u| on_fd(u)));
         }
-        let any = !victims.is_empty();
         for u in victims {
             self.cancel_one(u, ops);
         }
         if let Some(r) = self.reactor.borrow_mut().as_mut() {
             r.forget(fd);
         }
-        if any {
-            self.wake_for_posted();
-        }
     }
 
     /// Cancels everything not yet with a worker or the error queue.
     pub(crate) fn cancel_all(&self, ops: &RefCell<Ops>) {
+        self.waking(|| self.cancel_all_now(ops));
+    }
+
+    fn cancel_all_now(&self, ops: &RefCell<Ops>) {
         self.start_queued(ops);
         let mut victims: Vec<u64> = self.queued.borrow_mut().drain(..).collect();
         if let Some(r) = self.reactor.borrow_mut().as_mut() {
@@ -90,35 +97,30 @@ impl Epoll {
             }
         }
         victims.extend(self.held.borrow().values().copied());
-        let any = !victims.is_empty();
         for u in victims {
             self.cancel_one(u, ops);
         }
-        if any {
-            self.wake_for_posted();
-        }
     }
 
-    /// Completions were posted outside the event loop's round (a cancel
-    /// called from JavaScript): wake the loop so that it takes them, as the
-    /// kernel's eventfd signal does for io_uring's cancels.
-    fn wake_for_posted(&self) {
-        self.workers.signal();
+    /// Runs a cancel, which is called from JavaScript, outside the event
+    /// loop's round: whatever it posts (the cancelled ops' completions, and
+    /// those of the queued ops it starts first, such as an end of stream
+    /// found at once) wakes the loop to take it, as the kernel's eventfd
+    /// signal does for io_uring's cancels.
+    fn waking(&self, cancel: impl FnOnce()) {
+        let before = self.ready.borrow().len();
+        cancel();
+        if self.ready.borrow().len() > before {
+            self.workers.signal();
+        }
     }
 
     /// Starts what is queued before a cancel, as io_uring hands queued
     /// entries to the kernel before the cancel behind them: a send queued
     /// just before a close still sends what the socket takes at once.
-    /// Completions an op posts as it starts here (an end of stream found at
-    /// once) come outside the event loop's round, like the cancels': the
-    /// loop is woken for them.
     fn start_queued(&self, ops: &RefCell<Ops>) {
         if self.reactor.borrow().is_some() {
-            let before = self.ready.borrow().len();
             let _ = self.submit(ops);
-            if self.ready.borrow().len() > before {
-                self.wake_for_posted();
-            }
         }
     }
 
