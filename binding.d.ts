@@ -378,6 +378,14 @@ export declare const CQE_F_MORE: number
 /** `IORING_CQE_F_NOTIF`: a zero-copy send's notification. */
 export declare const CQE_F_NOTIF: number
 
+/**
+ * A lean `readFixed`/`writeFixed` done in the call (see
+ * `zcio::RegisteredBufferPool::read_fixed_now`) returns
+ * `-1 - FIXED_DONE_BASE - result` instead of a slot: always negative, as
+ * results are at least -4095.
+ */
+export declare const FIXED_DONE_BASE: number
+
 /** Group counts: buffers in the kernel's ring, or free after close. */
 export declare const GROUP_COUNT_AVAILABLE: number
 

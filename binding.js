@@ -853,6 +853,7 @@ module.exports.CQE_F_BUF_MORE = nativeBinding.CQE_F_BUF_MORE
 module.exports.CQE_F_BUFFER = nativeBinding.CQE_F_BUFFER
 module.exports.CQE_F_MORE = nativeBinding.CQE_F_MORE
 module.exports.CQE_F_NOTIF = nativeBinding.CQE_F_NOTIF
+module.exports.FIXED_DONE_BASE = nativeBinding.FIXED_DONE_BASE
 module.exports.GROUP_COUNT_AVAILABLE = nativeBinding.GROUP_COUNT_AVAILABLE
 module.exports.GROUP_COUNT_BUFFERS = nativeBinding.GROUP_COUNT_BUFFERS
 module.exports.GROUP_COUNT_CHUNKS = nativeBinding.GROUP_COUNT_CHUNKS

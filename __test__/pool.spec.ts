@@ -133,8 +133,9 @@ fixedTest('writeFixed then readFixed at random offsets, byte for byte', async (t
     const boff = Math.floor(Math.random() * (65536 - len))
     t.is(pool.inFlightCount, 0)
     const p = pool.readFixed(fd, r.index, off, len, boff)
-    t.is(pool.inFlightCount, 1)
-    t.is(codeOf(() => pool.release(r.index)), 'ERR_ZCIO_BUFFER_IN_FLIGHT')
+    if (pool.inFlightCount === 1) t.is(codeOf(() => pool.release(r.index)), 'ERR_ZCIO_BUFFER_IN_FLIGHT')
+    // Not in flight: done in the call, which only epoll does (a page-cache hit).
+    else t.is(ring.backend, 'epoll')
     t.is(await p, len)
     if (Buffer.compare(Buffer.from(r.buffer.subarray(boff, boff + len)), expected.subarray(off, off + len)) !== 0) {
       t.fail(`mismatch at file offset ${off}, len ${len}`)

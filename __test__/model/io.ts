@@ -86,6 +86,9 @@ export function issueIo(w: World, p: PoolM, x: Resolved, write: boolean, api: 'p
       return null
     }
     const op = w.newOp('promise', kind, p, p.bufs[x.index], x.target, x.pos, x.len, x.boff, o.flood)
+    // On epoll a transfer the page cache (or a ready pipe) serves is done
+    // in the call: it may be over already.
+    if (p.ring.real?.backend === 'epoll') op.maybe = true
     if (!o.flood) w.log(`    = ${op.label}`)
     w.track(promise, op.label)
     const after = () => {

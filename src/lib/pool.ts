@@ -84,6 +84,8 @@ const READ: OpKind = 0
 const WRITE: OpKind = 1
 const MAX_BUFFER_SIZE = native.POOL_MAX_BUFFER_SIZE
 const MAX_BUFFERS = native.POOL_MAX_BUFFERS
+// A lean readFixed/writeFixed done in the call returns -1 - DONE_BASE - result.
+const DONE_BASE = native.FIXED_DONE_BASE
 
 /**
  * Page-aligned buffers registered once with a ring as io_uring fixed buffers
@@ -247,6 +249,7 @@ export class RegisteredBufferPool {
         kind === READ
           ? this.#fast.readFixed(fd, index, position, length, bufferOffset as number)
           : this.#fast.writeFixed(fd, index, position, length, bufferOffset as number)
+      if (slot < 0) return this.#completer.now(-1 - DONE_BASE - slot, kind)
       return this.#completer.track(slot, kind)
     } catch (err) {
       return Promise.reject(err)

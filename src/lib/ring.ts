@@ -116,6 +116,15 @@ export class Completer {
     })
   }
 
+  /**
+   * The promise of a transfer the binding did in the call (no slot):
+   * `result` is bytes or `-errno`.
+   */
+  now(result: number, kind: OpKind): Promise<number> {
+    if (result >= 0) return Promise.resolve(result)
+    return Promise.reject(errnoError(result, SYSCALL[kind]))
+  }
+
   /** Routes every completion of the operation in `slot` to `handler`. */
   listen(slot: number, handler: Handler): void {
     this.#handlers[slot] = handler

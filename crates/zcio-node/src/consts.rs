@@ -121,3 +121,10 @@ pub const GROUP_MAX_BUFFER_SIZE: u32 = zcio::MAX_GROUP_BUFFER_SIZE as u32;
 /// Most buffers in a group (`zcio::MAX_GROUP_BUFFERS`).
 #[napi]
 pub const GROUP_MAX_BUFFERS: u32 = zcio::MAX_GROUP_BUFFERS;
+
+/// A lean `readFixed`/`writeFixed` done in the call (see
+/// `zcio::RegisteredBufferPool::read_fixed_now`) returns
+/// `-1 - FIXED_DONE_BASE - result` instead of a slot: always negative, as
+/// results are at least -4095.
+#[napi]
+pub const FIXED_DONE_BASE: u32 = 4096;

@@ -17,6 +17,13 @@ use crate::views::{ViewSet, Views};
 /// Rounds of submit → reap → settle in one wake-up before yielding to the loop.
 const MAX_ROUNDS: usize = 32;
 
+/// Fixed-buffer transfers done in the call (no round through the ring) per
+/// drive of the ring: a JS loop that awaits one such read after another
+/// gets its promises settled at once; after this many the next one is
+/// queued and the drive yields to the loop, so timers and other I/O run
+/// between such bursts.
+const INLINE_TURNS: u32 = 64;
+
 /// What keeps a running driver on the loop; dropped (in field order) at
 /// teardown.
 pub struct LoopHandles {
@@ -56,6 +63,8 @@ pub struct Driver {
     /// How long `drive` spins for the next completion before it lets the
     /// loop sleep, in microseconds (0: never).
     pub busy_poll_us: Cell<u32>,
+    /// Transfers that may still be done in the call before the next drive.
+    inline_turns: Cell<u32>,
 }
 
 impl Driver {
@@ -83,6 +92,7 @@ impl Driver {
             scratch: RefCell::default(),
             delivery,
             busy_poll_us: Cell::new(0),
+            inline_turns: Cell::new(INLINE_TURNS),
         }
     }
 
@@ -116,6 +126,18 @@ impl Driver {
     /// ring closed; closing the ring detaches those still alive.
     pub fn adopt_views(&self, refs: impl Iterator<Item = sys::napi_ref>) {
         self.views.adopt(self.env, refs);
+    }
+
+    /// Whether a transfer may be done in the call that makes it (see
+    /// [`INLINE_TURNS`]).
+    pub fn inline_allowed(&self) -> bool {
+        self.inline_turns.get() > 0
+    }
+
+    /// A transfer was done in the call: one turn less until the next drive.
+    pub fn spent_inline_turn(&self) {
+        self.inline_turns
+            .set(self.inline_turns.get().saturating_sub(1));
     }
 
     /// Records who waits for the operation `user_data`.
@@ -172,6 +194,7 @@ impl Driver {
         // when a round is cut short: where the kernel flags deferred work,
         // and on epoll (queued ops, posted completions, a ready descriptor).
         let exact = gated || self.ring.backend() == zcio::BackendKind::Epoll;
+        self.inline_turns.set(INLINE_TURNS);
         self.ring.set_eventfd_enabled(false);
         let mut rounds = 0;
         let mut settled = false;
@@ -179,9 +202,10 @@ impl Driver {
             if self.torn_down.get() {
                 break;
             }
-            if rounds == MAX_ROUNDS {
+            if rounds == MAX_ROUNDS || self.inline_turns.get() == 0 {
                 // Leave the rest to the next loop iteration, after the other
-                // handles had their turn.
+                // handles had their turn (also once JS has had its burst of
+                // transfers done in the call).
                 self.ring.set_eventfd_enabled(true);
                 // The prepare handle has run in this loop iteration: without
                 // a wake-up, ops queued by the last round would wait for an

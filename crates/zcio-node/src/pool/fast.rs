@@ -2,7 +2,8 @@
 //! writeFixed): plain napi functions bound to one pool through their data
 //! pointer. Compared with class methods they skip the per-call type-tag check
 //! and unwrap of `this` (which JavaScript can forge) and allocate nothing:
-//! numbers in, a number out. The pool they act on is fixed when they are
+//! numbers in, a number out (a slot, or the result of a transfer done in
+//! the call). The pool they act on is fixed when they are
 //! made, so no argument can point them at anything else; every argument is
 //! still checked (type and range) before the core sees it.
 
@@ -12,7 +13,10 @@ use std::rc::Rc;
 
 use napi::sys;
 
+use zcio::Started;
+
 use crate::args::{self, op_args, MAX_U32};
+use crate::consts;
 use crate::driver::{Driver, Waiter};
 use crate::error;
 use crate::raw::napi as raw;
@@ -140,16 +144,30 @@ fn queue(env: sys::napi_env, info: sys::napi_callback_info, write: bool) -> sys:
         return ptr::null_mut();
     };
     let core = &ctx.pool;
-    let res = if write {
-        core.write_fixed(fd, index, position, length, boff)
-    } else {
-        core.read_fixed(fd, index, position, length, boff)
+    // Done in the call where the backend can, within the loop turn's budget
+    // (so that a chain of such reads still lets the loop run).
+    let res = match (ctx.driver.inline_allowed(), write) {
+        (true, false) => core.read_fixed_now(fd, index, position, length, boff),
+        (true, true) => core.write_fixed_now(fd, index, position, length, boff),
+        (false, false) => core
+            .read_fixed(fd, index, position, length, boff)
+            .map(Started::Queued),
+        (false, true) => core
+            .write_fixed(fd, index, position, length, boff)
+            .map(Started::Queued),
     };
     match res {
-        Ok(user_data) => {
+        Ok(Started::Queued(user_data)) => {
             ctx.driver.track(user_data, Waiter::Js);
             ctx.driver.update_ref();
             number(env, f64::from(user_data as u32))
+        }
+        Ok(Started::Done(result)) => {
+            ctx.driver.spent_inline_turn();
+            number(
+                env,
+                -1.0 - f64::from(consts::FIXED_DONE_BASE) - f64::from(result),
+            )
         }
         Err(e) => {
             error::throw_core(env, &e);

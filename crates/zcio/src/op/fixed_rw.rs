@@ -40,6 +40,10 @@ pub(crate) struct FixedRw {
     /// On the epoll backend: the file can't be asked not to block
     /// (`RWF_NOWAIT` refused), so a worker thread does the transfer.
     pub(crate) plain: bool,
+    /// On the epoll backend: a try at submission found that the transfer
+    /// would block, so the next attempt hands it to a worker without
+    /// trying again.
+    pub(crate) tried: bool,
 }
 
 impl FixedRw {
@@ -67,7 +71,7 @@ impl FixedRw {
     /// goes to a worker thread; a stream waits until it is ready.
     pub(crate) fn attempt(&mut self) -> Attempt {
         let write = self.dir == Direction::Write;
-        if !self.plain {
+        if !self.plain && !std::mem::take(&mut self.tried) {
             let pos = if self.stream { -1 } else { self.pos as i64 };
             // SAFETY: `addr..addr + len` lies in buffer `index` of the pool,
             // which the op holds until its completion.

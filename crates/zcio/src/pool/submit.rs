@@ -108,26 +108,40 @@ impl RegisteredBufferPool {
         buf_offset: usize,
         manual: bool,
     ) -> Result<u64> {
+        let rw = self.fixed_op(kind, fd, index, offset, len, buf_offset)?;
+        self.submit_with(index, manual, Op::Fixed(rw))
+    }
+
+    /// The fixed-buffer transfer these arguments describe, checked as
+    /// [`check_fixed_op`](Self::check_fixed_op) does.
+    pub(super) fn fixed_op(
+        &self,
+        kind: OpKind,
+        fd: RawFd,
+        index: u32,
+        offset: u64,
+        len: usize,
+        buf_offset: usize,
+    ) -> Result<FixedRw> {
         self.check_fixed_op(index, offset, len, buf_offset)?;
         let dir = if kind == OpKind::ReadFixed {
             Direction::Read
         } else {
             Direction::Write
         };
-        let pool: Rc<dyn BufferOwner> = self.shared.clone();
-        self.submit_with(index, buf_offset, manual, |addr, buf_index| {
-            Op::Fixed(FixedRw {
-                dir,
-                pool,
-                index,
-                buf_index,
-                fd,
-                pos: offset,
-                addr,
-                len: len as u32,
-                stream: false,
-                plain: false,
-            })
+        let (addr, buf_index) = self.buffer_addr(index, buf_offset);
+        Ok(FixedRw {
+            dir,
+            pool: self.shared.clone(),
+            index,
+            buf_index,
+            fd,
+            pos: offset,
+            addr,
+            len: len as u32,
+            stream: false,
+            plain: false,
+            tried: false,
         })
     }
 
@@ -167,26 +181,19 @@ impl RegisteredBufferPool {
         }
         let socket = stream.socket_use(&self.shared.ring, zc);
         let pool: Rc<dyn BufferOwner> = self.shared.clone();
-        self.submit_with(index, buf_offset, false, |addr, buf_index| {
-            let memory = SendMemory::Pool { pool, index };
-            let fixed = zc.then_some(buf_index);
-            // SAFETY: `addr..addr + len` lies inside buffer `index` of the
-            // pool, which `memory` holds (and with it the mapping) until the
-            // final completion.
-            Op::Send(unsafe { Send::new(fd, addr, len as u32, zc, fixed, linked, memory, socket) })
-        })
+        let (addr, buf_index) = self.buffer_addr(index, buf_offset);
+        let memory = SendMemory::Pool { pool, index };
+        let fixed = zc.then_some(buf_index);
+        // SAFETY: `addr..addr + len` lies inside buffer `index` of the pool,
+        // which `memory` holds (and with it the mapping) until the final
+        // completion.
+        let op = unsafe { Send::new(fd, addr, len as u32, zc, fixed, linked, memory, socket) };
+        self.submit_with(index, false, Op::Send(op))
     }
 
-    /// Queues the op `build` makes from the buffer's address and its
-    /// registered index; the buffer is in flight from now until the op's
-    /// final completion.
-    fn submit_with(
-        &self,
-        index: u32,
-        buf_offset: usize,
-        manual: bool,
-        build: impl FnOnce(*mut u8, u16) -> Op,
-    ) -> Result<u64> {
+    /// The address `buf_offset` bytes into buffer `index`, and the buffer's
+    /// index in the ring's registered-buffer table.
+    fn buffer_addr(&self, index: u32, buf_offset: usize) -> (*mut u8, u16) {
         let s = &self.shared;
         // In bounds (checked by the caller): index < total and
         // buf_offset + len <= buffer_size <= stride.
@@ -194,7 +201,13 @@ impl RegisteredBufferPool {
             .region
             .as_ptr()
             .wrapping_add(index as usize * s.stride + buf_offset);
-        let op = build(addr, (s.base + index) as u16);
+        (addr, (s.base + index) as u16)
+    }
+
+    /// Queues `op`, on buffer `index`: the buffer is in flight from now
+    /// until the op's final completion.
+    pub(super) fn submit_with(&self, index: u32, manual: bool, op: Op) -> Result<u64> {
+        let s = &self.shared;
         let mut slots = self.slots()?;
         let was = slots.state(index)?;
         slots.begin_op(index, manual)?;

@@ -14,6 +14,7 @@ use crate::backend::select;
 use crate::backend::uring::instance::Uring;
 use crate::error::{Error, Result};
 use crate::op::dispatch::Op;
+use crate::op::poll::Interest;
 use crate::published::{ring_counts as rc, Published};
 use crate::table::Ops;
 
@@ -350,6 +351,13 @@ impl RingInner {
         }
         self.publish();
         Ok(user_data)
+    }
+
+    /// Whether an op on `fd` for `interest` may be attempted in the call
+    /// that makes it, without being queued: on epoll, when that keeps the
+    /// order of the ops before it (see `Epoll::runs_now`).
+    pub(crate) fn runs_now(&self, fd: RawFd, interest: Interest) -> bool {
+        !self.closed.get() && matches!(&self.backend, Backend::Epoll(e) if e.runs_now(fd, interest))
     }
 
     /// Cancels every operation on descriptor `fd` (a socket being closed).

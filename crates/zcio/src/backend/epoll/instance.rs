@@ -148,6 +148,25 @@ impl Epoll {
         Ok(())
     }
 
+    /// Whether an op on `fd` for `interest` attempted now, instead of at
+    /// the next `submit`, keeps the order of the ops before it: nothing is
+    /// queued or held by a link, and no op waits on `fd` for `interest`.
+    pub(crate) fn runs_now(&self, fd: RawFd, interest: Interest) -> bool {
+        if !self.queued.borrow().is_empty()
+            || self.link_prev.get().is_some()
+            || !self.held.borrow().is_empty()
+        {
+            return false;
+        }
+        let mut reactor = self.reactor.borrow_mut();
+        let Some(r) = reactor.as_mut() else {
+            return false;
+        };
+        r.fds
+            .get_mut(&fd)
+            .is_none_or(|w| w.queue(interest).is_empty())
+    }
+
     /// A chain whose last op links to one that never came ends here.
     pub(crate) fn end_chain(&self) {
         self.link_prev.set(None);

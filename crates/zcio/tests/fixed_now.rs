@@ -1,0 +1,136 @@
+//! `read_fixed_now` / `write_fixed_now`: done in the call on epoll where
+//! the page cache serves the transfer and nothing is queued before it;
+//! queued otherwise (io_uring always), with the same counts either way.
+
+use std::io::Write;
+use std::os::fd::AsRawFd;
+
+use zcio::{probe, BackendChoice, Completion, RegisteredBufferPool, Ring, RingOptions, Started};
+
+fn ring(backend: BackendChoice) -> Option<Ring> {
+    let r = Ring::new(RingOptions {
+        backend,
+        ..RingOptions::default()
+    })
+    .ok()?;
+    let want = match backend {
+        BackendChoice::Epoll => zcio::BackendKind::Epoll,
+        _ => zcio::BackendKind::IoUring,
+    };
+    // ZCIO_BACKEND may force the other one for the whole process.
+    (r.backend() == want).then_some(r)
+}
+
+fn cached_file(bytes: &[u8]) -> std::fs::File {
+    let mut f = tempfile();
+    f.write_all(bytes).unwrap();
+    f.sync_all().unwrap();
+    f
+}
+
+fn tempfile() -> std::fs::File {
+    let path = std::env::temp_dir().join(format!(
+        "zcio-now-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .unwrap();
+    std::fs::remove_file(&path).unwrap();
+    f
+}
+
+fn wait_all(ring: &Ring, n: usize) -> Vec<Completion> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        ring.submit_and_wait(1).unwrap();
+        ring.reap(&mut out);
+    }
+    out
+}
+
+#[test]
+fn epoll_does_a_cached_read_in_the_call() {
+    let Some(ring) = ring(BackendChoice::Epoll) else {
+        eprintln!("SKIPPED epoll_does_a_cached_read_in_the_call: ZCIO_BACKEND forces io_uring");
+        return;
+    };
+    let pool = RegisteredBufferPool::new(&ring, 4096, 2).unwrap();
+    let file = cached_file(b"hello, page cache");
+    let i = pool.acquire().unwrap();
+    let got = pool.read_fixed_now(file.as_raw_fd(), i, 7, 10, 0).unwrap();
+    assert_eq!(got, Started::Done(10));
+    assert_eq!(&pool.get(i).unwrap()[..10], b"page cache");
+    assert!(!pool.is_in_flight(i).unwrap());
+    let s = pool.stats();
+    assert_eq!(
+        (
+            s.counters.submitted,
+            s.counters.completed,
+            s.counters.failed
+        ),
+        (1, 1, 0)
+    );
+    assert_eq!(ring.in_flight(), 0);
+    // An error done in the call is its result, counted as failed.
+    let got = pool.read_fixed_now(-1, i, 0, 10, 0).unwrap();
+    assert_eq!(got, Started::Done(-libc::EBADF));
+    assert_eq!(pool.stats().counters.failed, 1);
+    // Argument errors are errors, before anything is tried.
+    assert!(pool
+        .read_fixed_now(file.as_raw_fd(), i, 0, 8192, 0)
+        .is_err());
+    pool.release(i).unwrap();
+}
+
+#[test]
+fn epoll_queues_behind_an_op_queued_before() {
+    let Some(ring) = ring(BackendChoice::Epoll) else {
+        eprintln!("SKIPPED epoll_queues_behind_an_op_queued_before: ZCIO_BACKEND forces io_uring");
+        return;
+    };
+    let pool = RegisteredBufferPool::new(&ring, 4096, 2).unwrap();
+    let file = cached_file(b"abcdef");
+    let fd = file.as_raw_fd();
+    let (a, b) = (pool.acquire().unwrap(), pool.acquire().unwrap());
+    let first = pool.read_fixed(fd, a, 0, 3, 0).unwrap();
+    let Started::Queued(second) = pool.read_fixed_now(fd, b, 3, 3, 0).unwrap() else {
+        panic!("a transfer overtook the one queued before it");
+    };
+    assert!(pool.is_in_flight(b).unwrap());
+    let seen = wait_all(&ring, 2);
+    let ids: Vec<u64> = seen.iter().map(|c| c.user_data).collect();
+    assert_eq!(ids, [first, second], "completions in submission order");
+    assert_eq!(&pool.get(b).unwrap()[..3], b"def");
+}
+
+#[test]
+fn io_uring_always_queues() {
+    let p = probe();
+    if !p.io_uring || !p.fixed_buffers {
+        eprintln!(
+            "SKIPPED io_uring_always_queues: io_uring unavailable ({:?})",
+            p.reason
+        );
+        return;
+    }
+    let Some(ring) = ring(BackendChoice::IoUring) else {
+        eprintln!("SKIPPED io_uring_always_queues: ZCIO_BACKEND forces epoll");
+        return;
+    };
+    let pool = RegisteredBufferPool::new(&ring, 4096, 1).unwrap();
+    let file = cached_file(b"xyz");
+    let i = pool.acquire().unwrap();
+    let Started::Queued(ud) = pool.read_fixed_now(file.as_raw_fd(), i, 0, 3, 0).unwrap() else {
+        panic!("io_uring did a transfer in the call");
+    };
+    assert!(pool.is_in_flight(i).unwrap());
+    let c = wait_all(&ring, 1)[0];
+    assert_eq!((c.user_data, c.result), (ud, 3));
+    assert!(!pool.is_in_flight(i).unwrap());
+}
