@@ -1,6 +1,6 @@
 // The performance bars the library is held to, checked against one run.
 
-import { GROUP_RAND_D1, GROUP_RAND_D64, ZCIO_BATCH, ZCIO_PROMISE } from './common.js'
+import { FH_READ, FS_READ, GROUP_RAND_D1, GROUP_RAND_D64, GROUP_SEQ, READ_SYNC, SEQ_DEPTH, ZCIO_BATCH, ZCIO_PROMISE, onBackend } from './common.js'
 import type { BenchResult, CaseResult, Group } from './common.js'
 import type { CallsResult } from './calls.js'
 import { outputWidth, table } from './layout.js'
@@ -25,6 +25,15 @@ export interface Bar {
 
 function zcioCase(res: BenchResult, group: Group, name: string): CaseResult | undefined {
   return res.results.find((r) => r.group === group && r.name === name)
+}
+
+/** The zcio case `name` of `group` that ran on epoll (either name it may have). */
+function epollCase(res: BenchResult, group: Group, name: string): CaseResult | undefined {
+  return res.results.find((r) => r.group === group && r.backend === 'epoll' && (r.name === name || r.name === onBackend(name, 'epoll')))
+}
+
+function nodeCase(res: BenchResult, group: Group, name: string, depth: CaseResult['depth']): CaseResult | undefined {
+  return res.results.find((r) => r.group === group && r.name === name && r.depth === depth)
 }
 
 function ratioBar(bar: string, target: number, num: number | undefined, den: number | undefined, detail: string): Bar {
@@ -53,6 +62,24 @@ export function bars(res: BenchResult, scale = 1): Bar[] {
     ratioBar('random 4K d64: zcio batch / best fio', 1.0 * scale, b64?.opsPerSec, best?.iops, best ? `readFixedBatch vs ${best.name}` : 'no fio run'),
   )
 
+  // The epoll backend against Node's own calls, same run.
+  const e1 = epollCase(res, GROUP_RAND_D1, ZCIO_PROMISE)
+  const e64 = epollCase(res, GROUP_RAND_D64, ZCIO_PROMISE)
+  const eSeq = epollCase(res, GROUP_SEQ, ZCIO_PROMISE)
+  const ops = (r: CaseResult | undefined): number | undefined => r?.opsPerSec
+  out.push(
+    ratioBar('epoll random 4K d1: zcio promise / fs.readSync', 0.8 * scale, ops(e1), ops(nodeCase(res, GROUP_RAND_D1, READ_SYNC, 1)), 'readFixed on epoll vs blocking reads'),
+    ratioBar('epoll random 4K d64: zcio promise / fs.read', 1.0 * scale, ops(e64), ops(nodeCase(res, GROUP_RAND_D64, FS_READ, 64)), 'readFixed on epoll vs fs.read, depth 64'),
+    ratioBar('epoll random 4K d64: zcio promise / FileHandle.read', 1.0 * scale, ops(e64), ops(nodeCase(res, GROUP_RAND_D64, FH_READ, 64)), 'readFixed on epoll vs fs.promises, depth 64'),
+    ratioBar(
+      `epoll sequential 1M d${SEQ_DEPTH}: zcio promise / fs.read`,
+      1.0 * scale,
+      ops(eSeq),
+      ops(nodeCase(res, GROUP_SEQ, FS_READ, SEQ_DEPTH)),
+      `readFixed on epoll vs fs.read, depth ${SEQ_DEPTH}`,
+    ),
+  )
+
   const deltas = res.results.filter((r) => r.heapDeltaBytes !== undefined)
   const worst = deltas.reduce<CaseResult | undefined>((a, r) => (a && (a.heapDeltaBytes ?? 0) >= (r.heapDeltaBytes ?? 0) ? a : r), undefined)
   const maxDelta = worst?.heapDeltaBytes
@@ -73,7 +100,8 @@ export function bars(res: BenchResult, scale = 1): Bar[] {
 // "d64 batch", "seq promise": a zcio case in a few characters.
 function shortName(r: CaseResult): string {
   const where = r.group === GROUP_RAND_D1 ? 'd1' : r.group === GROUP_RAND_D64 ? 'd64' : 'seq'
-  return `${where} ${r.name === ZCIO_BATCH ? 'batch' : 'promise'}`
+  const batch = r.name === ZCIO_BATCH || r.name === onBackend(ZCIO_BATCH, 'epoll')
+  return `${where} ${batch ? 'batch' : 'promise'}${r.name.endsWith(']') ? ` [${r.backend}]` : ''}`
 }
 
 export function fmtMeasured(b: Bar): string {

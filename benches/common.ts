@@ -27,6 +27,28 @@ export const READ_SYNC = 'fs.readSync'
 export const ZCIO_PROMISE = 'zcio readFixed (promise)'
 export const ZCIO_BATCH = 'zcio readFixedBatch'
 
+/**
+ * The name of a zcio case on the second backend of a run that measures
+ * both (the first keeps the plain name): `zcio readFixed (promise) [epoll]`.
+ */
+export function onBackend(name: string, backend: string): string {
+  return `${name} [${backend}]`
+}
+
+/** A backend zcio's rings run on. */
+export type BenchBackend = 'io_uring' | 'epoll'
+
+/**
+ * The backends a bench runs zcio's cases on: the one `ZCIO_BACKEND` (or
+ * `--backend`) names, else both where io_uring is usable (io_uring first,
+ * with the plain case names), else epoll.
+ */
+export function benchBackends(backend: string | undefined): BenchBackend[] {
+  const forced = process.env.ZCIO_BACKEND
+  if (forced === 'io_uring' || forced === 'epoll') return [forced]
+  return backend === 'io_uring' ? ['io_uring', 'epoll'] : ['epoll']
+}
+
 /** Concurrent operations of a case, or `'sync'` for a blocking loop. */
 export type Depth = number | 'sync'
 
@@ -59,6 +81,8 @@ export interface CaseResult {
   ratioToFio: number | null
   /** JS heap growth over a zcio case (after full GCs). */
   heapDeltaBytes?: number
+  /** The backend of a zcio case's ring. */
+  backend?: 'io_uring' | 'epoll'
 }
 
 export interface SkippedCase {

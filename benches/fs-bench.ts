@@ -28,6 +28,8 @@ import {
   WARMUP_MS,
   ZCIO_BATCH,
   ZCIO_PROMISE,
+  benchBackends,
+  onBackend,
   errorCode,
   errorMessage,
   heapUsed,
@@ -36,6 +38,7 @@ import {
   usageError,
 } from './common.js'
 import type {
+  BenchBackend,
   BenchConfig,
   BenchResult,
   CaseResult,
@@ -86,8 +89,11 @@ interface NodeCase extends CaseBase {
 
 // zcio cases get their own pool, created when the case starts and closed
 // when it ends, so only one is registered at a time.
+type BackendKind = BenchBackend
+
 interface ZcioCase extends CaseBase {
   kind: 'zcio'
+  backend: BackendKind
   poolSize: number
   poolCount: number
   make: (pool: RegisteredBufferPool, acquired: readonly number[]) => Body
@@ -137,7 +143,7 @@ export async function run(opts: RunOptions = {}): Promise<BenchResult> {
   let created = false
   let fd = -1
   let handle: FileHandle | null = null
-  let ring: Ring | null = null
+  const rings = new Map<BackendKind, Ring>()
   const cleanupSync = (): void => {
     if (fd >= 0) {
       try {
@@ -180,17 +186,22 @@ export async function run(opts: RunOptions = {}): Promise<BenchResult> {
     handle = await fs.promises.open(file, 'r')
 
     if (zcio.lib) {
-      try {
-        ring = new zcio.lib.Ring()
-      } catch (e) {
-        const code = errorCode(e)
-        zcio.available = false
-        zcio.reason = `new Ring() failed: ${code ? code + ': ' : ''}${errorMessage(e)}`
-        notes.push(`zcio cases skipped: ${zcio.reason}`)
+      for (const backend of benchBackends(zcio.probe?.backend)) {
+        try {
+          rings.set(backend, new zcio.lib.Ring({ backend }))
+        } catch (e) {
+          const code = errorCode(e)
+          const reason = `new Ring({ backend: '${backend}' }) failed: ${code ? code + ': ' : ''}${errorMessage(e)}`
+          notes.push(`zcio cases on ${backend} skipped: ${reason}`)
+          if (!zcio.reason) zcio.reason = reason
+        }
       }
+      if (rings.size === 0) zcio.available = false
     }
+    const backends = [...rings.keys()]
+    if (backends.length > 1) notes.push(`zcio cases run on both backends: plain names on ${backends[0]}, "[${backends[1]}]" on ${backends[1]}`)
 
-    const cases = buildCases(fd, handle, size)
+    const cases = buildCases(fd, handle, size, backends.length ? backends : ['io_uring'])
     const fioVer = opts.fio === false ? null : fioVersion()
     if (opts.fio === false) notes.push('fio reference skipped (disabled)')
     else if (!fioVer) notes.push('fio not installed: reference rows skipped (apt-get install fio)')
@@ -201,6 +212,7 @@ export async function run(opts: RunOptions = {}): Promise<BenchResult> {
 
     for (const group of GROUPS) {
       for (const c of cases.filter((x) => x.group === group)) {
+        const ring = c.kind === 'zcio' ? (rings.get(c.backend) ?? null) : null
         if (c.kind === 'zcio' && (!zcio.lib || !ring)) {
           skipped.push({ group: c.group, name: c.name, depth: c.depth, reason: zcio.reason || 'zcio unavailable' })
           continue
@@ -225,7 +237,7 @@ export async function run(opts: RunOptions = {}): Promise<BenchResult> {
     return {
       machine,
       config,
-      zcio: { available: zcio.available, reason: zcio.reason, ringFeatures: ring ? ring.features : null },
+      zcio: { available: zcio.available, reason: zcio.reason, ringFeatures: rings.get(backends[0])?.features ?? null },
       results,
       skipped,
       fio,
@@ -234,14 +246,14 @@ export async function run(opts: RunOptions = {}): Promise<BenchResult> {
   } finally {
     progress.clear()
     if (handle) await handle.close().catch(() => {})
-    if (ring) ring.close()
+    for (const ring of rings.values()) ring.close()
     cleanupSync()
     process.removeListener('SIGINT', onSignal)
     process.removeListener('SIGTERM', onSignal)
   }
 }
 
-function buildCases(fd: number, handle: FileHandle, size: number): Case[] {
+function buildCases(fd: number, handle: FileHandle, size: number, backends: readonly BackendKind[]): Case[] {
   const cases: Case[] = []
   const rand = (): Offsets => randomOffsets(size)
   const seq = (): Offsets => sequentialOffsets(size, SEQ_BLOCK)
@@ -257,7 +269,10 @@ function buildCases(fd: number, handle: FileHandle, size: number): Case[] {
     poolCount: number,
     make: ZcioCase['make'],
   ): void => {
-    cases.push({ kind: 'zcio', group, name, depth, len, offsets, poolSize: len, poolCount, make })
+    backends.forEach((backend, k) => {
+      const named = k === 0 ? name : onBackend(name, backend)
+      cases.push({ kind: 'zcio', backend, group, name: named, depth, len, offsets, poolSize: len, poolCount, make })
+    })
   }
 
   node(GROUP_RAND_D1, FS_READ, 1, BLOCK, rand, () => fsReadCallback(fd, BLOCK, 1))
@@ -344,7 +359,10 @@ async function measureCase(c: Case, ctx: MeasureContext): Promise<Measured> {
       ratioToFsRead: null,
       ratioToFio: null,
     }
-    if (c.kind === 'zcio') r.heapDeltaBytes = heapUsed() - heapBefore
+    if (c.kind === 'zcio') {
+      r.heapDeltaBytes = heapUsed() - heapBefore
+      r.backend = c.backend
+    }
     progress.line(`${label}: ${fmtInt(opsPerSec)} ops/s, ${r.gbPerSec.toFixed(3)} GB/s`)
     return r
   } finally {

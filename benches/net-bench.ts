@@ -13,7 +13,7 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { GiB, MiB, Progress, errorMessage, loadZcio } from './common.js'
+import { GiB, MiB, Progress, benchBackends, errorMessage, loadZcio, onBackend } from './common.js'
 import type { MachineFacts, ProbeResult } from './common.js'
 import {
   GROUP_COUNT,
@@ -76,9 +76,10 @@ class Peer {
   #stderr = ''
   readonly #exited: Promise<void>
 
-  constructor(spec: PeerSpec, label: string) {
+  constructor(spec: PeerSpec, label: string, backend?: string) {
     this.#label = label
-    this.#child = fork(PEER_SCRIPT, [JSON.stringify(spec)], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], execArgv: ['--expose-gc'] })
+    const env = backend ? { ...process.env, ZCIO_BACKEND: backend } : process.env
+    this.#child = fork(PEER_SCRIPT, [JSON.stringify(spec)], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], execArgv: ['--expose-gc'], env })
     this.#child.stderr?.on('data', (d: Buffer) => (this.#stderr = (this.#stderr + d.toString('utf8')).slice(-4000)))
     this.#child.on('message', (m: PeerMessage) => {
       this.#inbox.push(m)
@@ -147,11 +148,11 @@ interface Amounts {
 /** One run of a case between two peers: a warm-up connection, then the measured one. */
 async function runPeers(c: NetCase, a: Amounts, onPhase: (phase: string) => void): Promise<NetSample> {
   const impl = c.impl === 'zcio' ? 'zcio' : 'node'
-  const server = new Peer({ role: 'server', impl, mode: c.group, busyPoll: c.busyPoll }, `${c.name} receiver`)
+  const server = new Peer({ role: 'server', impl, mode: c.group, busyPoll: c.busyPoll }, `${c.name} receiver`, c.backend)
   let client: Peer | null = null
   try {
     const { port } = await server.next('listening', 30_000)
-    client = new Peer({ role: 'client', impl, mode: c.group, sender: c.sender ?? 'write', port, busyPoll: c.busyPoll }, `${c.name} sender`)
+    client = new Peer({ role: 'client', impl, mode: c.group, sender: c.sender ?? 'write', port, busyPoll: c.busyPoll }, `${c.name} sender`, c.backend)
     await client.next('ready', 30_000)
     onPhase('warm-up')
     client.send({ type: 'run', amount: a.warm })
@@ -279,13 +280,21 @@ export async function runNet(opts: NetRunOptions = {}): Promise<NetBenchResult> 
     if (c.impl === 'iperf3') return iperf ? null : 'iperf3 not installed (apt-get install iperf3)'
     if (c.impl !== 'zcio') return null
     if (!zcio.available) return zcio.reason ?? 'zcio unavailable'
-    if (probe?.backend === 'epoll') return null
+    if (c.backend === 'epoll') return null
     if (!probe?.bufRing) return `no provided-buffer rings (probe().bufRing is false; kernel ${probe?.kernelRelease}, needs Linux 5.19)`
     if (c.sender === 'sendZc' && !probe.sendZc) return `no zero-copy send (probe().sendZc is false; kernel ${probe.kernelRelease}, needs Linux 6.0)`
     return null
   }
 
-  const runnable = NET_CASES.filter((c) => {
+  // zcio's cases on each backend: the first keeps the plain names.
+  const backends = zcio.available ? benchBackends(probe?.backend) : []
+  const all: NetCase[] = NET_CASES.flatMap((c) =>
+    c.impl !== 'zcio' || backends.length === 0
+      ? [c]
+      : backends.map((backend, k) => ({ ...c, backend, name: k === 0 ? c.name : onBackend(c.name, backend) })),
+  )
+  if (backends.length > 1) notes.push(`zcio cases run on both backends: plain names on ${backends[0]}, "[${backends[1]}]" on ${backends[1]}`)
+  const runnable = all.filter((c) => {
     const reason = why(c)
     if (reason) skipped.push({ group: c.group, name: c.name, reason })
     return !reason
@@ -331,6 +340,7 @@ export async function runNet(opts: NetRunOptions = {}): Promise<NetBenchResult> 
       group: c.group,
       name: c.name,
       impl: c.impl,
+      ...(c.backend ? { backend: c.backend } : {}),
       ...(c.info ? { info: true } : {}),
       unit: UNITS[c.group].value,
       cpuUnit: UNITS[c.group].cpu,

@@ -1,6 +1,8 @@
 // Constants, protocol and record types shared by the net bench modules
 // (the parent and its peer processes).
 
+import type { BenchBackend } from './common.js'
+
 export const HOST = '127.0.0.1'
 /** Bytes per write of the stream cases, and per receive buffer. */
 export const WRITE_BYTES = 64 * 1024
@@ -70,6 +72,8 @@ export interface NetCase {
   info?: boolean
   /** `busyPoll` of both zcio rings (µs). */
   busyPoll?: number
+  /** The backend of both zcio peers' rings (their `ZCIO_BACKEND`). */
+  backend?: BenchBackend
 }
 
 export const NET_CASES: readonly NetCase[] = [
@@ -129,6 +133,8 @@ export interface NetCaseResult {
   group: Mode
   name: string
   impl: Impl
+  /** The backend of a zcio case's rings. */
+  backend?: BenchBackend
   info?: boolean
   unit: string
   cpuUnit: string
