@@ -5,9 +5,14 @@
 use std::io::Write;
 use std::os::fd::AsRawFd;
 
-use zcio::{probe, BackendChoice, Completion, RegisteredBufferPool, Ring, RingOptions, Started};
+use zcio::{probe, BackendChoice, RegisteredBufferPool, Ring, RingOptions, Started};
 
-fn ring(backend: BackendChoice) -> Option<Ring> {
+mod common;
+use common::wait_all;
+
+/// A ring on `backend`, or `None` (the test skips, saying so) where
+/// `ZCIO_BACKEND` forces the other one for the whole process.
+fn ring(backend: BackendChoice, test: &str) -> Option<Ring> {
     let r = Ring::new(RingOptions {
         backend,
         ..RingOptions::default()
@@ -17,8 +22,11 @@ fn ring(backend: BackendChoice) -> Option<Ring> {
         BackendChoice::Epoll => zcio::BackendKind::Epoll,
         _ => zcio::BackendKind::IoUring,
     };
-    // ZCIO_BACKEND may force the other one for the whole process.
-    (r.backend() == want).then_some(r)
+    if r.backend() != want {
+        eprintln!("SKIPPED {test}: ZCIO_BACKEND forces the other backend");
+        return None;
+    }
+    Some(r)
 }
 
 fn cached_file(bytes: &[u8]) -> std::fs::File {
@@ -45,19 +53,9 @@ fn tempfile() -> std::fs::File {
     f
 }
 
-fn wait_all(ring: &Ring, n: usize) -> Vec<Completion> {
-    let mut out = Vec::new();
-    while out.len() < n {
-        ring.submit_and_wait(1).unwrap();
-        ring.reap(&mut out);
-    }
-    out
-}
-
 #[test]
 fn epoll_does_a_cached_read_in_the_call() {
-    let Some(ring) = ring(BackendChoice::Epoll) else {
-        eprintln!("SKIPPED epoll_does_a_cached_read_in_the_call: ZCIO_BACKEND forces io_uring");
+    let Some(ring) = ring(BackendChoice::Epoll, "epoll_does_a_cached_read_in_the_call") else {
         return;
     };
     let pool = RegisteredBufferPool::new(&ring, 4096, 2).unwrap();
@@ -90,8 +88,10 @@ fn epoll_does_a_cached_read_in_the_call() {
 
 #[test]
 fn epoll_queues_behind_an_op_queued_before() {
-    let Some(ring) = ring(BackendChoice::Epoll) else {
-        eprintln!("SKIPPED epoll_queues_behind_an_op_queued_before: ZCIO_BACKEND forces io_uring");
+    let Some(ring) = ring(
+        BackendChoice::Epoll,
+        "epoll_queues_behind_an_op_queued_before",
+    ) else {
         return;
     };
     let pool = RegisteredBufferPool::new(&ring, 4096, 2).unwrap();
@@ -119,8 +119,7 @@ fn io_uring_always_queues() {
         );
         return;
     }
-    let Some(ring) = ring(BackendChoice::IoUring) else {
-        eprintln!("SKIPPED io_uring_always_queues: ZCIO_BACKEND forces epoll");
+    let Some(ring) = ring(BackendChoice::IoUring, "io_uring_always_queues") else {
         return;
     };
     let pool = RegisteredBufferPool::new(&ring, 4096, 1).unwrap();

@@ -4,7 +4,10 @@ use std::collections::HashSet;
 use std::io::Write;
 use std::os::fd::AsRawFd;
 
-use zcio::{probe, Completion, Error, RegisteredBufferPool, Ring, RingOptions};
+use zcio::{probe, Error, RegisteredBufferPool, Ring, RingOptions};
+
+mod common;
+use common::wait_all;
 
 /// Skips (visibly) when the kernel lacks what the test needs.
 /// Whether `ZCIO_BACKEND=epoll` forces every ring of this process onto
@@ -42,15 +45,6 @@ macro_rules! require_fixed_buffers {
             return;
         }
     };
-}
-
-fn wait_all(ring: &Ring, n: usize) -> Vec<Completion> {
-    let mut out = Vec::new();
-    while out.len() < n {
-        ring.submit_and_wait(1).unwrap();
-        ring.reap(&mut out);
-    }
-    out
 }
 
 #[test]
