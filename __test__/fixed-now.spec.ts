@@ -47,6 +47,23 @@ epollTest('epoll: a page-cache read is done in the call, counted, and never left
   pool.release(b.index)
 })
 
+epollTest('epoll: a transfer over 64 KiB goes to the workers (in flight), served the same', async (t) => {
+  using ring = new Ring({ backend: 'epoll' })
+  const pool = new RegisteredBufferPool(ring, 128 * 1024, 1)
+  const { fd, data } = cachedFile('now-big', 256 * 1024)
+  t.teardown(() => fs.closeSync(fd))
+  const b = pool.acquire()
+  const small = pool.readFixed(fd, b.index, 0, 64 * 1024)
+  t.is(pool.inFlightCount, 0, '64 KiB is still done in the call')
+  t.is(await small, 64 * 1024)
+  const big = pool.readFixed(fd, b.index, 4096, 64 * 1024 + 1)
+  t.is(pool.inFlightCount, 1, 'one byte more is left to a worker')
+  t.is(await big, 64 * 1024 + 1)
+  t.is(pool.inFlightCount, 0)
+  t.deepEqual(Buffer.from(b.buffer.subarray(0, 64 * 1024 + 1)), data.subarray(4096, 4096 + 64 * 1024 + 1))
+  pool.release(b.index)
+})
+
 epollTest('epoll: an error done in the call rejects like a queued one and counts as failed', async (t) => {
   using ring = new Ring({ backend: 'epoll' })
   const pool = new RegisteredBufferPool(ring, 4096, 1)

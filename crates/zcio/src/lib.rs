@@ -34,7 +34,9 @@ pub use group::{
 pub use net::{Shutdown, TcpListener, TcpStream};
 pub use op::zc_flags::{NOTIF_USAGE_ZC_COPIED, SEND_ZC_REPORT_USAGE};
 pub use op::OpKind;
-pub use pool::{BufMut, BufRef, PoolStats, Region, RegisteredBufferPool, Started, MAX_BUFFER_SIZE};
+pub use pool::{
+    BufMut, BufRef, PoolStats, Region, RegisteredBufferPool, Started, MAX_BUFFER_SIZE, NOW_MAX_LEN,
+};
 pub use probe::{probe, uring_usable, ProbeReport, UringUnavailable, REQUIRED_OPCODES};
 pub use published::{buffer_state, pool_counts, ring_counts, Published};
 pub use ring::{Completion, Ring, RingFeatures, RingOptions};

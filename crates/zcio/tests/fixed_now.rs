@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::os::fd::AsRawFd;
 
-use zcio::{probe, BackendChoice, RegisteredBufferPool, Ring, RingOptions, Started};
+use zcio::{probe, BackendChoice, RegisteredBufferPool, Ring, RingOptions, Started, NOW_MAX_LEN};
 
 mod common;
 use common::wait_all;
@@ -107,6 +107,40 @@ fn epoll_queues_behind_an_op_queued_before() {
     let ids: Vec<u64> = seen.iter().map(|c| c.user_data).collect();
     assert_eq!(ids, [first, second], "completions in submission order");
     assert_eq!(&pool.get(b).unwrap()[..3], b"def");
+}
+
+#[test]
+fn epoll_leaves_big_transfers_to_the_workers() {
+    let Some(ring) = ring(
+        BackendChoice::Epoll,
+        "epoll_leaves_big_transfers_to_the_workers",
+    ) else {
+        return;
+    };
+    let size = NOW_MAX_LEN + 4096;
+    let pool = RegisteredBufferPool::new(&ring, size, 1).unwrap();
+    let bytes: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    let file = cached_file(&bytes);
+    let i = pool.acquire().unwrap();
+    // The largest size done in the call is.
+    let got = pool
+        .read_fixed_now(file.as_raw_fd(), i, 0, NOW_MAX_LEN, 0)
+        .unwrap();
+    assert_eq!(got, Started::Done(NOW_MAX_LEN as i32));
+    // One byte more goes through the ring, served the same.
+    let Started::Queued(ud) = pool
+        .read_fixed_now(file.as_raw_fd(), i, 0, NOW_MAX_LEN + 1, 0)
+        .unwrap()
+    else {
+        panic!("a transfer over NOW_MAX_LEN was done in the call");
+    };
+    assert!(pool.is_in_flight(i).unwrap());
+    let c = wait_all(&ring, 1)[0];
+    assert_eq!((c.user_data, c.result), (ud, NOW_MAX_LEN as i32 + 1));
+    assert_eq!(
+        &pool.get(i).unwrap()[..NOW_MAX_LEN + 1],
+        &bytes[..NOW_MAX_LEN + 1]
+    );
 }
 
 #[test]

@@ -12,7 +12,7 @@ pub(crate) mod shared;
 pub(crate) mod stats;
 mod submit;
 
-pub use now::Started;
+pub use now::{Started, NOW_MAX_LEN};
 pub use region::Region;
 pub use registered::{BufMut, BufRef, RegisteredBufferPool, MAX_BUFFER_SIZE};
 pub use stats::PoolStats;
