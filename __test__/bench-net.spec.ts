@@ -58,6 +58,15 @@ netTest('zcio bench net --quick measures every case, with positive numbers', asy
     t.true(stdout.includes(c.name), `${what}: not in the table`)
   }
   t.true(doc.bars.length > 0)
+  // Where both backends run, each has its bars, measured in the same run.
+  const both = probed.backend === 'io_uring' && !['io_uring', 'epoll'].includes(process.env.ZCIO_BACKEND ?? '')
+  for (const name of ['stream send(): Gbit/s vs Node net', 'pipelined 64 B: msgs/s vs Node net', 'ping-pong 64 B: round trip vs Node net']) {
+    for (const text of both ? [name, `epoll ${name}`] : []) {
+      const b = doc.bars.find((x) => x.bar === text)
+      t.truthy(b, `no bar ${text}`)
+      t.not(b?.pass ?? null, null, `${text}: not measured`)
+    }
+  }
   t.regex(stdout, /summary/)
 })
 

@@ -6,6 +6,8 @@ import type { NetBenchResult } from './net-bench.js'
 import { IPERF3, NODE_NET, UNITS, ZCIO_PINGPONG, ZCIO_PINGPONG_BUSY, ZCIO_SEND, ZCIO_SENDZC } from './net-common.js'
 import type { Mode, NetCaseResult, NetSample } from './net-common.js'
 import { fmtBytes, fmtInt, fmtRatio, passMark } from './format.js'
+import { onBackend } from './common.js'
+import type { BenchBackend } from './common.js'
 
 /** A bar: a ratio of zcio's median to a reference's that has to be at least (or at most) `target`. */
 export interface NetBar {
@@ -33,6 +35,13 @@ function find(res: NetBenchResult, group: Mode, name: string): NetCaseResult | u
   return res.results.find((r) => r.group === group && r.name === name)
 }
 
+/** zcio's case `name` of `group` on `backend` (either name it may have: plain, or suffixed when it ran second). */
+function zcioOn(res: NetBenchResult, group: Mode, name: string, backend: BenchBackend): NetCaseResult | undefined {
+  return res.results.find(
+    (r) => r.group === group && r.impl === 'zcio' && r.backend === backend && (r.name === name || r.name === onBackend(name, backend)),
+  )
+}
+
 function bar(group: Mode, text: string, kind: 'min' | 'max', target: number, num: number | undefined, den: number | undefined, detail: string): NetBar {
   const measured = num !== undefined && den !== undefined && den > 0 ? num / den : null
   const pass = measured === null ? null : kind === 'min' ? measured >= target : measured <= target
@@ -52,24 +61,43 @@ export function netBars(res: NetBenchResult, scale = 1): NetBar[] {
   const out: NetBar[] = []
   const node = find(res, 'stream', NODE_NET)
   const iperf = find(res, 'stream', IPERF3)
+  const ppNode = find(res, 'ping-pong', NODE_NET)
+  const pipeNode = find(res, 'pipelined', NODE_NET)
   for (const [name, short] of [
     [ZCIO_SEND, 'send()'],
     [ZCIO_SENDZC, 'sendZc()'],
   ] as const) {
-    const z = find(res, 'stream', name)
+    const z = zcioOn(res, 'stream', name, 'io_uring')
     out.push(bar('stream', `stream ${short}: Gbit/s vs Node net`, 'min', 1.0, z?.value, node?.value, 'throughput, medians'))
     out.push(bar('stream', `stream ${short}: Gbit/s vs iperf3`, 'min', 0.9, z?.value, iperf?.value, iperf ? 'throughput, medians' : 'no iperf3 run'))
     out.push(bar('stream', `stream ${short}: CPU/GiB vs Node net`, 'max', 0.8, z?.cpu, node?.cpu, 'CPU s per GiB, both processes'))
     out.push(bar('stream', `stream ${short}: CPU/GiB vs iperf3`, 'max', 1.15, z?.cpu, iperf?.cpu, iperf ? 'CPU s per GiB, both processes' : 'no iperf3 run'))
   }
-  const pipe = find(res, 'pipelined', ZCIO_SEND)
-  const pipeNode = find(res, 'pipelined', NODE_NET)
+  const pipe = zcioOn(res, 'pipelined', ZCIO_SEND, 'io_uring')
   out.push(bar('pipelined', 'pipelined 64 B: msgs/s vs Node net', 'min', 3.0, pipe?.value, pipeNode?.value, 'messages per second, medians'))
-  const pp = find(res, 'ping-pong', ZCIO_PINGPONG)
-  const ppNode = find(res, 'ping-pong', NODE_NET)
+  const pp = zcioOn(res, 'ping-pong', ZCIO_PINGPONG, 'io_uring')
   out.push(bar('ping-pong', 'ping-pong 64 B: round trip vs Node net', 'max', 0.6, pp?.value, ppNode?.value, 'us per round trip, medians'))
-  const busy = find(res, 'ping-pong', ZCIO_PINGPONG_BUSY)
+  const busy = zcioOn(res, 'ping-pong', ZCIO_PINGPONG_BUSY, 'io_uring')
   out.push(bar('ping-pong', 'ping-pong 64 B, busyPoll: round trip vs Node net', 'max', 0.6, busy?.value, ppNode?.value, 'us per round trip, medians'))
+  // The epoll backend: every case at least as good as Node net, same run.
+  for (const [name, short] of [
+    [ZCIO_SEND, 'send()'],
+    [ZCIO_SENDZC, 'sendZc()'],
+  ] as const) {
+    const z = zcioOn(res, 'stream', name, 'epoll')
+    if (!z) continue
+    out.push(bar('stream', `epoll stream ${short}: Gbit/s vs Node net`, 'min', 1.0, z.value, node?.value, 'throughput on epoll, medians'))
+    out.push(bar('stream', `epoll stream ${short}: CPU/GiB vs Node net`, 'max', 1.0, z.cpu, node?.cpu, 'CPU s per GiB on epoll, both processes'))
+  }
+  const ePipe = zcioOn(res, 'pipelined', ZCIO_SEND, 'epoll')
+  if (ePipe) out.push(bar('pipelined', 'epoll pipelined 64 B: msgs/s vs Node net', 'min', 1.0, ePipe.value, pipeNode?.value, 'messages per second on epoll, medians'))
+  for (const [name, text] of [
+    [ZCIO_PINGPONG, 'epoll ping-pong 64 B: round trip vs Node net'],
+    [ZCIO_PINGPONG_BUSY, 'epoll ping-pong 64 B, busyPoll: round trip vs Node net'],
+  ] as const) {
+    const z = zcioOn(res, 'ping-pong', name, 'epoll')
+    if (z) out.push(bar('ping-pong', text, 'max', 1.0, z.value, ppNode?.value, 'us per round trip on epoll, medians'))
+  }
   // Messages must not leave garbage behind: the heap after a full GC grows
   // by less than a byte per message (zcio's cases, both processes).
   for (const group of ['ping-pong', 'pipelined'] as const) {
