@@ -1,76 +1,16 @@
 //! Network integration tests over loopback: buffer groups, multishot accept
-//! and receive, sends, zero-copy sends. Each probes first and skips visibly.
+//! and receive, sends. Each probes first and skips visibly.
 
 use std::os::fd::{FromRawFd, OwnedFd};
 
 use zcio::{
-    probe, BufferGroup, Completion, Error, GroupOptions, OpKind, RegisteredBufferPool, Ring,
-    RingOptions, SockAddr, TcpListener, TcpStream, NOTIF_USAGE_ZC_COPIED,
+    probe, BufferGroup, Completion, Error, GroupOptions, OpKind, Ring, SockAddr, TcpListener,
+    TcpStream,
 };
 
-/// Whether rings here run on epoll (forced by `ZCIO_BACKEND`, or io_uring
-/// refused): everything zcio does is there, whatever the kernel's io_uring
-/// lacks.
-fn on_epoll() -> bool {
-    Ring::new(RingOptions::default()).is_ok_and(|r| r.backend() == zcio::BackendKind::Epoll)
-}
-
-macro_rules! require {
-    ($what:ident) => {
-        let p = probe();
-        if !on_epoll() && (!p.io_uring || !p.$what) {
-            assert!(
-                std::env::var("ZCIO_REQUIRE_IO_URING").as_deref() != Ok("1"),
-                "io_uring {} is required (ZCIO_REQUIRE_IO_URING=1) but unavailable: {:?}",
-                stringify!($what),
-                p.reason
-            );
-            eprintln!(
-                "SKIPPED {}: io_uring {} unavailable ({:?})",
-                module_path!(),
-                stringify!($what),
-                p.reason
-            );
-            return;
-        }
-    };
-}
-
-fn ring() -> Ring {
-    Ring::new(RingOptions::default()).unwrap()
-}
-
-/// Waits until `pred` holds for what was reaped so far.
-fn wait_until(ring: &Ring, out: &mut Vec<Completion>, pred: impl Fn(&[Completion]) -> bool) {
-    while !pred(out) {
-        ring.submit_and_wait(1).unwrap();
-        ring.reap(out);
-    }
-}
-
-/// A connected pair: (accepted server side, client side).
-fn pair(ring: &Ring) -> (TcpStream, TcpStream, TcpListener) {
-    let addr: SockAddr = "127.0.0.1:0"
-        .parse::<std::net::SocketAddr>()
-        .unwrap()
-        .into();
-    let listener = TcpListener::bind(ring, &addr, 16).unwrap();
-    let accept = listener.accept_multishot().unwrap();
-    let (client, connect) = TcpStream::connect(ring, &listener.local_addr().unwrap()).unwrap();
-    let mut out = Vec::new();
-    wait_until(ring, &mut out, |o| {
-        o.iter().any(|c| c.user_data == accept) && o.iter().any(|c| c.user_data == connect)
-    });
-    let conn = out.iter().find(|c| c.user_data == connect).unwrap();
-    assert_eq!(conn.result, 0);
-    let acc = out.iter().find(|c| c.user_data == accept).unwrap();
-    assert!(acc.result >= 0 && acc.more(), "{acc:?}");
-    assert_eq!(acc.kind, OpKind::AcceptMulti);
-    // SAFETY: the accept completion's result is a new descriptor we own.
-    let fd = unsafe { OwnedFd::from_raw_fd(acc.result) };
-    let server = TcpStream::from_fd(ring, fd).unwrap();
-    (server, client, listener)
-}
+#[macro_use]
+mod common;
+use common::{pair, ring, wait_until};
 
 /// Receives everything until EOF through `group`, re-arming the multishot
 /// receive whenever the kernel ends it for want of buffers; shuts `sender`
@@ -222,84 +162,6 @@ fn enobufs_storm_loses_nothing() {
         p.count(zcio::group_counts::ENOBUFS) > 0.0,
         "no ENOBUFS seen"
     );
-}
-
-#[test]
-fn send_zc_reports_copy_after_the_notification() {
-    require!(send_zc);
-    let ring = ring();
-    let (server, client, _l) = pair(&ring);
-    let pool = RegisteredBufferPool::new(&ring, 65536, 2).unwrap();
-    let i = pool.acquire().unwrap();
-    pool.get_mut(i).unwrap().fill(0xab);
-    let zc = pool.submit_send(&client, i, 0, 65536, true, false).unwrap();
-    assert!(matches!(
-        pool.release(i).unwrap_err(),
-        Error::BufferInFlight { .. }
-    ));
-    let zc2 = client.send_zc(vec![1u8; 1000]).unwrap();
-    let mut out = Vec::new();
-    wait_until(&ring, &mut out, |o| {
-        o.iter()
-            .filter(|c| c.user_data == zc || c.user_data == zc2)
-            .filter(|c| !c.more())
-            .count()
-            == 2
-    });
-    for id in [zc, zc2] {
-        let cs: Vec<&Completion> = out.iter().filter(|c| c.user_data == id).collect();
-        assert_eq!(cs.len(), 2, "{cs:?}");
-        assert!(cs[0].more() && !cs[0].is_notification());
-        assert!(cs[1].is_notification() && !cs[1].more());
-        // Loopback always copies.
-        assert_ne!(cs[1].result as u32 & NOTIF_USAGE_ZC_COPIED, 0);
-    }
-    assert_eq!(
-        out.iter().find(|c| c.user_data == zc).unwrap().result,
-        65536
-    );
-    pool.release(i).unwrap();
-    drop(server);
-}
-
-/// On epoll, zero-copy sends are numbered per socket by the kernel; a new
-/// socket that gets a closed one's descriptor number starts from 0 again,
-/// and its sends must still get their notifications (they hung when the
-/// backend kept the old socket's count and `SO_ZEROCOPY` flag).
-#[test]
-fn zero_copy_sends_on_a_reused_descriptor_are_notified() {
-    let ring = Ring::new(RingOptions {
-        backend: zcio::BackendChoice::Epoll,
-        ..RingOptions::default()
-    })
-    .unwrap();
-    let mut fds = Vec::new();
-    for _round in 0..3 {
-        let (server, client, listener) = pair(&ring);
-        fds.push(client.as_raw_fd());
-        let sends: Vec<u64> = (0..4)
-            .map(|_| client.send_zc(vec![3u8; 4096]).unwrap())
-            .collect();
-        let mut out = Vec::new();
-        wait_until(&ring, &mut out, |o| {
-            o.iter().filter(|c| c.is_notification()).count() == sends.len()
-        });
-        assert!(out
-            .iter()
-            .filter(|c| !c.is_notification())
-            .all(|c| c.result == 4096));
-        client.close();
-        server.close();
-        listener.close();
-        ring.submit().unwrap();
-        let mut rest = Vec::new();
-        while ring.in_flight() > 0 {
-            ring.submit_and_wait(1).unwrap();
-            ring.reap(&mut rest);
-        }
-    }
-    // The point of the test: the kernel handed out the same number again.
-    assert!(fds.windows(2).any(|w| w[0] == w[1]), "{fds:?}");
 }
 
 #[test]
