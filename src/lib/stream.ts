@@ -337,7 +337,9 @@ export class TcpStream<A extends SocketAddress = SocketAddress> {
   /**
    * Zero-copy send of one or several buffers, in order (Linux 6.0): settles
    * when the kernel no longer uses any of the memory (the notification), with
-   * whether it copied after all. Pool buffers go as registered buffers and
+   * whether it copied after all (once the kernel copied for this socket,
+   * as it always does over loopback, its later zero-copy sends copy at
+   * once, settling as soon as they are sent). Pool buffers go as registered buffers and
    * can't be released meanwhile (`ERR_ZCIO_BUFFER_IN_FLIGHT`); views of pool
    * or group memory are sent in place; other `Uint8Array`s are copied first
    * (see `send`). Resolves with the buffers not sent in full (`unsent`)

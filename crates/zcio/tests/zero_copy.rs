@@ -86,17 +86,16 @@ fn zero_copy_sends_on_a_reused_descriptor_are_notified() {
     assert!(fds.windows(2).any(|w| w[0] == w[1]), "{fds:?}");
 }
 
-/// On epoll, once a socket's notification said the kernel copied (always,
-/// over loopback), later zero-copy sends on it copy at once: still two
-/// completions each, the second saying `copied`, and the bytes arrive in
+/// Once a socket's notification said the kernel copied (always, over
+/// loopback), later zero-copy sends on it copy at once, on either backend
+/// (io_uring: a plain send whose one completion is handed out as the two of
+/// a zero-copy send): still two completions each, the second saying
+/// `copied`, a pool buffer in flight until it, and the bytes arrive in
 /// order whichever way each send went.
 #[test]
-fn epoll_sends_by_copy_once_the_kernel_copies() {
-    let ring = Ring::new(RingOptions {
-        backend: zcio::BackendChoice::Epoll,
-        ..RingOptions::default()
-    })
-    .unwrap();
+fn sends_by_copy_once_the_kernel_copies() {
+    require!(send_zc);
+    let ring = ring();
     let (server, client, _l) = pair(&ring);
     let mut sent = Vec::new();
     let mut out = Vec::new();
@@ -117,6 +116,22 @@ fn epoll_sends_by_copy_once_the_kernel_copies() {
             "round {round}"
         );
     }
+    let pool = RegisteredBufferPool::new(&ring, 4096, 1).unwrap();
+    let i = pool.acquire().unwrap();
+    pool.get_mut(i).unwrap().fill(0x77);
+    sent.extend_from_slice(&[0x77; 4096]);
+    let id = pool.submit_send(&client, i, 0, 4096, true, false).unwrap();
+    assert!(matches!(
+        pool.release(i).unwrap_err(),
+        Error::BufferInFlight { .. }
+    ));
+    wait_until(&ring, &mut out, |o| {
+        o.iter().any(|c| c.user_data == id && c.is_notification())
+    });
+    let cs: Vec<&Completion> = out.iter().filter(|c| c.user_data == id).collect();
+    assert_eq!((cs.len(), cs[0].result), (2, 4096), "{cs:?}");
+    assert_ne!(cs[1].result as u32 & NOTIF_USAGE_ZC_COPIED, 0);
+    pool.release(i).unwrap();
     let mut got = vec![0u8; sent.len()];
     let mut have = 0;
     while have < got.len() {

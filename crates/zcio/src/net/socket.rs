@@ -24,6 +24,9 @@ pub(crate) struct SocketShared {
     /// hold for ever (see `ring_close_abort`).
     pub(super) zc_ops: Cell<u32>,
     pub(super) closed: Cell<bool>,
+    /// A zero-copy send's notification said the kernel copied: later ones
+    /// copy at once ([`SocketCount::copies`]).
+    pub(super) zc_copied: Cell<bool>,
     /// Other rings this socket's operations were queued on (a group's
     /// receive on another ring): `close()` cancels there too.
     pub(super) foreign: RefCell<Vec<Weak<RingInner>>>,
@@ -36,6 +39,14 @@ impl SocketCount for SocketShared {
             self.zc_ops.set(self.zc_ops.get() - 1);
         }
         self.close_if_idle();
+    }
+
+    fn saw_copy(&self) {
+        self.zc_copied.set(true);
+    }
+
+    fn copies(&self) -> bool {
+        self.zc_copied.get()
     }
 }
 
@@ -63,6 +74,7 @@ impl SocketShared {
             ops: Cell::new(0),
             zc_ops: Cell::new(0),
             closed: Cell::new(false),
+            zc_copied: Cell::new(false),
             foreign: RefCell::new(Vec::new()),
         });
         let hook: Weak<dyn RingCloseHook> = Rc::downgrade(&s) as Weak<dyn RingCloseHook>;

@@ -148,6 +148,12 @@ impl Op {
         }
     }
 
+    /// Whether the op's one completion from io_uring stands for two: a
+    /// zero-copy send sent by copy (see `Send::notifies_itself`).
+    pub(crate) fn notifies_itself(&self) -> bool {
+        matches!(self, Op::Send(op) if op.notifies_itself())
+    }
+
     /// A completion after which more follow (`IORING_CQE_F_MORE`).
     pub(crate) fn update(&mut self, cqe: Cqe) -> Placed {
         match self {

@@ -37,6 +37,14 @@ pub(crate) trait ProvidedBuffers {
 pub(crate) trait SocketCount {
     /// One operation (`zc`: a zero-copy send) has ended.
     fn op_ended(&self, zc: bool);
+    /// A zero-copy send's notification said the kernel copied the data
+    /// after all (loopback, a device without scatter-gather).
+    fn saw_copy(&self) {}
+    /// Whether that has been seen on this socket: its zero-copy sends copy
+    /// at once from then on.
+    fn copies(&self) -> bool {
+        false
+    }
 }
 
 /// One operation's use of a socket, counted by the socket when made and
@@ -50,6 +58,16 @@ impl SocketUse {
     /// Wraps a use the socket has already counted (`zc`: as a zero-copy send).
     pub(crate) fn counted(socket: Rc<dyn SocketCount>, zc: bool) -> SocketUse {
         SocketUse { socket, zc }
+    }
+
+    /// See [`SocketCount::saw_copy`].
+    pub(crate) fn saw_copy(&self) {
+        self.socket.saw_copy();
+    }
+
+    /// See [`SocketCount::copies`].
+    pub(crate) fn copies(&self) -> bool {
+        self.socket.copies()
     }
 }
 

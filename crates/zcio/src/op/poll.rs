@@ -64,12 +64,6 @@ pub(crate) struct FdFlags {
     /// The system does not know `SO_ZEROCOPY` (an emulator, an old
     /// kernel): zero-copy sends copy, and say so (`copied`).
     pub(crate) zc_copies: bool,
-    /// A zero-copy send's notification said the kernel copied its data
-    /// after all (loopback, a device without scatter-gather): the pages
-    /// were pinned and the notification read for nothing. Later zero-copy
-    /// sends on the descriptor copy at once, as the kernel's
-    /// `msg_zerocopy` documentation advises, and say so (`copied`).
-    pub(crate) zc_copied: bool,
 }
 
 /// `IORING_CQE_F_BUFFER`: the completion names a buffer (`flags >> 16`).

@@ -12,10 +12,10 @@ use io_uring::{opcode, squeue, types};
 use super::completion::{Cqe, Placed};
 use super::kind::OpKind;
 use super::owner::{SendMemory, SocketUse};
-use super::poll::{Attempt, FdFlags, Interest};
+use super::poll::{Attempt, FdFlags, Interest, F_NOTIF};
 use crate::sys::io_calls;
 
-use super::zc_flags::SEND_ZC_REPORT_USAGE;
+use super::zc_flags::{NOTIF_USAGE_ZC_COPIED, SEND_ZC_REPORT_USAGE};
 
 pub(crate) struct Send {
     fd: RawFd,
@@ -26,7 +26,11 @@ pub(crate) struct Send {
     fixed: Option<u16>,
     link: bool,
     memory: SendMemory,
-    _socket: SocketUse,
+    socket: SocketUse,
+    /// A zero-copy send on a socket where the kernel was seen copying
+    /// ([`SocketUse::copies`]): sent as a plain send, its memory free at the
+    /// byte count, the notification (`copied`) made up at once.
+    by_copy: bool,
     /// On the epoll backend: bytes sent so far, zero-copy send calls made,
     /// and whether some of it had to be copied.
     done: u32,
@@ -52,7 +56,9 @@ impl Send {
         memory: SendMemory,
         socket: SocketUse,
     ) -> Send {
+        let by_copy = zc && socket.copies();
         Send {
+            by_copy,
             fd,
             ptr,
             len,
@@ -60,7 +66,7 @@ impl Send {
             fixed,
             link,
             memory,
-            _socket: socket,
+            socket,
             done: 0,
             calls: 0,
             copied: false,
@@ -86,7 +92,7 @@ impl Send {
     pub(crate) fn uring_entry(&self) -> squeue::Entry {
         let flags = libc::MSG_NOSIGNAL | libc::MSG_WAITALL;
         let fd = types::Fd(self.fd);
-        if self.zc {
+        if self.zc && !self.by_copy {
             opcode::SendZc::new(fd, self.ptr, self.len)
                 .buf_index(self.fixed)
                 .flags(flags)
@@ -124,7 +130,7 @@ impl Send {
                     fd_flags.zerocopy = true;
                 }
             }
-            if fd_flags.zc_copies || fd_flags.zc_copied {
+            if fd_flags.zc_copies || self.by_copy {
                 self.copied = true;
             }
             if !self.copied {
@@ -190,7 +196,17 @@ impl Send {
         self.memory.placed()
     }
 
+    /// A zero-copy send sent by copy on io_uring: the kernel's one
+    /// completion stands for both of a zero-copy send's (see
+    /// `RingInner::deliver`).
+    pub(crate) fn notifies_itself(&self) -> bool {
+        self.by_copy
+    }
+
     pub(crate) fn complete(&mut self, cqe: Cqe) -> Placed {
+        if self.zc && cqe.flags & F_NOTIF != 0 && cqe.result as u32 & NOTIF_USAGE_ZC_COPIED != 0 {
+            self.socket.saw_copy();
+        }
         self.memory.done(cqe.result);
         self.placed()
     }
@@ -205,12 +221,20 @@ mod tests {
 
     use super::*;
 
-    struct NoCount;
-    impl super::super::owner::SocketCount for NoCount {
+    struct Count(std::cell::Cell<bool>);
+    use super::super::owner::SocketCount;
+
+    impl SocketCount for Count {
         fn op_ended(&self, _zc: bool) {}
+        fn saw_copy(&self) {
+            self.0.set(true);
+        }
+        fn copies(&self) -> bool {
+            self.0.get()
+        }
     }
 
-    fn zc_send(fd: RawFd, data: &'static [u8]) -> Send {
+    fn zc_send(fd: RawFd, data: &'static [u8], socket: &Rc<Count>) -> Send {
         // SAFETY: `data` is static: valid for the op's whole life.
         unsafe {
             Send::new(
@@ -221,41 +245,63 @@ mod tests {
                 None,
                 false,
                 SendMemory::Kept(Box::new(())),
-                SocketUse::counted(Rc::new(NoCount), true),
+                SocketUse::counted(socket.clone(), true),
             )
         }
     }
 
-    /// Once a notification said the kernel copied (`zc_copied`), a
-    /// zero-copy send on the descriptor makes no `MSG_ZEROCOPY` call: it
-    /// is done at once, copied, with no notification to wait for.
+    /// Once a notification said the kernel copied, a zero-copy send on the
+    /// socket makes no `MSG_ZEROCOPY` call and no `SEND_ZC` entry: it is
+    /// done at once, copied, with no notification to wait for.
     #[test]
-    fn a_descriptor_seen_copying_sends_by_copy() {
+    fn a_socket_seen_copying_sends_by_copy() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
         let (mut s, _) = l.accept().unwrap();
         let fd = c.as_raw_fd();
+        let socket = Rc::new(Count(Default::default()));
         let mut flags = FdFlags::default();
-        let first = zc_send(fd, b"zero-copy").attempt(&mut flags);
+        let mut first = zc_send(fd, b"zero-copy", &socket);
+        assert_eq!(
+            first.uring_entry().get_opcode(),
+            u32::from(opcode::SendZc::CODE)
+        );
+        let got = first.attempt(&mut flags);
         if flags.zc_copies {
-            eprintln!("SKIPPED a_descriptor_seen_copying_sends_by_copy: no SO_ZEROCOPY here");
+            eprintln!("SKIPPED a_socket_seen_copying_sends_by_copy: no SO_ZEROCOPY here");
             return;
         }
-        assert!(flags.zerocopy);
         assert_eq!(
-            first,
+            got,
             Attempt::Sent {
                 result: 9,
                 calls: 1,
                 copied: false
             }
         );
-        flags.zc_copied = true;
-        let second = zc_send(fd, b", then copied").attempt(&mut flags);
+        // A notification without the copy flag teaches nothing.
+        first.complete(Cqe {
+            result: 0,
+            flags: F_NOTIF,
+        });
+        assert!(!socket.copies());
+        let mut second = zc_send(fd, b", then ", &socket);
+        second.attempt(&mut flags);
+        second.complete(Cqe {
+            result: NOTIF_USAGE_ZC_COPIED as i32,
+            flags: F_NOTIF,
+        });
+        assert!(socket.copies());
+        let mut third = zc_send(fd, b"copied", &socket);
+        assert!(third.notifies_itself());
         assert_eq!(
-            second,
+            third.uring_entry().get_opcode(),
+            u32::from(opcode::Send::CODE)
+        );
+        assert_eq!(
+            third.attempt(&mut flags),
             Attempt::Sent {
-                result: 13,
+                result: 6,
                 calls: 0,
                 copied: true
             }

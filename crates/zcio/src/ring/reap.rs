@@ -5,6 +5,10 @@ use super::completion::Completion;
 use super::handle::RingInner;
 use crate::backend::raw_cqe::RawCqe;
 use crate::op::completion::Cqe;
+use crate::op::dispatch::Op;
+use crate::op::poll::{F_MORE, F_NOTIF};
+use crate::op::zc_flags::NOTIF_USAGE_ZC_COPIED;
+use crate::table::Ops;
 
 impl RingInner {
     pub(crate) fn reap(&self, out: &mut Vec<Completion>) -> usize {
@@ -35,34 +39,62 @@ impl RingInner {
         let mut ops = self.ops.borrow_mut();
         let mut graveyard = self.graveyard.borrow_mut();
         for r in raw {
-            let c = Cqe {
-                result: r.result,
-                flags: r.flags,
-            };
-            // The op stays in the table while more completions will follow,
-            // and goes (to be dropped after the borrows end) with the last.
-            let (kind, placed) = if !io_uring::cqueue::more(r.flags) {
-                let Some(mut op) = ops.remove(r.user_data) else {
-                    continue;
+            // A zero-copy send that went by copy (the kernel was seen
+            // copying for its socket) completes once on io_uring; the
+            // caller gets what a zero-copy send gives: the byte count, then
+            // a notification saying `copied`, the memory free at once.
+            let split = r.flags & (F_MORE | F_NOTIF) == 0
+                && ops
+                    .get_mut(r.user_data)
+                    .is_some_and(|op| op.notifies_itself());
+            if split {
+                let sent = RawCqe {
+                    flags: r.flags | F_MORE,
+                    ..*r
                 };
-                let placed = op.complete(c);
-                let kind = op.kind();
-                graveyard.push(op);
-                (kind, placed)
+                let notice = RawCqe {
+                    user_data: r.user_data,
+                    result: NOTIF_USAGE_ZC_COPIED as i32,
+                    flags: F_NOTIF,
+                };
+                for c in [sent, notice] {
+                    deliver_one(&mut ops, &mut graveyard, &c, out);
+                }
             } else {
-                let Some(op) = ops.get_mut(r.user_data) else {
-                    continue;
-                };
-                (op.kind(), op.update(c))
-            };
-            out.push(Completion {
-                user_data: r.user_data,
-                result: r.result,
-                flags: r.flags,
-                kind,
-                buffer: placed.buffer,
-                offset: placed.offset,
-            });
+                deliver_one(&mut ops, &mut graveyard, r, out);
+            }
         }
     }
+}
+
+/// [`RingInner::deliver`] of one completion.
+fn deliver_one(ops: &mut Ops, graveyard: &mut Vec<Op>, r: &RawCqe, out: &mut Vec<Completion>) {
+    let c = Cqe {
+        result: r.result,
+        flags: r.flags,
+    };
+    // The op stays in the table while more completions will follow, and
+    // goes (to be dropped after the borrows end) with the last.
+    let (kind, placed) = if !io_uring::cqueue::more(r.flags) {
+        let Some(mut op) = ops.remove(r.user_data) else {
+            return;
+        };
+        let placed = op.complete(c);
+        let kind = op.kind();
+        graveyard.push(op);
+        (kind, placed)
+    } else {
+        let Some(op) = ops.get_mut(r.user_data) else {
+            return;
+        };
+        (op.kind(), op.update(c))
+    };
+    out.push(Completion {
+        user_data: r.user_data,
+        result: r.result,
+        flags: r.flags,
+        kind,
+        buffer: placed.buffer,
+        offset: placed.offset,
+    });
 }

@@ -168,7 +168,6 @@ impl Reactor {
                     z.copied |= n.copied;
                 }
             }
-            w.flags.zc_copied |= n.copied;
             w.zc.retain(|z| {
                 if z.left > 0 {
                     return true;
