@@ -513,6 +513,14 @@ export interface ProbeResult {
    * kernel) they copy there, and report `copied: true`.
    */
   msgZerocopy: boolean
+  /**
+   * `preadv2`/`pwritev2` take `RWF_NOWAIT` (Linux 4.14): on the epoll
+   * backend a read or write the page cache serves is done without a
+   * worker thread (in the `readFixed`/`writeFixed` call itself when
+   * nothing is queued before it); where false (an emulator such as
+   * qemu-user) every file transfer there goes to a worker.
+   */
+  nowaitFileIo: boolean
 }
 
 /** An RDMA device. */

@@ -8,7 +8,7 @@ import * as http from 'node:http'
 import * as net from 'node:net'
 import { pipeline } from 'node:stream/promises'
 import { Writable } from 'node:stream'
-import { codeOf, needs, root, zcio } from './support.js'
+import { codeOf, needs, root, slow, zcio } from './support.js'
 import * as path from 'node:path'
 import { createRequire } from 'node:module'
 
@@ -175,6 +175,13 @@ netTest('setTimeout emits timeout after idleness and not while data flows; addre
   const client = net.connect(l.address.port!, '127.0.0.1')
   await new Promise((r) => client.on('connect', r))
   const d = (await accepted)!.toNodeStream(group) as SocketLike
+  // Closed even when an assertion fails, so the worker can exit.
+  t.teardown(() => {
+    d.destroy()
+    client.destroy()
+    l.close()
+    ring.close()
+  })
   t.is(d.remoteAddress, client.localAddress)
   t.is(d.remotePort, client.localPort)
   t.is(d.remoteFamily, client.localFamily)
@@ -187,24 +194,20 @@ netTest('setTimeout emits timeout after idleness and not while data flows; addre
   t.is(codeOf(() => d.setTimeout(-1)), 'ERR_OUT_OF_RANGE')
   let timeouts = 0
   d.resume()
-  d.setTimeout(150, () => timeouts++)
+  d.setTimeout(150 * slow, () => timeouts++)
   // Data every 50 ms: no timeout.
   for (let i = 0; i < 8; i++) {
     client.write('x')
-    await turn(50)
+    await turn(50 * slow)
   }
   t.is(timeouts, 0)
-  await turn(300)
+  await turn(300 * slow)
   t.is(timeouts, 1)
   t.false(d.destroyed, "a timeout does not close the stream (net.Socket's does not either)")
   d.setTimeout(0)
   client.write('y')
-  await turn(300)
+  await turn(300 * slow)
   t.is(timeouts, 1)
-  d.destroy()
-  client.destroy()
-  l.close()
-  ring.close()
 })
 
 netTest("Node's http server runs over the Duplex: keep-alive requests, its timeouts, the keep-alive timeout", async (t) => {

@@ -10,7 +10,7 @@ test('probe reports without throwing', (t) => {
   const p = zcio.probe()
   t.is(typeof p.ioUring, 'boolean')
   t.is(typeof p.kernelRelease, 'string')
-  for (const k of ['fixedBuffers', 'bufRing', 'bufRingIncremental', 'sendZc', 'sendZcReportUsage', 'msgZerocopy'] as const) {
+  for (const k of ['fixedBuffers', 'bufRing', 'bufRingIncremental', 'sendZc', 'sendZcReportUsage', 'msgZerocopy', 'nowaitFileIo'] as const) {
     t.is(typeof p[k], 'boolean', k)
   }
   if (!p.ioUring) t.truthy(p.reason)

@@ -8,6 +8,22 @@ import { zcio } from './load.js'
 
 export const probed = zcio.probe()
 
+/**
+ * Set (`ZCIO_TEST_EMULATED=1`, by scripts/test-arm64.sh) where the suite runs
+ * under an emulator such as qemu-user, about ten times slower than natively:
+ * timed tests stretch their times by `slow`, and the few that measure the
+ * machine (benchmarks, memory growth over 100k cycles) skip, saying so.
+ */
+export const emulated = process.env.ZCIO_TEST_EMULATED === '1'
+export const slow = emulated ? 10 : 1
+
+/** `test`, or a visible skip under emulation (see `emulated`) naming `why`. */
+export function nativeOnly(what: string, why: string): typeof test {
+  if (!emulated) return test
+  console.warn(`zcio: skipping ${what} under emulation: ${why}`)
+  return test.skip as unknown as typeof test
+}
+
 /** Set where a run must not skip: io_uring missing is then a failure. */
 const required = process.env.ZCIO_REQUIRE_IO_URING === '1'
 

@@ -70,6 +70,12 @@ pub struct ProbeResult {
     /// the epoll backend; where false (an emulator such as qemu-user, an old
     /// kernel) they copy there, and report `copied: true`.
     pub msg_zerocopy: bool,
+    /// `preadv2`/`pwritev2` take `RWF_NOWAIT` (Linux 4.14): on the epoll
+    /// backend a read or write the page cache serves is done without a
+    /// worker thread (in the `readFixed`/`writeFixed` call itself when
+    /// nothing is queued before it); where false (an emulator such as
+    /// qemu-user) every file transfer there goes to a worker.
+    pub nowait_file_io: bool,
 }
 
 /// Reports what this kernel and process support, without throwing: use it to
@@ -97,5 +103,6 @@ pub fn probe() -> ProbeResult {
         memlock_needed: p.memlock_needed,
         sqpoll: p.sqpoll,
         msg_zerocopy: p.msg_zerocopy,
+        nowait_file_io: p.nowait_file_io,
     }
 }

@@ -68,6 +68,14 @@ pub struct ProbeReport {
     /// sends on epoll then copy and say so (`copied`). Probed on a TCP
     /// socket, whether io_uring is usable or not.
     pub msg_zerocopy: bool,
+    /// `preadv2`/`pwritev2` take `RWF_NOWAIT` (Linux 4.14): on the epoll
+    /// backend a fixed-buffer transfer the page cache serves is done
+    /// without a worker (in the `readFixed`/`writeFixed` call itself when
+    /// nothing is queued before it). False where the system does not know
+    /// the calls (an emulator such as qemu-user): every file transfer on
+    /// epoll then goes to a worker thread. Probed whether io_uring is
+    /// usable or not.
+    pub nowait_file_io: bool,
 }
 
 /// Probes the kernel once per process and caches the answer; what depends
@@ -161,6 +169,7 @@ fn run_probe() -> ProbeReport {
         memlock_needed: false,
         sqpoll: false,
         msg_zerocopy: sys::io_calls::zerocopy_known(),
+        nowait_file_io: sys::io_calls::nowait_known(),
     };
     let unusable = |report: &mut ProbeReport, why: UringUnavailable| {
         report.reason = Some(why.to_string());

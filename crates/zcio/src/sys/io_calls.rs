@@ -250,6 +250,20 @@ pub(crate) fn enable_zerocopy(fd: RawFd) -> i32 {
 /// Whether a TCP socket takes `SO_ZEROCOPY`, as the epoll backend's
 /// zero-copy send asks of each socket (`ENOPROTOOPT` or `ENOSYS` there
 /// means it copies): false under an emulator that does not know the option.
+/// Whether `preadv2` takes `RWF_NOWAIT` here (Linux 4.14): a one-byte read
+/// of this program's file, which is in the page cache, or `EAGAIN`. False
+/// where the system does not know the call (`ENOSYS`: an emulator such as
+/// qemu-user) or the flag.
+pub(crate) fn nowait_known() -> bool {
+    let Ok(file) = std::fs::File::open("/proc/self/exe") else {
+        return false;
+    };
+    let mut byte = 0u8;
+    // SAFETY: one writable byte on the stack, alive across the call.
+    let r = unsafe { rw2(false, file.as_raw_fd(), &mut byte, 1, 0, RWF_NOWAIT) };
+    r >= 0 || r == -libc::EAGAIN
+}
+
 pub(crate) fn zerocopy_known() -> bool {
     let Ok(raw) = syscall!(socket(
         libc::AF_INET,
