@@ -143,6 +143,42 @@ fn epoll_leaves_big_transfers_to_the_workers() {
     );
 }
 
+/// A read the page cache holds only the start of: `RWF_NOWAIT` gives a
+/// short count, and the whole read must still be served (it went to a
+/// worker), never cut short (a sequential bench got 962560 of 1048576).
+#[test]
+fn epoll_serves_a_read_the_page_cache_holds_only_part_of() {
+    let Some(ring) = ring(
+        BackendChoice::Epoll,
+        "epoll_serves_a_read_the_page_cache_holds_only_part_of",
+    ) else {
+        return;
+    };
+    let size = NOW_MAX_LEN;
+    let bytes: Vec<u8> = (0..4 * size).map(|i| (i % 253) as u8).collect();
+    let file = cached_file(&bytes);
+    let fd = file.as_raw_fd();
+    // SAFETY: plain advice calls and a read into a local buffer.
+    unsafe {
+        libc::posix_fadvise(fd, 0, 0, libc::POSIX_FADV_DONTNEED);
+        libc::posix_fadvise(fd, 0, 0, libc::POSIX_FADV_RANDOM);
+        let mut page = [0u8; 4096];
+        libc::pread(fd, page.as_mut_ptr().cast(), page.len(), 0);
+    }
+    let pool = RegisteredBufferPool::new(&ring, size, 1).unwrap();
+    let i = pool.acquire().unwrap();
+    let result = match pool.read_fixed_now(fd, i, 0, size, 0).unwrap() {
+        Started::Done(n) => n,
+        Started::Queued(ud) => {
+            let c = wait_all(&ring, 1)[0];
+            assert_eq!(c.user_data, ud);
+            c.result
+        }
+    };
+    assert_eq!(result, size as i32);
+    assert_eq!(&pool.get(i).unwrap()[..size], &bytes[..size]);
+}
+
 #[test]
 fn io_uring_always_queues() {
     let p = probe();

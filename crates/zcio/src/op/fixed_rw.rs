@@ -86,6 +86,12 @@ impl FixedRw {
                 )
             };
             match r {
+                // A positioned transfer the page cache served only in part
+                // (the rest not cached yet) goes whole to a worker, which
+                // blocks for the rest: only a stream or the end of the file
+                // may end a transfer short. Redoing the part is harmless at
+                // a fixed position.
+                r if r > 0 && (r as u32) < self.len && !self.stream => {}
                 r if r >= 0 => {
                     return Attempt::Done {
                         result: r,
