@@ -219,10 +219,18 @@ mod tests {
     use std::os::fd::AsRawFd;
     use std::rc::Rc;
 
-    use super::*;
+    use std::os::fd::RawFd;
+
+    use io_uring::opcode;
+
+    use crate::op::completion::Cqe;
+    use crate::op::owner::{SendMemory, SocketUse};
+    use crate::op::poll::{Attempt, FdFlags, F_NOTIF};
+    use crate::op::send::Send;
+    use crate::op::zc_flags::NOTIF_USAGE_ZC_COPIED;
 
     struct Count(std::cell::Cell<bool>);
-    use super::super::owner::SocketCount;
+    use crate::op::owner::SocketCount;
 
     impl SocketCount for Count {
         fn op_ended(&self, _zc: bool) {}
