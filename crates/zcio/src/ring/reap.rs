@@ -4,8 +4,9 @@
 use super::completion::Completion;
 use super::handle::RingInner;
 use crate::backend::raw_cqe::RawCqe;
-use crate::op::completion::Cqe;
+use crate::op::completion::{Cqe, Placed};
 use crate::op::dispatch::Op;
+use crate::op::kind::OpKind;
 use crate::op::poll::{F_MORE, F_NOTIF};
 use crate::op::zc_flags::NOTIF_USAGE_ZC_COPIED;
 use crate::table::Ops;
@@ -39,30 +40,7 @@ impl RingInner {
         let mut ops = self.ops.borrow_mut();
         let mut graveyard = self.graveyard.borrow_mut();
         for r in raw {
-            // A zero-copy send that went by copy (the kernel was seen
-            // copying for its socket) completes once on io_uring; the
-            // caller gets what a zero-copy send gives: the byte count, then
-            // a notification saying `copied`, the memory free at once.
-            let split = r.flags & (F_MORE | F_NOTIF) == 0
-                && ops
-                    .get_mut(r.user_data)
-                    .is_some_and(|op| op.notifies_itself());
-            if split {
-                let sent = RawCqe {
-                    flags: r.flags | F_MORE,
-                    ..*r
-                };
-                let notice = RawCqe {
-                    user_data: r.user_data,
-                    result: NOTIF_USAGE_ZC_COPIED as i32,
-                    flags: F_NOTIF,
-                };
-                for c in [sent, notice] {
-                    deliver_one(&mut ops, &mut graveyard, &c, out);
-                }
-            } else {
-                deliver_one(&mut ops, &mut graveyard, r, out);
-            }
+            deliver_one(&mut ops, &mut graveyard, r, out);
         }
     }
 }
@@ -79,6 +57,26 @@ fn deliver_one(ops: &mut Ops, graveyard: &mut Vec<Op>, r: &RawCqe, out: &mut Vec
         let Some(mut op) = ops.remove(r.user_data) else {
             return;
         };
+        // A zero-copy send that went by copy (the kernel was seen copying
+        // for its socket) completes once on io_uring; the caller gets what
+        // a zero-copy send gives: the byte count, then a notification
+        // saying `copied`, the memory free at once.
+        if r.flags & F_NOTIF == 0 && op.notifies_itself() {
+            let sent = Cqe {
+                result: r.result,
+                flags: r.flags | F_MORE,
+            };
+            let placed = op.update(sent);
+            out.push(handed(r.user_data, sent, op.kind(), placed));
+            let notice = Cqe {
+                result: NOTIF_USAGE_ZC_COPIED as i32,
+                flags: F_NOTIF,
+            };
+            let placed = op.complete(notice);
+            out.push(handed(r.user_data, notice, op.kind(), placed));
+            graveyard.push(op);
+            return;
+        }
         let placed = op.complete(c);
         let kind = op.kind();
         graveyard.push(op);
@@ -89,12 +87,17 @@ fn deliver_one(ops: &mut Ops, graveyard: &mut Vec<Op>, r: &RawCqe, out: &mut Vec
         };
         (op.kind(), op.update(c))
     };
-    out.push(Completion {
-        user_data: r.user_data,
-        result: r.result,
-        flags: r.flags,
+    out.push(handed(r.user_data, c, kind, placed));
+}
+
+/// What the caller sees of one completion of the op in `slot`.
+fn handed(user_data: u64, c: Cqe, kind: OpKind, placed: Placed) -> Completion {
+    Completion {
+        user_data,
+        result: c.result,
+        flags: c.flags,
         kind,
         buffer: placed.buffer,
         offset: placed.offset,
-    });
+    }
 }
