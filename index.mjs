@@ -1,3 +1,3 @@
 // The ES module entry: the same classes as the CommonJS entry (one instance
 // of the package, whichever way it is loaded).
-export { Ring, RegisteredBufferPool, BufferGroup, TcpStream, TcpListener, sendZcBatch, rdma, ZeroCopyBufferManager, probe } from './index.js';
+export { Ring, RegisteredBufferPool, BufferGroup, TcpStream, TcpListener, sendZcBatch, rdma, ZeroCopyBufferManager, probe, net } from './index.js';

@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sed -i 's/^\(\s*\)#private;$/\1private "#private";/' lib/*.d.ts
-if grep -n '^\s*#' lib/*.d.ts index.d.ts index.d.mts; then
+if grep -n '^\s*#' lib/*.d.ts index.d.ts index.d.mts net.d.ts net.d.mts; then
   echo "dts-compat: a private identifier is left in the declarations above" >&2
   exit 1
 fi

@@ -1,7 +1,7 @@
 // The ES module entry: the same classes as the CommonJS entry (one instance
 // of the package, whichever way it is loaded).
 
-export { Ring, RegisteredBufferPool, BufferGroup, TcpStream, TcpListener, sendZcBatch, rdma, ZeroCopyBufferManager, probe } from './index.js'
+export { Ring, RegisteredBufferPool, BufferGroup, TcpStream, TcpListener, sendZcBatch, rdma, ZeroCopyBufferManager, probe, net } from './index.js'
 export type {
   RingOptions,
   RingFeatures,
@@ -32,6 +32,10 @@ export type {
   CloseOptions,
   NodeStream,
   NodeStreamOptions,
+  SocketOptions,
+  ServerOptions,
+  NetSocket,
+  NetServer,
   RecvOptions,
   ZcMessage,
   RdmaContext,

@@ -1,0 +1,92 @@
+// The argument forms of `node:net`'s `connect()` and `listen()`, read into
+// one options object, with Node's checks of ports, paths and callbacks.
+
+import { invalidArgType } from './errors.js'
+import { badPort, missingArgs } from './net-errors.js'
+
+type Callback = (...args: any[]) => void
+
+/** Where `connect()` goes, and its callback. */
+export interface ConnectArgs {
+  options: Record<string, unknown> & { host?: string; port?: number; path?: string }
+  callback: Callback | undefined
+}
+
+/** What `listen()` was asked, and its callback. */
+export interface ListenArgs {
+  options: Record<string, unknown> & { host?: string; port?: number; path?: string; backlog?: number }
+  callback: Callback | undefined
+}
+
+/** A port as `node:net` takes it: an integer or a numeric string, 0 to 65535. */
+export function checkPort(port: unknown, name = 'Port', allowZero = true): number {
+  let n: number
+  if (typeof port === 'number') n = port
+  else if (typeof port === 'string' && port.trim() !== '' && /^\s*\d+\s*$/.test(port)) n = Number(port)
+  else throw badPort(name, port)
+  if (!Number.isInteger(n) || n < 0 || n > 65535 || (!allowZero && n === 0)) throw badPort(name, port)
+  return n
+}
+
+function isPortLike(v: unknown): boolean {
+  return typeof v === 'number' || (typeof v === 'string' && /^\s*\d+\s*$/.test(v))
+}
+
+function lastCallback(args: unknown[]): Callback | undefined {
+  const last = args[args.length - 1]
+  return typeof last === 'function' ? (last as Callback) : undefined
+}
+
+/** `connect(options[, cb])`, `connect(port[, host][, cb])`, `connect(path[, cb])`. */
+export function connectArgs(args: unknown[]): ConnectArgs {
+  const callback = lastCallback(args)
+  const rest = callback ? args.slice(0, -1) : args
+  const first = rest[0]
+  let options: ConnectArgs['options']
+  if (typeof first === 'object' && first !== null) options = { ...(first as Record<string, unknown>) }
+  else if (typeof first === 'string' && !isPortLike(first)) options = { path: first }
+  else if (first !== undefined) {
+    options = { port: first as number }
+    if (rest[1] !== undefined) options.host = rest[1] as string
+  } else options = {}
+  if (options.path !== undefined && options.path !== null) {
+    if (typeof options.path !== 'string') throw invalidArgType('options.path', 'of type string', options.path)
+    return { options: { ...options, host: undefined, port: undefined }, callback }
+  }
+  if (options.port === undefined) throw missingArgs('"options" or "port" or "path"')
+  options.port = checkPort(options.port, 'Port', false)
+  if (options.host === undefined || options.host === null) options.host = 'localhost'
+  else if (typeof options.host !== 'string') throw invalidArgType('options.host', 'of type string', options.host)
+  return { options, callback }
+}
+
+/**
+ * `listen([port[, host[, backlog]]][, cb])`, `listen(path[, backlog][, cb])`,
+ * `listen(options[, cb])`.
+ */
+export function listenArgs(args: unknown[]): ListenArgs {
+  const callback = lastCallback(args)
+  const rest = callback ? args.slice(0, -1) : args
+  const first = rest[0]
+  let options: ListenArgs['options']
+  if (typeof first === 'object' && first !== null) options = { ...(first as Record<string, unknown>) }
+  else if (typeof first === 'string' && !isPortLike(first)) {
+    options = { path: first }
+    if (typeof rest[1] === 'number') options.backlog = rest[1]
+  } else {
+    options = {}
+    if (first !== undefined && first !== null) options.port = first as number
+    let i = 1
+    if (typeof rest[1] === 'string') options.host = rest[i++] as string
+    if (typeof rest[i] === 'number') options.backlog = rest[i] as number
+  }
+  if (options.path !== undefined) {
+    if (typeof options.path !== 'string') throw invalidArgType('options.path', 'of type string', options.path)
+  } else {
+    options.port = options.port === undefined || options.port === null ? 0 : checkPort(options.port, 'options.port')
+    if (options.host !== undefined && options.host !== null && typeof options.host !== 'string') {
+      throw invalidArgType('options.host', 'of type string', options.host)
+    }
+  }
+  return { options, callback }
+}

@@ -1,0 +1,231 @@
+// `net.Server` of `zcio.net`: a TcpListener on the default ring (or a given
+// one) whose accepted streams become `zcio.net` Sockets, with `node:net`'s
+// events, `listen()` forms, `close()` and connection counting.
+
+import { EventEmitter } from 'node:events'
+import { lookup } from 'node:dns/promises'
+import { isIP } from 'node:net'
+import { invalidArgType } from './errors.js'
+import { TcpListener } from './listener.js'
+import { listenArgs } from './net-args.js'
+import { lease } from './net-context.js'
+import { alreadyListening, serverNotRunning, systemError } from './net-errors.js'
+import { type Lease, Socket, kAccepted, kAttach } from './net-socket.js'
+import type { Ring } from './ring.js'
+import { validateObject } from './validate.js'
+
+/** Options of `net.createServer()`. */
+export interface ServerOptions {
+  /** Sockets keep their writable side open after the peer's end (default `false`). */
+  allowHalfOpen?: boolean
+  /** Accepted sockets start paused: no data is read until `resume()` (default `false`). */
+  pauseOnConnect?: boolean
+  /** `TCP_NODELAY` on accepted sockets; default `true`. */
+  noDelay?: boolean
+  /** `SO_KEEPALIVE` on accepted sockets (default `false`). */
+  keepAlive?: boolean
+  /** Milliseconds of silence before the first keep-alive probe. */
+  keepAliveInitialDelay?: number
+  /** High-water mark of the accepted sockets' readable and writable sides. */
+  highWaterMark?: number
+  /** The ring to run on (with `group`); default: the thread's default ring. */
+  ring?: Ring
+  /** The BufferGroup of `ring` the accepted sockets receive through. */
+  group?: unknown
+}
+
+type ConnectionListener = (socket: Socket) => void
+
+/** A TCP or Unix stream server with `node:net`'s API. */
+export class Server extends EventEmitter {
+  #options: ServerOptions
+  #listener: TcpListener<any> | undefined
+  #lease: Lease | undefined
+  #starting = false
+  #connections = 0
+  #path: string | undefined
+  /** Connections at once at most; more are closed as they come (`'drop'`). */
+  maxConnections = Infinity
+
+  constructor(options?: ServerOptions | ConnectionListener, connectionListener?: ConnectionListener) {
+    super()
+    if (typeof options === 'function') {
+      connectionListener = options
+      options = {}
+    }
+    options ??= {}
+    validateObject(options as unknown, 'options')
+    for (const k of ['allowHalfOpen', 'pauseOnConnect', 'noDelay', 'keepAlive'] as const) {
+      if (options[k] !== undefined && typeof options[k] !== 'boolean') throw invalidArgType(`options.${k}`, 'of type boolean', options[k])
+    }
+    this.#options = { ...options }
+    if (connectionListener !== undefined) {
+      if (typeof connectionListener !== 'function') throw invalidArgType('connectionListener', 'of type function', connectionListener)
+      this.on('connection', connectionListener)
+    }
+  }
+
+  /**
+   * Starts listening: `listen([port[, host[, backlog]]][, cb])`,
+   * `listen(path[, backlog][, cb])`, `listen(options[, cb])`. Without a
+   * host it listens on `::` (IPv4 too), or `0.0.0.0` where IPv6 is off.
+   * Emits `'listening'`, or `'error'` (`EADDRINUSE`, `EACCES`...).
+   */
+  listen(...args: unknown[]): this {
+    const { options, callback } = listenArgs(args)
+    if (this.#listener !== undefined || this.#starting) throw alreadyListening()
+    if (callback) this.once('listening', callback)
+    const l = lease(this.#options.ring, this.#options.group)
+    this.#lease = l
+    this.#starting = true
+    const backlog = typeof options.backlog === 'number' ? options.backlog : 511
+    const open = async (): Promise<TcpListener<any>> => {
+      if (options.path !== undefined) return TcpListener.listen(l.ring as Ring, { path: options.path, backlog })
+      const port = options.port as number
+      const host = options.host ?? undefined
+      if (host === undefined) {
+        try {
+          return await TcpListener.listen(l.ring as Ring, { host: '::', port, backlog })
+        } catch (e) {
+          const code = (e as { code?: string }).code
+          if (code !== 'EAFNOSUPPORT' && code !== 'EADDRNOTAVAIL') throw systemError(e, 'listen', { address: '::', port })
+          return TcpListener.listen(l.ring as Ring, { host: '0.0.0.0', port, backlog })
+        }
+      }
+      const numeric = isIP(host) !== 0 ? host : (await lookup(host)).address
+      try {
+        return await TcpListener.listen(l.ring as Ring, { host: numeric, port, backlog })
+      } catch (e) {
+        throw systemError(e, 'listen', { address: numeric, port })
+      }
+    }
+    open().then(
+      (listener) => {
+        this.#starting = false
+        if (this.#lease !== l) {
+          // close() came first.
+          listener.close()
+          return
+        }
+        this.#listener = listener
+        this.#path = options.path
+        this.emit('listening')
+        void this.#acceptAll(listener)
+      },
+      (err: Error) => {
+        this.#starting = false
+        if (this.#lease === l) this.#lease = undefined
+        l.release()
+        const where = options.path !== undefined ? { address: options.path } : undefined
+        this.emit('error', systemError(err, 'listen', where))
+      },
+    )
+    return this
+  }
+
+  async #acceptAll(listener: TcpListener<any>): Promise<void> {
+    const o = this.#options
+    for (;;) {
+      let stream
+      try {
+        stream = await listener.accept()
+      } catch (e) {
+        // A failing accept (EMFILE...) is retried by the listener; one that
+        // ends it is reported.
+        if (this.#listener === listener) this.emit('error', systemError(e, 'accept'))
+        return
+      }
+      if (stream === null) return
+      if (this.#connections >= this.maxConnections) {
+        const a = stream.localAddress
+        const r = stream.remoteAddress
+        void stream.close()
+        if (a.family !== 'unix' && r.family !== 'unix') {
+          this.emit('drop', { localAddress: a.address, localPort: a.port, localFamily: a.family, remoteAddress: r.address, remotePort: r.port, remoteFamily: r.family })
+        } else this.emit('drop', {})
+        continue
+      }
+      let socketLease: Lease
+      try {
+        socketLease = lease(o.ring, o.group)
+      } catch (e) {
+        void stream.close()
+        this.emit('error', e)
+        continue
+      }
+      const socket = new Socket({ allowHalfOpen: o.allowHalfOpen, highWaterMark: o.highWaterMark })
+      socket[kAccepted](o.noDelay ?? true, o.keepAlive ?? false, o.keepAliveInitialDelay ?? 0)
+      this.#connections++
+      socket.once('close', () => {
+        this.#connections--
+        this.#closeIfDrained()
+      })
+      socket[kAttach](stream, socketLease.flow, socketLease, !o.pauseOnConnect)
+      if (o.pauseOnConnect) socket.pause()
+      this.emit('connection', socket)
+    }
+  }
+
+  /**
+   * Stops accepting; `'close'` follows once every connection has closed.
+   * `callback` gets `ERR_SERVER_NOT_RUNNING` when the server was not
+   * listening.
+   */
+  close(callback?: (err?: Error) => void): this {
+    if (callback !== undefined) {
+      if (typeof callback !== 'function') throw invalidArgType('callback', 'of type function', callback)
+      if (this.#listener === undefined && !this.#starting) this.once('close', () => callback(serverNotRunning()))
+      else this.once('close', () => callback())
+    }
+    const listener = this.#listener
+    this.#listener = undefined
+    this.#starting = false
+    listener?.close()
+    this.#lease?.release()
+    this.#lease = undefined
+    this.#closeIfDrained()
+    return this
+  }
+
+  #closeIfDrained(): void {
+    if (this.#listener !== undefined || this.#starting || this.#connections > 0) return
+    process.nextTick(() => this.emit('close'))
+  }
+
+  /** `{ address, family, port }`, the path of a Unix server, or `null` when not listening. */
+  address(): { address: string; family: string; port: number } | string | null {
+    const l = this.#listener
+    if (l === undefined) return null
+    const a = l.address
+    if (a.family === 'unix') return this.#path ?? a.path
+    return { address: a.address, family: a.family, port: a.port }
+  }
+
+  /** Calls back with the number of open connections. */
+  getConnections(callback: (err: Error | null, count: number) => void): this {
+    if (typeof callback !== 'function') throw invalidArgType('callback', 'of type function', callback)
+    const n = this.#connections
+    process.nextTick(() => callback(null, n))
+    return this
+  }
+
+  get listening(): boolean {
+    return this.#listener !== undefined
+  }
+
+  /** Kept for `node:net` compatibility; a listening server holds the event loop either way (see `Socket.ref`). */
+  ref(): this {
+    return this
+  }
+
+  /** See `ref()`. */
+  unref(): this {
+    return this
+  }
+
+  /** `close()`, awaited (nothing to do when not listening). */
+  [Symbol.asyncDispose](): Promise<void> {
+    if (this.#listener === undefined && !this.#starting) return Promise.resolve()
+    return new Promise((resolve) => this.close(() => resolve()))
+  }
+}

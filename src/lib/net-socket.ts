@@ -1,0 +1,467 @@
+// `net.Socket` of `zcio.net`: a `stream.Duplex` over a TcpStream that
+// receives through a BufferGroup, with `node:net`'s events, options and
+// properties. It is also what `TcpStream.toNodeStream()` returns (a socket
+// made connected). This module imports neither the stream nor the group
+// module (both import it, through `toNodeStream`): connecting goes through
+// the `Dialer` the `net` module installs.
+
+import { Duplex } from 'node:stream'
+import type { SocketAddress } from './address.js'
+import { type Flow, type FlowHandle } from './group-brand.js'
+import { invalidArgType, outOfRange, zcioError } from './errors.js'
+import { connectArgs } from './net-args.js'
+import { abortError, systemError } from './net-errors.js'
+import { validateObject } from './validate.js'
+
+/**
+ * The members of a `TcpStream` the socket uses, named here so that this
+ * module does not import the stream module (which imports this one).
+ */
+export interface StreamPort {
+  readonly closed: boolean
+  readonly localAddress: SocketAddress
+  readonly remoteAddress: SocketAddress
+  write(data: Uint8Array): boolean
+  flush(): Promise<void>
+  shutdown(how: 'write'): void
+  close(): Promise<void>
+  destroy(): Promise<void>
+  setNoDelay(noDelay: boolean): unknown
+}
+
+/** A ring's receive group and its end of use, as the dialer hands them out. */
+export interface Lease {
+  readonly ring: object
+  readonly flow: Flow
+  release(): void
+}
+
+/** How sockets get a ring and connect: installed by the `net` module. */
+export interface Dialer {
+  /** The given ring and group, or the thread's default ones. */
+  lease(ring: unknown, group: unknown): Lease
+  /** Connects (resolving a host name, trying each of its addresses); rejects with `node:net`'s errors. */
+  dial(ring: object, options: { host?: string; port?: number; path?: string }): Promise<StreamPort>
+}
+
+let dialer: Dialer | undefined
+
+/** Called once by the `net` module. */
+export function installDialer(d: Dialer): void {
+  dialer = d
+}
+
+/** Options of `new net.Socket()` (and of `net.connect()`, with the address). */
+export interface SocketOptions {
+  /** Keep the writable side open after the peer's end (default `false`). */
+  allowHalfOpen?: boolean
+  /** Bytes the readable side holds before the socket stops taking data (its data then waits in the kernel). */
+  readableHighWaterMark?: number
+  /** Bytes of writes held before `write()` returns `false`. */
+  writableHighWaterMark?: number
+  /** Both high-water marks at once. */
+  highWaterMark?: number
+  /** `TCP_NODELAY` once connected; default `true` (Node's is `false`: Nagle's algorithm costs small writes 40 ms). */
+  noDelay?: boolean
+  /** `SO_KEEPALIVE` once connected (default `false`). */
+  keepAlive?: boolean
+  /** Milliseconds of silence before the first keep-alive probe (0: the system's default). */
+  keepAliveInitialDelay?: number
+  /** Destroys the socket with an `AbortError` when aborted. */
+  signal?: AbortSignal
+  /** The ring to run on (with `group`); default: the thread's default ring. */
+  ring?: unknown
+  /** The BufferGroup of `ring` to receive through. */
+  group?: unknown
+}
+
+/** @internal Makes a socket connected over `stream`. */
+export const kAttach = Symbol('attach')
+/** @internal A server's socket options applied at accept. */
+export const kAccepted = Symbol('accepted')
+
+type Callback = (error?: Error | null) => void
+
+/**
+ * A TCP or Unix stream socket with `node:net`'s API. `'data'` hands out
+ * Buffers the consumer owns: each chunk is copied once out of the receive
+ * buffer (the kernel copied it into that buffer), which goes back to the
+ * group at once, so a socket holds no group buffer. While the readable side
+ * is full the receive pauses and data waits in the kernel (TCP flow control).
+ */
+export class Socket extends Duplex {
+  #stream: StreamPort | undefined
+  #flow: Flow | undefined
+  #lease: Lease | undefined
+  #given: { ring: unknown; group: unknown } | undefined
+  #connecting = false
+  #receiving: FlowHandle | undefined
+  #paused = false
+  #wantRead = false
+  #waiting: (() => void)[] = []
+  #timer: NodeJS.Timeout | undefined
+  #timeout: number | undefined
+  #bytesRead = 0
+  #bytesSent = 0
+  #inWrite = 0
+  #hadError = false
+  #noDelay: boolean
+  #keepAlive: [boolean, number]
+  #remote: { address?: string; port?: number; family?: string } = {}
+  #local: { address?: string; port?: number; family?: string } = {}
+
+  constructor(options: SocketOptions = {}) {
+    validateObject(options as unknown, 'options')
+    if (options.allowHalfOpen !== undefined && typeof options.allowHalfOpen !== 'boolean') {
+      throw invalidArgType('options.allowHalfOpen', 'of type boolean', options.allowHalfOpen)
+    }
+    super({
+      allowHalfOpen: options.allowHalfOpen ?? false,
+      highWaterMark: options.highWaterMark,
+      readableHighWaterMark: options.readableHighWaterMark,
+      writableHighWaterMark: options.writableHighWaterMark,
+    })
+    this.#noDelay = options.noDelay ?? true
+    this.#keepAlive = [options.keepAlive ?? false, options.keepAliveInitialDelay ?? 0]
+    if (options.ring !== undefined || options.group !== undefined) this.#given = { ring: options.ring, group: options.group }
+    const signal = options.signal
+    if (signal !== undefined) {
+      if (typeof signal !== 'object' || signal === null || typeof signal.aborted !== 'boolean') {
+        throw invalidArgType('options.signal', 'an instance of AbortSignal', signal)
+      }
+      if (signal.aborted) process.nextTick(() => this.destroy(abortError(signal.reason)))
+      else {
+        const onAbort = (): void => {
+          this.destroy(abortError(signal.reason))
+        }
+        signal.addEventListener('abort', onAbort, { once: true })
+        this.once('close', () => signal.removeEventListener('abort', onAbort))
+      }
+    }
+  }
+
+  /** @internal Connected over `stream` (by `connect()`, a server's accept or `toNodeStream()`). */
+  [kAttach](stream: StreamPort, flow: Flow, lease: Lease | undefined, read = true): void {
+    this.#stream = stream
+    this.#flow = flow
+    this.#lease ??= lease
+    this.#remote = address(() => stream.remoteAddress)
+    this.#local = address(() => stream.localAddress)
+    try {
+      if (this.#local.family !== undefined) {
+        if (this.#noDelay) stream.setNoDelay(true)
+        if (this.#keepAlive[0]) this.setKeepAlive(true, this.#keepAlive[1])
+      }
+    } catch {
+      // The peer may be gone already; the first read or write reports it.
+    }
+    for (const f of this.#waiting.splice(0)) f()
+    if (this.#wantRead) {
+      this.#wantRead = false
+      this._read()
+    } else if (read) this.read(0)
+  }
+
+  /** @internal The options a server gives its sockets. */
+  [kAccepted](noDelay: boolean, keepAlive: boolean, keepAliveInitialDelay: number): void {
+    this.#noDelay = noDelay
+    this.#keepAlive = [keepAlive, keepAliveInitialDelay]
+  }
+
+  /**
+   * Connects (`connect(options[, listener])`, `connect(port[, host][,
+   * listener])`, `connect(path[, listener])`): emits `'connect'` and
+   * `'ready'`, or `'error'` (`ECONNREFUSED` with `address` and `port`,
+   * `ENOTFOUND`...) then `'close'`. Writes made meanwhile wait for it.
+   */
+  connect(...args: unknown[]): this {
+    const { options, callback } = connectArgs(args)
+    if (this.#stream !== undefined || this.#connecting) throw zcioError('ERR_SOCKET_CONNECTING', 'Socket is already connecting or connected')
+    if (this.destroyed) throw zcioError('ERR_SOCKET_CLOSED', 'Socket is closed')
+    if (dialer === undefined) throw zcioError('ERR_ZCIO_INTERNAL', 'zcio.net is not loaded')
+    if (options.timeout !== undefined) this.setTimeout(options.timeout as number)
+    if (callback) this.once('connect', callback)
+    const lease = dialer.lease(this.#given?.ring, this.#given?.group)
+    this.#lease = lease
+    this.#connecting = true
+    dialer.dial(lease.ring, options).then(
+      (stream) => {
+        this.#connecting = false
+        if (this.destroyed) {
+          void stream.close()
+          return
+        }
+        this[kAttach](stream, lease.flow, undefined)
+        this.emit('connect')
+        this.emit('ready')
+      },
+      (err: Error) => {
+        this.#connecting = false
+        this.destroy(err)
+      },
+    )
+    return this
+  }
+
+  /** A chunk came: copied once (Node streams hand data on to consumers that keep it). */
+  #onData(data: Uint8Array): void {
+    this.#bytesRead += data.length
+    this.#timer?.refresh()
+    if (!this.push(Buffer.from(data)) && !this.#paused) {
+      // Full: stop taking data; it waits in the socket (TCP flow control).
+      this.#paused = true
+      this.#receiving?.pause()
+    }
+  }
+
+  #onEnd(error?: Error): void {
+    this.#receiving = undefined
+    // The TcpStream (or its ring) was closed under the socket: a close, not a failure.
+    if (error && this.#stream?.closed) this.destroy()
+    else if (error) this.destroy(systemError(error, 'read'))
+    else this.push(null)
+  }
+
+  override _read(): void {
+    if (this.#stream === undefined || this.#flow === undefined) {
+      this.#wantRead = true
+      return
+    }
+    if (this.#receiving === undefined) {
+      this.#paused = false
+      try {
+        this.#receiving = this.#flow.receive(this.#stream, {
+          onData: (data) => this.#onData(data),
+          onEnd: (error) => this.#onEnd(error),
+        })
+      } catch (e) {
+        this.destroy(e as Error)
+      }
+    } else if (this.#paused) {
+      this.#paused = false
+      this.#receiving.resume()
+    }
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: Callback): void {
+    this._writev([{ chunk }], cb)
+  }
+
+  /** Every chunk queued at once (they go to the kernel as one send), done once all went. */
+  override _writev(chunks: { chunk: Buffer }[], cb: Callback): void {
+    const stream = this.#stream
+    if (stream === undefined) {
+      this.#waiting.push(() => this._writev(chunks, cb))
+      return
+    }
+    this.#timer?.refresh()
+    let bytes = 0
+    try {
+      for (const { chunk } of chunks) {
+        stream.write(chunk)
+        bytes += chunk.length
+      }
+    } catch (e) {
+      cb(stream.closed ? null : (e as Error))
+      return
+    }
+    this.#bytesSent += bytes
+    this.#inWrite = bytes
+    stream.flush().then(
+      () => {
+        this.#inWrite = 0
+        this.#timer?.refresh()
+        cb()
+      },
+      (e: Error) => {
+        this.#inWrite = 0
+        // Closed under the write (destroy): not the write's failure.
+        cb(stream.closed && (e as { code?: string }).code === 'ERR_ZCIO_CLOSED' ? null : systemError(e, 'write'))
+      },
+    )
+  }
+
+  override _final(cb: Callback): void {
+    const stream = this.#stream
+    if (stream === undefined) {
+      this.#waiting.push(() => this._final(cb))
+      return
+    }
+    try {
+      stream.shutdown('write')
+      cb()
+    } catch (e) {
+      // The peer is gone already (net.Socket treats it the same way).
+      const code = (e as { code?: string }).code
+      cb(code === 'ENOTCONN' || code === 'ERR_ZCIO_CLOSED' ? null : systemError(e, 'shutdown'))
+    }
+  }
+
+  override _destroy(err: Error | null, cb: Callback): void {
+    this.#hadError = err !== null && err !== undefined
+    this.#clearTimer()
+    this.#waiting = []
+    this.#receiving?.stop()
+    this.#receiving = undefined
+    const lease = this.#lease
+    this.#lease = undefined
+    const done = (): void => {
+      lease?.release()
+      cb(err)
+    }
+    const stream = this.#stream
+    if (stream === undefined || stream.closed) done()
+    else stream.close().then(done, done)
+  }
+
+  /** `'close'` carries `hadError`, as `net.Socket`'s. */
+  override emit(event: string | symbol, ...args: any[]): boolean {
+    if (event === 'close' && args.length === 0) return super.emit('close', this.#hadError)
+    return super.emit(event, ...args)
+  }
+
+  /** Destroys the socket with a reset (`RST`) instead of an orderly close: the peer sees `ECONNRESET`. */
+  resetAndDestroy(): this {
+    const stream = this.#stream
+    if (stream !== undefined && !stream.closed) void stream.destroy()
+    return this.destroy()
+  }
+
+  /** Ends the writable side after what is written, then destroys (as `net.Socket`'s). */
+  destroySoon(): void {
+    if (this.writable) this.end()
+    if (this.writableFinished) this.destroy()
+    else this.once('finish', () => this.destroy())
+  }
+
+  setNoDelay(noDelay = true): this {
+    this.#noDelay = Boolean(noDelay)
+    if (this.#stream !== undefined && !this.#stream.closed && this.#local.family !== undefined) this.#stream.setNoDelay(this.#noDelay)
+    return this
+  }
+
+  setKeepAlive(enable = false, initialDelay = 0): this {
+    if (typeof initialDelay !== 'number' || !(initialDelay >= 0)) initialDelay = 0
+    this.#keepAlive = [Boolean(enable), initialDelay]
+    const stream = this.#stream
+    if (stream !== undefined && this.#flow !== undefined && !stream.closed && this.#local.family !== undefined) {
+      this.#flow.native(stream).setKeepAlive(Boolean(enable), Math.min(Math.floor(initialDelay / 1000), 2 ** 31 - 1))
+    }
+    return this
+  }
+
+  /** Emits `'timeout'` after `ms` without data in either direction (0 turns it off); the socket stays open. */
+  setTimeout(ms: number, callback?: () => void): this {
+    if (typeof ms !== 'number') throw invalidArgType('msecs', 'of type number', ms)
+    if (!(ms >= 0) || ms > 2 ** 31 - 1) throw outOfRange('msecs', `>= 0 && <= ${2 ** 31 - 1}`, ms)
+    if (callback !== undefined && typeof callback !== 'function') throw invalidArgType('callback', 'of type function', callback)
+    this.#clearTimer()
+    ms = Math.floor(ms)
+    if (ms === 0) {
+      if (callback) this.removeListener('timeout', callback)
+      return this
+    }
+    this.#timeout = ms
+    // Refreshed by every read and write; after a 'timeout' activity starts it again, as net.Socket's.
+    this.#timer = setTimeout(() => this.emit('timeout'), ms).unref()
+    if (callback) this.once('timeout', callback)
+    return this
+  }
+
+  #clearTimer(): void {
+    if (this.#timer) clearTimeout(this.#timer)
+    this.#timer = undefined
+    this.#timeout = undefined
+  }
+
+  /**
+   * Kept for `node:net` compatibility; returns the socket. A socket with a
+   * receive in flight keeps the event loop alive whether or not it is
+   * `unref()`ed: the ring holds the loop while any of its operations runs.
+   */
+  ref(): this {
+    return this
+  }
+
+  /** See `ref()`. */
+  unref(): this {
+    return this
+  }
+
+  /** The local address (`{ address, family, port }`), or `{}` before the socket connects and for Unix sockets. */
+  address(): { address: string; family: string; port: number } | Record<string, never> {
+    const l = this.#local
+    return l.address === undefined ? {} : { address: l.address, family: l.family!, port: l.port! }
+  }
+
+  get timeout(): number | undefined {
+    return this.#timeout
+  }
+
+  /** `true` while `connect()` runs. */
+  get connecting(): boolean {
+    return this.#connecting
+  }
+
+  /** `true` until the socket is connected. */
+  get pending(): boolean {
+    return this.#stream === undefined
+  }
+
+  get readyState(): 'opening' | 'open' | 'readOnly' | 'writeOnly' | 'closed' {
+    if (this.#connecting) return 'opening'
+    if (this.readable && this.writable) return 'open'
+    if (this.readable) return 'readOnly'
+    if (this.writable) return 'writeOnly'
+    return 'closed'
+  }
+
+  get remoteAddress(): string | undefined {
+    return this.#remote.address
+  }
+
+  get remotePort(): number | undefined {
+    return this.#remote.port
+  }
+
+  get remoteFamily(): string | undefined {
+    return this.#remote.family
+  }
+
+  get localAddress(): string | undefined {
+    return this.#local.address
+  }
+
+  get localPort(): number | undefined {
+    return this.#local.port
+  }
+
+  get localFamily(): string | undefined {
+    return this.#local.family
+  }
+
+  get bytesRead(): number {
+    return this.#bytesRead
+  }
+
+  /** Bytes handed to the socket: sent, being sent, and held by the writable side. */
+  get bytesWritten(): number {
+    return this.#bytesSent + Math.max(0, this.writableLength - this.#inWrite)
+  }
+
+  /** `writableLength` (deprecated in `node:net`, kept for it). */
+  get bufferSize(): number {
+    return this.writableLength
+  }
+}
+
+/** An IP address in `net.Socket`'s terms (a Unix socket has none). */
+function address(get: () => SocketAddress): { address?: string; port?: number; family?: string } {
+  try {
+    const a = get()
+    if (a.family === 'unix') return {}
+    return { address: a.address ?? undefined, port: a.port ?? undefined, family: a.family }
+  } catch {
+    return {}
+  }
+}
