@@ -8,7 +8,7 @@ import { codeOf, fixedTest, probed, rejectionCode, root, tmpFile, zcio } from '.
 const { Ring, RegisteredBufferPool } = zcio
 
 test('the package exports the layer, not the binding internals', (t) => {
-  t.deepEqual(Object.keys(zcio).sort(), ['BufferGroup', 'RegisteredBufferPool', 'Ring', 'TcpListener', 'TcpStream', 'ZeroCopyBufferManager', 'probe', 'rdma', 'sendZcBatch'])
+  t.deepEqual(Object.keys(zcio).sort(), ['BufferGroup', 'RegisteredBufferPool', 'Ring', 'TcpListener', 'TcpStream', 'ZeroCopyBufferManager', 'net', 'probe', 'rdma', 'sendZcBatch'])
   t.false('__napiBindingTarget' in zcio)
 })
 
@@ -17,6 +17,11 @@ test('import() and require() give the same classes', async (t) => {
   t.is(esm.Ring, zcio.Ring)
   t.is(esm.RegisteredBufferPool, zcio.RegisteredBufferPool)
   t.is(typeof esm.probe, 'function')
+  t.is(esm.net, zcio.net)
+  const sub = (await import(pathToFileURL(`${root}/net.mjs`).href)) as typeof zcio.net & { default: typeof zcio.net }
+  t.is(sub.default, zcio.net)
+  t.is(sub.Socket, zcio.net.Socket)
+  t.is(sub.createServer, zcio.net.createServer)
 })
 
 test('classes called without new throw a TypeError', (t) => {

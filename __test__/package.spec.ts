@@ -24,7 +24,7 @@ function packed(dir: string): string[] {
 
 test('the root package ships the entry points, lib/, the loader and the command, and no addon or sources', (t) => {
   const files = packed(root)
-  for (const f of ['index.js', 'index.mjs', 'index.d.ts', 'index.d.mts', 'lib/ring.js', 'lib/ring.d.ts', 'binding.js', 'binding.d.ts', 'dist/bin/zcio.js', 'package.json', 'README.md', 'LICENSE-MIT', 'LICENSE-APACHE']) {
+  for (const f of ['index.js', 'index.mjs', 'index.d.ts', 'index.d.mts', 'net.js', 'net.mjs', 'net.d.ts', 'net.d.mts', 'lib/ring.js', 'lib/ring.d.ts', 'binding.js', 'binding.d.ts', 'dist/bin/zcio.js', 'package.json', 'README.md', 'LICENSE-MIT', 'LICENSE-APACHE']) {
     t.true(files.includes(f), `${f} is in the tarball`)
   }
   t.deepEqual(files.filter((f) => f.endsWith('.node')), [], 'the addon ships in the platform packages, not in zcio')

@@ -15,6 +15,9 @@ export interface Where {
   port?: number
 }
 
+/** Errors `systemError` made: already in their final shape. */
+const shaped = new WeakSet<object>()
+
 /**
  * `err` as `node:net` reports a failed system call: `"connect ECONNREFUSED
  * 127.0.0.1:80"`, `"listen EADDRINUSE: address already in use :::80"`,
@@ -23,7 +26,7 @@ export interface Where {
  */
 export function systemError(err: unknown, syscall?: string, where?: Where): Error {
   const e = err as Partial<ZcioError> & Error
-  if (typeof e !== 'object' || e === null || typeof e.errno !== 'number' || typeof e.code !== 'string') return err as Error
+  if (typeof e !== 'object' || e === null || typeof e.errno !== 'number' || typeof e.code !== 'string' || shaped.has(e)) return err as Error
   const call = syscall ?? NODE_SYSCALL[e.syscall ?? ''] ?? e.syscall ?? 'unknown'
   let message = `${call} ${e.code}`
   if (call === 'listen' && e.code === 'EADDRINUSE') message = `${message}: address already in use`
@@ -34,6 +37,7 @@ export function systemError(err: unknown, syscall?: string, where?: Where): Erro
   out.syscall = call
   if (where?.address !== undefined) out.address = where.address
   if (where?.port !== undefined) out.port = where.port
+  shaped.add(out)
   return out
 }
 

@@ -216,10 +216,16 @@ export class Socket extends Duplex {
 
   #onEnd(error?: Error): void {
     this.#receiving = undefined
+    if (this.destroyed) return
     // The TcpStream (or its ring) was closed under the socket: a close, not a failure.
     if (error && this.#stream?.closed) this.destroy()
     else if (error) this.destroy(systemError(error, 'read'))
-    else this.push(null)
+    else {
+      this.push(null)
+      // 'end' comes now if nothing is buffered, even with no reader (as
+      // net.Socket's), so a socket nobody reads still closes.
+      this.read(0)
+    }
   }
 
   override _read(): void {
