@@ -104,6 +104,7 @@ netTest('setTimeout: an idle socket emits timeout and stays open', async (t) => 
     })
     const c = net.connect(port, '127.0.0.1')
     record(c, 'client', log)
+    await once(c, 'connect')
     c.setTimeout(30)
     await once(c, 'timeout')
     log.push(['client', 'after timeout', c.destroyed, c.timeout])

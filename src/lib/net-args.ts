@@ -49,10 +49,12 @@ export function connectArgs(args: unknown[]): ConnectArgs {
     options = { port: first as number }
     if (rest[1] !== undefined) options.host = rest[1] as string
   } else options = {}
-  if (options.path !== undefined && options.path !== null) {
+  // As net.connect: a path that is set (not null, not '') makes it a Unix socket.
+  if (options.path !== undefined && options.path !== null && options.path !== '') {
     if (typeof options.path !== 'string') throw invalidArgType('options.path', 'of type string', options.path)
     return { options: { ...options, host: undefined, port: undefined }, callback }
   }
+  delete options.path
   if (options.port === undefined) throw missingArgs('"options" or "port" or "path"')
   options.port = checkPort(options.port, 'Port', false)
   if (options.host === undefined || options.host === null) options.host = 'localhost'

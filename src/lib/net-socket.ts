@@ -21,8 +21,10 @@ export interface StreamPort {
   readonly closed: boolean
   readonly localAddress: SocketAddress
   readonly remoteAddress: SocketAddress
+  readonly writableLength: number
   write(data: Uint8Array): boolean
   flush(): Promise<void>
+  drained(): Promise<void>
   shutdown(how: 'write'): void
   close(): Promise<void>
   destroy(): Promise<void>
@@ -103,7 +105,6 @@ export class Socket extends Duplex {
   #timeout: number | undefined
   #bytesRead = 0
   #bytesSent = 0
-  #inWrite = 0
   #hadError = false
   #noDelay: boolean
   #keepAlive: [boolean, number]
@@ -253,7 +254,12 @@ export class Socket extends Duplex {
     this._writev([{ chunk }], cb)
   }
 
-  /** Every chunk queued at once (they go to the kernel as one send), done once all went. */
+  /**
+   * Every chunk queued at once (they go to the kernel as one send). Done
+   * as soon as the stream took them while it is under its high-water mark
+   * (as a write the kernel took at once is for net.Socket), else once it
+   * drained; a send that fails later destroys the socket with its error.
+   */
   override _writev(chunks: { chunk: Buffer }[], cb: Callback): void {
     const stream = this.#stream
     if (stream === undefined) {
@@ -261,30 +267,26 @@ export class Socket extends Duplex {
       return
     }
     this.#timer?.refresh()
-    let bytes = 0
+    let room = true
     try {
       for (const { chunk } of chunks) {
-        stream.write(chunk)
-        bytes += chunk.length
+        room = stream.write(chunk)
+        this.#bytesSent += chunk.length
       }
     } catch (e) {
       cb(stream.closed ? null : (e as Error))
       return
     }
-    this.#bytesSent += bytes
-    this.#inWrite = bytes
     stream.flush().then(
-      () => {
-        this.#inWrite = 0
-        this.#timer?.refresh()
-        cb()
-      },
+      () => this.#timer?.refresh(),
       (e: Error) => {
-        this.#inWrite = 0
         // Closed under the write (destroy): not the write's failure.
-        cb(stream.closed && (e as { code?: string }).code === 'ERR_ZCIO_CLOSED' ? null : systemError(e, 'write'))
+        if (this.destroyed || (stream.closed && (e as { code?: string }).code === 'ERR_ZCIO_CLOSED')) return
+        this.destroy(systemError(e, 'write'))
       },
     )
+    if (room) cb()
+    else stream.drained().then(() => cb(), cb)
   }
 
   override _final(cb: Callback): void {
@@ -450,14 +452,14 @@ export class Socket extends Duplex {
     return this.#bytesRead
   }
 
-  /** Bytes handed to the socket: sent, being sent, and held by the writable side. */
+  /** Bytes handed to the socket: sent, queued for the kernel, and held by the writable side. */
   get bytesWritten(): number {
-    return this.#bytesSent + Math.max(0, this.writableLength - this.#inWrite)
+    return this.#bytesSent + this.writableLength
   }
 
-  /** `writableLength` (deprecated in `node:net`, kept for it). */
+  /** Bytes written and not yet taken by the kernel: those the writable side holds and those queued for the kernel. */
   get bufferSize(): number {
-    return this.writableLength
+    return this.writableLength + (this.#stream !== undefined && !this.#stream.closed ? this.#stream.writableLength : 0)
   }
 }
 
