@@ -183,3 +183,43 @@ export interface NetConfig {
   /** The groups measured (`--only`; default all). */
   groups: Mode[]
 }
+
+// ---------------------------------------------------------------------------
+// The groups that run code written for `node:net` on `zcio.net` and on
+// `node:net` itself (net-api-bench.ts, net-api-peer.ts).
+
+/** HTTP keep-alive through wrk, pipelined echo, connection churn, ping-pong; each on `zcio.net` and `node:net`. */
+export type ApiGroup = 'http' | 'echo' | 'churn' | 'net-ping-pong'
+export const API_GROUPS: readonly ApiGroup[] = ['http', 'echo', 'churn', 'net-ping-pong']
+/** Connections of the echo group, and 64 B messages each keeps in flight. */
+export const API_ECHO_CONNECTIONS = 16
+export const API_ECHO_WINDOW = 128
+/** Connect-send-reply-close loops running at once in the churn group. */
+export const API_CHURN_PARALLEL = 64
+/** wrk's connections in the http group (one thread). */
+export const API_HTTP_CONNECTIONS = 64
+
+export type ApiPeerSpec =
+  | { role: 'server'; impl: 'zcio' | 'node'; group: ApiGroup }
+  | { role: 'client'; impl: 'zcio' | 'node'; group: ApiGroup; port: number; seconds: number; warm: number }
+
+export type ApiPeerMessage =
+  | { type: 'listening'; port: number }
+  | { type: 'result'; ops: number; seconds: number; cpuSec: number }
+  | { type: 'error'; message: string }
+
+/** A bar: a ratio of zcio's median to a reference's that has to be at least (or at most) `target`. */
+export interface NetBar {
+  group: Mode | ApiGroup
+  bar: string
+  measured: number | null
+  target: number
+  /** `min`: measured >= target; `max`: measured <= target. */
+  kind: 'min' | 'max'
+  /** Null when a side of the comparison was not measured. */
+  pass: boolean | null
+  detail: string
+  /** Set when `measured` is an amount (bytes), not a ratio. */
+  unit?: string
+}
+

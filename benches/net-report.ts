@@ -4,29 +4,20 @@ import { fitText, outputWidth, table, wrapLine } from './layout.js'
 import type { Align } from './layout.js'
 import type { NetBenchResult } from './net-bench.js'
 import { IPERF3, NODE_NET, UNITS, ZCIO_PINGPONG, ZCIO_PINGPONG_BUSY, ZCIO_SEND, ZCIO_SENDZC } from './net-common.js'
-import type { Mode, NetCaseResult, NetSample } from './net-common.js'
+import type { Mode, NetBar, NetCaseResult, NetSample } from './net-common.js'
+import type { ApiBenchResult } from './net-api-bench.js'
+import { apiReport } from './net-api-bench.js'
 import { fmtBytes, fmtInt, fmtRatio, passMark } from './format.js'
 import { onBackend } from './common.js'
 import type { BenchBackend } from './common.js'
 
-/** A bar: a ratio of zcio's median to a reference's that has to be at least (or at most) `target`. */
-export interface NetBar {
-  group: Mode
-  bar: string
-  measured: number | null
-  target: number
-  /** `min`: measured >= target; `max`: measured <= target. */
-  kind: 'min' | 'max'
-  /** Null when a side of the comparison was not measured. */
-  pass: boolean | null
-  detail: string
-  /** Set when `measured` is an amount (bytes), not a ratio. */
-  unit?: string
-}
+export type { NetBar } from './net-common.js'
 
 /** The document `--json` writes. */
 export interface NetBenchJson extends NetBenchResult {
   bars: NetBar[]
+  /** The zcio.net groups (http, echo, churn, net-ping-pong), when run. */
+  api?: ApiBenchResult
   /** `--bar-scale`, when not 1: the bars' targets are scaled by it. */
   barScale?: number
 }
@@ -106,7 +97,7 @@ export function netBars(res: NetBenchResult, scale = 1): NetBar[] {
       .reduce<number | undefined>((m, r) => Math.max(m ?? -Infinity, r.heapPerMessage!), undefined)
     out.push({ ...bar(group, `${group} 64 B: zcio JS heap growth per message`, 'max', 1, worst, 1, 'after a full GC, both processes, medians'), unit: 'B' })
   }
-  return out.filter((b) => res.config.groups.includes(b.group)).map((b) => scaled(b, scale))
+  return out.filter((b) => (res.config.groups as readonly string[]).includes(b.group)).map((b) => scaled(b, scale))
 }
 
 function fmtValue(group: Mode, v: number): string {
@@ -162,7 +153,7 @@ function fmtNetValue(b: NetBar, v: number | null): string {
 }
 
 /** The tables, notes and bars of a run, fitted to `width` columns. */
-export function netReport(res: NetBenchResult, bars: readonly NetBar[], width: number = outputWidth()): string {
+export function netReport(res: NetBenchResult, bars: readonly NetBar[], width: number = outputWidth(), api?: ApiBenchResult): string {
   const m = res.machine
   const out: string[] = []
   out.push(
@@ -210,6 +201,7 @@ export function netReport(res: NetBenchResult, bars: readonly NetBar[], width: n
   const reasons = new Set(res.skipped.map((s) => s.reason))
   if (reasons.size) out.push('')
   for (const reason of reasons) out.push(`skipped: ${reason}`)
+  if (api) out.push(apiReport(api, width))
 
   const rows: string[][] = [['bar', 'measured', 'target', '', 'detail']]
   for (const b of bars) {

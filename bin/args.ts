@@ -5,9 +5,9 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { errorCode, errorMessage } from '../benches/common.js'
-import type { Mode } from '../benches/net-common.js'
+import type { ApiGroup, Mode } from '../benches/net-common.js'
 
-const NET_GROUPS: readonly Mode[] = ['stream', 'ping-pong', 'pipelined']
+const NET_GROUPS: readonly (Mode | ApiGroup)[] = ['stream', 'ping-pong', 'pipelined', 'http', 'echo', 'churn', 'net-ping-pong']
 const COMMANDS = ['bench', 'help']
 
 export class UsageError extends Error {}
@@ -26,7 +26,7 @@ export interface BenchOptions {
   runs: number | undefined
   roundTrips: number | undefined
   messages: number | undefined
-  only: Mode[] | undefined
+  only: (Mode | ApiGroup)[] | undefined
   /** `--backend`: the backend of zcio's rings (as `ZCIO_BACKEND`), or undefined for the default. */
   backend: 'auto' | 'io_uring' | 'epoll' | undefined
 }
@@ -175,7 +175,7 @@ export function parseArgs(argv: readonly string[]): Action {
       if (bad !== undefined || groups.length === 0) {
         throw new UsageError(`--only: expected groups among ${NET_GROUPS.join(', ')}; got ${JSON.stringify(value)}`)
       }
-      opts.only = groups as Mode[]
+      opts.only = groups as (Mode | ApiGroup)[]
     } else {
       opts.json = value
     }

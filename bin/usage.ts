@@ -45,7 +45,9 @@ Options (bench net):
   --round-trips <n>      Ping-pong round trips per run (default 50000)
   --messages <n>         Pipelined messages per run (default 1000000)
   --only <groups>        Only these groups, comma-separated: stream,
-                         ping-pong, pipelined (default: all)
+                         ping-pong, pipelined, and the zcio.net ones against
+                         node:net: http (wrk, when installed), echo, churn,
+                         net-ping-pong (default: all)
   --json <file>          Also write every run, the medians and the bars as
                          JSON to <file>
   --quick                Smoke test, well under a minute: --size 256M --runs 1

@@ -9,6 +9,7 @@ import { errorCode, errorMessage } from '../benches/common.js'
 import type { BenchResult } from '../benches/common.js'
 import type { BenchJson } from '../benches/report.js'
 import type { NetBenchJson } from '../benches/net-report.js'
+import type { ApiGroup, Mode } from '../benches/net-common.js'
 import type { Verdict } from '../benches/check.js'
 import { fitText, outputWidth } from '../benches/layout.js'
 import { UsageError, parseArgs } from './args.js'
@@ -49,18 +50,23 @@ function reexecWithGc(argv: readonly string[]): void {
 
 /** `zcio bench net`: no heap deltas, so no re-run under --expose-gc. */
 async function benchNet(opts: BenchOptions): Promise<number> {
-  const { runNet } = await import('../benches/net-bench.js')
+  const { runNet, GROUPS } = await import('../benches/net-bench.js')
+  const { runApi, apiBars } = await import('../benches/net-api-bench.js')
+  const { API_GROUPS } = await import('../benches/net-common.js')
   const { netBars, netReport } = await import('../benches/net-report.js')
   const { netVerdicts } = await import('../benches/check.js')
   const width = outputWidth()
   let doc: NetBenchJson
   let verdicts: Verdict[]
   try {
-    const res = await runNet({ size: opts.size, runs: opts.runs, roundTrips: opts.roundTrips, messages: opts.messages, only: opts.only })
-    const list = netBars(res, opts.barScale)
+    const core = (opts.only ?? GROUPS).filter((g): g is Mode => (GROUPS as readonly string[]).includes(g))
+    const apiGroups = (opts.only ?? API_GROUPS).filter((g): g is ApiGroup => (API_GROUPS as readonly string[]).includes(g))
+    const res = await runNet({ size: opts.size, runs: opts.runs, roundTrips: opts.roundTrips, messages: opts.messages, only: core })
+    const api = apiGroups.length > 0 ? await runApi({ groups: apiGroups, runs: opts.runs, seconds: opts.quick ? 0.5 : 3 }) : undefined
+    const list = [...netBars(res, opts.barScale), ...(api ? apiBars(api, opts.barScale) : [])]
     if (opts.barScale !== 1) res.notes.push(scaleNote(opts.barScale))
-    process.stdout.write(netReport(res, list, width))
-    doc = { ...res, bars: list, ...(opts.barScale !== 1 ? { barScale: opts.barScale } : {}) }
+    process.stdout.write(netReport(res, list, width, api))
+    doc = { ...res, bars: list, ...(api ? { api } : {}), ...(opts.barScale !== 1 ? { barScale: opts.barScale } : {}) }
     verdicts = netVerdicts(list)
   } catch (e) {
     process.stderr.write(`zcio bench net: ${errorMessage(e)}\n`)
