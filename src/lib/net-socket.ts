@@ -106,6 +106,9 @@ export class Socket extends Duplex {
   #bytesRead = 0
   #bytesSent = 0
   #hadError = false
+  /** A `flush()` watches the sends; writes came after it started. */
+  #watching = false
+  #unwatched = false
   #noDelay: boolean
   #keepAlive: [boolean, number]
   #remote: { address?: string; port?: number; family?: string } = {}
@@ -277,16 +280,33 @@ export class Socket extends Duplex {
       cb(stream.closed ? null : (e as Error))
       return
     }
+    this.#watch(stream)
+    if (room) cb()
+    else stream.drained().then(() => cb(), cb)
+  }
+
+  /**
+   * Watches the stream's sends for a failure: one `flush()` at a time
+   * (not one per write), another after it if writes came meanwhile.
+   */
+  #watch(stream: StreamPort): void {
+    this.#unwatched = true
+    if (this.#watching) return
+    this.#watching = true
+    this.#unwatched = false
     stream.flush().then(
-      () => this.#timer?.refresh(),
+      () => {
+        this.#watching = false
+        this.#timer?.refresh()
+        if (this.#unwatched && !this.destroyed) this.#watch(stream)
+      },
       (e: Error) => {
+        this.#watching = false
         // Closed under the write (destroy): not the write's failure.
         if (this.destroyed || (stream.closed && (e as { code?: string }).code === 'ERR_ZCIO_CLOSED')) return
         this.destroy(systemError(e, 'write'))
       },
     )
-    if (room) cb()
-    else stream.drained().then(() => cb(), cb)
   }
 
   override _final(cb: Callback): void {
