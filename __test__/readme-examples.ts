@@ -99,6 +99,14 @@ export function runReadmeExamples(t: T, app: string): void {
     t.regex(net, /^echoed: hello over io_uring\nechoed: and a second one\nsent 19 bytes zero-copy \(copied: (true|false)\)\n$/)
   }
 
+  if (!can('bufRing')) {
+    t.log('no provided-buffer rings here: the zcio.net example is not run')
+  } else {
+    fs.writeFileSync(path.join(app, 'zcio-net.js'), readmeBlock('## zcio.net: node:net on zcio (JavaScript)', 'js'))
+    const out = example(t, app, 'the zcio.net example', process.execPath, ['zcio-net.js'])
+    t.regex(out, /^200 hello \/zcio\nHTTP\/1.1 200 OK \(hadError: false\)\nclosed\n$/)
+  }
+
   fs.writeFileSync(path.join(app, 'rdma.js'), readmeBlock('## RDMA (JavaScript)', 'js'))
   const rdma = example(t, app, 'the RDMA example', process.execPath, ['rdma.js'])
   if (rdma.startsWith('no RDMA here: ')) t.log(`the RDMA example ran without a device: ${rdma.trim()}`)

@@ -137,10 +137,24 @@ installTest('require and import give the same classes', (t) => {
     same: boolean
     ring: boolean
   }
-  t.deepEqual(out.keys, ['BufferGroup', 'RegisteredBufferPool', 'Ring', 'TcpListener', 'TcpStream', 'ZeroCopyBufferManager', 'probe', 'rdma', 'sendZcBatch'])
+  t.deepEqual(out.keys, ['BufferGroup', 'RegisteredBufferPool', 'Ring', 'TcpListener', 'TcpStream', 'ZeroCopyBufferManager', 'net', 'probe', 'rdma', 'sendZcBatch'])
   t.deepEqual(out.esm, out.keys)
   t.true(out.same, 'every export of import() is the one of require()')
   t.true(out.ring)
+})
+
+installTest("the zcio/net subpath gives zcio's net to require and import, in node:net's shape", (t) => {
+  const script = `
+    const c = require('zcio/net')
+    import('zcio/net').then((m) => {
+      const keys = ['Server', 'Socket', 'connect', 'createConnection', 'createServer', 'isIP', 'isIPv4', 'isIPv6']
+      console.log(JSON.stringify({
+        cjs: keys.every((k) => typeof c[k] === 'function' && c[k] === require('zcio').net[k]),
+        esm: keys.every((k) => m[k] === c[k]) && m.default === require('zcio').net,
+      }))
+    })`
+  const out = JSON.parse(ok(t, run(process.execPath, ['-e', script], t.context.app, t.context.env), 'zcio/net')) as { cjs: boolean; esm: boolean }
+  t.deepEqual(out, { cjs: true, esm: true })
 })
 
 installTest('the README examples run on the installed package, and its types compile under tsc --strict', (t) => {

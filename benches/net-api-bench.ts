@@ -121,7 +121,7 @@ function wrkVersion(): Promise<string | null> {
 
 function runWrk(port: number, seconds: number): Promise<ApiRun> {
   return new Promise((resolve, reject) => {
-    const args = ['-t1', `-c${API_HTTP_CONNECTIONS}`, `-d${seconds}s`, '--latency', `http://127.0.0.1:${port}/`]
+    const args = ['-t1', `-c${API_HTTP_CONNECTIONS}`, `-d${Math.max(1, Math.round(seconds))}s`, '--latency', `http://127.0.0.1:${port}/`]
     const p = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] })
     let out = ''
     p.stdout.on('data', (d: Buffer) => (out += String(d)))

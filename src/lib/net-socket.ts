@@ -182,7 +182,7 @@ export class Socket extends Duplex {
     const { options, callback } = connectArgs(args)
     if (this.#stream !== undefined || this.#connecting) throw zcioError('ERR_SOCKET_CONNECTING', 'Socket is already connecting or connected')
     if (this.destroyed) throw zcioError('ERR_SOCKET_CLOSED', 'Socket is closed')
-    if (dialer === undefined) throw zcioError('ERR_ZCIO_INTERNAL', 'zcio.net is not loaded')
+    if (dialer === undefined) throw zcioError('ERR_INTERNAL_ASSERTION', 'zcio.net is not loaded')
     if (options.timeout !== undefined) this.setTimeout(options.timeout as number)
     if (callback) this.once('connect', callback)
     const lease = dialer.lease(this.#given?.ring, this.#given?.group)
