@@ -59,6 +59,8 @@ export class Server extends EventEmitter {
       if (options[k] !== undefined && typeof options[k] !== 'boolean') throw invalidArgType(`options.${k}`, 'of type boolean', options[k])
     }
     this.#options = { ...options }
+    // A given ring and group are checked now (ERR_INVALID_ARG_TYPE).
+    if (options.ring !== undefined || options.group !== undefined) lease(options.ring, options.group)
     if (connectionListener !== undefined) {
       if (typeof connectionListener !== 'function') throw invalidArgType('connectionListener', 'of type function', connectionListener)
       this.on('connection', connectionListener)

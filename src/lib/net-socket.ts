@@ -95,7 +95,8 @@ export class Socket extends Duplex {
   #stream: StreamPort | undefined
   #flow: Flow | undefined
   #lease: Lease | undefined
-  #given: { ring: unknown; group: unknown } | undefined
+  /** The lease of a ring and group given to the constructor. */
+  #given: Lease | undefined
   #connecting = false
   #receiving: FlowHandle | undefined
   #paused = false
@@ -127,7 +128,11 @@ export class Socket extends Duplex {
     })
     this.#noDelay = options.noDelay ?? true
     this.#keepAlive = [options.keepAlive ?? false, options.keepAliveInitialDelay ?? 0]
-    if (options.ring !== undefined || options.group !== undefined) this.#given = { ring: options.ring, group: options.group }
+    if (options.ring !== undefined || options.group !== undefined) {
+      // Checked now (ERR_INVALID_ARG_TYPE); a given ring is never released here.
+      if (dialer === undefined) throw zcioError('ERR_INTERNAL_ASSERTION', 'zcio.net is not loaded')
+      this.#given = dialer.lease(options.ring, options.group)
+    }
     const signal = options.signal
     if (signal !== undefined) {
       if (typeof signal !== 'object' || signal === null || typeof signal.aborted !== 'boolean') {
@@ -185,7 +190,7 @@ export class Socket extends Duplex {
     if (dialer === undefined) throw zcioError('ERR_INTERNAL_ASSERTION', 'zcio.net is not loaded')
     if (options.timeout !== undefined) this.setTimeout(options.timeout as number)
     if (callback) this.once('connect', callback)
-    const lease = dialer.lease(this.#given?.ring, this.#given?.group)
+    const lease = this.#given ?? dialer.lease(undefined, undefined)
     this.#lease = lease
     this.#connecting = true
     dialer.dial(lease.ring, options).then(

@@ -1,0 +1,138 @@
+// zcio.net over the life of a process and its threads: the default ring is
+// released once nothing uses it and made again on next use, a process
+// whose sockets are closed exits by itself, workers with sockets and
+// servers mid-transfer can be terminated, sockets dropped without close are
+// collected, and the given { ring, group } are used and left open.
+
+import test from 'ava'
+import { spawnSync } from 'node:child_process'
+import { once } from 'node:events'
+import * as path from 'node:path'
+import { createRequire } from 'node:module'
+import { Worker } from 'node:worker_threads'
+import { needsSerial, root, slow, zcio } from './support.js'
+import { closed, listen, turn, zcioNet } from './zcio-net-support.js'
+
+// One at a time: they count the users of the default ring.
+const netTest = needsSerial('bufRing')
+const context = createRequire(import.meta.url)(path.join(root, 'lib', 'net-context.js')) as { defaultUsers(): number }
+
+netTest('the default ring is used while sockets and servers live, and released after', async (t) => {
+  await turn(5)
+  t.is(context.defaultUsers(), 0)
+  const { server, port } = await listen(zcioNet, {}, (s) => s.end('x'))
+  t.is(context.defaultUsers(), 1, 'the listening server')
+  const c = zcioNet.connect(port, '127.0.0.1')
+  c.resume()
+  await once(c, 'connect')
+  t.true(context.defaultUsers() >= 2)
+  await once(c, 'close')
+  await closed(server)
+  await turn(5)
+  t.is(context.defaultUsers(), 0, 'all released')
+  // And made again on next use.
+  const again = await listen(zcioNet, {}, () => {})
+  t.is(context.defaultUsers(), 1)
+  await closed(again.server)
+})
+
+netTest('a process whose zcio.net sockets are closed exits by itself, with nothing left to wait for', (t) => {
+  const script = `
+    const { net } = require(${JSON.stringify(root)})
+    const server = net.createServer((s) => s.pipe(s))
+    server.listen(0, '127.0.0.1', () => {
+      const c = net.connect(server.address().port, '127.0.0.1')
+      c.end('ping')
+      c.on('data', (d) => process.stdout.write(String(d)))
+      c.on('close', () => server.close())
+    })`
+  const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 20_000 * slow })
+  t.is(r.status, 0, r.stderr)
+  t.is(r.stdout, 'ping')
+})
+
+netTest('workers with zcio.net servers and sockets mid-transfer can be terminated; the main thread goes on', async (t) => {
+  const code = `
+    const { parentPort, workerData } = require('worker_threads')
+    const { net } = require(workerData.root)
+    const server = net.createServer((s) => s.pipe(s))
+    server.listen(0, '127.0.0.1', () => {
+      for (let i = 0; i < 4; i++) {
+        const c = net.connect(server.address().port, '127.0.0.1')
+        const block = Buffer.alloc(256 * 1024, i)
+        const pump = () => { while (c.write(block)) {} }
+        c.on('drain', pump)
+        c.on('connect', pump)
+        c.on('data', () => {})
+        c.on('error', () => {})
+      }
+      setTimeout(() => parentPort.postMessage('busy'), 50)
+    })`
+  for (let round = 0; round < 4; round++) {
+    const w = new Worker(code, { eval: true, workerData: { root } })
+    const [m] = (await once(w, 'message')) as [string]
+    t.is(m, 'busy')
+    await w.terminate()
+  }
+  // The main thread's own default ring is untouched.
+  const { server, port } = await listen(zcioNet, {}, (s) => s.end('still here'))
+  const c = zcioNet.connect(port, '127.0.0.1')
+  c.setEncoding('utf8')
+  let text = ''
+  c.on('data', (d: string) => (text += d))
+  await once(c, 'close')
+  t.is(text, 'still here')
+  await closed(server)
+})
+
+netTest('sockets dropped without close end with their peer, release the default ring and are collected', async (t) => {
+  const gc = (globalThis as { gc?: () => void }).gc
+  const { server, port } = await listen(zcioNet, {}, (s) => s.end())
+  let collected = 0
+  const registry = new FinalizationRegistry(() => collected++)
+  // Made in a function of their own, so that no frame of the test keeps one.
+  const drop = (): void => {
+    for (let i = 0; i < 50; i++) {
+      const c = zcioNet.connect(port, '127.0.0.1')
+      c.on('error', () => {})
+      c.resume()
+      registry.register(c, i)
+    }
+  }
+  drop()
+  for (let i = 0; i < 200 && context.defaultUsers() > 1; i++) await turn(10)
+  t.is(context.defaultUsers(), 1, 'only the server is left')
+  await closed(server)
+  await turn(5)
+  t.is(context.defaultUsers(), 0)
+  if (!gc) return t.log('run without --expose-gc: collection not checked')
+  for (let i = 0; i < 20 && collected < 50; i++) {
+    gc()
+    await turn(10)
+  }
+  t.is(collected, 50, 'every socket was collected')
+})
+
+netTest('a given ring and group are used, and left open when the sockets close', async (t) => {
+  const ring = new zcio.Ring()
+  const group = new zcio.BufferGroup(ring, { groupId: 9, bufferSize: 4096, bufferCount: 8 })
+  const before = context.defaultUsers()
+  const server = zcio.net.createServer({ ring, group }, (s) => s.end('own ring'))
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  const port = (server.address() as { port: number }).port
+  const c = new zcio.net.Socket({ ring, group })
+  c.connect(port, '127.0.0.1')
+  c.setEncoding('utf8')
+  let text = ''
+  c.on('data', (d: string) => (text += d))
+  await once(c, 'close')
+  t.is(text, 'own ring')
+  t.is(context.defaultUsers(), before, 'the default ring was not used')
+  await new Promise<void>((r) => server.close(() => r()))
+  t.false(ring.closed)
+  t.false(group.closed)
+  t.throws(() => new zcio.net.Socket({ ring, group: {} }), { code: 'ERR_INVALID_ARG_TYPE' })
+  t.throws(() => zcio.net.createServer({ ring: {} as never, group }), { code: 'ERR_INVALID_ARG_TYPE' })
+  group.close()
+  ring.close()
+})
