@@ -151,6 +151,18 @@ netTest('random conversations: each side gets the bytes the other wrote, and the
   t.timeout(180_000 * slow)
   await fc.assert(
     fc.asyncProperty(plan, async (p) => {
+      try {
+        await compare(p)
+      } catch (e) {
+        t.log(`${JSON.stringify(p)}: ${(e as Error).message}`)
+        throw e
+      }
+    }),
+    { numRuns: 100, verbose: true, endOnFailure: true, ...(process.env.ZCIO_NET_SEED ? { seed: Number(process.env.ZCIO_NET_SEED) } : {}) },
+  )
+  t.pass()
+
+  async function compare(p: Plan): Promise<void> {
       const oracle = await bounded(conversation(nodeNetModule as Net, p), 'node:net')
       const ours = await bounded(conversation(zcioNet, p), 'zcio.net')
       if (p.destroy) {
@@ -170,8 +182,5 @@ netTest('random conversations: each side gets the bytes the other wrote, and the
         const b = normal(oracle.logs[who].events)
         if (a !== b) throw new Error(`${who}: zcio.net saw [${a}], node:net [${b}]`)
       }
-    }),
-    { numRuns: 100, verbose: true, endOnFailure: true },
-  )
-  t.pass()
+  }
 })

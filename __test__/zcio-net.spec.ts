@@ -35,6 +35,35 @@ netTest('half-open: with allowHalfOpen the server writes after the peer ended', 
   t.deepEqual(sides.client.find((e) => e[0] === 'data'), ['data', 'hello worldbye'])
 })
 
+netTest('half-open: writes made after the peer ended, then end(), all arrive before the close', async (t) => {
+  // Regression: 'finish' came once the shutdown was asked, before queued
+  // writes went; the socket, its peer already ended, then closed and
+  // dropped them (the last write of a burst was lost).
+  const sides = await differential(t, async (net, log) => {
+    let peer: nodeNet.Socket | undefined
+    const { server, port } = await listen(net, { allowHalfOpen: true }, (s) => {
+      peer = s
+      record(s, 'server', log)
+    })
+    const c = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true })
+    await once(c, 'connect')
+    while (peer === undefined) await turn(1)
+    peer.end()
+    await once(c, 'end')
+    c.write(Buffer.alloc(92_122, 0x61))
+    c.write('b'.repeat(29))
+    await turn(8)
+    c.write('c'.repeat(56))
+    c.write('d'.repeat(60))
+    c.end()
+    await socketClosed(c)
+    await closed(server)
+  })
+  const data = sides.server.find((e) => e[0] === 'data')?.[1] as string
+  t.is(data.length, 92_122 + 29 + 56 + 60)
+  t.true(data.endsWith('d'.repeat(60)))
+})
+
 netTest('a Unix socket path works as a port does', async (t) => {
   await differential(t, async (net, log) => {
     const p = socketPath('unix')

@@ -320,14 +320,20 @@ export class Socket extends Duplex {
       this.#waiting.push(() => this._final(cb))
       return
     }
-    try {
-      stream.shutdown('write')
-      cb()
-    } catch (e) {
+    const gone = (e: unknown, syscall?: string): void => {
       // The peer is gone already (net.Socket treats it the same way).
       const code = (e as { code?: string }).code
-      cb(code === 'ENOTCONN' || code === 'ERR_ZCIO_CLOSED' ? null : systemError(e, 'shutdown'))
+      cb(code === 'ENOTCONN' || code === 'ERR_ZCIO_CLOSED' ? null : systemError(e, syscall))
     }
+    try {
+      stream.shutdown('write')
+    } catch (e) {
+      return gone(e, 'shutdown')
+    }
+    // 'finish' (and with it the close of a socket whose peer ended) waits
+    // until every write went and the write side is shut, as net.Socket's
+    // waits for its shutdown request: closing earlier would drop queued sends.
+    stream.flush().then(() => cb(), (e: unknown) => gone(e))
   }
 
   override _destroy(err: Error | null, cb: Callback): void {
