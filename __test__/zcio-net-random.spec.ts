@@ -158,7 +158,7 @@ netTest('random conversations: each side gets the bytes the other wrote, and the
         throw e
       }
     }),
-    { numRuns: 100, verbose: true, endOnFailure: true, ...(process.env.ZCIO_NET_SEED ? { seed: Number(process.env.ZCIO_NET_SEED) } : {}) },
+    { numRuns: 300, verbose: true, endOnFailure: true, ...(process.env.ZCIO_NET_SEED ? { seed: Number(process.env.ZCIO_NET_SEED) } : {}) },
   )
   t.pass()
 
