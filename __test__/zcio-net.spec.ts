@@ -310,3 +310,92 @@ netTest('bad arguments throw as node:net throws them', async (t) => {
     }
   })
 })
+
+netTest('pauseOnConnect: an accepted socket reads nothing until resumed', async (t) => {
+  await differential(t, async (net, log) => {
+    let resolve!: () => void
+    const done = new Promise<void>((r) => (resolve = r))
+    const server = net.createServer({ pauseOnConnect: true }, (s) => {
+      log.push(['server', 'paused', s.isPaused(), s.readableFlowing])
+      let text = ''
+      s.on('data', (d) => (text += String(d)))
+      setTimeout(() => {
+        log.push(['server', 'before resume', text])
+        s.resume()
+        s.on('end', () => {
+          log.push(['server', 'after resume', text])
+          s.end()
+          resolve()
+        })
+      }, 30)
+    })
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+    const c = net.connect((server.address() as nodeNet.AddressInfo).port, '127.0.0.1')
+    c.end('held in the kernel')
+    c.resume()
+    await done
+    await socketClosed(c)
+    await closed(server)
+  })
+})
+
+netTest("backpressure: write() returns false past the high-water mark and 'drain' follows", async (t) => {
+  await differential(t, async (net, log) => {
+    const { server, port } = await listen(net, {}, (s) => {
+      // Reads nothing for a while: the writer's data backs up.
+      s.pause()
+      setTimeout(() => s.resume(), 50)
+    })
+    const c = net.connect({ port, host: '127.0.0.1' })
+    await once(c, 'connect')
+    const block = Buffer.alloc(1 << 20)
+    let writes = 0
+    while (c.write(block)) writes++
+    log.push(['client', 'write returned false', writes < 64, c.writableLength > 0, c.writableNeedDrain])
+    await once(c, 'drain')
+    log.push(['client', 'drained', c.writableNeedDrain])
+    c.end()
+    c.resume()
+    await socketClosed(c)
+    await closed(server)
+  })
+})
+
+netTest('a peer that resets: the other side gets ECONNRESET and close(true)', async (t) => {
+  await differential(t, async (net, log) => {
+    const { server, port } = await listen(net, {}, (s) => {
+      s.once('data', () => s.resetAndDestroy())
+    })
+    const c = net.connect(port, '127.0.0.1')
+    c.on('error', (e: NodeJS.ErrnoException) => log.push(['client', 'error', e.code, e.syscall]))
+    c.write('x')
+    log.push(['client', 'close', await socketClosed(c)])
+    await closed(server)
+  })
+})
+
+netTest('listen() forms: (port, host, cb), (options, cb), (cb) alone, and a Unix path with a backlog', async (t) => {
+  await differential(t, async (net, log) => {
+    const forms: ((s: nodeNet.Server, cb: () => void) => void)[] = [
+      (s, cb) => s.listen(0, '127.0.0.1', cb),
+      (s, cb) => s.listen({ port: 0, host: '127.0.0.1' }, cb),
+      (s, cb) => s.listen(cb),
+      (s, cb) => s.listen(socketPath('forms'), 16, cb),
+    ]
+    for (const [i, form] of forms.entries()) {
+      const s = net.createServer((c) => c.end('hi'))
+      await new Promise<void>((r) => form(s, r))
+      const a = s.address()
+      log.push([`form ${i}`, 'listening', s.listening, typeof a === 'string' ? 'path' : `${a?.family} ${a?.address}`])
+      const c = typeof a === 'string' ? net.connect(a) : net.connect(a!.port, '127.0.0.1')
+      c.setEncoding('utf8')
+      let text = ''
+      c.on('data', (d: string) => (text += d))
+      await socketClosed(c)
+      log.push([`form ${i}`, 'got', text])
+      await closed(s)
+      const after = s.address()
+      log.push([`form ${i}`, 'closed', s.listening, typeof after === 'string' ? 'its path' : after])
+    }
+  })
+})

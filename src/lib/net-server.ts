@@ -194,10 +194,11 @@ export class Server extends EventEmitter {
     process.nextTick(() => this.emit('close'))
   }
 
-  /** `{ address, family, port }`, the path of a Unix server, or `null` when not listening. */
+  /** `{ address, family, port }`, the path of a Unix server (also once closed), or `null` when not listening. */
   address(): { address: string; family: string; port: number } | string | null {
     const l = this.#listener
-    if (l === undefined) return null
+    // A Unix server keeps saying its path once closed, as net.Server does.
+    if (l === undefined) return this.#path ?? null
     const a = l.address
     if (a.family === 'unix') return this.#path ?? a.path
     return { address: a.address, family: a.family, port: a.port }
