@@ -399,3 +399,17 @@ netTest('listen() forms: (port, host, cb), (options, cb), (cb) alone, and a Unix
     }
   })
 })
+
+netTest('close() right after listen(): no listening, no error, the callback without an error', async (t) => {
+  await differential(t, async (net, log) => {
+    for (const host of ['127.0.0.1', 'localhost']) {
+      const s = net.createServer()
+      s.on('listening', () => log.push([host, 'listening']))
+      s.on('error', (e: NodeJS.ErrnoException) => log.push([host, 'error', e.code]))
+      s.listen(0, host)
+      const err = await new Promise<Error | undefined>((r) => s.close(r))
+      log.push([host, 'closed', err === undefined || err === null ? 'no error' : (err as NodeJS.ErrnoException).code, s.listening])
+      await turn(20)
+    }
+  })
+})

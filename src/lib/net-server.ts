@@ -115,8 +115,10 @@ export class Server extends EventEmitter {
         void this.#acceptAll(listener)
       },
       (err: Error) => {
+        // close() came first: the listen it cancelled is no failure.
+        if (this.#lease !== l) return
         this.#starting = false
-        if (this.#lease === l) this.#lease = undefined
+        this.#lease = undefined
         l.release()
         const where = options.path !== undefined ? { address: options.path } : undefined
         this.emit('error', systemError(err, 'listen', where))
@@ -171,12 +173,14 @@ export class Server extends EventEmitter {
   /**
    * Stops accepting; `'close'` follows once every connection has closed.
    * `callback` gets `ERR_SERVER_NOT_RUNNING` when the server was not
-   * listening.
+   * listening (yet).
    */
   close(callback?: (err?: Error) => void): this {
     if (callback !== undefined) {
       if (typeof callback !== 'function') throw invalidArgType('callback', 'of type function', callback)
-      if (this.#listener === undefined && !this.#starting) this.once('close', () => callback(serverNotRunning()))
+      // A listen still under way counts as not running, as in net.Server
+      // (its handle comes a tick later there).
+      if (this.#listener === undefined) this.once('close', () => callback(serverNotRunning()))
       else this.once('close', () => callback())
     }
     const listener = this.#listener
