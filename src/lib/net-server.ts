@@ -158,7 +158,7 @@ export class Server extends EventEmitter {
         continue
       }
       const socket = new Socket({ allowHalfOpen: o.allowHalfOpen, highWaterMark: o.highWaterMark })
-      socket[kAccepted](o.noDelay ?? true, o.keepAlive ?? false, o.keepAliveInitialDelay ?? 0)
+      socket[kAccepted](o.noDelay, o.keepAlive ?? false, o.keepAliveInitialDelay ?? 0)
       this.#connections++
       socket.once('close', () => {
         this.#connections--

@@ -63,7 +63,7 @@ export interface SocketOptions {
   writableHighWaterMark?: number
   /** Both high-water marks at once. */
   highWaterMark?: number
-  /** `TCP_NODELAY` once connected; default `true` (Node's is `false`: Nagle's algorithm costs small writes 40 ms). */
+  /** `TCP_NODELAY` once connected; default `true`, as zcio streams start (Node's is `false`: Nagle's algorithm costs small writes 40 ms). */
   noDelay?: boolean
   /** `SO_KEEPALIVE` once connected (default `false`). */
   keepAlive?: boolean
@@ -110,10 +110,12 @@ export class Socket extends Duplex {
   /** A `flush()` watches the sends; writes came after it started. */
   #watching = false
   #unwatched = false
-  #noDelay: boolean
+  /** `TCP_NODELAY` to set once connected; undefined: leave the stream's (streams start with it on). */
+  #noDelay: boolean | undefined
   #keepAlive: [boolean, number]
-  #remote: { address?: string; port?: number; family?: string } = {}
-  #local: { address?: string; port?: number; family?: string } = {}
+  /** The addresses, read from the kernel on first use (one system call each) and kept. */
+  #remoteSeen: Addr | undefined
+  #localSeen: Addr | undefined
 
   constructor(options: SocketOptions = {}) {
     validateObject(options as unknown, 'options')
@@ -126,7 +128,7 @@ export class Socket extends Duplex {
       readableHighWaterMark: options.readableHighWaterMark,
       writableHighWaterMark: options.writableHighWaterMark,
     })
-    this.#noDelay = options.noDelay ?? true
+    this.#noDelay = options.noDelay
     this.#keepAlive = [options.keepAlive ?? false, options.keepAliveInitialDelay ?? 0]
     if (options.ring !== undefined || options.group !== undefined) {
       // Checked now (ERR_INVALID_ARG_TYPE); a given ring is never released here.
@@ -154,13 +156,10 @@ export class Socket extends Duplex {
     this.#stream = stream
     this.#flow = flow
     this.#lease ??= lease
-    this.#remote = address(() => stream.remoteAddress)
-    this.#local = address(() => stream.localAddress)
     try {
-      if (this.#local.family !== undefined) {
-        if (this.#noDelay) stream.setNoDelay(true)
-        if (this.#keepAlive[0]) this.setKeepAlive(true, this.#keepAlive[1])
-      }
+      // zcio streams start with TCP_NODELAY on: only turning it off costs a call.
+      if (this.#noDelay === false && this.#inet) stream.setNoDelay(false)
+      if (this.#keepAlive[0]) this.setKeepAlive(true, this.#keepAlive[1])
     } catch {
       // The peer may be gone already; the first read or write reports it.
     }
@@ -172,7 +171,7 @@ export class Socket extends Duplex {
   }
 
   /** @internal The options a server gives its sockets. */
-  [kAccepted](noDelay: boolean, keepAlive: boolean, keepAliveInitialDelay: number): void {
+  [kAccepted](noDelay: boolean | undefined, keepAlive: boolean, keepAliveInitialDelay: number): void {
     this.#noDelay = noDelay
     this.#keepAlive = [keepAlive, keepAliveInitialDelay]
   }
@@ -375,7 +374,7 @@ export class Socket extends Duplex {
 
   setNoDelay(noDelay = true): this {
     this.#noDelay = Boolean(noDelay)
-    if (this.#stream !== undefined && !this.#stream.closed && this.#local.family !== undefined) this.#stream.setNoDelay(this.#noDelay)
+    if (this.#stream !== undefined && !this.#stream.closed && this.#inet) this.#stream.setNoDelay(this.#noDelay)
     return this
   }
 
@@ -383,7 +382,7 @@ export class Socket extends Duplex {
     if (typeof initialDelay !== 'number' || !(initialDelay >= 0)) initialDelay = 0
     this.#keepAlive = [Boolean(enable), initialDelay]
     const stream = this.#stream
-    if (stream !== undefined && this.#flow !== undefined && !stream.closed && this.#local.family !== undefined) {
+    if (stream !== undefined && this.#flow !== undefined && !stream.closed && this.#inet) {
       this.#flow.native(stream).setKeepAlive(Boolean(enable), Math.min(Math.floor(initialDelay / 1000), 2 ** 31 - 1))
     }
     return this
@@ -455,6 +454,23 @@ export class Socket extends Duplex {
     return 'closed'
   }
 
+  /** The remote address, read once. */
+  get #remote(): Addr {
+    if (this.#remoteSeen === undefined && this.#stream !== undefined) this.#remoteSeen = address(() => this.#stream!.remoteAddress)
+    return this.#remoteSeen ?? {}
+  }
+
+  /** The local address, read once. */
+  get #local(): Addr {
+    if (this.#localSeen === undefined && this.#stream !== undefined) this.#localSeen = address(() => this.#stream!.localAddress)
+    return this.#localSeen ?? {}
+  }
+
+  /** A TCP socket (a Unix one has no TCP options). */
+  get #inet(): boolean {
+    return this.#local.family !== undefined
+  }
+
   get remoteAddress(): string | undefined {
     return this.#remote.address
   }
@@ -494,8 +510,10 @@ export class Socket extends Duplex {
   }
 }
 
+type Addr = { address?: string; port?: number; family?: string }
+
 /** An IP address in `net.Socket`'s terms (a Unix socket has none). */
-function address(get: () => SocketAddress): { address?: string; port?: number; family?: string } {
+function address(get: () => SocketAddress): Addr {
   try {
     const a = get()
     if (a.family === 'unix') return {}

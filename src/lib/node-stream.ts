@@ -55,7 +55,7 @@ export function toNodeStream(stream: StreamPort, group: unknown, options: NodeSt
     throw invalidArgType('options.allowHalfOpen', 'of type boolean', options.allowHalfOpen)
   }
   if (options.readableHighWaterMark !== undefined) validateInteger(options.readableHighWaterMark, 'options.readableHighWaterMark', 0, 2 ** 31 - 1)
-  const socket = new Socket({ allowHalfOpen: options.allowHalfOpen, readableHighWaterMark: options.readableHighWaterMark, noDelay: false })
+  const socket = new Socket({ allowHalfOpen: options.allowHalfOpen, readableHighWaterMark: options.readableHighWaterMark })
   socket[kAttach](stream, flow, undefined, false)
   return socket
 }
