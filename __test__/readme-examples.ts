@@ -63,7 +63,8 @@ export function runReadmeExamples(t: T, app: string): void {
   fs.writeFileSync(
     path.join(app, 'app.ts'),
     [
-      "import { Ring, RegisteredBufferPool, TcpListener, TcpStream, BufferGroup, probe, rdma, ZeroCopyBufferManager } from 'zcio'",
+      "import { Ring, RegisteredBufferPool, TcpListener, TcpStream, BufferGroup, probe, rdma, ZeroCopyBufferManager, net, NetSocket } from 'zcio'",
+      "import * as zcioNet from 'zcio/net'",
       'declare const ring: Ring',
       'const pool = new RegisteredBufferPool(ring, 4096, 1)',
       'const tcp = TcpListener.bind(ring, { port: 0 })',
@@ -72,6 +73,9 @@ export function runReadmeExamples(t: T, app: string): void {
       'const where: string = unix.address.path',
       'const s: Promise<TcpStream> = TcpStream.connect(ring, { port })',
       'console.log(pool.bufferSize, where, s, probe().ioUring, typeof BufferGroup, typeof rdma.open, typeof ZeroCopyBufferManager)',
+      "const sock: NetSocket = net.connect(80, 'localhost', () => sock.end('x'))",
+      "const server = zcioNet.createServer({ noDelay: true }, (c) => c.pipe(c))",
+      "server.listen(0, () => console.log(server.address(), sock.remotePort, zcioNet.isIP('::1')))",
       '',
     ].join('\n'),
   )
