@@ -7,7 +7,7 @@
 // generated sequence does something and shrinking keeps sequences meaningful.
 
 import fc from 'fast-check'
-import { type PoolM, type RingM, cover, tick } from './model.js'
+import { COMMAND_TIMEOUT_MS, HangError, type PoolM, type RingM, cover, tick } from './model.js'
 import type { World } from './world.js'
 
 export abstract class Cmd implements fc.AsyncCommand<World, World> {
@@ -20,13 +20,26 @@ export abstract class Cmd implements fc.AsyncCommand<World, World> {
     w.commands++
     cover(`command ${this.constructor.name}`)
     w.log(`${this}`)
-    await this.act(w)
+    await withDeadline(Promise.resolve(this.act(w)), `${this}`)
     await tick()
     w.check(`after ${this}`)
   }
 
   protected abstract act(w: World): Promise<void> | void
   abstract toString(): string
+}
+
+/** `p`, or a HangError once COMMAND_TIMEOUT_MS pass without it settling. */
+async function withDeadline(p: Promise<void>, what: string): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new HangError(`hang: "${what}" did not finish within ${COMMAND_TIMEOUT_MS / 1000} s`)), COMMAND_TIMEOUT_MS)
+  })
+  try {
+    await Promise.race([p, deadline])
+  } finally {
+    clearTimeout(timer)
+  }
 }
 
 export const pickOf = <T>(xs: T[], n: number): T => xs[n % xs.length]

@@ -43,11 +43,18 @@ export const PIPE_ROOM = 32 * 1024
 export const RING_OP_CAP = 48
 /** How long anything that must settle may take. */
 export const SETTLE_TIMEOUT_MS = 10_000
+/** How long one command may take before the run reports it as a hang (the slowest take ~15 s under load). */
+export const COMMAND_TIMEOUT_MS = 45_000
 export const TABLE_SIZE = 16384
 
 /** A property of the contract does not hold. */
 export class ModelError extends Error {
   override name = 'ModelError'
+}
+
+/** A command that never finished: its promises stay pending, so the run is not shrunk (see runner.ts). */
+export class HangError extends ModelError {
+  override name = 'HangError'
 }
 
 export function fail(message: string): never {

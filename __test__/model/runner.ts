@@ -5,12 +5,18 @@
 
 import fc from 'fast-check'
 import { commandsArb, addRing, addPool } from './commands.js'
-import { ModelError, coverage } from './model.js'
+import { HangError, ModelError, coverage } from './model.js'
 import { openSession, type Session } from './session.js'
 import { World } from './world.js'
 
 export const DEFAULT_MAX_COMMANDS = 60
 const RUNS_PER_BATCH = 25
+/**
+ * How long shrinking a failure may take: past it the smallest sequence found
+ * so far is reported (a timing-dependent failure can make each candidate wait
+ * for seconds, and the whole test has a deadline).
+ */
+const SHRINK_BUDGET_MS = 90_000
 
 export interface FuzzOptions {
   /** How long to generate new sequences (shrinking a failure may take longer). */
@@ -82,6 +88,7 @@ export async function fuzz(o: FuzzOptions): Promise<FuzzResult> {
   let runs = 0
   let commands = 0
   let failedOnce = false
+  let shrinkEnds = Infinity
   let last: World | undefined
   o.log(
     replaying
@@ -91,6 +98,8 @@ export async function fuzz(o: FuzzOptions): Promise<FuzzResult> {
   const property = fc.asyncProperty(commandsArb(maxCommands, o.replayPath), async (cmds) => {
     // Out of time: pass without running, unless a failure is being shrunk.
     if (!replaying && !failedOnce && Date.now() - started > o.timeMs) return
+    // Shrinking out of time (or after a hang): the candidates left pass unrun.
+    if (Date.now() > shrinkEnds) return
     try {
       const w = await runOnce(session, cmds, tolerateKnown, (x) => {
         last = x
@@ -101,7 +110,16 @@ export async function fuzz(o: FuzzOptions): Promise<FuzzResult> {
     } catch (e) {
       if (last) commands += last.commands
       runs++
-      failedOnce = true
+      if (!failedOnce) {
+        failedOnce = true
+        shrinkEnds = Date.now() + SHRINK_BUDGET_MS
+        // Said at once: if shrinking or the replay hangs, this is what is left.
+        o.log(`zcio fuzz: run ${runs} failed, shrinking for up to ${SHRINK_BUDGET_MS / 1000} s: ${e instanceof Error ? e.message : String(e)}`)
+        for (const t of last?.trace.slice(-40) ?? []) o.log(`  ${t}`)
+      }
+      // A hang leaves its promises and rings behind, which would fail every
+      // later candidate for a different reason: report the sequence as it is.
+      if (e instanceof HangError) shrinkEnds = 0
       throw e
     }
   })
