@@ -271,6 +271,16 @@ export declare class Ring {
   get busyPoll(): number
   /** Sets `busyPoll` (0 to 100000 microseconds). */
   setBusyPoll(us: number): void
+  /**
+   * Whether operations in flight keep the event loop alive (true unless
+   * `setRef(false)`).
+   */
+  get hasRef(): boolean
+  /**
+   * `false`: the ring's operations in flight no longer keep the event loop
+   * alive (as `unref()` of a timer); `true` restores the default.
+   */
+  setRef(on: boolean): void
   /** The backend the ring runs on. */
   get backend(): 'io_uring' | 'epoll'
   /** The setup flags the kernel accepted. */

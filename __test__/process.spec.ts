@@ -53,6 +53,43 @@ fixedTest('a pending read keeps the process alive until it completes', (t) => {
   t.regex(r.stdout, /got 4 ping/)
 })
 
+fixedTest('an unref()ed ring lets the process exit with a read pending; ref() holds it again', (t) => {
+  const r = runChild(`
+    const { execFileSync } = require('child_process')
+    const fs = require('fs')
+    const fifo = require('os').tmpdir() + '/zcio-unref-' + process.pid
+    execFileSync('mkfifo', [fifo])
+    const fd = fs.openSync(fifo, fs.constants.O_RDWR | fs.constants.O_NONBLOCK)
+    fs.unlinkSync(fifo)
+    const ring = new z.Ring()
+    const pool = new z.RegisteredBufferPool(ring, 4096, 1)
+    const a = pool.acquire()
+    if (ring.unref() !== ring || ring.hasRef()) throw new Error('unref() returns the ring, hasRef() is false')
+    // Held by nothing: the process exits with this read pending.
+    pool.readFixed(fd, a.index, 0, 4096).then(() => console.log('read a'))
+    process.on('exit', () => console.log('exit, ref', ring.hasRef()))
+  `)
+  t.is(r.status, 0, r.stderr)
+  t.is(r.stdout, 'exit, ref false\n', 'the pending read did not hold the process')
+  const held = runChild(`
+    const fs = require('fs')
+    const { execFileSync } = require('child_process')
+    const fifo = require('os').tmpdir() + '/zcio-reref-' + process.pid
+    execFileSync('mkfifo', [fifo])
+    const fd = fs.openSync(fifo, fs.constants.O_RDWR | fs.constants.O_NONBLOCK)
+    fs.unlinkSync(fifo)
+    const ring = new z.Ring()
+    const pool = new z.RegisteredBufferPool(ring, 4096, 1)
+    const a = pool.acquire()
+    ring.unref()
+    pool.readFixed(fd, a.index, 0, 4096).then((n) => console.log('got', n))
+    ring.ref()
+    setTimeout(() => fs.writeSync(fd, 'ping'), 200).unref()
+  `)
+  t.is(held.status, 0, held.stderr)
+  t.is(held.stdout, 'got 4\n')
+})
+
 fixedTest('dropping pool and ring mid-flight, then forced GC, does not crash', (t) => {
   const r = runChild(
     `

@@ -136,3 +136,87 @@ netTest('a given ring and group are used, and left open when the sockets close',
   group.close()
   ring.close()
 })
+
+/** A child process running `body` with `net` bound to node:net or to zcio.net; its output and exit status. */
+function runWith(which: 'node' | 'zcio', body: string): { status: number | null; out: string; err: string } {
+  const net = which === 'node' ? `require('node:net')` : `require(${JSON.stringify(root)}).net`
+  const script = `
+    const net = ${net}
+    const say = (s) => process.stdout.write(s + '\\n')
+    process.on('exit', () => say('exit'))
+    ${body}`
+  const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 20_000 * slow })
+  return { status: r.status, out: r.stdout, err: r.stderr }
+}
+
+const unrefCases: [string, string, string][] = [
+  [
+    'an idle connection whose ends are unref()ed, on an unref()ed server, lets the process exit',
+    `const server = net.createServer((s) => s.unref())
+     server.listen(0, '127.0.0.1', () => {
+       server.unref()
+       const c = net.connect(server.address().port, '127.0.0.1', () => { say('connected'); c.unref() })
+     })`,
+    'connected\nexit\n',
+  ],
+  [
+    'a socket unref()ed while it connects still connects first',
+    `const server = net.createServer((s) => s.unref())
+     server.listen(0, '127.0.0.1', () => {
+       server.unref()
+       const c = net.connect(server.address().port, '127.0.0.1', () => say('connected'))
+       c.unref()
+     })`,
+    'connected\nexit\n',
+  ],
+  [
+    'an unref()ed socket keeps the process alive while its writes are under way',
+    `const server = net.createServer((s) => {
+       s.pause()
+       s.unref()
+       s.on('data', () => {})
+       setTimeout(() => { say('reading'); s.resume() }, 200).unref()
+     })
+     server.listen(0, '127.0.0.1', () => {
+       server.unref()
+       const c = net.connect(server.address().port, '127.0.0.1', () => {
+         c.write(Buffer.alloc(32 << 20), () => say('written'))
+         c.unref()
+       })
+     })`,
+    'reading\nwritten\nexit\n',
+  ],
+  [
+    'ref() after unref() holds the process again',
+    `const server = net.createServer(() => {})
+     server.listen(0, '127.0.0.1', () => {
+       server.unref()
+       server.ref()
+       const c = net.connect(server.address().port, '127.0.0.1', () => {
+         c.unref()
+         c.ref()
+         setTimeout(() => { say('still alive'); c.destroy(); server.close() }, 100).unref()
+       })
+     })`,
+    'still alive\nexit\n',
+  ],
+  [
+    'an unref()ed listening server alone lets the process exit',
+    `const server = net.createServer(() => {})
+     server.listen(0, '127.0.0.1', () => say('listening'))
+     server.unref()
+     setTimeout(() => say('held'), 2000).unref()`,
+    'listening\nexit\n',
+  ],
+]
+
+for (const [title, body, expected] of unrefCases) {
+  netTest(`ref/unref as node:net: ${title}`, (t) => {
+    const node = runWith('node', body)
+    const ours = runWith('zcio', body)
+    t.is(node.status, 0, node.err)
+    t.is(node.out, expected, 'node:net (the oracle) does what the test expects')
+    t.is(ours.status, 0, ours.err)
+    t.is(ours.out, node.out)
+  })
+}

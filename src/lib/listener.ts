@@ -313,7 +313,7 @@ export class TcpListener<A extends SocketAddress = SocketAddress> {
   /** The retry keeps the process alive only while an `accept()` waits for it. */
   #refTimer(): void {
     if (this.#timer === undefined) return
-    if (this.#takers.length > 0) this.#timer.ref()
+    if (this.#takers.length > 0 && this.#ring.hasRef()) this.#timer.ref()
     else this.#timer.unref()
   }
 

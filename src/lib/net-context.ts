@@ -27,6 +27,8 @@ export interface NetContext {
 
 let current: NetContext | undefined
 let users = 0
+/** Users that keep the event loop alive: not `unref()`ed, or with work under way. */
+let holders = 0
 let releasing: NodeJS.Immediate | undefined
 
 /**
@@ -43,6 +45,7 @@ export function acquireDefault(): NetContext {
     const ring = new Ring()
     try {
       current = { ring, group: new BufferGroup(ring, { groupId: GROUP_ID, bufferSize: BUFFER_SIZE, bufferCount: BUFFER_COUNT }) }
+      applyHold()
     } catch (e) {
       users--
       ring.close()
@@ -66,6 +69,13 @@ export function releaseDefault(): void {
   }).unref()
 }
 
+/** The default ring holds the loop while one of its users does (sockets and servers that are not `unref()`ed). */
+function applyHold(): void {
+  if (current === undefined) return
+  if (holders > 0) current.ring.ref()
+  else current.ring.unref()
+}
+
 /** How many sockets and servers use the default context (for tests). */
 export function defaultUsers(): number {
   return users
@@ -81,17 +91,32 @@ export function lease(ring: unknown, group: unknown): Lease {
     if (!(ring instanceof Ring)) throw invalidArgType('options.ring', 'an instance of Ring', ring)
     const flow = flowOf(group)
     if (!(group instanceof BufferGroup) || flow === undefined) throw invalidArgType('options.group', 'an instance of BufferGroup', group)
-    return { ring, flow, release: () => {} }
+    // The caller's ring holds the loop as the caller set it (`ring.unref()`).
+    return { ring, flow, release: () => {}, hold: () => {} }
   }
   const ctx = acquireDefault()
   let held = true
+  let holding = true
+  holders++
+  applyHold()
   return {
     ring: ctx.ring,
     flow: flowOf(ctx.group)!,
     release: () => {
       if (!held) return
       held = false
+      if (holding) {
+        holding = false
+        holders--
+        applyHold()
+      }
       releaseDefault()
+    },
+    hold: (on: boolean) => {
+      if (!held || on === holding) return
+      holding = on
+      holders += on ? 1 : -1
+      applyHold()
     },
   }
 }

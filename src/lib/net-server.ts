@@ -44,6 +44,7 @@ export class Server extends EventEmitter {
   #starting = false
   #connections = 0
   #path: string | undefined
+  #refd = true
   /** Connections at once at most; more are closed as they come (`'drop'`). */
   maxConnections = Infinity
 
@@ -79,6 +80,7 @@ export class Server extends EventEmitter {
     if (callback) this.once('listening', callback)
     const l = lease(this.#options.ring, this.#options.group)
     this.#lease = l
+    l.hold(this.#refd)
     this.#starting = true
     const backlog = typeof options.backlog === 'number' ? options.backlog : 511
     const open = async (): Promise<TcpListener<any>> => {
@@ -220,13 +222,21 @@ export class Server extends EventEmitter {
     return this.#listener !== undefined
   }
 
-  /** Kept for `node:net` compatibility; a listening server holds the event loop either way (see `Socket.ref`). */
+  /** Undoes `unref()`: a listening server keeps the event loop alive again (the default). Returns the server. */
   ref(): this {
+    this.#refd = true
+    this.#lease?.hold(true)
     return this
   }
 
-  /** See `ref()`. */
+  /**
+   * Lets the process exit while the server listens, as `net.Server`'s (its
+   * connections hold the loop on their own). On a ring given in the
+   * options the ring decides (`ring.unref()`). Returns the server.
+   */
   unref(): this {
+    this.#refd = false
+    this.#lease?.hold(false)
     return this
   }
 

@@ -36,6 +36,8 @@ export interface Lease {
   readonly ring: object
   readonly flow: Flow
   release(): void
+  /** Whether this user keeps the event loop alive (on the default ring; a given ring is the caller's to `unref()`). */
+  hold(on: boolean): void
 }
 
 /** How sockets get a ring and connect: installed by the `net` module. */
@@ -116,6 +118,8 @@ export class Socket extends Duplex {
   /** The addresses, read from the kernel on first use (one system call each) and kept. */
   #remoteSeen: Addr | undefined
   #localSeen: Addr | undefined
+  /** `ref()`/`unref()`: an unref()ed socket keeps the loop alive only while it connects or sends. */
+  #refd = true
 
   constructor(options: SocketOptions = {}) {
     validateObject(options as unknown, 'options')
@@ -156,6 +160,7 @@ export class Socket extends Duplex {
     this.#stream = stream
     this.#flow = flow
     this.#lease ??= lease
+    this.#hold()
     try {
       // zcio streams start with TCP_NODELAY on: only turning it off costs a call.
       if (this.#noDelay === false && this.#inet) stream.setNoDelay(false)
@@ -192,6 +197,7 @@ export class Socket extends Duplex {
     const lease = this.#given ?? dialer.lease(undefined, undefined)
     this.#lease = lease
     this.#connecting = true
+    this.#hold()
     dialer.dial(lease.ring, options).then(
       (stream) => {
         this.#connecting = false
@@ -298,14 +304,17 @@ export class Socket extends Duplex {
     if (this.#watching) return
     this.#watching = true
     this.#unwatched = false
+    if (!this.#refd) this.#hold()
     stream.flush().then(
       () => {
         this.#watching = false
         this.#timer?.refresh()
         if (this.#unwatched && !this.destroyed) this.#watch(stream)
+        else if (!this.#refd) this.#hold()
       },
       (e: Error) => {
         this.#watching = false
+        if (!this.#refd) this.#hold()
         // Closed under the write (destroy): not the write's failure.
         if (this.destroyed || (stream.closed && (e as { code?: string }).code === 'ERR_ZCIO_CLOSED')) return
         this.destroy(systemError(e, 'write'))
@@ -413,17 +422,30 @@ export class Socket extends Duplex {
   }
 
   /**
-   * Kept for `node:net` compatibility; returns the socket. A socket with a
-   * receive in flight keeps the event loop alive whether or not it is
-   * `unref()`ed: the ring holds the loop while any of its operations runs.
+   * Undoes `unref()`: the open socket keeps the event loop alive again (the
+   * default). Returns the socket.
    */
   ref(): this {
+    this.#refd = true
+    this.#hold()
     return this
   }
 
-  /** See `ref()`. */
+  /**
+   * Lets the process exit while the socket is open and idle, as
+   * `net.Socket`'s: it still keeps the loop alive while it connects and
+   * while writes are being sent. On a ring given in the options the ring
+   * decides (`ring.unref()`); this applies to the default ring. Returns the
+   * socket.
+   */
   unref(): this {
+    this.#refd = false
+    this.#hold()
     return this
+  }
+
+  #hold(): void {
+    this.#lease?.hold(this.#refd || this.#connecting || this.#watching)
   }
 
   /** The local address (`{ address, family, port }`), or `{}` before the socket connects and for Unix sockets. */

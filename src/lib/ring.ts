@@ -310,6 +310,28 @@ export class Ring {
     return this.#internals.native.backend
   }
 
+  /**
+   * Lets the process exit while operations of this ring are in flight, as
+   * `unref()` of a timer or a socket: the ring no longer keeps the event
+   * loop alive (its operations still run and settle while something else
+   * does). Returns the ring.
+   */
+  unref(): this {
+    this.#internals.native.setRef(false)
+    return this
+  }
+
+  /** Undoes `unref()`: operations in flight keep the event loop alive again (the default). Returns the ring. */
+  ref(): this {
+    this.#internals.native.setRef(true)
+    return this
+  }
+
+  /** `false` after `unref()` (until `ref()`). */
+  hasRef(): boolean {
+    return this.#internals.native.hasRef
+  }
+
   /** Operations queued or in flight whose completion has not been delivered. */
   get inFlightCount(): number {
     return this.#internals.counts[IN_FLIGHT]

@@ -191,6 +191,20 @@ impl Ring {
         Ok(())
     }
 
+    /// Whether operations in flight keep the event loop alive (true unless
+    /// `setRef(false)`).
+    #[napi(getter)]
+    pub fn has_ref(&self) -> bool {
+        self.driver.holds_loop()
+    }
+
+    /// `false`: the ring's operations in flight no longer keep the event loop
+    /// alive (as `unref()` of a timer); `true` restores the default.
+    #[napi]
+    pub fn set_ref(&self, on: bool) {
+        self.driver.set_holds_loop(on);
+    }
+
     /// The backend the ring runs on.
     #[napi(getter, ts_return_type = "'io_uring' | 'epoll'")]
     pub fn backend(&self) -> &'static str {

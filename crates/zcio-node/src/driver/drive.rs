@@ -52,6 +52,8 @@ pub struct Driver {
     /// The env is being torn down: no more napi calls.
     pub(super) env_gone: Cell<bool>,
     reffed: Cell<bool>,
+    /// Whether operations in flight keep the loop alive (`ring.unref()` clears it).
+    holds_loop: Cell<bool>,
     waiters: Waiters,
     manual: Manual,
     views: Views,
@@ -83,6 +85,7 @@ impl Driver {
             settle_fn: Cell::new(std::ptr::null_mut()),
             env_gone: Cell::new(false),
             reffed: Cell::new(false),
+            holds_loop: Cell::new(true),
             waiters: Waiters::default(),
             manual: Manual::default(),
             views: Views::default(),
@@ -168,15 +171,28 @@ impl Driver {
         self.manual.take(self.env)
     }
 
-    /// Keeps the loop alive exactly while operations are in flight.
+    /// Keeps the loop alive exactly while operations are in flight, unless
+    /// the ring was told not to hold it.
     pub fn update_ref(&self) {
-        let want = self.ring.in_flight() > 0 && !self.torn_down.get();
+        let want = self.holds_loop.get() && self.ring.in_flight() > 0 && !self.torn_down.get();
         if want != self.reffed.get() {
             if let Some(h) = self.handles.borrow().as_ref() {
                 h.poll.set_ref(want);
             }
             self.reffed.set(want);
         }
+    }
+
+    /// Whether operations in flight keep the loop alive.
+    pub fn holds_loop(&self) -> bool {
+        self.holds_loop.get()
+    }
+
+    /// Sets whether operations in flight keep the loop alive (the loop's
+    /// reference is taken or dropped at once).
+    pub fn set_holds_loop(&self, on: bool) {
+        self.holds_loop.set(on);
+        self.update_ref();
     }
 
     /// Submit, reap, settle, repeat, until nothing is left to do.
