@@ -296,8 +296,12 @@ export declare class Ring {
 
 /** A listening socket (the binding under the layer's `TcpListener`). */
 export declare class TcpListener {
-  /** Binds and listens on `host:port`, or on the Unix `path` when given. */
-  static bind(ring: Ring, host: string | undefined | null, port: number, path: string | undefined | null, backlog: number): TcpListener
+  /**
+   * Binds and listens on `host:port`, or on the Unix `path` when given;
+   * `ipv6Only` (`IPV6_V6ONLY` on an IPv6 address) and `reusePort`
+   * (`SO_REUSEPORT` on TCP).
+   */
+  static bind(ring: Ring, host: string | undefined | null, port: number, path: string | undefined | null, backlog: number, ipv6Only: boolean, reusePort: boolean): TcpListener
   /**
    * One accept; its completion's result is a new descriptor (or
    * `-errno`, the connection left queued). Returns the slot.

@@ -1,6 +1,6 @@
 import cjs from './net.js';
 export { Socket, Server, connect, createConnection, createServer, isIP, isIPv4, isIPv6 } from './net.js';
-export type { SocketOptions, ServerOptions } from './net.js';
+export type { SocketOptions, ServerOptions, ListenOptions } from './net.js';
 /** `node:net`'s API over zcio, as `import net from 'node:net'` gives it. */
 declare const net: Readonly<{
     Socket: typeof cjs.Socket;

@@ -1,5 +1,5 @@
 import { net } from './lib/net-api.js';
-export { Socket, Server, type SocketOptions, type ServerOptions } from './lib/net-api.js';
+export { Socket, Server, type SocketOptions, type ServerOptions, type ListenOptions } from './lib/net-api.js';
 export declare const connect: (...args: unknown[]) => import("./lib/net-socket.js").Socket;
 export declare const createConnection: (...args: unknown[]) => import("./lib/net-socket.js").Socket;
 export declare const createServer: (options?: import("./lib/net-server.js").ServerOptions | ((socket: import("./lib/net-socket.js").Socket) => void), connectionListener?: (socket: import("./lib/net-socket.js").Socket) => void) => import("./lib/net-server.js").Server;

@@ -466,6 +466,9 @@ const BAD_LISTEN: BadOpt[] = [
   { opts: { onError: 1 }, code: TYPE, message: /^The "options.onError" property must be of type function\. Received type number \(1\)$/ },
   { opts: { onError: null }, code: TYPE },
   { opts: { onError: {} }, code: TYPE },
+  { opts: { ipv6Only: 1 }, code: TYPE, message: /^The "options.ipv6Only" property must be of type boolean\. Received type number \(1\)$/ },
+  { opts: { reusePort: 'yes' }, code: TYPE, message: /^The "options.reusePort" property must be of type boolean\./ },
+  { opts: { reusePort: null }, code: TYPE },
 ]
 
 function checkShape(t: { is(a: unknown, b: unknown, m?: string): void; true(v: boolean, m?: string): void; regex(s: string, r: RegExp, m?: string): void }, e: Error & { code?: string }, b: BadOpt, what: string): void {

@@ -56,6 +56,18 @@ export interface ListenOptions extends AddressOptions {
   /** The kernel's pending-connection queue length (`listen(2)`); default 511. */
   backlog?: number
   /**
+   * On an IPv6 address, accept IPv6 connections only (`IPV6_V6ONLY`): `::`
+   * then takes no IPv4 ones. Ignored on IPv4 addresses and Unix paths (as
+   * `net.Server`'s). Default `false`.
+   */
+  ipv6Only?: boolean
+  /**
+   * Let several listeners (of this process or others) bind the same address
+   * and port; the kernel spreads connections among them (`SO_REUSEPORT`,
+   * Linux 3.9). Ignored on Unix paths. Default `false`.
+   */
+  reusePort?: boolean
+  /**
    * Connections accepted but not yet taken by `accept()` kept at most
    * (0 to 2^31 - 1; default: `backlog`). Beyond that, connections wait in
    * the kernel's queue and cost no descriptor until taken.

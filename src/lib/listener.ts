@@ -38,7 +38,14 @@ function checkMax(value: unknown, name: string): number {
   return value
 }
 
-type Limits = { backlog: number; readyLimit: number; maxConnections: number; onError: ((err: ZcioError) => void) | undefined }
+type Limits = {
+  backlog: number
+  readyLimit: number
+  maxConnections: number
+  onError: ((err: ZcioError) => void) | undefined
+  ipv6Only: boolean
+  reusePort: boolean
+}
 
 function checkListenOptions(options: ListenOptions): Limits {
   const backlog = options.backlog === undefined ? 511 : options.backlog
@@ -48,7 +55,10 @@ function checkListenOptions(options: ListenOptions): Limits {
   const maxConnections = checkMax(options.maxConnections === undefined ? Infinity : options.maxConnections, 'options.maxConnections')
   const onError = options.onError
   if (onError !== undefined && typeof onError !== 'function') throw invalidArgType('options.onError', 'of type function', onError)
-  return { backlog, readyLimit, maxConnections, onError }
+  for (const k of ['ipv6Only', 'reusePort'] as const) {
+    if (options[k] !== undefined && typeof options[k] !== 'boolean') throw invalidArgType(`options.${k}`, 'of type boolean', options[k])
+  }
+  return { backlog, readyLimit, maxConnections, onError, ipv6Only: options.ipv6Only ?? false, reusePort: options.reusePort ?? false }
 }
 
 let bindTo: (ring: Ring, a: CheckedAddress, limits: Limits) => TcpListener
@@ -84,9 +94,9 @@ export class TcpListener<A extends SocketAddress = SocketAddress> {
 
   static {
     isListener = (x): x is TcpListener => typeof x === 'object' && x !== null && #native in x
-    bindTo = (ring, a, { backlog, readyLimit, maxConnections, onError }) => {
+    bindTo = (ring, a, { backlog, readyLimit, maxConnections, onError, ipv6Only, reusePort }) => {
       const internals = ringInternals(ring)
-      const handle = native.TcpListener.bind(internals.native, a.host, a.port, a.path, backlog)
+      const handle = native.TcpListener.bind(internals.native, a.host, a.port, a.path, backlog, ipv6Only, reusePort)
       return new TcpListener(ring, handle, readyLimit, maxConnections, onError)
     }
   }

@@ -6,7 +6,7 @@ import { lookup } from 'node:dns/promises'
 import { isIP, isIPv4, isIPv6 } from 'node:net'
 import { lease } from './net-context.js'
 import { systemError } from './net-errors.js'
-import { Server, type ServerOptions } from './net-server.js'
+import { type ListenOptions, Server, type ServerOptions } from './net-server.js'
 import { Socket, type SocketOptions, type StreamPort, installDialer } from './net-socket.js'
 import type { Ring } from './ring.js'
 import { TcpStream } from './stream.js'
@@ -65,4 +65,4 @@ export const net = Object.freeze({
   isIPv6,
 })
 
-export { Socket, Server, type SocketOptions, type ServerOptions }
+export { Socket, Server, type SocketOptions, type ServerOptions, type ListenOptions }

@@ -1,7 +1,7 @@
 // The argument forms of `node:net`'s `connect()` and `listen()`, read into
 // one options object, with Node's checks of ports, paths and callbacks.
 
-import { invalidArgType } from './errors.js'
+import { invalidArgType, invalidArgValue, zcioError } from './errors.js'
 import { badPort, missingArgs } from './net-errors.js'
 
 type Callback = (...args: any[]) => void
@@ -71,8 +71,22 @@ export function listenArgs(args: unknown[]): ListenArgs {
   const rest = callback ? args.slice(0, -1) : args
   const first = rest[0]
   let options: ListenArgs['options']
-  if (typeof first === 'object' && first !== null) options = { ...(first as Record<string, unknown>) }
-  else if (typeof first === 'string' && !isPortLike(first)) {
+  if (typeof first === 'object' && first !== null) {
+    options = { ...(first as Record<string, unknown>) }
+    if (options.fd !== undefined || options.handle !== undefined || options._handle !== undefined) {
+      throw zcioError('ERR_ZCIO_UNSUPPORTED', 'zcio.net servers listen on a port or a path: listen({ fd }) and listen(handle) are not supported')
+    }
+    const o = first as Record<string, unknown>
+    // As net.Server reads an options object: a port (a number or a
+    // numeric string; null or undefined under that key is 0), else a
+    // non-empty path, else it is invalid.
+    if (typeof o.port === 'number' || typeof o.port === 'string') options.port = checkPort(o.port, 'options.port')
+    else if (typeof o.path === 'string' && o.path !== '') options.port = undefined
+    else if ('port' in o && (o.port === undefined || o.port === null)) options.port = 0
+    else if (!('port' in o) && !('path' in o)) throw invalidArgValue('options', first, 'must have the property "port" or "path"')
+    else throw invalidArgValue('options', first, 'is invalid')
+    if (options.port !== undefined) delete options.path
+  } else if (typeof first === 'string' && !isPortLike(first)) {
     options = { path: first }
     if (typeof rest[1] === 'number') options.backlog = rest[1]
   } else {
@@ -91,4 +105,13 @@ export function listenArgs(args: unknown[]): ListenArgs {
     }
   }
   return { options, callback }
+}
+
+/** An `AbortSignal` option, checked as Node checks one (`ERR_INVALID_ARG_TYPE`); `undefined` when absent. */
+export function checkSignal(signal: unknown, name: string): AbortSignal | undefined {
+  if (signal === undefined) return undefined
+  if (typeof signal !== 'object' || signal === null || typeof (signal as AbortSignal).aborted !== 'boolean') {
+    throw invalidArgType(name, 'an instance of AbortSignal', signal)
+  }
+  return signal as AbortSignal
 }

@@ -4,10 +4,11 @@
 
 import { EventEmitter } from 'node:events'
 import { lookup } from 'node:dns/promises'
+import { chmodSync, statSync } from 'node:fs'
 import { isIP } from 'node:net'
 import { invalidArgType } from './errors.js'
 import { TcpListener } from './listener.js'
-import { listenArgs } from './net-args.js'
+import { checkSignal, listenArgs } from './net-args.js'
 import { lease } from './net-context.js'
 import { alreadyListening, serverNotRunning, systemError } from './net-errors.js'
 import { type Lease, Socket, kAccepted, kAttach } from './net-socket.js'
@@ -34,7 +35,37 @@ export interface ServerOptions {
   group?: unknown
 }
 
+/** Options of `server.listen(options)`, as `node:net`'s. */
+export interface ListenOptions {
+  /** A port (0: any free one); with `host`, or alone. */
+  port?: number | string
+  /** A numeric address or a name (resolved with `dns.lookup`); default `::` (IPv4 too), or `0.0.0.0` where IPv6 is off. */
+  host?: string
+  /** A Unix socket path, instead of a port. */
+  path?: string
+  /** The kernel's queue of connections not yet accepted (default 511). */
+  backlog?: number
+  /** On an IPv6 address, IPv6 connections only (`::` then takes no IPv4 ones). */
+  ipv6Only?: boolean
+  /** Let other listeners bind the same address and port; the kernel spreads connections among them (`SO_REUSEPORT`). */
+  reusePort?: boolean
+  /** Accepted for `node:net` compatibility; it means something only under `cluster`, which zcio.net servers are not part of. */
+  exclusive?: boolean
+  /** A Unix socket file everyone may read. */
+  readableAll?: boolean
+  /** A Unix socket file everyone may write (connect to). */
+  writableAll?: boolean
+  /** Aborting it closes the server. */
+  signal?: AbortSignal
+}
+
 type ConnectionListener = (socket: Socket) => void
+
+/** `readableAll`/`writableAll` of a Unix server: read or write permission for everyone on its socket file, added to what it has. */
+function allowAll(path: string, readable: boolean, writable: boolean): void {
+  const mode = statSync(path).mode & 0o7777
+  chmodSync(path, mode | (readable ? 0o444 : 0) | (writable ? 0o222 : 0))
+}
 
 /** A TCP or Unix stream server with `node:net`'s API. */
 export class Server extends EventEmitter {
@@ -74,31 +105,65 @@ export class Server extends EventEmitter {
    * host it listens on `::` (IPv4 too), or `0.0.0.0` where IPv6 is off.
    * Emits `'listening'`, or `'error'` (`EADDRINUSE`, `EACCES`...).
    */
+  listen(port?: number | string, host?: string, backlog?: number, listeningListener?: () => void): this
+  listen(port?: number | string, host?: string, listeningListener?: () => void): this
+  listen(port?: number | string, backlog?: number, listeningListener?: () => void): this
+  listen(port?: number | string, listeningListener?: () => void): this
+  listen(path: string, backlog?: number, listeningListener?: () => void): this
+  listen(path: string, listeningListener?: () => void): this
+  listen(options: ListenOptions, listeningListener?: () => void): this
+  listen(listeningListener?: () => void): this
   listen(...args: unknown[]): this {
     const { options, callback } = listenArgs(args)
     if (this.#listener !== undefined || this.#starting) throw alreadyListening()
+    const signal = checkSignal(options.signal, 'options.signal')
     if (callback) this.once('listening', callback)
     const l = lease(this.#options.ring, this.#options.group)
     this.#lease = l
     l.hold(this.#refd)
     this.#starting = true
+    if (signal !== undefined) {
+      // As net.Server: an abort closes the server (a listen under way is cancelled).
+      const onAbort = (): void => {
+        this.close()
+      }
+      if (signal.aborted) {
+        // Closed a tick later, as net.Server: never listening.
+        process.nextTick(onAbort)
+        return this
+      }
+      signal.addEventListener('abort', onAbort, { once: true })
+      this.once('close', () => signal.removeEventListener('abort', onAbort))
+    }
     const backlog = typeof options.backlog === 'number' ? options.backlog : 511
+    // Truthy values count, as net.Server reads them. `exclusive` only means
+    // something under cluster, which zcio.net servers are not part of.
+    const flags = { backlog, ipv6Only: Boolean(options.ipv6Only), reusePort: Boolean(options.reusePort) }
     const open = async (): Promise<TcpListener<any>> => {
-      if (options.path !== undefined) return TcpListener.listen(l.ring as Ring, { path: options.path, backlog })
+      if (options.path !== undefined) {
+        const listener = await TcpListener.listen(l.ring as Ring, { path: options.path, backlog })
+        try {
+          if (options.readableAll || options.writableAll) allowAll(options.path, Boolean(options.readableAll), Boolean(options.writableAll))
+        } catch (e) {
+          listener.close()
+          throw e
+        }
+        return listener
+      }
       const port = options.port as number
       const host = options.host ?? undefined
       if (host === undefined) {
         try {
-          return await TcpListener.listen(l.ring as Ring, { host: '::', port, backlog })
+          return await TcpListener.listen(l.ring as Ring, { host: '::', port, ...flags })
         } catch (e) {
           const code = (e as { code?: string }).code
           if (code !== 'EAFNOSUPPORT' && code !== 'EADDRNOTAVAIL') throw systemError(e, 'listen', { address: '::', port })
-          return TcpListener.listen(l.ring as Ring, { host: '0.0.0.0', port, backlog })
+          return TcpListener.listen(l.ring as Ring, { host: '0.0.0.0', port, ...flags })
         }
       }
       const numeric = isIP(host) !== 0 ? host : (await lookup(host)).address
       try {
-        return await TcpListener.listen(l.ring as Ring, { host: numeric, port, backlog })
+        return await TcpListener.listen(l.ring as Ring, { host: numeric, port, ...flags })
       } catch (e) {
         throw systemError(e, 'listen', { address: numeric, port })
       }

@@ -9,7 +9,7 @@ import { Duplex } from 'node:stream'
 import type { SocketAddress } from './address.js'
 import { type Flow, type FlowHandle } from './group-brand.js'
 import { invalidArgType, outOfRange, zcioError } from './errors.js'
-import { connectArgs } from './net-args.js'
+import { checkSignal, connectArgs } from './net-args.js'
 import { abortError, systemError } from './net-errors.js'
 import { validateObject } from './validate.js'
 
@@ -139,11 +139,8 @@ export class Socket extends Duplex {
       if (dialer === undefined) throw zcioError('ERR_INTERNAL_ASSERTION', 'zcio.net is not loaded')
       this.#given = dialer.lease(options.ring, options.group)
     }
-    const signal = options.signal
+    const signal = checkSignal(options.signal, 'options.signal')
     if (signal !== undefined) {
-      if (typeof signal !== 'object' || signal === null || typeof signal.aborted !== 'boolean') {
-        throw invalidArgType('options.signal', 'an instance of AbortSignal', signal)
-      }
       if (signal.aborted) process.nextTick(() => this.destroy(abortError(signal.reason)))
       else {
         const onAbort = (): void => {

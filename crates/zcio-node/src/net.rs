@@ -213,8 +213,11 @@ pub struct TcpListener {
 
 #[napi]
 impl TcpListener {
-    /// Binds and listens on `host:port`, or on the Unix `path` when given.
+    /// Binds and listens on `host:port`, or on the Unix `path` when given;
+    /// `ipv6Only` (`IPV6_V6ONLY` on an IPv6 address) and `reusePort`
+    /// (`SO_REUSEPORT` on TCP).
     #[napi(factory)]
+    #[allow(clippy::too_many_arguments)]
     pub fn bind(
         env: Env,
         ring: &Ring,
@@ -222,11 +225,17 @@ impl TcpListener {
         port: f64,
         path: Option<String>,
         backlog: f64,
+        ipv6_only: bool,
+        reuse_port: bool,
     ) -> Result<Self> {
         let addr = parse_addr(&env, host, port, path)?;
-        let backlog = int_arg(&env, "backlog", backlog, MAX_I32, true)? as u32;
+        let options = zcio::ListenOptions {
+            backlog: int_arg(&env, "backlog", backlog, MAX_I32, true)? as u32,
+            ipv6_only,
+            reuse_port,
+        };
         let driver = ring.driver();
-        let core = zcio::TcpListener::bind(&driver.ring, &addr, backlog).or_throw(&env)?;
+        let core = zcio::TcpListener::bind_with(&driver.ring, &addr, &options).or_throw(&env)?;
         Ok(TcpListener {
             core,
             owner: Owner::new(driver),

@@ -31,7 +31,7 @@ pub use error::{errno_name, Error, Result};
 pub use group::{
     group_counts, BufferGroup, GroupOptions, MAX_GROUP_BUFFERS, MAX_GROUP_BUFFER_SIZE,
 };
-pub use net::{Shutdown, TcpListener, TcpStream};
+pub use net::{ListenOptions, Shutdown, TcpListener, TcpStream};
 pub use op::zc_flags::{NOTIF_USAGE_ZC_COPIED, SEND_ZC_REPORT_USAGE};
 pub use op::OpKind;
 pub use pool::{

@@ -25,21 +25,71 @@ impl std::fmt::Debug for TcpListener {
     }
 }
 
+/// How [`TcpListener::bind_with`] sets up the socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListenOptions {
+    /// The kernel's queue of connections not yet accepted (`listen(2)`).
+    pub backlog: u32,
+    /// `IPV6_V6ONLY` on an IPv6 address: accept IPv6 connections only (no
+    /// IPv4-mapped ones on `::`). `false` leaves the system's default
+    /// (`net.ipv6.bindv6only`, 0 on most systems). Ignored on other
+    /// families, as libuv's `UV_TCP_IPV6ONLY`.
+    pub ipv6_only: bool,
+    /// `SO_REUSEPORT` (Linux 3.9) on a TCP address: several listeners may
+    /// bind the same address and port, and the kernel spreads connections
+    /// among them. Ignored for Unix paths.
+    pub reuse_port: bool,
+}
+
+impl Default for ListenOptions {
+    fn default() -> ListenOptions {
+        ListenOptions {
+            backlog: 511,
+            ipv6_only: false,
+            reuse_port: false,
+        }
+    }
+}
+
 impl TcpListener {
     /// Binds and listens (`SO_REUSEADDR` and `TCP_NODELAY` on TCP: accepted
     /// streams start with Nagle's algorithm off). Port 0 picks a free port
-    /// (see [`local_addr`](Self::local_addr)).
+    /// (see [`local_addr`](Self::local_addr)). [`bind_with`](Self::bind_with)
+    /// with the given backlog and the other options at their defaults.
     ///
     /// # Errors
     ///
     /// [`Error::Sys`] with the call that failed (`socket`, `bind` →
     /// `EADDRINUSE`, `listen`); [`Error::Closed`] for a closed ring.
     pub fn bind(ring: &Ring, addr: &SockAddr, backlog: u32) -> Result<TcpListener> {
+        TcpListener::bind_with(
+            ring,
+            addr,
+            &ListenOptions {
+                backlog,
+                ..ListenOptions::default()
+            },
+        )
+    }
+
+    /// Binds and listens as [`bind`](Self::bind), with `IPV6_V6ONLY` and
+    /// `SO_REUSEPORT` as `options` say.
+    ///
+    /// # Errors
+    ///
+    /// As [`bind`](Self::bind), and `setsockopt` failures.
+    pub fn bind_with(ring: &Ring, addr: &SockAddr, options: &ListenOptions) -> Result<TcpListener> {
         let inner = ring.inner();
         inner.check_open()?;
         let fd = new_socket(addr.family())?;
+        if options.ipv6_only && addr.family() == libc::AF_INET6 {
+            set_int_opt(fd.as_raw_fd(), libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1)?;
+        }
         if !addr.is_unix() {
             set_int_opt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+            if options.reuse_port {
+                set_int_opt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
+            }
             // Accepted sockets inherit it: every connection starts without
             // Nagle's algorithm, at no cost per connection.
             set_nodelay_raw(fd.as_raw_fd(), true)?;
@@ -51,7 +101,7 @@ impl TcpListener {
             len
         ))
         .map_err(|e| Error::sys("bind", e))?;
-        let backlog = backlog.min(i32::MAX as u32) as i32;
+        let backlog = options.backlog.min(i32::MAX as u32) as i32;
         syscall!(listen(fd.as_raw_fd(), backlog)).map_err(|e| Error::sys("listen", e))?;
         if ring.backend() == crate::backend::kind::BackendKind::Epoll {
             // Accepts are made when it is readable, and must not block when

@@ -16,6 +16,6 @@ mod socket;
 mod sockopt;
 pub(crate) mod stream;
 
-pub use listener::TcpListener;
+pub use listener::{ListenOptions, TcpListener};
 pub use shutdown::Shutdown;
 pub use stream::TcpStream;
