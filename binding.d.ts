@@ -319,8 +319,11 @@ export declare class TcpStream {
    * (0: the system's default).
    */
   setKeepAlive(on: boolean, initialDelay: number): void
-  /** Makes a socket and queues its connect; returns `[stream, slot]`. */
-  static connect(ring: Ring, host: string | undefined | null, port: number, path?: string | undefined | null): [TcpStream, number]
+  /**
+   * Makes a socket, binds it to `localHost:localPort` when a local host
+   * is given, and queues its connect; returns `[stream, slot]`.
+   */
+  static connect(ring: Ring, host: string | undefined | null, port: number, path: string | undefined | null, localHost: string | undefined | null, localPort: number): [TcpStream, number]
   /** Adopts a connected stream socket; the stream owns it from now on. */
   static fromFd(ring: Ring, fd: number): TcpStream
   /**

@@ -11,7 +11,7 @@ import * as path from 'node:path'
 import { createRequire } from 'node:module'
 import { Worker } from 'node:worker_threads'
 import { needsSerial, root, slow, zcio } from './support.js'
-import { closed, listen, turn, zcioNet } from './zcio-net-support.js'
+import { closed, listen, stalled, turn, zcioNet } from './zcio-net-support.js'
 
 // One at a time: they count the users of the default ring.
 const netTest = needsSerial('bufRing')
@@ -220,3 +220,24 @@ for (const [title, body, expected] of unrefCases) {
     t.is(ours.out, node.out)
   })
 }
+
+netTest('a socket of the default ring destroyed while its connect hangs releases the ring', async (t) => {
+  const { server, port } = await listen(zcioNet, {}, () => {})
+  const hang = await stalled(port)
+  try {
+    const before = context.defaultUsers()
+    const c = zcioNet.connect(port, hang.host)
+    c.on('error', () => {})
+    await turn(50)
+    t.true(c.connecting)
+    t.is(context.defaultUsers(), before + 1)
+    c.destroy()
+    await once(c, 'close')
+    t.false(c.connecting)
+    for (let i = 0; i < 50 && context.defaultUsers() > before; i++) await turn(5)
+    t.is(context.defaultUsers(), before, 'the connect was cancelled and the socket let go')
+  } finally {
+    hang.close()
+    await closed(server)
+  }
+})

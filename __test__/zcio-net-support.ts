@@ -94,3 +94,20 @@ export function socketPath(tag: string): string {
 }
 
 export const turn = (ms = 0): Promise<void> => new Promise((r) => setTimeout(r, ms))
+
+/** An address on `port` where connects hang: a listener (never accepting) with its one-entry queue filled. */
+export async function stalled(port: number): Promise<{ host: string; close(): void }> {
+  const ring = new zcio.Ring()
+  const host = '127.0.0.2'
+  const l = zcio.TcpListener.bind(ring, { host, port, backlog: 0 })
+  const fillers = Array.from({ length: 2 }, () => nodeNet.connect(port, host).on('error', () => {}))
+  await turn(100)
+  return {
+    host,
+    close: () => {
+      for (const f of fillers) f.destroy()
+      l.close()
+      ring.close()
+    },
+  }
+}

@@ -28,6 +28,7 @@ export {
   type UnixAddressOptions,
   type ZcMessage,
   type StreamOptions,
+  type ConnectOptions,
   type CloseOptions,
   type NodeStream,
   type NodeStreamOptions,

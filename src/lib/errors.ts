@@ -78,3 +78,11 @@ export function errnoError(result: number, syscall: string): ZcioError {
   err.syscall = syscall
   return err
 }
+
+/** The `AbortError` of an operation whose `signal` aborted (as Node's). */
+export function abortError(reason: unknown): Error {
+  const e = new Error('The operation was aborted', { cause: reason })
+  e.name = 'AbortError'
+  ;(e as { code?: string }).code = 'ABORT_ERR'
+  return e
+}

@@ -2,37 +2,12 @@
 // `Server`...) over zcio's streams on a default ring per thread, so that
 // `http`, `https`, `tls` and code written for `node:net` run on zcio.
 
-import { lookup } from 'node:dns/promises'
 import { isIP, isIPv4, isIPv6 } from 'node:net'
 import { lease } from './net-context.js'
-import { systemError } from './net-errors.js'
+import { dial } from './net-dial.js'
 import { type ListenOptions, Server, type ServerOptions } from './net-server.js'
-import { Socket, type SocketOptions, type StreamPort, installDialer } from './net-socket.js'
-import type { Ring } from './ring.js'
-import { TcpStream } from './stream.js'
-
-/** Connects to each address in turn until one takes the connection (as `net.connect` without happy eyeballs). */
-async function dial(ring: object, options: { host?: string; port?: number; path?: string }): Promise<StreamPort> {
-  if (options.path !== undefined) {
-    try {
-      return await TcpStream.connect(ring as Ring, { path: options.path })
-    } catch (e) {
-      throw systemError(e, 'connect', { address: options.path })
-    }
-  }
-  const host = options.host ?? 'localhost'
-  const port = options.port!
-  const addresses = isIP(host) !== 0 ? [host] : (await lookup(host, { all: true, order: 'ipv4first' })).map((a) => a.address)
-  let last: unknown
-  for (const address of addresses) {
-    try {
-      return await TcpStream.connect(ring as Ring, { host: address, port })
-    } catch (e) {
-      last = systemError(e, 'connect', { address, port })
-    }
-  }
-  throw last
-}
+import type { StreamPort } from './net-port.js'
+import { Socket, type SocketOptions, installDialer } from './net-socket.js'
 
 installDialer({ lease, dial })
 

@@ -1,7 +1,8 @@
 // The argument forms of `node:net`'s `connect()` and `listen()`, read into
 // one options object, with Node's checks of ports, paths and callbacks.
 
-import { invalidArgType, invalidArgValue, zcioError } from './errors.js'
+import { invalidArgType, invalidArgValue, outOfRange, zcioError } from './errors.js'
+import { isIP } from 'node:net'
 import { badPort, missingArgs } from './net-errors.js'
 
 type Callback = (...args: any[]) => void
@@ -37,6 +38,41 @@ function lastCallback(args: unknown[]): Callback | undefined {
   return typeof last === 'function' ? (last as Callback) : undefined
 }
 
+/**
+ * The TCP options of `connect()`, checked as `net.connect` checks them
+ * (null counts as absent; a local port is checked as a port, where Node
+ * lets a bad one through to bind).
+ */
+function checkDialOptions(o: Record<string, unknown>): void {
+  for (const k of ['lookup', 'family', 'hints', 'autoSelectFamily', 'autoSelectFamilyAttemptTimeout', 'localAddress', 'localPort']) {
+    if (o[k] === null || (k === 'localAddress' && o[k] === '')) delete o[k]
+  }
+  // What only a lookup uses is checked only when there is a name to look up (as Node).
+  if (typeof o.host !== 'string' || isIP(o.host) === 0) {
+    if (o.lookup !== undefined && typeof o.lookup !== 'function') throw invalidArgType('options.lookup', 'of type function', o.lookup)
+    if (o.family !== undefined && o.family !== 0 && o.family !== 4 && o.family !== 6) {
+      throw invalidArgValue('options.family', o.family, 'must be one of: 0, 4, 6')
+    }
+    if (o.hints !== undefined && typeof o.hints !== 'number') throw invalidArgType('options.hints', 'of type number', o.hints)
+  }
+  if (o.autoSelectFamily !== undefined && typeof o.autoSelectFamily !== 'boolean') {
+    throw invalidArgType('options.autoSelectFamily', 'of type boolean', o.autoSelectFamily)
+  }
+  const t = o.autoSelectFamilyAttemptTimeout
+  if (t !== undefined) {
+    if (typeof t !== 'number') throw invalidArgType('options.autoSelectFamilyAttemptTimeout', 'of type number', t)
+    if (!Number.isInteger(t)) throw outOfRange('options.autoSelectFamilyAttemptTimeout', 'an integer', t)
+    if (t < 1 || t > 2 ** 31 - 1) throw outOfRange('options.autoSelectFamilyAttemptTimeout', '>= 1 && <= 2147483647', t)
+  }
+  if (o.localAddress !== undefined && (typeof o.localAddress !== 'string' || isIP(o.localAddress) === 0)) {
+    throw Object.assign(new TypeError(`Invalid IP address: ${String(o.localAddress)}`), { code: 'ERR_INVALID_IP_ADDRESS' })
+  }
+  if (o.localPort !== undefined) {
+    if (typeof o.localPort !== 'number') throw invalidArgType('options.localPort', 'of type number', o.localPort)
+    o.localPort = checkPort(o.localPort, 'options.localPort')
+  }
+}
+
 /** `connect(options[, cb])`, `connect(port[, host][, cb])`, `connect(path[, cb])`. */
 export function connectArgs(args: unknown[]): ConnectArgs {
   const callback = lastCallback(args)
@@ -55,6 +91,7 @@ export function connectArgs(args: unknown[]): ConnectArgs {
     return { options: { ...options, host: undefined, port: undefined }, callback }
   }
   delete options.path
+  checkDialOptions(options)
   if (options.port === undefined) throw missingArgs('"options" or "port" or "path"')
   options.port = checkPort(options.port, 'Port', false)
   if (options.host === undefined || options.host === null) options.host = 'localhost'
@@ -105,13 +142,4 @@ export function listenArgs(args: unknown[]): ListenArgs {
     }
   }
   return { options, callback }
-}
-
-/** An `AbortSignal` option, checked as Node checks one (`ERR_INVALID_ARG_TYPE`); `undefined` when absent. */
-export function checkSignal(signal: unknown, name: string): AbortSignal | undefined {
-  if (signal === undefined) return undefined
-  if (typeof signal !== 'object' || signal === null || typeof (signal as AbortSignal).aborted !== 'boolean') {
-    throw invalidArgType(name, 'an instance of AbortSignal', signal)
-  }
-  return signal as AbortSignal
 }

@@ -6,7 +6,7 @@
 import { invalidArgType } from './errors.js'
 import { flowOf } from './group-brand.js'
 import { BufferGroup } from './group.js'
-import type { Lease } from './net-socket.js'
+import type { Lease } from './net-port.js'
 import { Ring } from './ring.js'
 
 /** The group id of the default ring's receive group (the ring is this module's alone). */

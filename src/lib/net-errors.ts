@@ -70,11 +70,3 @@ export function missingArgs(what: string): ZcioError {
   Object.defineProperty(e, 'code', { value: 'ERR_MISSING_ARGS', enumerable: true, writable: true, configurable: true })
   return e
 }
-
-/** The `AbortError` of a socket or server whose `signal` aborted (as Node's). */
-export function abortError(reason: unknown): Error {
-  const e = new Error('The operation was aborted', { cause: reason })
-  e.name = 'AbortError'
-  ;(e as { code?: string }).code = 'ABORT_ERR'
-  return e
-}

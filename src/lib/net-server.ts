@@ -8,12 +8,13 @@ import { chmodSync, statSync } from 'node:fs'
 import { isIP } from 'node:net'
 import { invalidArgType } from './errors.js'
 import { TcpListener } from './listener.js'
-import { checkSignal, listenArgs } from './net-args.js'
+import { listenArgs } from './net-args.js'
 import { lease } from './net-context.js'
 import { alreadyListening, serverNotRunning, systemError } from './net-errors.js'
-import { type Lease, Socket, kAccepted, kAttach } from './net-socket.js'
+import type { Lease } from './net-port.js'
+import { Socket, kAccepted, kAttach } from './net-socket.js'
 import type { Ring } from './ring.js'
-import { validateObject } from './validate.js'
+import { validateObject, validateSignal } from './validate.js'
 
 /** Options of `net.createServer()`. */
 export interface ServerOptions {
@@ -116,7 +117,7 @@ export class Server extends EventEmitter {
   listen(...args: unknown[]): this {
     const { options, callback } = listenArgs(args)
     if (this.#listener !== undefined || this.#starting) throw alreadyListening()
-    const signal = checkSignal(options.signal, 'options.signal')
+    const signal = validateSignal(options.signal, 'options.signal')
     if (callback) this.once('listening', callback)
     const l = lease(this.#options.ring, this.#options.group)
     this.#lease = l

@@ -3,50 +3,16 @@
 // properties. It is also what `TcpStream.toNodeStream()` returns (a socket
 // made connected). This module imports neither the stream nor the group
 // module (both import it, through `toNodeStream`): connecting goes through
-// the `Dialer` the `net` module installs.
+// the `Dialer` the `net` module installs (its types are in net-port.ts).
 
 import { Duplex } from 'node:stream'
-import type { SocketAddress } from './address.js'
 import { type Flow, type FlowHandle } from './group-brand.js'
-import { invalidArgType, outOfRange, zcioError } from './errors.js'
-import { checkSignal, connectArgs } from './net-args.js'
-import { abortError, systemError } from './net-errors.js'
-import { validateObject } from './validate.js'
-
-/**
- * The members of a `TcpStream` the socket uses, named here so that this
- * module does not import the stream module (which imports this one).
- */
-export interface StreamPort {
-  readonly closed: boolean
-  readonly localAddress: SocketAddress
-  readonly remoteAddress: SocketAddress
-  readonly writableLength: number
-  write(data: Uint8Array): boolean
-  flush(): Promise<void>
-  drained(): Promise<void>
-  shutdown(how: 'write'): void
-  close(): Promise<void>
-  destroy(): Promise<void>
-  setNoDelay(noDelay: boolean): unknown
-}
-
-/** A ring's receive group and its end of use, as the dialer hands them out. */
-export interface Lease {
-  readonly ring: object
-  readonly flow: Flow
-  release(): void
-  /** Whether this user keeps the event loop alive (on the default ring; a given ring is the caller's to `unref()`). */
-  hold(on: boolean): void
-}
-
-/** How sockets get a ring and connect: installed by the `net` module. */
-export interface Dialer {
-  /** The given ring and group, or the thread's default ones. */
-  lease(ring: unknown, group: unknown): Lease
-  /** Connects (resolving a host name, trying each of its addresses); rejects with `node:net`'s errors. */
-  dial(ring: object, options: { host?: string; port?: number; path?: string }): Promise<StreamPort>
-}
+import { abortError, invalidArgType, outOfRange, zcioError } from './errors.js'
+import { Addresses } from './net-addresses.js'
+import { connectArgs } from './net-args.js'
+import type { DialOptions, DialReport, Dialer, Lease, StreamPort } from './net-port.js'
+import { systemError } from './net-errors.js'
+import { validateObject, validateSignal } from './validate.js'
 
 let dialer: Dialer | undefined
 
@@ -116,10 +82,13 @@ export class Socket extends Duplex {
   #noDelay: boolean | undefined
   #keepAlive: [boolean, number]
   /** The addresses, read from the kernel on first use (one system call each) and kept. */
-  #remoteSeen: Addr | undefined
-  #localSeen: Addr | undefined
+  readonly #addrs = new Addresses()
   /** `ref()`/`unref()`: an unref()ed socket keeps the loop alive only while it connects or sends. */
   #refd = true
+  /** Aborted by destroy(): cancels the connect attempt under way. */
+  #dialing: AbortController | undefined
+  /** With family autoselection over several addresses: each `ip:port` tried, the connected one last. */
+  autoSelectFamilyAttemptedAddresses: string[] | undefined
 
   constructor(options: SocketOptions = {}) {
     validateObject(options as unknown, 'options')
@@ -139,7 +108,7 @@ export class Socket extends Duplex {
       if (dialer === undefined) throw zcioError('ERR_INTERNAL_ASSERTION', 'zcio.net is not loaded')
       this.#given = dialer.lease(options.ring, options.group)
     }
-    const signal = checkSignal(options.signal, 'options.signal')
+    const signal = validateSignal(options.signal, 'options.signal')
     if (signal !== undefined) {
       if (signal.aborted) process.nextTick(() => this.destroy(abortError(signal.reason)))
       else {
@@ -155,6 +124,7 @@ export class Socket extends Duplex {
   /** @internal Connected over `stream` (by `connect()`, a server's accept or `toNodeStream()`). */
   [kAttach](stream: StreamPort, flow: Flow, lease: Lease | undefined, read = true): void {
     this.#stream = stream
+    this.#addrs.of(stream)
     this.#flow = flow
     this.#lease ??= lease
     this.#hold()
@@ -195,9 +165,19 @@ export class Socket extends Duplex {
     this.#lease = lease
     this.#connecting = true
     this.#hold()
-    dialer.dial(lease.ring, options).then(
+    const dialing = new AbortController()
+    this.#dialing = dialing
+    const report: DialReport = {
+      emit: (event, ...a) => this.emit(event, ...a),
+      attempted: (list) => {
+        this.autoSelectFamilyAttemptedAddresses = list
+      },
+      signal: dialing.signal,
+    }
+    dialer.dial(lease.ring, options as DialOptions, report).then(
       (stream) => {
         this.#connecting = false
+        this.#dialing = undefined
         if (this.destroyed) {
           void stream.close()
           return
@@ -208,7 +188,8 @@ export class Socket extends Duplex {
       },
       (err: Error) => {
         this.#connecting = false
-        this.destroy(err)
+        this.#dialing = undefined
+        if (!this.destroyed) this.destroy(err)
       },
     )
     return this
@@ -347,6 +328,9 @@ export class Socket extends Duplex {
     this.#waiting = []
     this.#receiving?.stop()
     this.#receiving = undefined
+    this.#dialing?.abort()
+    this.#dialing = undefined
+    this.#connecting = false
     const lease = this.#lease
     this.#lease = undefined
     const done = (): void => {
@@ -447,7 +431,7 @@ export class Socket extends Duplex {
 
   /** The local address (`{ address, family, port }`), or `{}` before the socket connects and for Unix sockets. */
   address(): { address: string; family: string; port: number } | Record<string, never> {
-    const l = this.#local
+    const l = this.#addrs.local
     return l.address === undefined ? {} : { address: l.address, family: l.family!, port: l.port! }
   }
 
@@ -473,45 +457,33 @@ export class Socket extends Duplex {
     return 'closed'
   }
 
-  /** The remote address, read once. */
-  get #remote(): Addr {
-    if (this.#remoteSeen === undefined && this.#stream !== undefined) this.#remoteSeen = address(() => this.#stream!.remoteAddress)
-    return this.#remoteSeen ?? {}
-  }
-
-  /** The local address, read once. */
-  get #local(): Addr {
-    if (this.#localSeen === undefined && this.#stream !== undefined) this.#localSeen = address(() => this.#stream!.localAddress)
-    return this.#localSeen ?? {}
-  }
-
   /** A TCP socket (a Unix one has no TCP options). */
   get #inet(): boolean {
-    return this.#local.family !== undefined
+    return this.#addrs.local.family !== undefined
   }
 
   get remoteAddress(): string | undefined {
-    return this.#remote.address
+    return this.#addrs.remote.address
   }
 
   get remotePort(): number | undefined {
-    return this.#remote.port
+    return this.#addrs.remote.port
   }
 
   get remoteFamily(): string | undefined {
-    return this.#remote.family
+    return this.#addrs.remote.family
   }
 
   get localAddress(): string | undefined {
-    return this.#local.address
+    return this.#addrs.local.address
   }
 
   get localPort(): number | undefined {
-    return this.#local.port
+    return this.#addrs.local.port
   }
 
   get localFamily(): string | undefined {
-    return this.#local.family
+    return this.#addrs.local.family
   }
 
   get bytesRead(): number {
@@ -526,18 +498,5 @@ export class Socket extends Duplex {
   /** Bytes written and not yet taken by the kernel: those the writable side holds and those queued for the kernel. */
   get bufferSize(): number {
     return this.writableLength + (this.#stream !== undefined && !this.#stream.closed ? this.#stream.writableLength : 0)
-  }
-}
-
-type Addr = { address?: string; port?: number; family?: string }
-
-/** An IP address in `net.Socket`'s terms (a Unix socket has none). */
-function address(get: () => SocketAddress): Addr {
-  try {
-    const a = get()
-    if (a.family === 'unix') return {}
-    return { address: a.address ?? undefined, port: a.port ?? undefined, family: a.family }
-  } catch {
-    return {}
   }
 }

@@ -6,3 +6,4 @@ export { TcpStream, onStreamClose, streamNative, type StreamOptions, type CloseO
 export { TcpListener } from './listener.js'
 export { sendZcBatch, type ZcMessage } from './send-batch.js'
 export { type NodeStream, type NodeStreamOptions } from './node-stream.js'
+export { type ConnectOptions } from './stream-connect.js'

@@ -4,7 +4,8 @@
 import type { Duplex } from 'node:stream'
 import { flowOf } from './group-brand.js'
 import { invalidArgType } from './errors.js'
-import { Socket, type StreamPort, kAttach } from './net-socket.js'
+import type { StreamPort } from './net-port.js'
+import { Socket, kAttach } from './net-socket.js'
 import { validateInteger, validateObject } from './validate.js'
 
 /** Options of `toNodeStream()`. */

@@ -13,6 +13,7 @@ import { type PoolSlice, type SendData, type SendZcResult, byteLength, checkData
 import { type Item, SendQueue, item } from './send-queue.js'
 import { guardMethods } from './brand.js'
 import { type NodeStream, type NodeStreamOptions, toNodeStream } from './node-stream.js'
+import { type ConnectOptions, checkConnectOptions, connectNative } from './stream-connect.js'
 import type { ReceiveGroup } from './group-brand.js'
 
 const ECANCELED = -125
@@ -65,21 +66,6 @@ function checkHighWaterMark(options: StreamOptions | undefined): number {
   const hwm = options.highWaterMark ?? HIGH_WATER_MARK
   validateInteger(hwm, 'options.highWaterMark', 0, 2 ** 53 - 1)
   return hwm
-}
-
-/** Starts a connect to a checked, numeric address. */
-function connectTo(ring: Ring, a: CheckedAddress, options: StreamOptions): Promise<TcpStream> {
-  const internals = ringInternals(ring)
-  const [handle, slot] = native.TcpStream.connect(internals.native, a.host, a.port, a.path)
-  const stream = new TcpStream(ring, handle, options)
-  return new Promise((resolve, reject) => {
-    internals.completer.listen(slot, (result) => {
-      if (result < 0) {
-        handle.close()
-        reject(errnoError(result, 'connect'))
-      } else resolve(stream)
-    })
-  })
 }
 
 /**
@@ -149,17 +135,19 @@ export class TcpStream<A extends SocketAddress = SocketAddress> {
    * `ENOTFOUND`... Bad options reject with `ERR_INVALID_ARG_TYPE` /
    * `ERR_OUT_OF_RANGE` / `ERR_INVALID_ARG_VALUE`.
    */
-  static connect(ring: Ring, options: UnixAddressOptions & StreamOptions): Promise<TcpStream<UnixAddress>>
-  static connect(ring: Ring, options: InetAddressOptions & StreamOptions): Promise<TcpStream<InetAddress>>
-  static connect(ring: Ring, options: AddressOptions & StreamOptions): Promise<TcpStream>
-  static connect(ring: Ring, options: AddressOptions & StreamOptions): Promise<TcpStream> {
+  static connect(ring: Ring, options: UnixAddressOptions & StreamOptions & ConnectOptions): Promise<TcpStream<UnixAddress>>
+  static connect(ring: Ring, options: InetAddressOptions & StreamOptions & ConnectOptions): Promise<TcpStream<InetAddress>>
+  static connect(ring: Ring, options: AddressOptions & StreamOptions & ConnectOptions): Promise<TcpStream>
+  static connect(ring: Ring, options: AddressOptions & StreamOptions & ConnectOptions): Promise<TcpStream> {
     try {
       if (!(ring instanceof Ring)) throw invalidArgType('ring', 'an instance of Ring', ring)
       const a = checkAddress(options, 'options', true)
       checkHighWaterMark(options)
+      const c = checkConnectOptions(options)
+      const made = (h: NativeStream): TcpStream => new TcpStream(ring, h, options)
       // A numeric address connects at once; a name after its lookup.
-      if (isResolved(a)) return connectTo(ring, a, options)
-      return resolveHost(a).then((r) => connectTo(ring, r, options))
+      if (isResolved(a)) return connectNative(ring, a, c).then(made)
+      return resolveHost(a).then((r) => connectNative(ring, r, c).then(made))
     } catch (e) {
       return Promise.reject(e)
     }

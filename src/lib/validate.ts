@@ -41,3 +41,12 @@ export function validateObject(value: unknown, name: string): asserts value is R
     throw invalidArgType(name, 'of type object', value)
   }
 }
+
+/** An `AbortSignal` option, checked as Node checks one (`ERR_INVALID_ARG_TYPE`); `undefined` when absent. */
+export function validateSignal(signal: unknown, name: string): AbortSignal | undefined {
+  if (signal === undefined) return undefined
+  if (typeof signal !== 'object' || signal === null || typeof (signal as AbortSignal).aborted !== 'boolean') {
+    throw invalidArgType(name, 'an instance of AbortSignal', signal)
+  }
+  return signal as AbortSignal
+}

@@ -275,18 +275,27 @@ pub struct TcpStream {
 
 #[napi]
 impl TcpStream {
-    /// Makes a socket and queues its connect; returns `[stream, slot]`.
+    /// Makes a socket, binds it to `localHost:localPort` when a local host
+    /// is given, and queues its connect; returns `[stream, slot]`.
     #[napi(ts_return_type = "[TcpStream, number]")]
+    #[allow(clippy::too_many_arguments)]
     pub fn connect(
         env: Env,
         ring: &Ring,
         host: Option<String>,
         port: f64,
         path: Option<String>,
+        local_host: Option<String>,
+        local_port: f64,
     ) -> Result<(TcpStream, u32)> {
         let addr = parse_addr(&env, host, port, path)?;
+        let local = match local_host {
+            Some(h) => Some(parse_addr(&env, Some(h), local_port, None)?),
+            None => None,
+        };
         let driver = ring.driver();
-        let (core, ud) = zcio::TcpStream::connect(&driver.ring, &addr).or_throw(&env)?;
+        let (core, ud) =
+            zcio::TcpStream::connect_from(&driver.ring, &addr, local.as_ref()).or_throw(&env)?;
         let owner = Owner::new(driver);
         let slot = owner.track(ud);
         Ok((TcpStream { core, owner }, slot))

@@ -417,3 +417,28 @@ fn readable_tells_an_idle_socket_from_one_with_data_or_end_and_keepalive_sets() 
         Error::Closed { .. }
     ));
 }
+
+/// A closed listener refuses connects at once, even while the accept it
+/// had in flight still holds the descriptor (its cancellation not reaped).
+#[test]
+fn a_closed_listener_refuses_connects_before_its_accept_is_reaped() {
+    let ring = ring();
+    let addr: SockAddr = "127.0.0.1:0"
+        .parse::<std::net::SocketAddr>()
+        .unwrap()
+        .into();
+    let l = TcpListener::bind(&ring, &addr, 16).unwrap();
+    let port = match l.local_addr().unwrap() {
+        SockAddr::Inet(a) => a.port(),
+        other => panic!("{other:?}"),
+    };
+    let accept = l.accept().unwrap();
+    ring.submit().unwrap();
+    l.close();
+    // Nothing reaped yet: the accept still holds the descriptor.
+    let refused = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap_err();
+    assert_eq!(refused.raw_os_error(), Some(libc::ECONNREFUSED));
+    let mut out = Vec::new();
+    wait_until(&ring, &mut out, |o| o.iter().any(|c| c.user_data == accept));
+    assert!(out.iter().all(|c| c.user_data != accept || c.result < 0));
+}

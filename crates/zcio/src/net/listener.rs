@@ -3,7 +3,7 @@
 use std::os::fd::RawFd;
 use std::rc::Rc;
 
-use super::socket::{new_socket, SocketShared};
+use super::socket::{bind_to, new_socket, SocketShared};
 use super::sockopt::{set_int_opt, set_nodelay_raw};
 use crate::error::{Error, Result};
 use crate::op::accept::Accept;
@@ -94,13 +94,7 @@ impl TcpListener {
             // Nagle's algorithm, at no cost per connection.
             set_nodelay_raw(fd.as_raw_fd(), true)?;
         }
-        let (storage, len) = addr.to_raw();
-        syscall!(bind(
-            fd.as_raw_fd(),
-            (&storage as *const libc::sockaddr_storage).cast(),
-            len
-        ))
-        .map_err(|e| Error::sys("bind", e))?;
+        bind_to(fd.as_raw_fd(), addr)?;
         let backlog = options.backlog.min(i32::MAX as u32) as i32;
         syscall!(listen(fd.as_raw_fd(), backlog)).map_err(|e| Error::sys("listen", e))?;
         if ring.backend() == crate::backend::kind::BackendKind::Epoll {
@@ -157,9 +151,20 @@ impl TcpListener {
         self.socket.raw
     }
 
-    /// Stops accepting: cancels the accept in flight; the descriptor closes
-    /// once no operation uses it.
+    /// Stops accepting: the socket stops listening at once (new connects
+    /// are refused, as after `close(2)`, even while an accept still holds
+    /// the descriptor), the accept in flight is cancelled, and the
+    /// descriptor closes once no operation uses it.
     pub fn close(&self) {
+        if !self.socket.closed.get() {
+            // On a listening socket, SHUT_RD makes the kernel stop
+            // listening (TCP resets the connections queued, Unix refuses
+            // new ones): the port is not left taking connections between
+            // close() and the descriptor's last use. A failure changes
+            // nothing the close below does not also do.
+            // The descriptor is this listener's own and still open.
+            let _ = syscall!(shutdown(self.socket.raw, libc::SHUT_RD));
+        }
         self.socket.close();
     }
 }

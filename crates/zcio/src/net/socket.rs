@@ -10,7 +10,7 @@ use crate::fd_registry::TrackedFd;
 use crate::op::owner::{SocketCount, SocketUse};
 use crate::ring::close_hook::RingCloseHook;
 use crate::ring::handle::RingInner;
-use crate::sockaddr;
+use crate::sockaddr::{self, SockAddr};
 
 pub(crate) struct SocketShared {
     pub(super) ring: Rc<RingInner>,
@@ -199,4 +199,17 @@ pub(super) fn new_socket(family: i32) -> Result<TrackedFd> {
         .map_err(|e| Error::sys("socket", e))?;
     // SAFETY: socket returned a new descriptor that nothing else owns.
     Ok(TrackedFd::new(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
+/// `bind(2)` of a new socket to `addr` (a listener's address, or a
+/// connecting stream's source address).
+pub(super) fn bind_to(fd: RawFd, addr: &SockAddr) -> Result<()> {
+    let (storage, len) = addr.to_raw();
+    syscall!(bind(
+        fd,
+        (&storage as *const libc::sockaddr_storage).cast(),
+        len
+    ))
+    .map(drop)
+    .map_err(|e| Error::sys("bind", e))
 }

@@ -5,7 +5,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 
 use super::shutdown::Shutdown;
-use super::socket::{new_socket, send_len, SocketShared};
+use super::socket::{bind_to, new_socket, send_len, SocketShared};
 use super::sockopt::{set_int_opt, set_nodelay_raw};
 use crate::error::{Error, Result};
 use crate::fd_registry::TrackedFd;
@@ -103,11 +103,36 @@ impl TcpStream {
     ///
     /// [`Error::Sys`] (`socket`, `setsockopt`), [`Error::Closed`].
     pub fn connect(ring: &Ring, addr: &SockAddr) -> Result<(TcpStream, u64)> {
+        TcpStream::connect_from(ring, addr, None)
+    }
+
+    /// As [`connect`](Self::connect), from the local address `local` when
+    /// given (`bind(2)` before the connect: a source address of this host,
+    /// port 0 for any free one); it must be of `addr`'s family.
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](Self::connect), and [`Error::Sys`] from `bind`
+    /// (`EADDRINUSE`, `EADDRNOTAVAIL`, `EINVAL` for another family).
+    pub fn connect_from(
+        ring: &Ring,
+        addr: &SockAddr,
+        local: Option<&SockAddr>,
+    ) -> Result<(TcpStream, u64)> {
         let inner = ring.inner();
         inner.check_open()?;
         let fd = new_socket(addr.family())?;
         if !addr.is_unix() {
             set_nodelay_raw(fd.as_raw_fd(), true)?;
+        }
+        if let Some(local) = local {
+            if local.family() != addr.family() {
+                return Err(Error::sys(
+                    "bind",
+                    std::io::Error::from_raw_os_error(libc::EINVAL),
+                ));
+            }
+            bind_to(fd.as_raw_fd(), local)?;
         }
         let socket = SocketShared::new(inner, fd);
         let op = Connect::new(socket.raw, addr.to_raw(), socket.use_for_op(false));

@@ -1,12 +1,13 @@
-//! `TcpListener::bind_with`: `SO_REUSEPORT` and `IPV6_V6ONLY`, checked with
-//! plain std sockets on the other end.
+//! Socket options: `TcpListener::bind_with` (`SO_REUSEPORT`,
+//! `IPV6_V6ONLY`) checked with plain std sockets on the other end, and
+//! `TcpStream::connect_from` (a chosen source address).
 
 use std::net::{Ipv6Addr, SocketAddr, TcpStream as StdStream};
 
-use zcio::{ListenOptions, SockAddr, TcpListener};
+use zcio::{ListenOptions, SockAddr, TcpListener, TcpStream};
 
 mod common;
-use common::ring;
+use common::{ring, wait_until};
 
 fn addr(s: &str) -> SockAddr {
     s.parse::<SocketAddr>().unwrap().into()
@@ -69,4 +70,36 @@ fn ipv6_only_refuses_ipv4_on_the_any_address_and_is_ignored_elsewhere() {
     // On an IPv4 address it changes nothing (as libuv).
     let l4 = TcpListener::bind_with(&ring, &addr("127.0.0.1:0"), &only).unwrap();
     StdStream::connect(("127.0.0.1", port_of(&l4))).expect("IPv4 connects");
+}
+
+#[test]
+fn connect_from_binds_the_source_address_first() {
+    let ring = ring();
+    let l = TcpListener::bind(&ring, &addr("127.0.0.1:0"), 16).unwrap();
+    let to = l.local_addr().unwrap();
+    // A free source port, found by binding one and letting it go.
+    let free = std::net::TcpListener::bind("127.0.0.2:0")
+        .or_else(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let from = free.local_addr().unwrap();
+    drop(free);
+    let (s, ud) = TcpStream::connect_from(&ring, &to, Some(&from.into())).unwrap();
+    let mut out = Vec::new();
+    wait_until(&ring, &mut out, |o| o.iter().any(|c| c.user_data == ud));
+    let done = out.iter().find(|c| c.user_data == ud).unwrap();
+    assert_eq!(done.result, 0, "connect from {from}");
+    assert_eq!(s.local_addr().unwrap(), SockAddr::Inet(from));
+    s.close();
+    // A source port in use is the bind's EADDRINUSE, before any connect.
+    let err = TcpStream::connect_from(&ring, &to, Some(&to)).unwrap_err();
+    assert_eq!(
+        (err.syscall(), err.errno()),
+        (Some("bind"), Some(libc::EADDRINUSE))
+    );
+    // Another family is EINVAL from bind.
+    let err = TcpStream::connect_from(&ring, &to, Some(&addr("[::1]:0"))).unwrap_err();
+    assert_eq!(
+        (err.syscall(), err.errno()),
+        (Some("bind"), Some(libc::EINVAL))
+    );
 }
