@@ -3,7 +3,8 @@
 // (io.ts, targets.ts), batches and argument errors (batch.ts), completions
 // and pipes (completions.ts), lifecycle and timing (lifecycle.ts), workers
 // (workers.ts), and the network: rings, groups and pairs (net-life.ts),
-// sends (net-send.ts), receives (net-recv.ts). Each command acts, lets pending promise reactions run, then
+// sends (net-send.ts), receives (net-recv.ts), zcio.net conversations
+// (net-sockets.ts). Each command acts, lets pending promise reactions run, then
 // checks the whole world against the model (World.check).
 
 import fc from 'fast-check'
@@ -19,6 +20,7 @@ import { acceptCmd } from './net-accept.js'
 import { groupCmd } from './net-group.js'
 import { recvCmd } from './net-recv.js'
 import { sendCmd } from './net-send.js'
+import { netSocketsCmd } from './net-sockets.js'
 import { newBigPool, newPool, newRing } from './rings-pools.js'
 import { workerCmd } from './workers.js'
 
@@ -48,6 +50,7 @@ export const commandArb = fc.oneof(
   { weight: 3, arbitrary: netCrossCmd },
   { weight: 5, arbitrary: acceptCmd },
   { weight: 2, arbitrary: groupCmd },
+  { weight: 3, arbitrary: netSocketsCmd },
 )
 
 export function commandsArb(maxCommands: number, replayPath?: string) {
