@@ -1,7 +1,17 @@
 import { net } from './lib/net-api.js';
-export { Socket, Server, type SocketOptions, type ServerOptions, type ListenOptions } from './lib/net-api.js';
-export declare const connect: (...args: unknown[]) => import("./lib/net-socket.js").Socket;
-export declare const createConnection: (...args: unknown[]) => import("./lib/net-socket.js").Socket;
+export { Socket, Server, type SocketOptions, type ServerOptions, type ListenOptions, type ConnectOptions } from './lib/net-api.js';
+export declare const connect: {
+    (options: import("./lib/net-socket.js").SocketOptions & import("./lib/net-port.js").ConnectOptions, connectListener?: () => void): import("./lib/net-socket.js").Socket;
+    (port: number | string, host?: string, connectListener?: () => void): import("./lib/net-socket.js").Socket;
+    (port: number | string, connectListener?: () => void): import("./lib/net-socket.js").Socket;
+    (path: string, connectListener?: () => void): import("./lib/net-socket.js").Socket;
+};
+export declare const createConnection: {
+    (options: import("./lib/net-socket.js").SocketOptions & import("./lib/net-port.js").ConnectOptions, connectListener?: () => void): import("./lib/net-socket.js").Socket;
+    (port: number | string, host?: string, connectListener?: () => void): import("./lib/net-socket.js").Socket;
+    (port: number | string, connectListener?: () => void): import("./lib/net-socket.js").Socket;
+    (path: string, connectListener?: () => void): import("./lib/net-socket.js").Socket;
+};
 export declare const createServer: (options?: import("./lib/net-server.js").ServerOptions | ((socket: import("./lib/net-socket.js").Socket) => void), connectionListener?: (socket: import("./lib/net-socket.js").Socket) => void) => import("./lib/net-server.js").Server;
 export declare const isIP: typeof import("net").isIP;
 export declare const isIPv4: typeof import("net").isIPv4;

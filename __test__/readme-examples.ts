@@ -63,7 +63,7 @@ export function runReadmeExamples(t: T, app: string): void {
   fs.writeFileSync(
     path.join(app, 'app.ts'),
     [
-      "import { Ring, RegisteredBufferPool, TcpListener, TcpStream, BufferGroup, probe, rdma, ZeroCopyBufferManager, net, NetSocket } from 'zcio'",
+      "import { Ring, RegisteredBufferPool, TcpListener, TcpStream, BufferGroup, probe, rdma, ZeroCopyBufferManager, net, NetSocket, NetConnectOptions, NetListenOptions } from 'zcio'",
       "import * as zcioNet from 'zcio/net'",
       'declare const ring: Ring',
       'const pool = new RegisteredBufferPool(ring, 4096, 1)',
@@ -76,6 +76,11 @@ export function runReadmeExamples(t: T, app: string): void {
       "const sock: NetSocket = net.connect(80, 'localhost', () => sock.end('x'))",
       "const server = zcioNet.createServer({ noDelay: true }, (c) => c.pipe(c))",
       "server.listen(0, () => console.log(server.address(), sock.remotePort, zcioNet.isIP('::1')))",
+      "const dialled: NetConnectOptions = { host: 'example.test', port: 80, autoSelectFamilyAttemptTimeout: 100, localAddress: '127.0.0.1' }",
+      "const where2: NetListenOptions = { port: 0, ipv6Only: true, reusePort: true }",
+      "net.createServer().listen(where2).close()",
+      "net.connect(dialled).on('connectionAttempt', (ip: string) => console.log(ip)).unref()",
+      "ring.unref().ref()",
       '',
     ].join('\n'),
   )

@@ -110,12 +110,12 @@ if [ ${#files[@]} -eq 0 ] && [ $full -eq 0 ]; then
   # times slower than natively: the bounded default is the API, file,
   # network and lifetime specs (addresses, backend choice, pools, transfers
   # done in the call, listeners, streams, the Duplex, groups, ring close,
-  # the model's findings, the README); --full runs every spec (timed tests
+  # the model's findings, the README, zcio.net against node:net); --full runs every spec (timed tests
   # stretch under emulation, measurements of the machine skip: see
   # ZCIO_TEST_EMULATED in __test__/support.ts).
   for name in address backend unavailable api pool fixed-now lifetime listener \
     net node-stream stream-reliability group-reliability ring-reliability \
-    model-findings readme; do
+    model-findings readme zcio-net zcio-net-listen; do
     files+=("__test__/build/$name.spec.js")
   done
   echo "not run by default (use --full): zcbm, model, load, bench-net, cli, process, registry, package, rdma specs"

@@ -54,7 +54,7 @@ export {
   type Registration,
   type SendDone,
 } from './lib/zcbm.js'
-export { net, type Socket as NetSocket, type Server as NetServer, type SocketOptions, type ServerOptions, type ListenOptions as NetListenOptions } from './lib/net-api.js'
+export { net, type Socket as NetSocket, type Server as NetServer, type SocketOptions, type ServerOptions, type ListenOptions as NetListenOptions, type ConnectOptions as NetConnectOptions } from './lib/net-api.js'
 export type { ZcioError } from './lib/errors.js'
 
 export { probe, type ProbeResult, type UringUnavailable, type UringUnavailableKind } from './lib/probe.js'

@@ -4,7 +4,7 @@
 
 import { net } from './lib/net-api.js'
 
-export { Socket, Server, type SocketOptions, type ServerOptions, type ListenOptions } from './lib/net-api.js'
+export { Socket, Server, type SocketOptions, type ServerOptions, type ListenOptions, type ConnectOptions } from './lib/net-api.js'
 export const connect = net.connect
 export const createConnection = net.createConnection
 export const createServer = net.createServer

@@ -6,17 +6,21 @@ import { isIP, isIPv4, isIPv6 } from 'node:net'
 import { lease } from './net-context.js'
 import { dial } from './net-dial.js'
 import { type ListenOptions, Server, type ServerOptions } from './net-server.js'
-import type { StreamPort } from './net-port.js'
+import type { ConnectOptions, StreamPort } from './net-port.js'
 import { Socket, type SocketOptions, installDialer } from './net-socket.js'
 
 installDialer({ lease, dial })
 
 /** A new socket connected as `connect()`'s arguments say (see `Socket.connect`). */
+function connect(options: SocketOptions & ConnectOptions, connectListener?: () => void): Socket
+function connect(port: number | string, host?: string, connectListener?: () => void): Socket
+function connect(port: number | string, connectListener?: () => void): Socket
+function connect(path: string, connectListener?: () => void): Socket
 function connect(...args: unknown[]): Socket {
   const first = args[0]
   const options: SocketOptions = typeof first === 'object' && first !== null ? (first as SocketOptions) : {}
   const socket = new Socket(options)
-  return socket.connect(...args)
+  return (socket.connect as (...a: unknown[]) => Socket).apply(socket, args)
 }
 
 /** A new server; `connectionListener` is added as a `'connection'` listener. */
@@ -40,4 +44,4 @@ export const net = Object.freeze({
   isIPv6,
 })
 
-export { Socket, Server, type SocketOptions, type ServerOptions, type ListenOptions }
+export { Socket, Server, type SocketOptions, type ServerOptions, type ListenOptions, type ConnectOptions }

@@ -72,3 +72,29 @@ export interface DialReport {
   /** Aborted when the socket is destroyed: the attempt under way is cancelled. */
   signal: AbortSignal
 }
+
+/** Where and how `connect()` connects, as `node:net`'s `NetConnectOpts`. */
+export interface ConnectOptions {
+  /** The port (with `host`), 1 to 65535. */
+  port?: number | string
+  /** A numeric address or a name (default `'localhost'`). */
+  host?: string
+  /** A Unix socket path, instead of a port. */
+  path?: string
+  /** The numeric local address to connect from. */
+  localAddress?: string
+  /** The local port to connect from. */
+  localPort?: number
+  /** The address family a name resolves to: 4, 6, or 0 (both). */
+  family?: number
+  /** `getaddrinfo` hints (`dns.ADDRCONFIG`...). */
+  hints?: number
+  /** Resolves names instead of `dns.lookup` (same signature). */
+  lookup?: LookupFunction
+  /** Try every address of a name, families interleaved (default: `net.getDefaultAutoSelectFamily()`, true in Node 20+). */
+  autoSelectFamily?: boolean
+  /** Milliseconds an attempt gets before the next address is tried (at least 10; default 250). */
+  autoSelectFamilyAttemptTimeout?: number
+  /** `setTimeout(timeout)` at once. */
+  timeout?: number
+}

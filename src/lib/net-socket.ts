@@ -10,7 +10,7 @@ import { type Flow, type FlowHandle } from './group-brand.js'
 import { abortError, invalidArgType, outOfRange, zcioError } from './errors.js'
 import { Addresses } from './net-addresses.js'
 import { connectArgs } from './net-args.js'
-import type { DialOptions, DialReport, Dialer, Lease, StreamPort } from './net-port.js'
+import type { ConnectOptions, DialOptions, DialReport, Dialer, Lease, StreamPort } from './net-port.js'
 import { systemError } from './net-errors.js'
 import { validateObject, validateSignal } from './validate.js'
 
@@ -154,6 +154,10 @@ export class Socket extends Duplex {
    * `'ready'`, or `'error'` (`ECONNREFUSED` with `address` and `port`,
    * `ENOTFOUND`...) then `'close'`. Writes made meanwhile wait for it.
    */
+  connect(options: ConnectOptions, connectListener?: () => void): this
+  connect(port: number | string, host?: string, connectListener?: () => void): this
+  connect(port: number | string, connectListener?: () => void): this
+  connect(path: string, connectListener?: () => void): this
   connect(...args: unknown[]): this {
     const { options, callback } = connectArgs(args)
     if (this.#stream !== undefined || this.#connecting) throw zcioError('ERR_SOCKET_CONNECTING', 'Socket is already connecting or connected')
