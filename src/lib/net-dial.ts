@@ -13,9 +13,8 @@ import { zcioError } from './errors.js'
 import { systemError } from './net-errors.js'
 import type { DialOptions, DialReport, LookupAddress, LookupFunction, StreamPort } from './net-port.js'
 import type { Ring } from './ring.js'
-import type { NativeStream } from './binding.js'
 import { TcpStream } from './stream.js'
-import { checkConnectOptions, connectNative } from './stream-connect.js'
+import { type Connecting, checkConnectOptions, startConnect } from './stream-connect.js'
 
 /** Node's floor of `autoSelectFamilyAttemptTimeout`. */
 const MIN_ATTEMPT_MS = 10
@@ -53,38 +52,35 @@ function interleave(list: LookupAddress[]): LookupAddress[] {
   return out
 }
 
+/** Why an attempt was given up on (not reported: the next address is tried). */
+const TIMED_OUT = new Error('connection attempt timed out')
+
 /**
- * One connect, cancelled when `signal` aborts or after `ms` (then
+ * One connect, cancelled when the socket is destroyed or after `ms` (then
  * `'timeout'`). `started` runs once the socket is made and bound: a failed
  * bind is no connection attempt (Node reports none).
  */
-async function attempt(ring: Ring, address: string, o: DialOptions, signal: AbortSignal, ms: number | undefined, started: () => void): Promise<StreamPort | 'timeout'> {
-  const controller = new AbortController()
-  const onAbort = (): void => controller.abort(signal.reason)
-  let native: Promise<NativeStream>
+async function attempt(ring: Ring, address: string, o: DialOptions, report: DialReport, ms: number | undefined, started: () => void): Promise<StreamPort | 'timeout'> {
+  let connecting: Connecting
   try {
-    const c = checkConnectOptions({ localAddress: o.localAddress, localPort: o.localPort, signal: controller.signal })
-    native = connectNative(ring, { host: address, port: o.port!, path: null }, c)
+    const c = checkConnectOptions({ localAddress: o.localAddress, localPort: o.localPort })
+    connecting = startConnect(ring, { host: address, port: o.port!, path: null }, c)
   } catch (e) {
     // Where it was to connect from, as net.Socket reports a failed bind.
     throw systemError(e, (e as { syscall?: string }).syscall, { address: o.localAddress ?? (isIP(address) === 6 ? '::' : '0.0.0.0'), port: o.localPort ?? 0 })
   }
   started()
-  signal.addEventListener('abort', onAbort, { once: true })
-  let timedOut = false
-  const timer = ms === undefined ? undefined : setTimeout(() => {
-    timedOut = true
-    controller.abort()
-  }, ms)
+  report.onCancel((reason) => connecting.cancel(reason))
+  const timer = ms === undefined ? undefined : setTimeout(() => connecting.cancel(TIMED_OUT), ms)
   try {
-    return new TcpStream(ring, await native)
+    return new TcpStream(ring, await connecting.done)
   } catch (e) {
-    if (timedOut) return 'timeout'
-    if (signal.aborted) throw e
+    if (e === TIMED_OUT) return 'timeout'
+    if (report.cancelled()) throw e
     throw systemError(e, 'connect', { address, port: o.port })
   } finally {
     clearTimeout(timer)
-    signal.removeEventListener('abort', onAbort)
+    report.onCancel(undefined)
   }
 }
 
@@ -95,9 +91,11 @@ export async function dial(ring: object, o: DialOptions, report: DialReport): Pr
   await new Promise((next) => process.nextTick(next))
   if (o.path !== undefined) {
     try {
-      return await TcpStream.connect(r, { path: o.path, signal: report.signal })
+      const connecting = startConnect(r, { host: null, port: 0, path: o.path }, checkConnectOptions({}))
+      report.onCancel((reason) => connecting.cancel(reason))
+      return new TcpStream(r, await connecting.done)
     } catch (e) {
-      throw report.signal.aborted ? e : systemError(e, 'connect', { address: o.path })
+      throw report.cancelled() ? e : systemError(e, 'connect', { address: o.path })
     }
   }
   const host = o.host ?? 'localhost'
@@ -106,12 +104,12 @@ export async function dial(ring: object, o: DialOptions, report: DialReport): Pr
     const family = isIP(address)
     let began = false
     try {
-      return (await attempt(r, address, o, report.signal, undefined, () => {
+      return (await attempt(r, address, o, report, undefined, () => {
         began = true
         report.emit('connectionAttempt', address, port, family)
       })) as StreamPort
     } catch (e) {
-      if (began && !report.signal.aborted) report.emit('connectionAttemptFailed', address, port, family, e)
+      if (began && !report.cancelled()) report.emit('connectionAttemptFailed', address, port, family, e)
       throw e
     }
   }
@@ -143,7 +141,7 @@ export async function dial(ring: object, o: DialOptions, report: DialReport): Pr
     const fam = isIP(address)
     let began = false
     try {
-      const got = await attempt(r, address, o, report.signal, i < order.length - 1 ? ms : undefined, () => {
+      const got = await attempt(r, address, o, report, i < order.length - 1 ? ms : undefined, () => {
         began = true
         tried.push(`${address}:${port}`)
         report.emit('connectionAttempt', address, port, fam)
@@ -151,7 +149,7 @@ export async function dial(ring: object, o: DialOptions, report: DialReport): Pr
       if (got !== 'timeout') return got
       report.emit('connectionAttemptTimeout', address, port, fam)
     } catch (e) {
-      if (report.signal.aborted) throw e
+      if (report.cancelled()) throw e
       if (began) report.emit('connectionAttemptFailed', address, port, fam, e)
       errors.push(e as Error)
     }

@@ -69,8 +69,10 @@ export interface DialReport {
   emit(event: string, ...args: unknown[]): boolean
   /** The addresses tried (`ip:port`), with family autoselection over several addresses. */
   attempted(addresses: string[]): void
-  /** Aborted when the socket is destroyed: the attempt under way is cancelled. */
-  signal: AbortSignal
+  /** Sets (or clears) what cancels the attempt under way when the socket is destroyed. */
+  onCancel(cancel: ((reason: Error) => void) | undefined): void
+  /** Whether the socket was destroyed (the dial ends without reporting more). */
+  cancelled(): boolean
 }
 
 /** Where and how `connect()` connects, as `node:net`'s `NetConnectOpts`. */

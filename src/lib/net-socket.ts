@@ -11,7 +11,7 @@ import { abortError, invalidArgType, outOfRange, zcioError } from './errors.js'
 import { Addresses } from './net-addresses.js'
 import { connectArgs } from './net-args.js'
 import type { ConnectOptions, DialOptions, DialReport, Dialer, Lease, StreamPort } from './net-port.js'
-import { systemError } from './net-errors.js'
+import { socketClosed, systemError } from './net-errors.js'
 import { validateObject, validateSignal } from './validate.js'
 
 let dialer: Dialer | undefined
@@ -85,8 +85,8 @@ export class Socket extends Duplex {
   readonly #addrs = new Addresses()
   /** `ref()`/`unref()`: an unref()ed socket keeps the loop alive only while it connects or sends. */
   #refd = true
-  /** Aborted by destroy(): cancels the connect attempt under way. */
-  #dialing: AbortController | undefined
+  /** Called by destroy(): cancels the connect attempt under way. */
+  #cancelDial: ((reason: Error) => void) | undefined
   /** With family autoselection over several addresses: each `ip:port` tried, the connected one last. */
   autoSelectFamilyAttemptedAddresses: string[] | undefined
 
@@ -169,19 +169,20 @@ export class Socket extends Duplex {
     this.#lease = lease
     this.#connecting = true
     this.#hold()
-    const dialing = new AbortController()
-    this.#dialing = dialing
     const report: DialReport = {
       emit: (event, ...a) => this.emit(event, ...a),
       attempted: (list) => {
         this.autoSelectFamilyAttemptedAddresses = list
       },
-      signal: dialing.signal,
+      onCancel: (cancel) => {
+        this.#cancelDial = cancel
+      },
+      cancelled: () => this.destroyed,
     }
     dialer.dial(lease.ring, options as DialOptions, report).then(
       (stream) => {
         this.#connecting = false
-        this.#dialing = undefined
+        this.#cancelDial = undefined
         if (this.destroyed) {
           void stream.close()
           return
@@ -192,7 +193,7 @@ export class Socket extends Duplex {
       },
       (err: Error) => {
         this.#connecting = false
-        this.#dialing = undefined
+        this.#cancelDial = undefined
         if (!this.destroyed) this.destroy(err)
       },
     )
@@ -332,8 +333,8 @@ export class Socket extends Duplex {
     this.#waiting = []
     this.#receiving?.stop()
     this.#receiving = undefined
-    this.#dialing?.abort()
-    this.#dialing = undefined
+    this.#cancelDial?.(socketClosed())
+    this.#cancelDial = undefined
     this.#connecting = false
     const lease = this.#lease
     this.#lease = undefined

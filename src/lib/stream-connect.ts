@@ -44,35 +44,62 @@ export function checkConnectOptions(options: ConnectOptions): CheckedConnect {
   return { localHost: localAddress ?? (localPort !== undefined ? '' : null), localPort: localPort ?? 0, signal }
 }
 
+/** A connect under way: its outcome, and how to cancel it. */
+export interface Connecting {
+  readonly done: Promise<NativeStream>
+  /** Cancels the connect if it is still under way: `done` rejects with `reason`. */
+  cancel(reason: Error): void
+}
+
 /**
- * Starts a connect to a checked, numeric address; resolves with the
- * connected native stream, or rejects with the connect's error (the socket
- * closed). `c.localHost` `''` binds the any-address of the destination's
- * family.
+ * Starts a connect to a checked, numeric address (throws at once when the
+ * socket can't be made or bound). `done` resolves with the connected
+ * native stream, or rejects with the connect's error (the socket closed).
+ * `c.localHost` `''` binds the any-address of the destination's family.
  */
-export function connectNative(ring: Ring, a: CheckedAddress, c: CheckedConnect): Promise<NativeStream> {
-  if (c.signal?.aborted) return Promise.reject(abortError(c.signal.reason))
+export function startConnect(ring: Ring, a: CheckedAddress, c: CheckedConnect): Connecting {
   if (a.path !== null && c.localHost !== null) {
-    return Promise.reject(invalidArgValue('options.localAddress', c.localHost, 'is for TCP only; a Unix socket connects from no address'))
+    throw invalidArgValue('options.localAddress', c.localHost, 'is for TCP only; a Unix socket connects from no address')
   }
   const internals = ringInternals(ring)
   const localHost = c.localHost === '' ? (isIP(a.host!) === 6 ? '::' : '0.0.0.0') : c.localHost
   const [handle, slot] = native.TcpStream.connect(internals.native, a.host, a.port, a.path, localHost, c.localPort)
-  return new Promise((resolve, reject) => {
-    const signal = c.signal
-    let aborted: Error | undefined
-    const onAbort = (): void => {
-      aborted = abortError(signal!.reason)
-      // Cancels the connect in flight: its completion comes with ECANCELED.
-      handle.close()
-    }
-    signal?.addEventListener('abort', onAbort, { once: true })
+  let cancelled: Error | undefined
+  let settled = false
+  const done = new Promise<NativeStream>((resolve, reject) => {
     internals.completer.listen(slot, (result) => {
-      signal?.removeEventListener('abort', onAbort)
-      if (result < 0 || aborted !== undefined) {
+      settled = true
+      if (result < 0 || cancelled !== undefined) {
         handle.close()
-        reject(aborted ?? errnoError(result, 'connect'))
+        reject(cancelled ?? errnoError(result, 'connect'))
       } else resolve(handle)
     })
   })
+  return {
+    done,
+    cancel: (reason) => {
+      if (settled || cancelled !== undefined) return
+      cancelled = reason
+      // Cancels the connect in flight: its completion comes with ECANCELED.
+      handle.close()
+    },
+  }
+}
+
+/** `startConnect`, settled as a promise, cancelled by `c.signal`. */
+export function connectNative(ring: Ring, a: CheckedAddress, c: CheckedConnect): Promise<NativeStream> {
+  const signal = c.signal
+  if (signal?.aborted) return Promise.reject(abortError(signal.reason))
+  let started: Connecting
+  try {
+    started = startConnect(ring, a, c)
+  } catch (e) {
+    return Promise.reject(e)
+  }
+  if (signal === undefined) return started.done
+  const onAbort = (): void => started.cancel(abortError(signal.reason))
+  signal.addEventListener('abort', onAbort, { once: true })
+  const off = (): void => signal.removeEventListener('abort', onAbort)
+  started.done.then(off, off)
+  return started.done
 }
