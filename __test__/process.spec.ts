@@ -53,17 +53,20 @@ fixedTest('a pending read keeps the process alive until it completes', (t) => {
   t.regex(r.stdout, /got 4 ping/)
 })
 
-fixedTest('an unref()ed ring lets the process exit with a read pending; ref() holds it again', (t) => {
-  const r = runChild(`
-    const { execFileSync } = require('child_process')
+/** A child's prelude: a FIFO opened both ways (`fd`, nothing buffered, unlinked), a ring and a pool with one buffer `a` acquired. */
+const FIFO_POOL = `
     const fs = require('fs')
-    const fifo = require('os').tmpdir() + '/zcio-unref-' + process.pid
-    execFileSync('mkfifo', [fifo])
+    const fifo = require('os').tmpdir() + '/zcio-fifo-' + process.pid
+    require('child_process').execFileSync('mkfifo', [fifo])
     const fd = fs.openSync(fifo, fs.constants.O_RDWR | fs.constants.O_NONBLOCK)
     fs.unlinkSync(fifo)
     const ring = new z.Ring()
     const pool = new z.RegisteredBufferPool(ring, 4096, 1)
-    const a = pool.acquire()
+    const a = pool.acquire()`
+
+fixedTest('an unref()ed ring lets the process exit with a read pending; ref() holds it again', (t) => {
+  const r = runChild(`
+    ${FIFO_POOL}
     if (ring.unref() !== ring || ring.hasRef()) throw new Error('unref() returns the ring, hasRef() is false')
     // Held by nothing: the process exits with this read pending.
     pool.readFixed(fd, a.index, 0, 4096).then(() => console.log('read a'))
@@ -72,15 +75,7 @@ fixedTest('an unref()ed ring lets the process exit with a read pending; ref() ho
   t.is(r.status, 0, r.stderr)
   t.is(r.stdout, 'exit, ref false\n', 'the pending read did not hold the process')
   const held = runChild(`
-    const fs = require('fs')
-    const { execFileSync } = require('child_process')
-    const fifo = require('os').tmpdir() + '/zcio-reref-' + process.pid
-    execFileSync('mkfifo', [fifo])
-    const fd = fs.openSync(fifo, fs.constants.O_RDWR | fs.constants.O_NONBLOCK)
-    fs.unlinkSync(fifo)
-    const ring = new z.Ring()
-    const pool = new z.RegisteredBufferPool(ring, 4096, 1)
-    const a = pool.acquire()
+    ${FIFO_POOL}
     ring.unref()
     pool.readFixed(fd, a.index, 0, 4096).then((n) => console.log('got', n))
     ring.ref()

@@ -64,6 +64,13 @@ export function fail(message: string): never {
 export const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
+/** Waits up to `ms` for `cond`, looking every 2 ms; whether it held. */
+export async function waitUntil(cond: () => boolean, ms: number): Promise<boolean> {
+  const end = Date.now() + ms
+  while (!cond() && Date.now() < end) await sleep(2)
+  return cond()
+}
+
 // ---------------------------------------------------------------------------
 // Model state
 

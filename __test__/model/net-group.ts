@@ -8,7 +8,7 @@
 
 import fc from 'fast-check'
 import { Cmd } from './cmd.js'
-import { cover, fail, sleep, zcio } from './model.js'
+import { cover, fail, sleep, waitUntil, zcio } from './model.js'
 import type { Group, Stream } from './net-model.js'
 import type { World } from './world.js'
 
@@ -59,12 +59,6 @@ async function sendAll(s: Stream, j: number, total: number, block: number): Prom
   } catch {
     // closed at teardown
   }
-}
-
-async function until(cond: () => boolean, ms: number): Promise<boolean> {
-  const end = Date.now() + ms
-  while (!cond() && Date.now() < end) await sleep(2)
-  return cond()
 }
 
 type Form = 'multishot' | 'callback' | 'node' | 'recv'
@@ -172,20 +166,20 @@ class SharedGroup extends Cmd {
       const total = this.kib * 1024
       void sendAll(s.pairs[0].client, 0, stalledTotal, 16384)
       const slow = consume(s.group, s.pairs[0], 0, this.stalledForm, true)
-      await until(() => slow.got() > 0, 2000)
+      await waitUntil(() => slow.got() > 0, 2000)
       await sleep(30)
       const others = s.pairs.slice(1).map((p, k) => {
         void sendAll(p.client, k + 1, total, 4096)
         return consume(s.group, p, k + 1, this.forms[k % this.forms.length], false)
       })
-      const ok = await until(() => others.every((o) => o.ended()), 5000)
+      const ok = await waitUntil(() => others.every((o) => o.ended()), 5000)
       const held = s.group.heldCount
       w.log(`  stalled ${this.stalledForm} holds ${held} of ${this.count} buffers; others got ${others.map((o) => o.got()).join(', ')} of ${total}`)
       if (!ok) fail(`starved: with stream 0's ${this.stalledForm} consumer stopped, the others got ${others.map((o) => o.got()).join(', ')} of ${total} bytes (group of ${this.count}, ${held} held)`)
       for (const o of others) if (o.got() !== total) fail(`a stream ended after ${o.got()} of ${total} bytes`)
       cover(`shared group: others served while ${this.stalledForm} stalls`)
       slow.go()
-      if (!(await until(() => slow.ended(), 5000))) fail(`the stalled ${this.stalledForm} consumer, reading again, got ${slow.got()} of ${stalledTotal} bytes and no end`)
+      if (!(await waitUntil(() => slow.ended(), 5000))) fail(`the stalled ${this.stalledForm} consumer, reading again, got ${slow.got()} of ${stalledTotal} bytes and no end`)
       if (slow.got() !== stalledTotal) fail(`the stalled consumer got ${slow.got()} of ${stalledTotal} bytes`)
       await sleep(5)
       const st = s.group.stats()
@@ -240,7 +234,7 @@ class DroppedChunks extends Cmd {
         if (!ok) fail(`receive ${k + 1} of ${this.n} got nothing within 3 s (${dropped} chunks dropped so far; ${JSON.stringify(s.group.stats())})`)
       }
       if (it) await it.return!()
-      if (!(await until(() => s.group.leakedCount - before === dropped, 3000))) {
+      if (!(await waitUntil(() => s.group.leakedCount - before === dropped, 3000))) {
         fail(`${dropped} chunks dropped, leakedCount went up by ${s.group.leakedCount - before}`)
       }
       await sleep(10)
@@ -325,13 +319,13 @@ class DryGroup extends Cmd {
       const held: number[] = []
       for (const p of s.pairs) s.group.recvCallback(p.server, { onChunk: (id) => held.push(id) })
       for (const p of s.pairs) await p.client.send(new Uint8Array(4))
-      await until(() => held.length === 1, 2000)
+      await waitUntil(() => held.length === 1, 2000)
       await sleep(10)
       const before = s.group.stats()
       let served = 0
       for (let k = 0; k < this.releases && held.length > 0; k++) {
         s.group.put(held.shift()!)
-        if (!(await until(() => held.length === 1, 2000))) break
+        if (!(await waitUntil(() => held.length === 1, 2000))) break
         served++
       }
       const after = s.group.stats()

@@ -13,7 +13,7 @@ import type * as nodeNet from 'node:net'
 import * as path from 'node:path'
 import { createRequire } from 'node:module'
 import { Cmd } from './cmd.js'
-import { cover, fail, root, sleep, zcio } from './model.js'
+import { cover, fail, root, sleep, waitUntil, zcio } from './model.js'
 import type { World } from './world.js'
 
 type Net = typeof nodeNet
@@ -59,12 +59,6 @@ function pattern(j: number, from: number, n: number): Buffer {
   const b = Buffer.alloc(n)
   for (let i = 0; i < n; i++) b[i] = byte(from + i, j)
   return b
-}
-
-async function until(cond: () => boolean, ms: number): Promise<boolean> {
-  const end = Date.now() + ms
-  while (!cond() && Date.now() < end) await sleep(2)
-  return cond()
 }
 
 let nextGroupId = 20000
@@ -129,11 +123,11 @@ class NetConversation extends Cmd {
       })
       // 'leave': the client stays open until the server closes it below.
       const clientsDone = (): boolean => seen.filter((s) => s.name.startsWith('client') && this.endings[Number(s.name.slice(7)) % this.endings.length] !== 'leave').every((s) => s.closes > 0)
-      if (!(await until(clientsDone, 10_000))) fail(`hang: clients never closed: ${this.describe(seen)}`)
+      if (!(await waitUntil(clientsDone, 10_000))) fail(`hang: clients never closed: ${this.describe(seen)}`)
       // The server's sockets of clients that were left open are closed by the server.
       await sleep(20)
       for (const s of sockets) s.destroy()
-      if (!(await until(() => seen.every((s) => s.closes > 0), 10_000))) fail(`hang: sockets never closed: ${this.describe(seen)}`)
+      if (!(await waitUntil(() => seen.every((s) => s.closes > 0), 10_000))) fail(`hang: sockets never closed: ${this.describe(seen)}`)
       for (const s of seen) if (s.bad.length > 0) fail(s.bad.join('; '))
       if (serverErrors.length > 0 && !this.ring.includes('closed')) fail(`server errors: ${serverErrors.join('; ')}`)
       this.checkBytes(seen, clients.map((c) => c.sent))
@@ -145,7 +139,7 @@ class NetConversation extends Cmd {
       own?.close()
     }
     if (this.ring === 'default') {
-      if (!(await until(() => context.defaultUsers() === 0, 3000))) fail(`the default ring still has ${context.defaultUsers()} users after every socket and the server closed`)
+      if (!(await waitUntil(() => context.defaultUsers() === 0, 3000))) fail(`the default ring still has ${context.defaultUsers()} users after every socket and the server closed`)
       cover('zcio.net: default ring let go after a conversation')
     }
   }

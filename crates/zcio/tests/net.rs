@@ -164,15 +164,20 @@ fn enobufs_storm_loses_nothing() {
     );
 }
 
-#[test]
-fn refused_connect_and_closed_stream() {
-    require!(buf_ring);
-    let ring = ring();
+/// A listener on 127.0.0.1, any free port.
+fn loopback_listener(ring: &Ring, backlog: u32) -> TcpListener {
     let addr: SockAddr = "127.0.0.1:0"
         .parse::<std::net::SocketAddr>()
         .unwrap()
         .into();
-    let l = TcpListener::bind(&ring, &addr, 1).unwrap();
+    TcpListener::bind(ring, &addr, backlog).unwrap()
+}
+
+#[test]
+fn refused_connect_and_closed_stream() {
+    require!(buf_ring);
+    let ring = ring();
+    let l = loopback_listener(&ring, 1);
     let port_addr = l.local_addr().unwrap();
     // In use.
     assert_eq!(
@@ -423,11 +428,7 @@ fn readable_tells_an_idle_socket_from_one_with_data_or_end_and_keepalive_sets() 
 #[test]
 fn a_closed_listener_refuses_connects_before_its_accept_is_reaped() {
     let ring = ring();
-    let addr: SockAddr = "127.0.0.1:0"
-        .parse::<std::net::SocketAddr>()
-        .unwrap()
-        .into();
-    let l = TcpListener::bind(&ring, &addr, 16).unwrap();
+    let l = loopback_listener(&ring, 16);
     let port = match l.local_addr().unwrap() {
         SockAddr::Inet(a) => a.port(),
         other => panic!("{other:?}"),
