@@ -270,7 +270,12 @@ netFixed('a receive on another ring ends when the stream or its ring closes', as
     await turn(20)
     if (how === 'ring') b.close()
     else await server.close()
-    t.is(await after(recv, 2000), 'ECANCELED', how)
+    const state = await after(recv, 2000)
+    // Closing ring b closes the client too: its end of stream may end the
+    // receive (null) before the cancel does, as it does on rings set up
+    // without DEFER_TASKRUN, where that completion runs at once.
+    if (how === 'ring' && state === 'resolved') t.is(await recv, null, how)
+    else t.is(state, 'ECANCELED', how)
     await Promise.all([client.close(), server.close()])
     if (!b.closed) b.close()
     group.close()

@@ -48,7 +48,10 @@ pub struct ProbeReport {
     pub send_zc_report_usage: bool,
     /// `IORING_SETUP_SINGLE_ISSUER` (Linux 6.0).
     pub single_issuer: bool,
-    /// `IORING_SETUP_DEFER_TASKRUN` (Linux 6.1).
+    /// `IORING_SETUP_DEFER_TASKRUN` (Linux 6.1) is set up, and signals a
+    /// ring's eventfd as soon as work arrives (false where the kernel
+    /// signals it late, as Linux 6.18.44 was seen to: rings then do
+    /// without it).
     pub defer_taskrun: bool,
     /// The soft `RLIMIT_MEMLOCK` in bytes; `None` means unlimited.
     pub memlock_limit: Option<u64>,
@@ -208,7 +211,8 @@ fn run_probe() -> ProbeReport {
             .setup_single_issuer()
             .setup_defer_taskrun()
             .build(2)
-            .is_ok();
+            .is_ok()
+        && crate::backend::uring::wake_check::deferred_wake_is_prompt();
     report.sqpoll = IoUring::<io_uring::squeue::Entry>::builder()
         .setup_sqpoll(10)
         .build(2)

@@ -366,6 +366,18 @@ pub(crate) fn readable_now(fd: RawFd) -> bool {
     ready_now(fd, false)
 }
 
+/// Whether `fd` becomes readable within `ms` milliseconds (`poll(2)`).
+pub(crate) fn readable_within(fd: RawFd, ms: i32) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd on the stack for the whole call.
+    let n = unsafe { libc::poll(&mut p, 1, ms) };
+    n > 0
+}
+
 /// Whether `fd` is readable (or, with `write`, writable) now, or has an
 /// error or hang-up to report (`poll(2)`, no wait).
 pub(crate) fn ready_now(fd: RawFd, write: bool) -> bool {

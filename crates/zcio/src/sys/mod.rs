@@ -118,6 +118,21 @@ pub(crate) fn eventfd_signal(fd: &OwnedFd) {
     let _ = unsafe { libc::write(fd.as_raw_fd(), (&value as *const u64).cast(), 8) };
 }
 
+/// A close-on-exec pipe: (read end, write end).
+pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    syscall!(pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC))?;
+    // SAFETY: pipe2 returned two new descriptors that nothing else owns.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Writes one byte to `fd`; whether it was written.
+pub(crate) fn write_byte(fd: &OwnedFd) -> bool {
+    let byte = 1u8;
+    // SAFETY: writes 1 byte from a local.
+    unsafe { libc::write(fd.as_raw_fd(), (&byte as *const u8).cast(), 1) == 1 }
+}
+
 /// `IORING_REGISTER_BUFFERS_UPDATE` (`linux/io_uring.h`, Linux 5.13).
 const IORING_REGISTER_BUFFERS_UPDATE: libc::c_long = 16;
 

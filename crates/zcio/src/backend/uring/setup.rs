@@ -11,10 +11,13 @@ pub(super) fn setup(options: RingOptions) -> Result<(IoUring, RingFeatures)> {
     let cq = (entries * 4).max(64);
     let mut attempts: Vec<RingFeatures> = Vec::new();
     let sqpoll = options.sqpoll_idle_ms.is_some();
-    // Preferred first; SQPOLL can't be combined with DEFER_TASKRUN.
+    // Preferred first; SQPOLL can't be combined with DEFER_TASKRUN, and a
+    // kernel that signals a DEFER_TASKRUN ring's eventfd late gets rings
+    // without it (see `wake_check`).
+    let defer = !sqpoll && super::wake_check::deferred_wake_is_prompt();
     attempts.push(RingFeatures {
         single_issuer: true,
-        defer_taskrun: !sqpoll,
+        defer_taskrun: defer,
         coop_taskrun: !sqpoll,
         taskrun_flag: !sqpoll,
         sqpoll,
