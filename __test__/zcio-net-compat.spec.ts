@@ -1,10 +1,10 @@
 // Node's modules and real clients over zcio.net, unchanged: an http server
 // fed by a zcio.net server (keep-alive, a big body, pipelined requests),
 // Node's http client and undici's fetch on zcio.net sockets, TLS both ways
-// over zcio.net sockets, stream.pipeline and events.once.
+// over zcio.net sockets, curl over https, stream.pipeline and events.once.
 
 import test from 'ava'
-import { execFileSync } from 'node:child_process'
+import { execFile, execFileSync } from 'node:child_process'
 import { once } from 'node:events'
 import * as fs from 'node:fs'
 import * as http from 'node:http'
@@ -153,6 +153,51 @@ tlsTest('https.createServer fed by zcio.net answers https.get', async (t) => {
   t.is(body, 'secure /s')
   hs.closeAllConnections()
   await closed(server)
+})
+
+/** Whether `curl` runs here. */
+function hasCurl(): boolean {
+  try {
+    execFileSync('curl', ['--version'], { stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+}
+
+const curlTest = pem && hasCurl() ? netTest : test.skip
+if (pem && !hasCurl()) console.warn('zcio: skipping the curl test: curl is not installed')
+
+curlTest('curl talks https to an https server fed by zcio.net: keep-alive, a 4 MiB download, an upload', async (t) => {
+  const { key, cert } = pem!
+  const big = Buffer.alloc(4 << 20, 0x71)
+  const hs = https.createServer({ key, cert }, (req, res) => {
+    if (req.url === '/big') return res.end(big)
+    let n = 0
+    req.on('data', (d: Buffer) => (n += d.length))
+    req.on('end', () => res.end(`${req.method} ${req.url} ${n}\n`))
+  })
+  const { server, port } = await listen(zcioNet, {}, (s) => hs.emit('connection', s))
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'zcio-curl-'))
+  fs.writeFileSync(`${dir}/ca.pem`, cert)
+  fs.writeFileSync(`${dir}/up`, Buffer.alloc(300_000, 0x75))
+  const curl = (args: string[]): Promise<string> =>
+    new Promise((resolve, reject) =>
+      execFile('curl', ['-sS', '--cacert', `${dir}/ca.pem`, '--resolve', `localhost:${port}:127.0.0.1`, ...args], { encoding: 'buffer', maxBuffer: 16 << 20 }, (e, out) =>
+        e ? reject(e) : resolve(out.toString('latin1')),
+      ),
+    )
+  const base = `https://localhost:${port}`
+  // Three requests on one connection: curl reuses it (num_connects 0 after the first).
+  const three = await curl(['-w', 'connects=%{num_connects}\n', `${base}/a`, `${base}/b`, `${base}/c`])
+  t.is(three, 'GET /a 0\nconnects=1\nGET /b 0\nconnects=0\nGET /c 0\nconnects=0\n')
+  const down = await curl([`${base}/big`])
+  t.is(down.length, big.length)
+  t.true(Buffer.from(down, 'latin1').equals(big))
+  t.is(await curl(['--data-binary', `@${dir}/up`, `${base}/up`]), 'POST /up 300000\n')
+  hs.closeAllConnections()
+  await closed(server)
+  fs.rmSync(dir, { recursive: true, force: true })
 })
 
 netTest('stream.pipeline through a zcio.net socket, and events.once on its events', async (t) => {
