@@ -187,12 +187,15 @@ export class SendQueue {
   }
 
   #submitChain(units: Item[][]): void {
-    const ring = ringInternals(this.#ring).native
-    try {
-      ring.reserve(units.length + 1)
-    } catch {
-      // A ring too small for the chain: one operation at a time.
-      this.#queue.unshift(...units.splice(1).flat())
+    // A chain's entries must reach the kernel together; a single send needs
+    // no room kept (a full queue is flushed before it), and skips the call.
+    if (units.length > 1) {
+      try {
+        ringInternals(this.#ring).native.reserve(units.length + 1)
+      } catch {
+        // A ring too small for the chain: one operation at a time.
+        this.#queue.unshift(...units.splice(1).flat())
+      }
     }
     for (let k = 0; k < units.length; k++) {
       const unit = units[k]
