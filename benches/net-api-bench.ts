@@ -3,20 +3,26 @@
 // separate processes (net-api-peer.ts), runs alternating between the two:
 // HTTP keep-alive small responses through wrk (when installed), pipelined
 // 64 B echo over 16 connections, connection churn (64 loops of connect, 4
-// bytes each way, close) and 64 B ping-pong. Medians of the runs.
+// bytes each way, close) and 64 B ping-pong. Medians of the runs. The echo
+// group also runs ferrings' echo server as a reference when there is a copy
+// (net-ferrings.ts): a row of its table, no bar.
 
 import { fork, spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import * as path from 'node:path'
 import { fmtInt, fmtRatio } from './format.js'
-import { type Align, table } from './layout.js'
+import { type Align, table, wrapLine } from './layout.js'
 import { API_CHURN_PARALLEL, API_ECHO_CONNECTIONS, API_ECHO_WINDOW, API_HTTP_CONNECTIONS } from './net-common.js'
 import type { ApiGroup, ApiPeerMessage, ApiPeerSpec, NetBar } from './net-common.js'
+import { FERRINGS_ENV, FERRINGS_HOWTO, FERRINGS_NAME, findFerrings } from './net-ferrings.js'
+import type { FerringsCopy } from './net-ferrings.js'
 
 const PEER = path.join(__dirname, 'net-api-peer.js')
 const IMPLS = ['zcio', 'node'] as const
 type Impl = (typeof IMPLS)[number]
 export const IMPL_NAMES: Record<Impl, string> = { zcio: 'zcio.net', node: 'node:net' }
+/** The modules of the rows: the two compared, and ferrings as a reference (echo only). */
+export type ApiImpl = Impl | 'ferrings'
 
 /** What each group measures, and whether more is better. */
 const UNIT: Record<ApiGroup, { unit: string; higherIsBetter: boolean; client: string }> = {
@@ -34,7 +40,7 @@ export interface ApiRun {
 
 export interface ApiCaseResult {
   group: ApiGroup
-  impl: Impl
+  impl: ApiImpl
   name: string
   runs: ApiRun[]
   value: number
@@ -48,6 +54,10 @@ export interface ApiBenchResult {
   wrk: string | null
   results: ApiCaseResult[]
   skipped: { group: ApiGroup; reason: string }[]
+  /** The copy of ferrings the echo group ran, or null (`notes` says why). */
+  ferrings: FerringsCopy | null
+  /** Lines printed under a group's table; `command`, a shell command after the note. */
+  notes: { group: ApiGroup; note: string; command?: string }[]
 }
 
 export interface ApiRunOptions {
@@ -136,15 +146,16 @@ function runWrk(port: number, seconds: number): Promise<ApiRun> {
   })
 }
 
-async function oneRun(group: ApiGroup, impl: Impl, seconds: number): Promise<ApiRun> {
-  const srv = forkPeer({ role: 'server', impl, group })
+/** One run of `impl`'s server and client; ferrings' server (echo only) is loaded from `ferrings` and driven by node:net's client. */
+async function oneRun(group: ApiGroup, impl: ApiImpl, seconds: number, ferrings?: FerringsCopy): Promise<ApiRun> {
+  const srv = forkPeer(impl === 'ferrings' ? { role: 'server', impl, group: 'echo', dir: ferrings!.dir } : { role: 'server', impl, group })
   try {
     const { port } = (await srv.next('listening', 15_000)) as { port: number }
     if (group === 'http') {
       await runWrk(port, 1) // warm-up
       return await runWrk(port, seconds)
     }
-    const cli = forkPeer({ role: 'client', impl, group, port, seconds, warm: 0.3 })
+    const cli = forkPeer({ role: 'client', impl: impl === 'ferrings' ? 'node' : impl, group, port, seconds, warm: 0.3 })
     const r = (await cli.next('result', (seconds + 20) * 1000)) as { ops: number; seconds: number }
     await stop(cli.child)
     const perSec = r.ops / r.seconds
@@ -166,23 +177,48 @@ export async function runApi(opts: ApiRunOptions): Promise<ApiBenchResult> {
   const seconds = opts.seconds ?? 3
   const out = opts.progressStream ?? process.stderr
   const wrk = await wrkVersion()
-  const res: ApiBenchResult = { groups: [...opts.groups], seconds, runs, wrk, results: [], skipped: [] }
+  const res: ApiBenchResult = { groups: [...opts.groups], seconds, runs, wrk, results: [], skipped: [], ferrings: null, notes: [] }
+  let ferrings: FerringsCopy | undefined
+  if (opts.groups.includes('echo')) {
+    const found = findFerrings()
+    if ('reason' in found) res.notes.push({ group: 'echo', note: `ferrings: ${found.reason}`, command: FERRINGS_HOWTO })
+    else ferrings = found
+  }
   for (const group of opts.groups) {
     if (group === 'http' && wrk === null) {
       res.skipped.push({ group, reason: 'wrk is not installed (Debian: apt-get install wrk)' })
       continue
     }
     const got: Record<Impl, ApiRun[]> = { zcio: [], node: [] }
+    // ferrings' runs alternate with the others'; its first failure ends them with a note, not the bench.
+    const ref = group === 'echo' ? ferrings : undefined
+    const refRuns: ApiRun[] = []
+    let refFailed = false
     for (let i = 0; i < runs; i++) {
       for (const impl of IMPLS) {
         out.write(`[${group}] ${IMPL_NAMES[impl]} run ${i + 1}/${runs} ...\n`)
         got[impl].push(await oneRun(group, impl, seconds))
       }
+      if (!ref || refFailed) continue
+      out.write(`[${group}] ${FERRINGS_NAME} run ${i + 1}/${runs} ...\n`)
+      try {
+        refRuns.push(await oneRun(group, 'ferrings', seconds, ref))
+      } catch (e) {
+        refFailed = true
+        const why = (e instanceof Error ? e.message : String(e)).split('\n')[0]
+        res.notes.push({ group, note: `ferrings ${ref.version} (${ref.dir}) failed, no row: ${why}; a working copy:`, command: FERRINGS_HOWTO })
+      }
     }
-    for (const impl of IMPLS) {
-      const r = got[impl]
+    const rows: [ApiImpl, string, ApiRun[]][] = IMPLS.map((impl) => [impl, IMPL_NAMES[impl], got[impl]])
+    if (ref && !refFailed) {
+      rows.push(['ferrings', FERRINGS_NAME, refRuns])
+      res.ferrings = ref
+      const from = process.env[FERRINGS_ENV] ? FERRINGS_ENV : 'the ferrings package of the current directory'
+      res.notes.push({ group, note: `${FERRINGS_NAME}: ferrings ${ref.version} from ${ref.dir} (${from}), its createTcpServer with defaults; a reference, no bar` })
+    }
+    for (const [impl, name, r] of rows) {
       const p50s = r.flatMap((x) => (x.p50Ms === undefined ? [] : [x.p50Ms]))
-      res.results.push({ group, impl, name: IMPL_NAMES[impl], runs: r, value: median(r.map((x) => x.value)), p50Ms: p50s.length ? median(p50s) : null })
+      res.results.push({ group, impl, name, runs: r, value: median(r.map((x) => x.value)), p50Ms: p50s.length ? median(p50s) : null })
     }
   }
   return res
@@ -244,6 +280,10 @@ export function apiReport(res: ApiBenchResult, width: number): string {
       })
     const head = ['case', u.unit, 'min..max', 'vs node:net', ...(group === 'http' ? ['p50 ms'] : [])]
     lines.push(table([head, ...rows], head.map((_, i): Align => (i === 0 ? 'l' : 'r')), width))
+    for (const n of res.notes.filter((x) => x.group === group)) {
+      lines.push(...wrapLine(`  ${n.note}`, width))
+      if (n.command) lines.push(...wrapLine(`    ${n.command}`, width, true))
+    }
   }
   if (res.wrk) lines.push('', `http client: ${res.wrk}`)
   return lines.join('\n') + '\n'

@@ -2,11 +2,13 @@
 // against `node:net` through code written for `node:net` (net-api-bench.ts):
 // a server (an echo, or Node's http server fed by the module) or a client
 // (pipelined echo over 16 connections, connection churn, ping-pong) on one
-// module, picked by `impl`. The parent forks it with a JSON spec as argv[2].
+// module, picked by `impl`; or ferrings' echo server (net-ferrings.ts). The
+// parent forks it with a JSON spec as argv[2].
 
 import * as http from 'node:http'
 import * as nodeNet from 'node:net'
 import { loadZcio } from './common.js'
+import { ferringsEchoServer } from './net-ferrings.js'
 import type { ApiGroup, ApiPeerMessage, ApiPeerSpec } from './net-common.js'
 import { API_CHURN_PARALLEL, API_ECHO_CONNECTIONS, API_ECHO_WINDOW, MESSAGE_BYTES } from './net-common.js'
 
@@ -37,9 +39,19 @@ function server(net: Net, group: ApiGroup): void {
   }
   srv.on('error', (e) => post({ type: 'error', message: e.message }))
   srv.listen(0, '127.0.0.1', () => post({ type: 'listening', port: (srv.address() as nodeNet.AddressInfo).port }))
+  exitOnStop()
+}
+
+function exitOnStop(): void {
   process.on('message', (m: { type: string }) => {
     if (m.type === 'stop') process.exit(0)
   })
+}
+
+/** A server that fails later exits: its clients' connections break, and their error is the run's. */
+function fail(message: string): never {
+  post({ type: 'error', message })
+  process.exit(1)
 }
 
 /** Runs `work` for `seconds` after `warm` seconds, returning how many operations it counted while measured. */
@@ -153,9 +165,16 @@ async function client(net: Net, group: ApiGroup, port: number, seconds: number, 
   process.exit(0)
 }
 
-const spec = JSON.parse(process.argv[2] ?? '{}') as ApiPeerSpec
-netOf(spec.impl)
-  .then((net) => (spec.role === 'server' ? server(net, spec.group) : client(net, spec.group, spec.port, spec.seconds, spec.warm)))
+async function main(spec: ApiPeerSpec): Promise<void> {
+  if (spec.impl === 'ferrings') {
+    exitOnStop()
+    return post({ type: 'listening', port: await ferringsEchoServer(spec.dir, fail) })
+  }
+  const net = await netOf(spec.impl)
+  return spec.role === 'server' ? server(net, spec.group) : client(net, spec.group, spec.port, spec.seconds, spec.warm)
+}
+
+main(JSON.parse(process.argv[2] ?? '{}') as ApiPeerSpec)
   .catch((e: Error) => {
     post({ type: 'error', message: e.message })
     process.exit(1)

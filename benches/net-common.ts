@@ -201,6 +201,8 @@ export const API_HTTP_CONNECTIONS = 64
 
 export type ApiPeerSpec =
   | { role: 'server'; impl: 'zcio' | 'node'; group: ApiGroup }
+  /** The echo server of ferrings (net-ferrings.ts), loaded from `dir`; its client is node:net's. */
+  | { role: 'server'; impl: 'ferrings'; group: 'echo'; dir: string }
   | { role: 'client'; impl: 'zcio' | 'node'; group: ApiGroup; port: number; seconds: number; warm: number }
 
 export type ApiPeerMessage =

@@ -47,7 +47,14 @@ Options (bench net):
   --only <groups>        Only these groups, comma-separated: stream,
                          ping-pong, pipelined, and the zcio.net ones against
                          node:net: http (wrk, when installed), echo, churn,
-                         net-ping-pong (default: all)
+                         net-ping-pong (default: all). echo also has a
+                         reference row, ferrings' echo server driven by the
+                         node:net client, when ZCIO_BENCH_FERRINGS names a
+                         built copy (or the current directory resolves the
+                         ferrings package; never installed): git clone
+                         https://github.com/avifenesh/ferrings, cargo build
+                         --release in it, copy target/release/libferrings.so
+                         to ferrings.linux-x64-gnu.node there
   --json <file>          Also write every run, the medians and the bars as
                          JSON to <file>
   --quick                Smoke test, well under a minute: --size 256M --runs 1
