@@ -7,6 +7,7 @@
 pub(crate) mod opcodes;
 pub(crate) mod report;
 pub(crate) mod uring_unavailable;
+pub(crate) mod wake_check;
 
 pub use opcodes::REQUIRED_OPCODES;
 pub use report::{probe, uring_usable, ProbeReport};

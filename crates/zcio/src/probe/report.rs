@@ -212,7 +212,7 @@ fn run_probe() -> ProbeReport {
             .setup_defer_taskrun()
             .build(2)
             .is_ok()
-        && crate::backend::uring::wake_check::deferred_wake_is_prompt();
+        && crate::probe::wake_check::deferred_wake_is_prompt();
     report.sqpoll = IoUring::<io_uring::squeue::Entry>::builder()
         .setup_sqpoll(10)
         .build(2)

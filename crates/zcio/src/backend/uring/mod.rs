@@ -14,4 +14,3 @@ pub(crate) mod enter;
 pub(crate) mod instance;
 mod setup;
 pub(crate) mod submit;
-pub(crate) mod wake_check;

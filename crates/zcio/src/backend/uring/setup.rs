@@ -13,8 +13,8 @@ pub(super) fn setup(options: RingOptions) -> Result<(IoUring, RingFeatures)> {
     let sqpoll = options.sqpoll_idle_ms.is_some();
     // Preferred first; SQPOLL can't be combined with DEFER_TASKRUN, and a
     // kernel that signals a DEFER_TASKRUN ring's eventfd late gets rings
-    // without it (see `wake_check`).
-    let defer = !sqpoll && super::wake_check::deferred_wake_is_prompt();
+    // without it (see `probe::wake_check`).
+    let defer = !sqpoll && crate::probe::wake_check::deferred_wake_is_prompt();
     attempts.push(RingFeatures {
         single_issuer: true,
         defer_taskrun: defer,

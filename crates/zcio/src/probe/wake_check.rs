@@ -87,7 +87,7 @@ fn check() -> Option<bool> {
 mod tests {
     #[test]
     fn the_verdict_is_stable() {
-        let first = super::deferred_wake_is_prompt();
-        assert_eq!(super::deferred_wake_is_prompt(), first);
+        let first = crate::probe::wake_check::deferred_wake_is_prompt();
+        assert_eq!(crate::probe::wake_check::deferred_wake_is_prompt(), first);
     }
 }
