@@ -3,7 +3,7 @@
 // main entry's `net`), for `import net from 'zcio/net'` and
 // `require('zcio/net')` in place of `node:net`.
 Object.defineProperty(exports, "__esModule", { value: true });
-exports.isIPv6 = exports.isIPv4 = exports.isIP = exports.createServer = exports.createConnection = exports.connect = exports.Server = exports.Socket = void 0;
+exports.setDefaultAutoSelectFamilyAttemptTimeout = exports.getDefaultAutoSelectFamilyAttemptTimeout = exports.setDefaultAutoSelectFamily = exports.getDefaultAutoSelectFamily = exports.SocketAddress = exports.BlockList = exports.Stream = exports.isIPv6 = exports.isIPv4 = exports.isIP = exports.createServer = exports.createConnection = exports.connect = exports.Server = exports.Socket = void 0;
 const net_api_js_1 = require("./lib/net-api.js");
 var net_api_js_2 = require("./lib/net-api.js");
 Object.defineProperty(exports, "Socket", { enumerable: true, get: function () { return net_api_js_2.Socket; } });
@@ -14,4 +14,11 @@ exports.createServer = net_api_js_1.net.createServer;
 exports.isIP = net_api_js_1.net.isIP;
 exports.isIPv4 = net_api_js_1.net.isIPv4;
 exports.isIPv6 = net_api_js_1.net.isIPv6;
+exports.Stream = net_api_js_1.net.Stream;
+exports.BlockList = net_api_js_1.net.BlockList;
+exports.SocketAddress = net_api_js_1.net.SocketAddress;
+exports.getDefaultAutoSelectFamily = net_api_js_1.net.getDefaultAutoSelectFamily;
+exports.setDefaultAutoSelectFamily = net_api_js_1.net.setDefaultAutoSelectFamily;
+exports.getDefaultAutoSelectFamilyAttemptTimeout = net_api_js_1.net.getDefaultAutoSelectFamilyAttemptTimeout;
+exports.setDefaultAutoSelectFamilyAttemptTimeout = net_api_js_1.net.setDefaultAutoSelectFamilyAttemptTimeout;
 exports.default = net_api_js_1.net;

@@ -11,4 +11,11 @@ export const createServer = net.createServer
 export const isIP = net.isIP
 export const isIPv4 = net.isIPv4
 export const isIPv6 = net.isIPv6
+export const Stream = net.Stream
+export const BlockList = net.BlockList
+export const SocketAddress = net.SocketAddress
+export const getDefaultAutoSelectFamily = net.getDefaultAutoSelectFamily
+export const setDefaultAutoSelectFamily = net.setDefaultAutoSelectFamily
+export const getDefaultAutoSelectFamilyAttemptTimeout = net.getDefaultAutoSelectFamilyAttemptTimeout
+export const setDefaultAutoSelectFamilyAttemptTimeout = net.setDefaultAutoSelectFamilyAttemptTimeout
 export default net

@@ -2,6 +2,7 @@
 // one options object, with Node's checks of ports, paths and callbacks.
 
 import { invalidArgType, invalidArgValue, outOfRange, zcioError } from './errors.js'
+import * as dns from 'node:dns'
 import { isIP } from 'node:net'
 import { badPort, missingArgs } from './net-errors.js'
 
@@ -19,18 +20,16 @@ export interface ListenArgs {
   callback: Callback | undefined
 }
 
-/** A port as `node:net` takes it: an integer or a numeric string, 0 to 65535. */
+/** A port as `node:net` takes it (its `validatePort`): a number or a string that converts to an integer from 0 to 65535 (`'0x50'` too). */
 export function checkPort(port: unknown, name = 'Port', allowZero = true): number {
-  let n: number
-  if (typeof port === 'number') n = port
-  else if (typeof port === 'string' && port.trim() !== '' && /^\s*\d+\s*$/.test(port)) n = Number(port)
-  else throw badPort(name, port)
-  if (!Number.isInteger(n) || n < 0 || n > 65535 || (!allowZero && n === 0)) throw badPort(name, port)
+  const n = typeof port === 'number' || (typeof port === 'string' && port.trim() !== '') ? Number(port) : NaN
+  if (n !== n >>> 0 || n > 65535 || (!allowZero && n === 0)) throw badPort(name, port, allowZero)
   return n
 }
 
+/** Not a pipe name: a number, or a string that converts to one >= 0 (Node's `isPipeName`). */
 function isPortLike(v: unknown): boolean {
-  return typeof v === 'number' || (typeof v === 'string' && /^\s*\d+\s*$/.test(v))
+  return typeof v === 'number' || (typeof v === 'string' && Number(v) >= 0)
 }
 
 function lastCallback(args: unknown[]): Callback | undefined {
@@ -47,6 +46,9 @@ function checkDialOptions(o: Record<string, unknown>): void {
   for (const k of ['lookup', 'family', 'hints', 'autoSelectFamily', 'autoSelectFamilyAttemptTimeout', 'localAddress', 'localPort']) {
     if (o[k] === null || (k === 'localAddress' && o[k] === '')) delete o[k]
   }
+  // A server's address() names its family; the lookup takes the number (as Node).
+  if (o.family === 'IPv4') o.family = 4
+  else if (o.family === 'IPv6') o.family = 6
   // What only a lookup uses is checked only when there is a name to look up (as Node).
   if (typeof o.host !== 'string' || isIP(o.host) === 0) {
     if (o.lookup !== undefined && typeof o.lookup !== 'function') throw invalidArgType('options.lookup', 'of type function', o.lookup)
@@ -54,6 +56,8 @@ function checkDialOptions(o: Record<string, unknown>): void {
       throw invalidArgValue('options.family', o.family, 'must be one of: 0, 4, 6')
     }
     if (o.hints !== undefined && typeof o.hints !== 'number') throw invalidArgType('options.hints', 'of type number', o.hints)
+    // dns.lookup's check, made in the connect() call as Node makes it.
+    if (typeof o.hints === 'number' && o.hints & ~(dns.ADDRCONFIG | dns.V4MAPPED | dns.ALL)) throw invalidArgValue('hints', o.hints, 'is invalid')
   }
   if (o.autoSelectFamily !== undefined && typeof o.autoSelectFamily !== 'boolean') {
     throw invalidArgType('options.autoSelectFamily', 'of type boolean', o.autoSelectFamily)
@@ -93,7 +97,11 @@ export function connectArgs(args: unknown[]): ConnectArgs {
   delete options.path
   checkDialOptions(options)
   if (options.port === undefined) throw missingArgs('"options" or "port" or "path"')
-  options.port = checkPort(options.port, 'Port', false)
+  // As net.connect: port 0 is let through (the connect is refused).
+  if (typeof options.port !== 'number' && typeof options.port !== 'string') {
+    throw invalidArgType('options.port', 'one of type number or string', options.port)
+  }
+  options.port = checkPort(options.port)
   if (options.host === undefined || options.host === null) options.host = 'localhost'
   else if (typeof options.host !== 'string') throw invalidArgType('options.host', 'of type string', options.host)
   return { options, callback }
@@ -110,7 +118,9 @@ export function listenArgs(args: unknown[]): ListenArgs {
   let options: ListenArgs['options']
   if (typeof first === 'object' && first !== null) {
     options = { ...(first as Record<string, unknown>) }
-    if (options.fd !== undefined || options.handle !== undefined || options._handle !== undefined) {
+    const given = first as Record<string, unknown>
+    // A handle (its fd and listen() are on its prototype) or { fd } / { handle }.
+    if (given.fd !== undefined || given.handle !== undefined || given._handle !== undefined || typeof given.listen === 'function') {
       throw zcioError('ERR_ZCIO_UNSUPPORTED', 'zcio.net servers listen on a port or a path: listen({ fd }) and listen(handle) are not supported')
     }
     const o = first as Record<string, unknown>
@@ -128,7 +138,10 @@ export function listenArgs(args: unknown[]): ListenArgs {
     if (typeof rest[1] === 'number') options.backlog = rest[1]
   } else {
     options = {}
-    if (first !== undefined && first !== null) options.port = first as number
+    if (first !== undefined && first !== null) {
+      if (typeof first !== 'number' && typeof first !== 'string') throw invalidArgValue('options', { port: first }, 'is invalid')
+      options.port = first as number
+    }
     let i = 1
     if (typeof rest[1] === 'string') options.host = rest[i++] as string
     if (typeof rest[i] === 'number') options.backlog = rest[i] as number

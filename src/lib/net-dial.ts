@@ -26,13 +26,17 @@ function defaultAttemptMs(): number {
   return typeof get === 'function' ? get() : DEFAULT_ATTEMPT_MS
 }
 
-function resolve(lookup: LookupFunction, host: string, options: dns.LookupOptions): Promise<LookupAddress[]> {
+function resolve(lookup: LookupFunction, host: string, port: number, options: dns.LookupOptions): Promise<LookupAddress[]> {
   return new Promise((done, fail) => {
     lookup(host, options, (err, address, family) => {
       if (err) return fail(err)
       const list = Array.isArray(address) ? address : [{ address, family: family ?? isIP(address) }]
       for (const a of list) {
         if (isIP(a.address) === 0) return fail(Object.assign(new TypeError(`Invalid IP address: ${String(a.address)}`), { code: 'ERR_INVALID_IP_ADDRESS' }))
+        // A lookup of the caller's may name any family (Node's check).
+        if (a.family !== 4 && a.family !== 6) {
+          return fail(Object.assign(new RangeError(`Invalid address family: ${String(a.family)} ${host}:${port}`), { code: 'ERR_INVALID_ADDRESS_FAMILY' }))
+        }
       }
       done(list)
     })
@@ -89,6 +93,8 @@ export async function dial(ring: object, o: DialOptions, report: DialReport): Pr
   const r = ring as Ring
   // Events come a tick later, as Node's: the caller's listeners are on by then.
   await new Promise((next) => process.nextTick(next))
+  // Destroyed in the tick of connect(): no connection is made (net.Socket's).
+  if (report.cancelled()) throw zcioError('ERR_SOCKET_CLOSED', 'Socket is closed')
   if (o.path !== undefined) {
     try {
       const connecting = startConnect(r, { host: null, port: 0, path: o.path }, checkConnectOptions({}))
@@ -119,7 +125,7 @@ export async function dial(ring: object, o: DialOptions, report: DialReport): Pr
   const lookupOptions: dns.LookupOptions = { family, hints: o.hints ?? 0, ...(multiple ? { all: true } : {}) }
   let list: LookupAddress[]
   try {
-    list = await resolve(o.lookup ?? (dns.lookup as unknown as LookupFunction), host, lookupOptions)
+    list = await resolve(o.lookup ?? (dns.lookup as unknown as LookupFunction), host, port, lookupOptions)
   } catch (e) {
     report.emit('lookup', e, undefined, undefined, host)
     throw e

@@ -57,9 +57,9 @@ export function alreadyListening(): ZcioError {
 }
 
 /** `ERR_SOCKET_BAD_PORT`, as Node words it (a RangeError). */
-export function badPort(name: string, port: unknown): ZcioError {
+export function badPort(name: string, port: unknown, allowZero = true): ZcioError {
   const shown = typeof port === 'string' ? `type string ('${port}')` : typeof port === 'number' ? `type number (${port})` : inspect(port)
-  const e = new RangeError(`${name} should be >= 0 and < 65536. Received ${shown}.`) as RangeError & ZcioError
+  const e = new RangeError(`${name} should be ${allowZero ? '>=' : '>'} 0 and < 65536. Received ${shown}.`) as RangeError & ZcioError
   Object.defineProperty(e, 'code', { value: 'ERR_SOCKET_BAD_PORT', enumerable: true, writable: true, configurable: true })
   return e
 }

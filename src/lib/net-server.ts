@@ -101,6 +101,16 @@ export class Server extends EventEmitter {
   }
 
   /**
+   * With `captureRejections`, a rejected async `'connection'` listener
+   * destroys that socket with the error (as net.Server's); a rejection of
+   * any other listener is emitted as `'error'`.
+   */
+  override [EventEmitter.captureRejectionSymbol](err: Error, event: string | symbol, ...args: unknown[]): void {
+    if (event === 'connection') (args[0] as Socket).destroy(err)
+    else this.emit('error', err)
+  }
+
+  /**
    * Starts listening: `listen([port[, host[, backlog]]][, cb])`,
    * `listen(path[, backlog][, cb])`, `listen(options[, cb])`. Without a
    * host it listens on `::` (IPv4 too), or `0.0.0.0` where IPv6 is off.
@@ -140,9 +150,13 @@ export class Server extends EventEmitter {
     // Truthy values count, as net.Server reads them. `exclusive` only means
     // something under cluster, which zcio.net servers are not part of.
     const flags = { backlog, ipv6Only: Boolean(options.ipv6Only), reusePort: Boolean(options.reusePort) }
-    const open = async (): Promise<TcpListener<any>> => {
+    // As net.Server: a path or no host is bound now (address() works at
+    // once), a host after its lookup (even a numeric one, as dns.lookup
+    // answers a tick later); 'listening' (or 'error') comes a tick later.
+    const bindTo = (host: string | undefined): TcpListener<any> => {
+      const ring = l.ring as Ring
       if (options.path !== undefined) {
-        const listener = await TcpListener.listen(l.ring as Ring, { path: options.path, backlog })
+        const listener = TcpListener.bind(ring, { path: options.path, backlog })
         try {
           if (options.readableAll || options.writableAll) allowAll(options.path, Boolean(options.readableAll), Boolean(options.writableAll))
         } catch (e) {
@@ -152,46 +166,61 @@ export class Server extends EventEmitter {
         return listener
       }
       const port = options.port as number
-      const host = options.host ?? undefined
       if (host === undefined) {
         try {
-          return await TcpListener.listen(l.ring as Ring, { host: '::', port, ...flags })
+          return TcpListener.bind(ring, { host: '::', port, ...flags })
         } catch (e) {
           const code = (e as { code?: string }).code
           if (code !== 'EAFNOSUPPORT' && code !== 'EADDRNOTAVAIL') throw systemError(e, 'listen', { address: '::', port })
-          return TcpListener.listen(l.ring as Ring, { host: '0.0.0.0', port, ...flags })
+          return TcpListener.bind(ring, { host: '0.0.0.0', port, ...flags })
         }
       }
-      const numeric = isIP(host) !== 0 ? host : (await lookup(host)).address
       try {
-        return await TcpListener.listen(l.ring as Ring, { host: numeric, port, ...flags })
+        return TcpListener.bind(ring, { host, port, ...flags })
       } catch (e) {
-        throw systemError(e, 'listen', { address: numeric, port })
+        throw systemError(e, 'listen', { address: host, port })
       }
     }
-    open().then(
-      (listener) => {
-        this.#starting = false
-        if (this.#lease !== l) {
-          // close() came first.
-          listener.close()
-          return
-        }
-        this.#listener = listener
-        this.#path = options.path
+    const started = (listener: TcpListener<any>): void => {
+      this.#starting = false
+      if (this.#lease !== l) {
+        // close() came first.
+        listener.close()
+        return
+      }
+      this.#listener = listener
+      this.#path = options.path
+      process.nextTick(() => {
+        // Closed in the same tick: no 'listening' (net.Server's).
+        if (this.#listener !== listener) return
         this.emit('listening')
         void this.#acceptAll(listener)
-      },
-      (err: Error) => {
-        // close() came first: the listen it cancelled is no failure.
-        if (this.#lease !== l) return
-        this.#starting = false
-        this.#lease = undefined
-        l.release()
-        const where = options.path !== undefined ? { address: options.path } : undefined
-        this.emit('error', systemError(err, 'listen', where))
-      },
-    )
+      })
+    }
+    const failed = (err: Error): void => {
+      // close() came first: the listen it cancelled is no failure.
+      if (this.#lease !== l) return
+      this.#starting = false
+      this.#lease = undefined
+      l.release()
+      const where = options.path !== undefined ? { address: options.path } : undefined
+      this.emit('error', systemError(err, 'listen', where))
+    }
+    const host = options.host ?? undefined
+    if (options.path !== undefined || host === undefined) {
+      let listener: TcpListener<any>
+      try {
+        listener = bindTo(host)
+      } catch (e) {
+        process.nextTick(failed, e as Error)
+        return this
+      }
+      started(listener)
+    } else {
+      ;(isIP(host) !== 0 ? new Promise<{ address: string }>((r) => process.nextTick(r, { address: host })) : lookup(host))
+        .then(({ address }) => started(bindTo(address)))
+        .catch(failed)
+    }
     return this
   }
 
@@ -227,6 +256,7 @@ export class Server extends EventEmitter {
       }
       const socket = new Socket({ allowHalfOpen: o.allowHalfOpen, highWaterMark: o.highWaterMark })
       socket[kAccepted](o.noDelay, o.keepAlive ?? false, o.keepAliveInitialDelay ?? 0)
+      socket.server = this
       this.#connections++
       socket.once('close', () => {
         this.#connections--
@@ -244,8 +274,8 @@ export class Server extends EventEmitter {
    * listening (yet).
    */
   close(callback?: (err?: Error) => void): this {
-    if (callback !== undefined) {
-      if (typeof callback !== 'function') throw invalidArgType('callback', 'of type function', callback)
+    // Anything but a function is ignored, as net.Server's close() does.
+    if (typeof callback === 'function') {
       // A listen still under way counts as not running, as in net.Server
       // (its handle comes a tick later there).
       if (this.#listener === undefined) this.once('close', () => callback(serverNotRunning()))

@@ -7,7 +7,7 @@
 
 import { Duplex } from 'node:stream'
 import { type Flow, type FlowHandle } from './group-brand.js'
-import { abortError, invalidArgType, outOfRange, zcioError } from './errors.js'
+import { abortError, invalidArgType, invalidArgValue, outOfRange, zcioError } from './errors.js'
 import { Addresses } from './net-addresses.js'
 import { connectArgs } from './net-args.js'
 import type { ConnectOptions, DialOptions, DialReport, Dialer, Lease, StreamPort } from './net-port.js'
@@ -69,7 +69,10 @@ export class Socket extends Duplex {
   #receiving: FlowHandle | undefined
   #paused = false
   #wantRead = false
-  #waiting: (() => void)[] = []
+  /** What waits for the connection: the writes' callbacks fail if it never comes. */
+  #waiting: { go(): void; cb?: Callback }[] = []
+  /** Bytes of the `_writev` whose callback waits for the sends to drain (counted once in `bytesWritten`). */
+  #inHand = 0
   #timer: NodeJS.Timeout | undefined
   #timeout: number | undefined
   #bytesRead = 0
@@ -82,16 +85,22 @@ export class Socket extends Duplex {
   #noDelay: boolean | undefined
   #keepAlive: [boolean, number]
   /** The addresses, read from the kernel on first use (one system call each) and kept. */
-  readonly #addrs = new Addresses()
+  #addrs = new Addresses()
   /** `ref()`/`unref()`: an unref()ed socket keeps the loop alive only while it connects or sends. */
   #refd = true
   /** Called by destroy(): cancels the connect attempt under way. */
   #cancelDial: ((reason: Error) => void) | undefined
+  /** The server that accepted the socket (`null` for one made by `connect()`). */
+  server: unknown = null
   /** With family autoselection over several addresses: each `ip:port` tried, the connected one last. */
   autoSelectFamilyAttemptedAddresses: string[] | undefined
 
   constructor(options: SocketOptions = {}) {
     validateObject(options as unknown, 'options')
+    for (const k of ['objectMode', 'readableObjectMode', 'writableObjectMode'] as const) {
+      const v = (options as Record<string, unknown>)[k]
+      if (v) throw invalidArgValue(`options.${k}`, v, 'is not supported')
+    }
     if (options.allowHalfOpen !== undefined && typeof options.allowHalfOpen !== 'boolean') {
       throw invalidArgType('options.allowHalfOpen', 'of type boolean', options.allowHalfOpen)
     }
@@ -122,12 +131,11 @@ export class Socket extends Duplex {
   }
 
   /** @internal Connected over `stream` (by `connect()`, a server's accept or `toNodeStream()`). */
-  [kAttach](stream: StreamPort, flow: Flow, lease: Lease | undefined, read = true): void {
+  [kAttach](stream: StreamPort, flow: Flow, lease: Lease | undefined, read = true, dialed = false): void {
     this.#stream = stream
     this.#addrs.of(stream)
     this.#flow = flow
     this.#lease ??= lease
-    this.#hold()
     try {
       // zcio streams start with TCP_NODELAY on: only turning it off costs a call.
       if (this.#noDelay === false && this.#inet) stream.setNoDelay(false)
@@ -135,11 +143,33 @@ export class Socket extends Duplex {
     } catch {
       // The peer may be gone already; the first read or write reports it.
     }
-    for (const f of this.#waiting.splice(0)) f()
+    if (!dialed) this.#release()
     if (this.#wantRead) {
       this.#wantRead = false
       this._read()
     } else if (read) this.read(0)
+    this.#hold()
+  }
+
+  /** Back to a socket never connected, keeping the byte counts (as net.Socket's `connect()` after `'close'`). */
+  #undestroy(): void {
+    this.#stream = undefined
+    this.#flow = undefined
+    this.#receiving = undefined
+    this.#paused = false
+    this.#wantRead = false
+    this.#hadError = false
+    this.#watching = false
+    this.#unwatched = false
+    this.#inHand = 0
+    this.#addrs = new Addresses()
+    if (Object.hasOwn(this, 'write')) delete (this as { write?: unknown }).write
+    ;(this as unknown as { _undestroy(): void })._undestroy()
+  }
+
+  /** Runs what waited for the connection (after `'connect'` for a dialled socket, as net.Socket's writes). */
+  #release(): void {
+    for (const w of this.#waiting.splice(0)) w.go()
   }
 
   /** @internal The options a server gives its sockets. */
@@ -160,6 +190,8 @@ export class Socket extends Duplex {
   connect(path: string, connectListener?: () => void): this
   connect(...args: unknown[]): this {
     const { options, callback } = connectArgs(args)
+    // A closed socket connects again (net.Socket's reconnect).
+    if (this.destroyed && this.closed && !this.#connecting) this.#undestroy()
     if (this.#stream !== undefined || this.#connecting) throw zcioError('ERR_SOCKET_CONNECTING', 'Socket is already connecting or connected')
     if (this.destroyed) throw zcioError('ERR_SOCKET_CLOSED', 'Socket is closed')
     if (dialer === undefined) throw zcioError('ERR_INTERNAL_ASSERTION', 'zcio.net is not loaded')
@@ -187,9 +219,11 @@ export class Socket extends Duplex {
           void stream.close()
           return
         }
-        this[kAttach](stream, lease.flow, undefined)
+        // A socket paused before it connected does not start reading (net.Socket's).
+        this[kAttach](stream, lease.flow, undefined, !this.isPaused(), true)
         this.emit('connect')
         this.emit('ready')
+        this.#release()
       },
       (err: Error) => {
         this.#connecting = false
@@ -208,16 +242,21 @@ export class Socket extends Duplex {
       // Full: stop taking data; it waits in the socket (TCP flow control).
       this.#paused = true
       this.#receiving?.pause()
+      this.#hold()
     }
   }
 
   #onEnd(error?: Error): void {
     this.#receiving = undefined
+    this.#hold()
     if (this.destroyed) return
     // The TcpStream (or its ring) was closed under the socket: a close, not a failure.
     if (error && this.#stream?.closed) this.destroy()
     else if (error) this.destroy(systemError(error, 'read'))
     else {
+      // After the peer's end, a write once this side ended too fails as
+      // net.Socket's does (EPIPE), not as a write after end.
+      if (!this.allowHalfOpen) this.prependOnceListener('end', () => (this.write = writeAfterFin))
       this.push(null)
       // 'end' comes now if nothing is buffered, even with no reader (as
       // net.Socket's), so a socket nobody reads still closes.
@@ -240,9 +279,11 @@ export class Socket extends Duplex {
       } catch (e) {
         this.destroy(e as Error)
       }
+      this.#hold()
     } else if (this.#paused) {
       this.#paused = false
       this.#receiving.resume()
+      this.#hold()
     }
   }
 
@@ -259,7 +300,7 @@ export class Socket extends Duplex {
   override _writev(chunks: { chunk: Buffer }[], cb: Callback): void {
     const stream = this.#stream
     if (stream === undefined) {
-      this.#waiting.push(() => this._writev(chunks, cb))
+      this.#waiting.push({ go: () => this._writev(chunks, cb), cb })
       return
     }
     this.#timer?.refresh()
@@ -274,8 +315,18 @@ export class Socket extends Duplex {
       return
     }
     this.#watch(stream)
-    if (room) cb()
-    else stream.drained().then(() => cb(), cb)
+    if (room) return cb()
+    for (const { chunk } of chunks) this.#inHand += chunk.length
+    stream.drained().then(
+      () => {
+        this.#inHand = 0
+        cb()
+      },
+      (e: Error) => {
+        this.#inHand = 0
+        cb(e)
+      },
+    )
   }
 
   /**
@@ -287,17 +338,17 @@ export class Socket extends Duplex {
     if (this.#watching) return
     this.#watching = true
     this.#unwatched = false
-    if (!this.#refd) this.#hold()
+    this.#hold()
     stream.flush().then(
       () => {
         this.#watching = false
         this.#timer?.refresh()
         if (this.#unwatched && !this.destroyed) this.#watch(stream)
-        else if (!this.#refd) this.#hold()
+        else this.#hold()
       },
       (e: Error) => {
         this.#watching = false
-        if (!this.#refd) this.#hold()
+        this.#hold()
         // Closed under the write (destroy): not the write's failure.
         if (this.destroyed || (stream.closed && (e as { code?: string }).code === 'ERR_ZCIO_CLOSED')) return
         this.destroy(systemError(e, 'write'))
@@ -308,7 +359,7 @@ export class Socket extends Duplex {
   override _final(cb: Callback): void {
     const stream = this.#stream
     if (stream === undefined) {
-      this.#waiting.push(() => this._final(cb))
+      this.#waiting.push({ go: () => this._final(cb) })
       return
     }
     const gone = (e: unknown, syscall?: string): void => {
@@ -330,7 +381,9 @@ export class Socket extends Duplex {
   override _destroy(err: Error | null, cb: Callback): void {
     this.#hadError = err !== null && err !== undefined
     this.#clearTimer()
-    this.#waiting = []
+    for (const w of this.#waiting.splice(0)) {
+      w.cb?.(zcioError('ERR_SOCKET_CLOSED_BEFORE_CONNECTION', 'Socket closed before the connection was established'))
+    }
     this.#receiving?.stop()
     this.#receiving = undefined
     this.#cancelDial?.(socketClosed())
@@ -355,8 +408,13 @@ export class Socket extends Duplex {
 
   /** Destroys the socket with a reset (`RST`) instead of an orderly close: the peer sees `ECONNRESET`. */
   resetAndDestroy(): this {
+    if (this.#connecting) {
+      this.once('connect', () => this.resetAndDestroy())
+      return this
+    }
     const stream = this.#stream
-    if (stream !== undefined && !stream.closed) void stream.destroy()
+    if (stream === undefined) return this.destroy(socketClosed())
+    if (!stream.closed) void stream.destroy()
     return this.destroy()
   }
 
@@ -385,6 +443,7 @@ export class Socket extends Duplex {
 
   /** Emits `'timeout'` after `ms` without data in either direction (0 turns it off); the socket stays open. */
   setTimeout(ms: number, callback?: () => void): this {
+    if (this.destroyed) return this
     if (typeof ms !== 'number') throw invalidArgType('msecs', 'of type number', ms)
     if (!(ms >= 0) || ms > 2 ** 31 - 1) throw outOfRange('msecs', `>= 0 && <= ${2 ** 31 - 1}`, ms)
     if (callback !== undefined && typeof callback !== 'function') throw invalidArgType('callback', 'of type function', callback)
@@ -430,8 +489,14 @@ export class Socket extends Duplex {
     return this
   }
 
+  /**
+   * Holds the loop as a libuv handle does: while it connects, while writes
+   * are being sent, and (unless `unref()`ed) while it reads; a connected
+   * socket that is paused with nothing to send does not keep the process.
+   */
   #hold(): void {
-    this.#lease?.hold(this.#refd || this.#connecting || this.#watching)
+    const reading = this.#receiving !== undefined && !this.#paused
+    this.#lease?.hold(this.#connecting || this.#watching || (this.#refd && reading))
   }
 
   /** The local address (`{ address, family, port }`), or `{}` before the socket connects and for Unix sockets. */
@@ -442,6 +507,11 @@ export class Socket extends Duplex {
 
   get timeout(): number | undefined {
     return this.#timeout
+  }
+
+  /** Assignable, as net.Socket's property (the timer is set by `setTimeout()`). */
+  set timeout(ms: number | undefined) {
+    this.#timeout = ms
   }
 
   /** `true` while `connect()` runs. */
@@ -497,11 +567,21 @@ export class Socket extends Duplex {
 
   /** Bytes handed to the socket: sent, queued for the kernel, and held by the writable side. */
   get bytesWritten(): number {
-    return this.#bytesSent + this.writableLength
+    return this.#bytesSent + this.writableLength - this.#inHand
   }
 
   /** Bytes written and not yet taken by the kernel: those the writable side holds and those queued for the kernel. */
   get bufferSize(): number {
     return this.writableLength + (this.#stream !== undefined && !this.#stream.closed ? this.#stream.writableLength : 0)
   }
+}
+
+/** `write()` once the peer ended and the socket is not half-open: `EPIPE` after this side's own end (net.Socket's `writeAfterFIN`). */
+function writeAfterFin(this: Socket, chunk: unknown, encoding?: unknown, cb?: unknown): boolean {
+  if (!this.writableEnded) return Duplex.prototype.write.call(this, chunk, encoding as BufferEncoding, cb as Callback)
+  const callback = typeof encoding === 'function' ? encoding : cb
+  const er = Object.assign(new Error('This socket has been ended by the other party'), { code: 'EPIPE' })
+  if (typeof callback === 'function') process.nextTick(callback as Callback, er)
+  this.destroy(er)
+  return false
 }

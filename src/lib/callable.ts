@@ -1,0 +1,11 @@
+// `node:net`'s classes are functions too: `net.Socket()` and `net.Server()`
+// without `new` make an instance, as older code and Node's tests call them.
+// A class is wrapped in a Proxy that answers such a call with `new`; every
+// other use (`new`, `extends`, `instanceof`, `prototype`) passes through.
+
+/** `cls`, callable without `new` (the call constructs). */
+export function callable<C extends new (...args: any[]) => object>(cls: C): C {
+  return new Proxy(cls, {
+    apply: (target, _this, args: unknown[]) => new target(...args),
+  })
+}
