@@ -1,13 +1,13 @@
 import { net } from './lib/net-api.js';
 export { Socket, Server, type SocketOptions, type ServerOptions, type ListenOptions, type ConnectOptions } from './lib/net-api.js';
 export declare const connect: {
-    (options: import("./lib/net-socket.js").SocketOptions & import("./lib/net-port.js").ConnectOptions, connectListener?: () => void): import("./lib/net-api.js").Socket;
+    (options: import("./lib/net-socket-options.js").SocketOptions & import("./lib/net-port.js").ConnectOptions, connectListener?: () => void): import("./lib/net-api.js").Socket;
     (port: number | string, host?: string, connectListener?: () => void): import("./lib/net-api.js").Socket;
     (port: number | string, connectListener?: () => void): import("./lib/net-api.js").Socket;
     (path: string, connectListener?: () => void): import("./lib/net-api.js").Socket;
 };
 export declare const createConnection: {
-    (options: import("./lib/net-socket.js").SocketOptions & import("./lib/net-port.js").ConnectOptions, connectListener?: () => void): import("./lib/net-api.js").Socket;
+    (options: import("./lib/net-socket-options.js").SocketOptions & import("./lib/net-port.js").ConnectOptions, connectListener?: () => void): import("./lib/net-api.js").Socket;
     (port: number | string, host?: string, connectListener?: () => void): import("./lib/net-api.js").Socket;
     (port: number | string, connectListener?: () => void): import("./lib/net-api.js").Socket;
     (path: string, connectListener?: () => void): import("./lib/net-api.js").Socket;

@@ -33,7 +33,7 @@ netTest('a socket closed once connects again (connect() after close)', async (t)
     await new Promise<void>((done) => {
       let n = 0
       c.on('close', () => {
-        log.push(['c', 'close', ++n])
+        log.push(['c', 'close', ++n, c.bytesRead, c.bytesWritten, c.pending])
         if (n === 1) c.connect(port, '127.0.0.1', () => log.push(['c', 'reconnected']))
         else done()
       })
@@ -255,4 +255,41 @@ netTest('net.Socket() and net.Server() without new make instances; classes exten
   t.is(typeof m.connect, 'function')
   s.destroy()
   m.destroy()
+})
+
+netTest("onread: reads go into the given buffer (or one a function returns) and its callback, no 'data'; false or pause() stops until resume()", async (t) => {
+  const message = Buffer.alloc(100_000)
+  for (let i = 0; i < message.length; i++) message[i] = (i * 7) & 0xff
+  await differential(t, async (net: Net, log: Log) => {
+    for (const mode of ['static', 'function', 'return false', 'pause']) {
+      const { server, port } = await listen(net, {}, (s) => s.end(message))
+      const got: Buffer[] = []
+      const own = Buffer.alloc(4096)
+      let stops = 0
+      const c = net.connect({
+        port,
+        host: '127.0.0.1',
+        onread: {
+          buffer: mode === 'function' ? () => Buffer.alloc(1000) : own,
+          callback(this: nodeNet.Socket, n: number, buf: Uint8Array) {
+            got.push(Buffer.from(buf.subarray(0, n)))
+            if (mode === 'static' && buf !== own) log.push([mode, 'not the given buffer'])
+            if ((mode === 'return false' || mode === 'pause') && stops < 5) {
+              stops++
+              setTimeout(() => this.resume(), 5)
+              if (mode === 'pause') this.pause()
+              else return false
+            }
+            return undefined
+          },
+        },
+      } as nodeNet.NetConnectOpts)
+      c.on('data', () => log.push([mode, 'data event']))
+      await new Promise((r) => c.on('end', r))
+      const all = Buffer.concat(got)
+      log.push([mode, 'end', all.length, all.equals(message)])
+      c.destroy()
+      await closed(server)
+    }
+  })
 })

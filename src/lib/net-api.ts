@@ -18,7 +18,8 @@ import { dial } from './net-dial.js'
 import { callable } from './callable.js'
 import { type ListenOptions, Server as ServerClass, type ServerOptions } from './net-server.js'
 import type { ConnectOptions, StreamPort } from './net-port.js'
-import { Socket as SocketClass, type SocketOptions, installDialer } from './net-socket.js'
+import { Socket as SocketClass, installDialer } from './net-socket.js'
+import type { SocketOptions } from './net-socket-options.js'
 
 /** zcio.net's `net.Socket` (callable without `new`, as node:net's). */
 const Socket = callable(SocketClass)

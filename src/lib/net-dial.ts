@@ -35,7 +35,7 @@ function resolve(lookup: LookupFunction, host: string, port: number, options: dn
         if (isIP(a.address) === 0) return fail(Object.assign(new TypeError(`Invalid IP address: ${String(a.address)}`), { code: 'ERR_INVALID_IP_ADDRESS' }))
         // A lookup of the caller's may name any family (Node's check).
         if (a.family !== 4 && a.family !== 6) {
-          return fail(Object.assign(new RangeError(`Invalid address family: ${String(a.family)} ${host}:${port}`), { code: 'ERR_INVALID_ADDRESS_FAMILY' }))
+          return fail(Object.assign(new RangeError(`Invalid address family: ${String(a.family)} ${host}:${port}`), { code: 'ERR_INVALID_ADDRESS_FAMILY', host, port }))
         }
       }
       done(list)
@@ -91,6 +91,9 @@ async function attempt(ring: Ring, address: string, o: DialOptions, report: Dial
 /** Connects as `net.connect` would (see the file's head); rejects with Node's errors. */
 export async function dial(ring: object, o: DialOptions, report: DialReport): Promise<StreamPort> {
   const r = ring as Ring
+  // The defaults as they are at connect() (net.connect reads them there).
+  const autoSelect = o.autoSelectFamily ?? getDefaultAutoSelectFamily()
+  const attemptMs = o.autoSelectFamilyAttemptTimeout ?? defaultAttemptMs()
   // Events come a tick later, as Node's: the caller's listeners are on by then.
   await new Promise((next) => process.nextTick(next))
   // Destroyed in the tick of connect(): no connection is made (net.Socket's).
@@ -121,7 +124,7 @@ export async function dial(ring: object, o: DialOptions, report: DialReport): Pr
   }
   if (isIP(host) !== 0) return one(host)
   const family = o.family ?? 0
-  const multiple = (o.autoSelectFamily ?? getDefaultAutoSelectFamily()) && family === 0
+  const multiple = autoSelect && family === 0
   const lookupOptions: dns.LookupOptions = { family, hints: o.hints ?? 0, ...(multiple ? { all: true } : {}) }
   let list: LookupAddress[]
   try {
@@ -141,7 +144,7 @@ export async function dial(ring: object, o: DialOptions, report: DialReport): Pr
   const tried: string[] = []
   report.attempted(tried)
   const errors: Error[] = []
-  const ms = Math.max(o.autoSelectFamilyAttemptTimeout ?? defaultAttemptMs(), MIN_ATTEMPT_MS)
+  const ms = Math.max(attemptMs, MIN_ATTEMPT_MS)
   for (let i = 0; i < order.length; i++) {
     const { address } = order[i]
     const fam = isIP(address)

@@ -7,42 +7,23 @@
 
 import { Duplex } from 'node:stream'
 import { type Flow, type FlowHandle } from './group-brand.js'
-import { abortError, invalidArgType, invalidArgValue, outOfRange, zcioError } from './errors.js'
+import { abortError, zcioError } from './errors.js'
 import { Addresses } from './net-addresses.js'
+import { IdleTimer } from './net-idle-timer.js'
+import { OnRead } from './net-onread.js'
+import { type SocketOptions, checkSocketOptions } from './net-socket-options.js'
+import { SocketWrites } from './net-socket-writes.js'
+import { writeAfterFin } from './net-write-after-fin.js'
 import { connectArgs } from './net-args.js'
 import type { ConnectOptions, DialOptions, DialReport, Dialer, Lease, StreamPort } from './net-port.js'
 import { socketClosed, systemError } from './net-errors.js'
-import { validateObject, validateSignal } from './validate.js'
+import { validateSignal } from './validate.js'
 
 let dialer: Dialer | undefined
 
 /** Called once by the `net` module. */
 export function installDialer(d: Dialer): void {
   dialer = d
-}
-
-/** Options of `new net.Socket()` (and of `net.connect()`, with the address). */
-export interface SocketOptions {
-  /** Keep the writable side open after the peer's end (default `false`). */
-  allowHalfOpen?: boolean
-  /** Bytes the readable side holds before the socket stops taking data (its data then waits in the kernel). */
-  readableHighWaterMark?: number
-  /** Bytes of writes held before `write()` returns `false`. */
-  writableHighWaterMark?: number
-  /** Both high-water marks at once. */
-  highWaterMark?: number
-  /** `TCP_NODELAY` once connected; default `true`, as zcio streams start (Node's is `false`: Nagle's algorithm costs small writes 40 ms). */
-  noDelay?: boolean
-  /** `SO_KEEPALIVE` once connected (default `false`). */
-  keepAlive?: boolean
-  /** Milliseconds of silence before the first keep-alive probe (0: the system's default). */
-  keepAliveInitialDelay?: number
-  /** Destroys the socket with an `AbortError` when aborted. */
-  signal?: AbortSignal
-  /** The ring to run on (with `group`); default: the thread's default ring. */
-  ring?: unknown
-  /** The BufferGroup of `ring` to receive through. */
-  group?: unknown
 }
 
 /** @internal Makes a socket connected over `stream`. */
@@ -69,18 +50,16 @@ export class Socket extends Duplex {
   #receiving: FlowHandle | undefined
   #paused = false
   #wantRead = false
-  /** What waits for the connection: the writes' callbacks fail if it never comes. */
-  #waiting: { go(): void; cb?: Callback }[] = []
-  /** Bytes of the `_writev` whose callback waits for the sends to drain (counted once in `bytesWritten`). */
-  #inHand = 0
-  #timer: NodeJS.Timeout | undefined
-  #timeout: number | undefined
+  readonly #writes: SocketWrites = new SocketWrites({
+    stream: () => this.#stream,
+    destroyed: () => this.destroyed,
+    activity: () => this.#idle.refresh(),
+    hold: () => this.#hold(),
+    destroy: (e) => this.destroy(e),
+  })
+  readonly #idle = new IdleTimer()
   #bytesRead = 0
-  #bytesSent = 0
   #hadError = false
-  /** A `flush()` watches the sends; writes came after it started. */
-  #watching = false
-  #unwatched = false
   /** `TCP_NODELAY` to set once connected; undefined: leave the stream's (streams start with it on). */
   #noDelay: boolean | undefined
   #keepAlive: [boolean, number]
@@ -90,26 +69,24 @@ export class Socket extends Duplex {
   #refd = true
   /** Called by destroy(): cancels the connect attempt under way. */
   #cancelDial: ((reason: Error) => void) | undefined
+  /** The `onread` option: reads go to its buffer and callback. */
+  readonly #onread: OnRead | undefined
+  /** The end of stream came while `onread` data waited for `resume()`. */
+  #endHeld = false
   /** The server that accepted the socket (`null` for one made by `connect()`). */
   server: unknown = null
   /** With family autoselection over several addresses: each `ip:port` tried, the connected one last. */
   autoSelectFamilyAttemptedAddresses: string[] | undefined
 
   constructor(options: SocketOptions = {}) {
-    validateObject(options as unknown, 'options')
-    for (const k of ['objectMode', 'readableObjectMode', 'writableObjectMode'] as const) {
-      const v = (options as Record<string, unknown>)[k]
-      if (v) throw invalidArgValue(`options.${k}`, v, 'is not supported')
-    }
-    if (options.allowHalfOpen !== undefined && typeof options.allowHalfOpen !== 'boolean') {
-      throw invalidArgType('options.allowHalfOpen', 'of type boolean', options.allowHalfOpen)
-    }
+    checkSocketOptions(options)
     super({
       allowHalfOpen: options.allowHalfOpen ?? false,
       highWaterMark: options.highWaterMark,
       readableHighWaterMark: options.readableHighWaterMark,
       writableHighWaterMark: options.writableHighWaterMark,
     })
+    this.#onread = options.onread === undefined || options.onread === null ? undefined : new OnRead(options.onread)
     this.#noDelay = options.noDelay
     this.#keepAlive = [options.keepAlive ?? false, options.keepAliveInitialDelay ?? 0]
     if (options.ring !== undefined || options.group !== undefined) {
@@ -143,7 +120,7 @@ export class Socket extends Duplex {
     } catch {
       // The peer may be gone already; the first read or write reports it.
     }
-    if (!dialed) this.#release()
+    if (!dialed) this.#writes.release()
     if (this.#wantRead) {
       this.#wantRead = false
       this._read()
@@ -151,25 +128,19 @@ export class Socket extends Duplex {
     this.#hold()
   }
 
-  /** Back to a socket never connected, keeping the byte counts (as net.Socket's `connect()` after `'close'`). */
+  /** Back to a socket never connected (as net.Socket's `connect()` after `'close'`): the byte counts start again, as a new handle's. */
   #undestroy(): void {
+    this.#bytesRead = 0
+    this.#writes.reset()
     this.#stream = undefined
     this.#flow = undefined
     this.#receiving = undefined
     this.#paused = false
     this.#wantRead = false
     this.#hadError = false
-    this.#watching = false
-    this.#unwatched = false
-    this.#inHand = 0
     this.#addrs = new Addresses()
     if (Object.hasOwn(this, 'write')) delete (this as { write?: unknown }).write
     ;(this as unknown as { _undestroy(): void })._undestroy()
-  }
-
-  /** Runs what waited for the connection (after `'connect'` for a dialled socket, as net.Socket's writes). */
-  #release(): void {
-    for (const w of this.#waiting.splice(0)) w.go()
   }
 
   /** @internal The options a server gives its sockets. */
@@ -223,7 +194,7 @@ export class Socket extends Duplex {
         this[kAttach](stream, lease.flow, undefined, !this.isPaused(), true)
         this.emit('connect')
         this.emit('ready')
-        this.#release()
+        this.#writes.release()
       },
       (err: Error) => {
         this.#connecting = false
@@ -237,7 +208,11 @@ export class Socket extends Duplex {
   /** A chunk came: copied once (Node streams hand data on to consumers that keep it). */
   #onData(data: Uint8Array): void {
     this.#bytesRead += data.length
-    this.#timer?.refresh()
+    this.#idle.refresh()
+    if (this.#onread !== undefined) {
+      if (!this.#onread.deliver(this, data)) this.#stopReceiving()
+      return
+    }
     if (!this.push(Buffer.from(data)) && !this.#paused) {
       // Full: stop taking data; it waits in the socket (TCP flow control).
       this.#paused = true
@@ -257,6 +232,11 @@ export class Socket extends Duplex {
       // After the peer's end, a write once this side ended too fails as
       // net.Socket's does (EPIPE), not as a write after end.
       if (!this.allowHalfOpen) this.prependOnceListener('end', () => (this.write = writeAfterFin))
+      if (this.#onread?.holding) {
+        this.#endHeld = true
+        return
+      }
+      this.#onread?.end()
       this.push(null)
       // 'end' comes now if nothing is buffered, even with no reader (as
       // net.Socket's), so a socket nobody reads still closes.
@@ -265,6 +245,7 @@ export class Socket extends Duplex {
   }
 
   override _read(): void {
+    if (this.#onread?.stopped) return
     if (this.#stream === undefined || this.#flow === undefined) {
       this.#wantRead = true
       return
@@ -287,103 +268,57 @@ export class Socket extends Duplex {
     }
   }
 
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: Callback): void {
-    this._writev([{ chunk }], cb)
-  }
-
-  /**
-   * Every chunk queued at once (they go to the kernel as one send). Done
-   * as soon as the stream took them while it is under its high-water mark
-   * (as a write the kernel took at once is for net.Socket), else once it
-   * drained; a send that fails later destroys the socket with its error.
-   */
-  override _writev(chunks: { chunk: Buffer }[], cb: Callback): void {
-    const stream = this.#stream
-    if (stream === undefined) {
-      this.#waiting.push({ go: () => this._writev(chunks, cb), cb })
-      return
-    }
-    this.#timer?.refresh()
-    let room = true
-    try {
-      for (const { chunk } of chunks) {
-        room = stream.write(chunk)
-        this.#bytesSent += chunk.length
-      }
-    } catch (e) {
-      cb(stream.closed ? null : (e as Error))
-      return
-    }
-    this.#watch(stream)
-    if (room) return cb()
-    for (const { chunk } of chunks) this.#inHand += chunk.length
-    stream.drained().then(
-      () => {
-        this.#inHand = 0
-        cb()
-      },
-      (e: Error) => {
-        this.#inHand = 0
-        cb(e)
-      },
-    )
-  }
-
-  /**
-   * Watches the stream's sends for a failure: one `flush()` at a time
-   * (not one per write), another after it if writes came meanwhile.
-   */
-  #watch(stream: StreamPort): void {
-    this.#unwatched = true
-    if (this.#watching) return
-    this.#watching = true
-    this.#unwatched = false
+  #stopReceiving(): void {
+    if (this.#paused) return
+    this.#paused = true
+    this.#receiving?.pause()
     this.#hold()
-    stream.flush().then(
-      () => {
-        this.#watching = false
-        this.#timer?.refresh()
-        if (this.#unwatched && !this.destroyed) this.#watch(stream)
-        else this.#hold()
-      },
-      (e: Error) => {
-        this.#watching = false
+  }
+
+  /** With `onread`, pausing stops reading at once (net.Socket's). */
+  override pause(): this {
+    if (this.#onread !== undefined && !this.#onread.stopped) {
+      this.#onread.stopped = true
+      this.#stopReceiving()
+    }
+    return super.pause()
+  }
+
+  /** With `onread`, resuming hands over what waited, then reads on. */
+  override resume(): this {
+    const onread = this.#onread
+    if (onread?.stopped && !this.destroyed) {
+      if (!onread.resume(this)) return super.resume()
+      if (this.#endHeld) {
+        this.#endHeld = false
+        onread.end()
+        this.push(null)
+        this.read(0)
+      } else if (this.#paused && this.#receiving !== undefined) {
+        this.#paused = false
+        this.#receiving.resume()
         this.#hold()
-        // Closed under the write (destroy): not the write's failure.
-        if (this.destroyed || (stream.closed && (e as { code?: string }).code === 'ERR_ZCIO_CLOSED')) return
-        this.destroy(systemError(e, 'write'))
-      },
-    )
+      }
+    }
+    return super.resume()
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: Callback): void {
+    this.#writes.writev([{ chunk }], cb)
+  }
+
+  override _writev(chunks: { chunk: Buffer }[], cb: Callback): void {
+    this.#writes.writev(chunks, cb)
   }
 
   override _final(cb: Callback): void {
-    const stream = this.#stream
-    if (stream === undefined) {
-      this.#waiting.push({ go: () => this._final(cb) })
-      return
-    }
-    const gone = (e: unknown, syscall?: string): void => {
-      // The peer is gone already (net.Socket treats it the same way).
-      const code = (e as { code?: string }).code
-      cb(code === 'ENOTCONN' || code === 'ERR_ZCIO_CLOSED' ? null : systemError(e, syscall))
-    }
-    try {
-      stream.shutdown('write')
-    } catch (e) {
-      return gone(e, 'shutdown')
-    }
-    // 'finish' (and with it the close of a socket whose peer ended) waits
-    // until every write went and the write side is shut, as net.Socket's
-    // waits for its shutdown request: closing earlier would drop queued sends.
-    stream.flush().then(() => cb(), (e: unknown) => gone(e))
+    this.#writes.final(cb)
   }
 
   override _destroy(err: Error | null, cb: Callback): void {
     this.#hadError = err !== null && err !== undefined
-    this.#clearTimer()
-    for (const w of this.#waiting.splice(0)) {
-      w.cb?.(zcioError('ERR_SOCKET_CLOSED_BEFORE_CONNECTION', 'Socket closed before the connection was established'))
-    }
+    this.#idle.clear()
+    this.#writes.abandon()
     this.#receiving?.stop()
     this.#receiving = undefined
     this.#cancelDial?.(socketClosed())
@@ -444,26 +379,13 @@ export class Socket extends Duplex {
   /** Emits `'timeout'` after `ms` without data in either direction (0 turns it off); the socket stays open. */
   setTimeout(ms: number, callback?: () => void): this {
     if (this.destroyed) return this
-    if (typeof ms !== 'number') throw invalidArgType('msecs', 'of type number', ms)
-    if (!(ms >= 0) || ms > 2 ** 31 - 1) throw outOfRange('msecs', `>= 0 && <= ${2 ** 31 - 1}`, ms)
-    if (callback !== undefined && typeof callback !== 'function') throw invalidArgType('callback', 'of type function', callback)
-    this.#clearTimer()
-    ms = Math.floor(ms)
-    if (ms === 0) {
-      if (callback) this.removeListener('timeout', callback)
-      return this
+    ms = IdleTimer.check(ms, callback)
+    this.#idle.set(ms, () => this.emit('timeout'))
+    if (callback) {
+      if (ms === 0) this.removeListener('timeout', callback)
+      else this.once('timeout', callback)
     }
-    this.#timeout = ms
-    // Refreshed by every read and write; after a 'timeout' activity starts it again, as net.Socket's.
-    this.#timer = setTimeout(() => this.emit('timeout'), ms).unref()
-    if (callback) this.once('timeout', callback)
     return this
-  }
-
-  #clearTimer(): void {
-    if (this.#timer) clearTimeout(this.#timer)
-    this.#timer = undefined
-    this.#timeout = undefined
   }
 
   /**
@@ -496,7 +418,7 @@ export class Socket extends Duplex {
    */
   #hold(): void {
     const reading = this.#receiving !== undefined && !this.#paused
-    this.#lease?.hold(this.#connecting || this.#watching || (this.#refd && reading))
+    this.#lease?.hold(this.#connecting || this.#writes.watching || (this.#refd && reading))
   }
 
   /** The local address (`{ address, family, port }`), or `{}` before the socket connects and for Unix sockets. */
@@ -506,12 +428,12 @@ export class Socket extends Duplex {
   }
 
   get timeout(): number | undefined {
-    return this.#timeout
+    return this.#idle.ms
   }
 
   /** Assignable, as net.Socket's property (the timer is set by `setTimeout()`). */
   set timeout(ms: number | undefined) {
-    this.#timeout = ms
+    this.#idle.ms = ms
   }
 
   /** `true` while `connect()` runs. */
@@ -519,9 +441,9 @@ export class Socket extends Duplex {
     return this.#connecting
   }
 
-  /** `true` until the socket is connected. */
+  /** `true` until the socket is connected, and again once it is destroyed. */
   get pending(): boolean {
-    return this.#stream === undefined
+    return this.#stream === undefined || this.destroyed
   }
 
   get readyState(): 'opening' | 'open' | 'readOnly' | 'writeOnly' | 'closed' {
@@ -567,21 +489,11 @@ export class Socket extends Duplex {
 
   /** Bytes handed to the socket: sent, queued for the kernel, and held by the writable side. */
   get bytesWritten(): number {
-    return this.#bytesSent + this.writableLength - this.#inHand
+    return this.#writes.written(this.writableLength)
   }
 
   /** Bytes written and not yet taken by the kernel: those the writable side holds and those queued for the kernel. */
   get bufferSize(): number {
     return this.writableLength + (this.#stream !== undefined && !this.#stream.closed ? this.#stream.writableLength : 0)
   }
-}
-
-/** `write()` once the peer ended and the socket is not half-open: `EPIPE` after this side's own end (net.Socket's `writeAfterFIN`). */
-function writeAfterFin(this: Socket, chunk: unknown, encoding?: unknown, cb?: unknown): boolean {
-  if (!this.writableEnded) return Duplex.prototype.write.call(this, chunk, encoding as BufferEncoding, cb as Callback)
-  const callback = typeof encoding === 'function' ? encoding : cb
-  const er = Object.assign(new Error('This socket has been ended by the other party'), { code: 'EPIPE' })
-  if (typeof callback === 'function') process.nextTick(callback as Callback, er)
-  this.destroy(er)
-  return false
 }
