@@ -124,8 +124,11 @@ netTest('argument checks as node:net: ports, objectMode, hints, listen(true), cl
       ['bad hints', () => net.connect({ port: 80, host: 'localhost', hints: 98 } as nodeNet.NetConnectOpts)],
       ['listen(true)', () => net.createServer().listen(true as unknown as number)],
       ['close(bad)', () => net.createServer().close('bad' as unknown as () => void)],
+      ['listen fd -1', () => net.createServer().listen({ fd: -1 })],
+      ['listen {}', () => net.createServer().listen({})],
     ]
     for (const [name, f] of tries) log.push(['x', name, codeOf(f)])
+    log.push(['x', 'prototype bytesWritten', (net.Socket.prototype as { bytesWritten?: number }).bytesWritten])
     await turn(50)
   })
 })

@@ -119,8 +119,9 @@ export function listenArgs(args: unknown[]): ListenArgs {
   if (typeof first === 'object' && first !== null) {
     options = { ...(first as Record<string, unknown>) }
     const given = first as Record<string, unknown>
-    // A handle (its fd and listen() are on its prototype) or { fd } / { handle }.
-    if (given.fd !== undefined || given.handle !== undefined || given._handle !== undefined || typeof given.listen === 'function') {
+    // A handle (its fd and listen() are on its prototype) or { fd } / { handle }; a
+    // negative fd is no descriptor, and reads as options without a port (Node's).
+    if ((typeof given.fd === 'number' && given.fd >= 0) || given.handle !== undefined || given._handle !== undefined || typeof given.listen === 'function') {
       throw zcioError('ERR_ZCIO_UNSUPPORTED', 'zcio.net servers listen on a port or a path: listen({ fd }) and listen(handle) are not supported')
     }
     const o = first as Record<string, unknown>

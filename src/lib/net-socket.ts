@@ -489,6 +489,8 @@ export class Socket extends Duplex {
 
   /** Bytes handed to the socket: sent, queued for the kernel, and held by the writable side. */
   get bytesWritten(): number {
+    // Read on the prototype (not a socket): undefined, as net.Socket's.
+    if (!(#writes in this)) return undefined as unknown as number
     return this.#writes.written(this.writableLength)
   }
 
