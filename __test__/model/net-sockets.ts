@@ -7,6 +7,11 @@
 // 'end'; a server gets a prefix of its client's bytes (all of them when
 // the client ended and nothing was closed under it); the default ring is
 // let go once everything closed. Byte i of client j is (i * 13 + j) & 255.
+// With `echo`, the server writes back what it gets and the clients read
+// through `onread` (a buffer of the command's size; the callback stops
+// reading every so often and resumes a moment later): each gets a prefix
+// of its own bytes back (all of them when it ended cleanly), never a
+// 'data' event.
 
 import fc from 'fast-check'
 import type * as nodeNet from 'node:net'
@@ -22,6 +27,8 @@ const context = createRequire(import.meta.url)(path.join(root, 'lib', 'net-conte
 
 type Ending = 'end' | 'destroy' | 'reset' | 'leave'
 type RingUse = 'default' | 'given' | 'given, closed halfway'
+/** The server echoes; clients read with `onread` into `buffer` bytes, stopping at every `stopEvery`th read (0: never). */
+type Echo = { buffer: number; stopEvery: number } | undefined
 
 /** What one socket did. */
 interface Seen {
@@ -71,6 +78,7 @@ class NetConversation extends Cmd {
     readonly paused: boolean,
     readonly halfOpen: boolean,
     readonly unref: boolean,
+    readonly echo: Echo = undefined,
   ) {
     super()
   }
@@ -88,6 +96,7 @@ class NetConversation extends Cmd {
       seen.push(x)
       sockets.push(s)
       // With allowHalfOpen the server answers the client's end, then ends too.
+      if (this.echo) s.on('data', (d: Buffer) => s.write(d))
       if (this.halfOpen) s.on('end', () => s.end('bye'))
       if (this.paused) setTimeout(() => s.resume(), 10)
     })
@@ -97,8 +106,22 @@ class NetConversation extends Cmd {
       await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
       const port = (server.address() as nodeNet.AddressInfo).port
       const clients = this.chunks.map((sizes, j) => {
-        const c = net.connect({ port, host: '127.0.0.1', ...given } as nodeNet.NetConnectOpts)
+        const echo = this.echo
+        let reads = 0
+        const onread = echo && {
+          buffer: Buffer.alloc(echo.buffer),
+          callback: (n: number, buf: Buffer): boolean => {
+            if (s.ended) s.bad.push(`client ${j}: onread after 'end'`)
+            for (let i = 0; i < n; i++) s.bytes.push(buf[i])
+            if (echo.stopEvery === 0 || ++reads % echo.stopEvery !== 0) return true
+            setTimeout(() => c.resume(), 1)
+            cover('zcio.net: onread stopped and resumed')
+            return false
+          },
+        }
+        const c = net.connect({ port, host: '127.0.0.1', ...given, ...(onread ? { onread } : {}) } as nodeNet.NetConnectOpts)
         const s = watch(c, `client ${j}`)
+        if (onread) c.on('data', () => s.bad.push(`client ${j}: 'data' with onread`))
         c.on('connect', () => (s.port = c.localPort))
         seen.push(s)
         sockets.push(c)
@@ -164,7 +187,16 @@ class NetConversation extends Cmd {
       if (ending !== 'end' || closed) return
       if (server === undefined) fail(`client ${j} ended cleanly, but no server socket had its port (${client.port}): ${this.describe(seen)}`)
       if (got.length !== n) fail(`client ${j} sent ${n} bytes and ended; its server socket got ${got.length}`)
-      const answer = Buffer.from(client.bytes).toString()
+      let back = client.bytes
+      if (this.echo) {
+        for (let i = 0; i < Math.min(n, back.length); i++) {
+          if (back[i] !== byte(i, j)) fail(`client ${j}: echoed byte ${i} is ${back[i]}, expected ${byte(i, j)}`)
+        }
+        if (back.length < n) fail(`client ${j} ended cleanly and got ${back.length} of its ${n} bytes back`)
+        back = back.slice(n)
+        cover('zcio.net: every echoed byte came back through onread')
+      }
+      const answer = Buffer.from(back).toString()
       if (answer !== (this.halfOpen ? 'bye' : '')) fail(`client ${j} got ${JSON.stringify(answer)} back`)
       cover('zcio.net: every byte of an ended client arrived')
     })
@@ -176,7 +208,7 @@ class NetConversation extends Cmd {
 
   toString() {
     const sizes = this.chunks.map((c) => `[${c.join(',')}]`).join(' ')
-    return `zcio.net conversation on the ${this.ring} ring: clients write ${sizes} then ${this.endings.join('/')}${this.paused ? ', server paused at first' : ''}${this.halfOpen ? ', allowHalfOpen' : ''}${this.unref ? ', clients unref()ed' : ''}`
+    return `zcio.net conversation on the ${this.ring} ring: clients write ${sizes} then ${this.endings.join('/')}${this.paused ? ', server paused at first' : ''}${this.halfOpen ? ', allowHalfOpen' : ''}${this.unref ? ', clients unref()ed' : ''}${this.echo ? `, echoed into onread buffers of ${this.echo.buffer} B stopping every ${this.echo.stopEvery}` : ''}`
   }
 }
 
@@ -188,5 +220,6 @@ export const netSocketsCmd = fc
     paused: fc.boolean(),
     halfOpen: fc.boolean(),
     unref: fc.boolean(),
+    echo: fc.option(fc.record({ buffer: fc.integer({ min: 1, max: 20_000 }), stopEvery: fc.nat({ max: 4 }) }), { nil: undefined }),
   })
-  .map((r) => new NetConversation(r.chunks, r.endings, r.ring, r.paused, r.halfOpen, r.unref))
+  .map((r) => new NetConversation(r.chunks, r.endings, r.ring, r.paused, r.halfOpen, r.unref, r.echo))
