@@ -296,3 +296,82 @@ netTest("onread: reads go into the given buffer (or one a function returns) and 
     }
   })
 })
+
+// Review findings: a reconnect after destroy() while connecting made a
+// second connection and the old receive's end closed the new connection;
+// onread's stop outlived a reconnect; 'end' overtook held onread bytes.
+netTest('reconnect after destroy() mid-connect makes one connection, and the old one reports nothing to the new', async (t) => {
+  await differential(t, async (net: Net, log: Log) => {
+    let conns = 0
+    const { server, port } = await listen(net, {}, (s) => {
+      conns++
+      s.on('error', () => {})
+      s.on('data', (d: Buffer) => s.write(d))
+    })
+    const c = net.connect(port, '127.0.0.1')
+    c.destroy()
+    let n = 0
+    await new Promise<void>((done) => {
+      c.on('close', () => {
+        log.push(['c', 'close', n])
+        if (n++ > 0) return done()
+        c.connect(port, '127.0.0.1', () => {
+          log.push(['c', 'connect'])
+          c.write('hello')
+        })
+      })
+      c.on('data', (d: Buffer) => {
+        log.push(['c', 'data', String(d)])
+        c.destroy()
+      })
+      c.on('end', () => log.push(['c', 'end']))
+    })
+    await turn(50)
+    log.push(['server', 'connections', conns])
+    await closed(server)
+  })
+})
+
+netTest("onread: a stop outlives no reconnect; 'end' waits for held bytes and for resume(); an empty buffer is ENOBUFS", async (t) => {
+  await differential(t, async (net: Net, log: Log) => {
+    const { server, port } = await listen(net, {}, (s) => s.on('error', () => {}).end('abcdefgh'))
+    let stopOnce = true
+    const got: string[] = []
+    const c = net.connect({
+      port,
+      host: '127.0.0.1',
+      onread: {
+        buffer: Buffer.alloc(4),
+        callback: (n: number, buf: Buffer) => {
+          got.push(buf.toString('latin1', 0, n))
+          if (!stopOnce) return true
+          stopOnce = false
+          setTimeout(() => {
+            log.push(['c', 'resume', got.join('')])
+            c.resume()
+          }, 30)
+          return false
+        },
+      },
+    } as nodeNet.NetConnectOpts)
+    c.on('end', () => log.push(['c', 'end', got.join('')]))
+    await new Promise((r) => c.on('close', r))
+    const z = net.connect({ port, host: '127.0.0.1', onread: { buffer: Buffer.alloc(0), callback: () => true } } as nodeNet.NetConnectOpts)
+    z.on('error', (e: NodeJS.ErrnoException) => log.push(['z', 'error', e.code]))
+    await new Promise((r) => z.on('close', r))
+    await closed(server)
+  })
+})
+
+netTest("pause() in a 'connect' listener: the socket does not read, and lets the process exit (as node:net)", async (t) => {
+  const script = `
+    const server = net.createServer((conn) => conn.unref()).listen(0, '127.0.0.1', () => {
+      const c = net.connect(server.address().port, '127.0.0.1', () => c.pause());
+      setTimeout(() => { console.log('still alive'); process.exit(); }, 3000).unref();
+    });
+    server.unref();
+    process.on('exit', () => console.log('exited'));`
+  const [oracle, ours] = await Promise.all([child('node', script), child('zcio', script)])
+  t.is(oracle.trim(), 'exited')
+  t.is(ours.trim(), oracle.trim())
+})

@@ -6,6 +6,12 @@
 /** `cls`, callable without `new` (the call constructs). */
 export function callable<C extends new (...args: any[]) => object>(cls: C): C {
   return new Proxy(cls, {
-    apply: (target, _this, args: unknown[]) => new target(...args),
+    apply: (target, self, args: unknown[]) => {
+      // `X.call(this)` from an ES5-style subclass cannot set up `this`.
+      if (self instanceof target) {
+        throw new TypeError(`${target.name}.call(this) does not make a subclass instance: the class has private state; use class ... extends ${target.name}`)
+      }
+      return new target(...args)
+    },
   })
 }

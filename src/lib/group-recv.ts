@@ -107,14 +107,18 @@ export class Scheduler {
 
 }
 
-/** A chunk as a receive hands it on. */
-export type Deliver = (bufferId: number, offset: number, length: number, record: ChunkRecord) => void
+/** A chunk as a receive hands it on (`record`: undefined for a receive that is not counted). */
+export type Deliver = (bufferId: number, offset: number, length: number, record: ChunkRecord | undefined) => void
 
 /** Options of a continuous receive. */
 export interface ReceiveOptions {
   /** Chunks held (delivered, not released) at which the receive pauses. */
   limit: number
-  /** The receive counts its chunks (false: its chunks are released at once by the caller, `toNodeStream`). */
+  /**
+   * The receive counts its chunks. False: the caller copies each chunk in
+   * `deliver`, and its buffer goes back as `deliver` returns, with no
+   * record kept (zcio.net sockets and `toNodeStream`).
+   */
   counted: boolean
 }
 
@@ -235,9 +239,13 @@ export function receive(
   const handler = (result: number, flags: number, offset: number): void => {
     if ((flags & F_BUFFER) !== 0) {
       const id = flags >>> 16
-      if (result > 0) {
-        const record = core.book.add(id, options.counted ? holderId : 0)
-        deliver(id, offset, result, record)
+      if (result > 0 && options.counted) deliver(id, offset, result, core.book.add(id, holderId))
+      else if (result > 0) {
+        try {
+          deliver(id, offset, result, undefined)
+        } finally {
+          core.book.releaseRaw(id)
+        }
       } else core.book.releaseRaw(id) // an empty chunk
     }
     const more = (flags & F_MORE) !== 0

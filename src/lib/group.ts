@@ -160,19 +160,15 @@ export class BufferGroup implements ReceiveGroup {
       closed: () => this.closed,
     }
     const region = this.#region
-    const book = this.#book
     brandGroup(this, {
       native: (stream) => streamNative(stream as TcpStream),
       receive: (stream, callbacks) =>
         this.#receive(
           stream as TcpStream,
-          (id, offset, length, record) => {
+          // Not counted: the buffer goes back as this returns.
+          (id, offset, length) => {
             const start = id * bufferSize + offset
-            try {
-              callbacks.onData(region.subarray(start, start + length))
-            } finally {
-              book.release(record)
-            }
+            callbacks.onData(region.subarray(start, start + length))
           },
           callbacks.onEnd,
           false,
@@ -358,7 +354,8 @@ export class BufferGroup implements ReceiveGroup {
     const region = this.#region
     const size = this.#size
     return chunkIterator((onChunk, onEnd) =>
-      this.#receive(stream, (_id, offset, length, record) => onChunk(makeChunk(book, region, size, record, offset, length)), onEnd, true, limit),
+      // Counted: every chunk comes with its record.
+      this.#receive(stream, (_id, offset, length, record) => onChunk(makeChunk(book, region, size, record!, offset, length)), onEnd, true, limit),
     )
   }
 

@@ -21,18 +21,17 @@ export class IdleTimer {
   /** Fires `fire` after `ms` of no `refresh()` (0: off). */
   set(ms: number, fire: () => void): void {
     this.clear()
-    if (ms === 0) return
     this.ms = ms
-    this.#timer = setTimeout(fire, ms).unref()
+    if (ms !== 0) this.#timer = setTimeout(fire, ms).unref()
   }
 
   refresh(): void {
     this.#timer?.refresh()
   }
 
+  /** Stops the timer; `ms` stays what it was (net.Socket's `timeout` outlives a destroy). */
   clear(): void {
     if (this.#timer) clearTimeout(this.#timer)
     this.#timer = undefined
-    this.ms = undefined
   }
 }

@@ -23,6 +23,10 @@ export class OnRead {
   #held: Uint8Array | undefined
   /** The callback returned `false`, or the socket was paused. */
   stopped = false
+  /** Nesting of `deliver` (a callback may resume, which delivers what was held). */
+  #depth = 0
+  /** The buffer of the last read: kept when a buffer function returns something else. */
+  #last: Uint8Array | undefined
 
   constructor(options: unknown) {
     const { buffer, callback } = options as Partial<OnReadOptions>
@@ -34,6 +38,17 @@ export class OnRead {
     this.#callback = callback
   }
 
+  /** Inside `deliver` (a callback runs). */
+  get delivering(): boolean {
+    return this.#depth > 0
+  }
+
+  /** A new connection of the socket: nothing stopped, nothing held. */
+  reset(): void {
+    this.stopped = false
+    this.#held = undefined
+  }
+
   /** Whether data waits for `resume()`. */
   get holding(): boolean {
     return this.#held !== undefined
@@ -41,6 +56,15 @@ export class OnRead {
 
   /** Hands `data` to the callback a buffer at a time; keeps what comes after a stop. Returns whether reading may go on. */
   deliver(socket: object, data: Uint8Array): boolean {
+    this.#depth++
+    try {
+      return this.#deliver(socket, data)
+    } finally {
+      this.#depth--
+    }
+  }
+
+  #deliver(socket: object, data: Uint8Array): boolean {
     let off = 0
     while (off < data.length) {
       const b = this.stopped ? undefined : this.#next()
@@ -72,9 +96,17 @@ export class OnRead {
     if (typeof this.#buffer === 'function') this.#buffer()
   }
 
+  /**
+   * The buffer for the next read. A function's result that is no Uint8Array
+   * leaves the last buffer in use (as Node's reads do); with none yet, it
+   * throws `ERR_INVALID_ARG_TYPE`. An empty buffer throws `ENOBUFS`.
+   */
   #next(): Uint8Array {
-    const b = typeof this.#buffer === 'function' ? this.#buffer() : this.#buffer
-    if (!(b instanceof Uint8Array)) throw invalidArgType('the onread buffer', 'an instance of Uint8Array', b)
+    const got = typeof this.#buffer === 'function' ? this.#buffer() : this.#buffer
+    const b = got instanceof Uint8Array ? got : this.#last
+    if (b === undefined) throw invalidArgType('the onread buffer', 'an instance of Uint8Array', got)
+    if (b.length === 0) throw Object.assign(new Error('read ENOBUFS'), { code: 'ENOBUFS', errno: -105, syscall: 'read' })
+    this.#last = b
     return b
   }
 }

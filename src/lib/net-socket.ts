@@ -73,6 +73,8 @@ export class Socket extends Duplex {
   readonly #onread: OnRead | undefined
   /** The end of stream came while `onread` data waited for `resume()`. */
   #endHeld = false
+  /** Counts `connect()` calls: what an earlier connect (before a reconnect) reports is dropped. */
+  #dials = 0
   /** The server that accepted the socket (`null` for one made by `connect()`). */
   server: unknown = null
   /** With family autoselection over several addresses: each `ip:port` tried, the connected one last. */
@@ -131,6 +133,9 @@ export class Socket extends Duplex {
   /** Back to a socket never connected (as net.Socket's `connect()` after `'close'`): the byte counts start again, as a new handle's. */
   #undestroy(): void {
     this.#bytesRead = 0
+    this.#refd = true
+    this.#endHeld = false
+    this.#onread?.reset()
     this.#writes.reset()
     this.#stream = undefined
     this.#flow = undefined
@@ -168,6 +173,7 @@ export class Socket extends Duplex {
     if (dialer === undefined) throw zcioError('ERR_INTERNAL_ASSERTION', 'zcio.net is not loaded')
     if (options.timeout !== undefined) this.setTimeout(options.timeout as number)
     if (callback) this.once('connect', callback)
+    const dial = ++this.#dials
     const lease = this.#given ?? dialer.lease(undefined, undefined)
     this.#lease = lease
     this.#connecting = true
@@ -180,23 +186,33 @@ export class Socket extends Duplex {
       onCancel: (cancel) => {
         this.#cancelDial = cancel
       },
-      cancelled: () => this.destroyed,
+      cancelled: () => this.destroyed || dial !== this.#dials,
     }
     dialer.dial(lease.ring, options as DialOptions, report).then(
       (stream) => {
+        if (dial !== this.#dials) {
+          // Destroyed, then connected again: this attempt is over.
+          void stream.close()
+          return
+        }
         this.#connecting = false
         this.#cancelDial = undefined
         if (this.destroyed) {
           void stream.close()
           return
         }
-        // A socket paused before it connected does not start reading (net.Socket's).
-        this[kAttach](stream, lease.flow, undefined, !this.isPaused(), true)
+        this[kAttach](stream, lease.flow, undefined, false, true)
         this.emit('connect')
         this.emit('ready')
         this.#writes.release()
+        // Reading starts unless the socket is paused after 'connect' (net.Socket's afterConnect).
+        if (!this.destroyed && this.readable && !this.isPaused()) {
+          this.read(0)
+          this.#hold()
+        }
       },
       (err: Error) => {
+        if (dial !== this.#dials) return
         this.#connecting = false
         this.#cancelDial = undefined
         if (!this.destroyed) this.destroy(err)
@@ -210,7 +226,12 @@ export class Socket extends Duplex {
     this.#bytesRead += data.length
     this.#idle.refresh()
     if (this.#onread !== undefined) {
-      if (!this.#onread.deliver(this, data)) this.#stopReceiving()
+      try {
+        if (!this.#onread.deliver(this, data)) this.#stopReceiving()
+      } catch (e) {
+        // A buffer the option cannot give (ENOBUFS, not a Uint8Array), or the callback threw.
+        this.destroy(e as Error)
+      }
       return
     }
     if (!this.push(Buffer.from(data)) && !this.#paused) {
@@ -232,7 +253,7 @@ export class Socket extends Duplex {
       // After the peer's end, a write once this side ended too fails as
       // net.Socket's does (EPIPE), not as a write after end.
       if (!this.allowHalfOpen) this.prependOnceListener('end', () => (this.write = writeAfterFin))
-      if (this.#onread?.holding) {
+      if (this.#onread?.holding || this.#onread?.stopped) {
         this.#endHeld = true
         return
       }
@@ -253,9 +274,15 @@ export class Socket extends Duplex {
     if (this.#receiving === undefined) {
       this.#paused = false
       try {
-        this.#receiving = this.#flow.receive(this.#stream, {
-          onData: (data) => this.#onData(data),
-          onEnd: (error) => this.#onEnd(error),
+        // A receive of an earlier connection (before a reconnect) reports nothing.
+        const stream = this.#stream
+        this.#receiving = this.#flow.receive(stream, {
+          onData: (data) => {
+            if (this.#stream === stream) this.#onData(data)
+          },
+          onEnd: (error) => {
+            if (this.#stream === stream) this.#onEnd(error)
+          },
         })
       } catch (e) {
         this.destroy(e as Error)
@@ -289,7 +316,8 @@ export class Socket extends Duplex {
     const onread = this.#onread
     if (onread?.stopped && !this.destroyed) {
       if (!onread.resume(this)) return super.resume()
-      if (this.#endHeld) {
+      // A resume() inside the callback hands over nothing held: the outer one ends.
+      if (this.#endHeld && !onread.delivering) {
         this.#endHeld = false
         onread.end()
         this.push(null)
