@@ -110,9 +110,12 @@ function forkPeer(spec: ApiPeerSpec): { child: ChildProcess; next: (type: ApiPee
 
 function stop(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => {
-    if (child.exitCode !== null) return resolve()
+    if (child.exitCode !== null || child.signalCode !== null) return resolve()
     child.once('exit', () => resolve())
-    child.send({ type: 'stop' })
+    // A peer exiting by itself meanwhile closes the channel: the send then
+    // fails (EPIPE) into this callback, not as an 'error' event nobody hears.
+    if (child.connected) child.send({ type: 'stop' }, (err) => err && child.kill('SIGKILL'))
+    else child.kill('SIGKILL')
     setTimeout(() => child.kill('SIGKILL'), 3000).unref()
   })
 }
