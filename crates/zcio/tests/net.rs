@@ -12,6 +12,20 @@ use zcio::{
 mod common;
 use common::{pair, ring, wait_until};
 
+/// A group of `count` buffers of `size` bytes, not incremental.
+fn plain_group(ring: &Ring, group_id: u16, buffer_size: usize, buffer_count: u32) -> BufferGroup {
+    BufferGroup::new(
+        ring,
+        GroupOptions {
+            group_id,
+            buffer_size,
+            buffer_count,
+            incremental: false,
+        },
+    )
+    .unwrap()
+}
+
 /// Receives everything until EOF through `group`, re-arming the multishot
 /// receive whenever the kernel ends it for want of buffers; shuts `sender`
 /// down for writing once its send `send` (of `len` bytes) has completed.
@@ -142,16 +156,7 @@ fn enobufs_storm_loses_nothing() {
     require!(buf_ring);
     let ring = ring();
     let (server, client, _l) = pair(&ring);
-    let group = BufferGroup::new(
-        &ring,
-        GroupOptions {
-            group_id: 3,
-            buffer_size: 4096,
-            buffer_count: 4,
-            incremental: false,
-        },
-    )
-    .unwrap();
+    let group = plain_group(&ring, 3, 4096, 4);
     let data = payload(1 << 20);
     let expect = data.clone();
     let send = client.send(data).unwrap();
@@ -209,16 +214,7 @@ fn has_work_sees_a_deferred_receive_without_a_system_call() {
         return;
     }
     let (server, client, _listener) = pair(&ring);
-    let group = BufferGroup::new(
-        &ring,
-        GroupOptions {
-            group_id: 3,
-            buffer_size: 64,
-            buffer_count: 4,
-            incremental: false,
-        },
-    )
-    .unwrap();
+    let group = plain_group(&ring, 3, 64, 4);
     let op = group.recv_multishot(&server).unwrap();
     ring.submit().unwrap();
     let mut out = Vec::new();
@@ -265,16 +261,7 @@ fn the_eventfd_is_signalled_when_a_receive_completes() {
     require!(buf_ring);
     let ring = ring();
     let (server, client, _listener) = pair(&ring);
-    let group = BufferGroup::new(
-        &ring,
-        GroupOptions {
-            group_id: 5,
-            buffer_size: 64,
-            buffer_count: 4,
-            incremental: false,
-        },
-    )
-    .unwrap();
+    let group = plain_group(&ring, 5, 64, 4);
     let op = group.recv_multishot(&server).unwrap();
     ring.submit().unwrap();
     let mut out = Vec::new();
@@ -456,16 +443,7 @@ fn readable_tells_an_idle_socket_from_one_with_data_or_end_and_keepalive_sets() 
     require!(buf_ring);
     let ring = ring();
     let (server, client, _l) = pair(&ring);
-    let group = BufferGroup::new(
-        &ring,
-        GroupOptions {
-            group_id: 7,
-            buffer_size: 64,
-            buffer_count: 2,
-            incremental: false,
-        },
-    )
-    .unwrap();
+    let group = plain_group(&ring, 7, 64, 2);
     assert!(!group.readable(&server).unwrap(), "idle");
     let send = client.send(vec![1u8, 2, 3]).unwrap();
     let mut out = Vec::new();
